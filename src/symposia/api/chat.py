@@ -1,0 +1,33 @@
+"""One call to chat: send a message, get the reply streamed, chain with `previous_response_id`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from sse_starlette import EventSourceResponse
+
+from symposia.api.deps import ContainerDep, PrincipalDep, get_principal, rate_limited
+from symposia.api.schemas import ChatStreamRequest
+
+router = APIRouter(prefix="/api/chat", tags=["chat"], dependencies=[Depends(get_principal)])
+
+
+@router.post("/stream", response_class=EventSourceResponse, dependencies=[rate_limited("chat")])
+async def chat_stream(
+    body: ChatStreamRequest, container: ContainerDep, principal: PrincipalDep
+) -> Response:
+    """Continues `conversation_id`, or the conversation holding `previous_response_id`, or
+    starts a new one. The final `done` event carries `response_id` (the reply's message
+    id, the next call's `previous_response_id`) and `conversation_id`."""
+    conversations, owner = container.conversations, principal.id
+    conversations.check_text(body.message)
+    if body.conversation_id is not None:
+        conversation_id = (await conversations.get(body.conversation_id, owner=owner)).id
+    elif body.previous_response_id is not None:
+        conversation_id = await conversations.conversation_of_message(
+            body.previous_response_id, owner=owner
+        )
+    else:
+        conversation_id = (await conversations.create(default_model=body.model, owner=owner)).id
+    await conversations.add_user_message(conversation_id, body.message, body.model, owner=owner)
+    stream_id = await conversations.reply_stream(conversation_id, owner=owner)
+    return container.stream_response(stream_id, 0)

@@ -1,0 +1,129 @@
+"""Conversations: one person, one model at a time; replies streamed over SSE."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from sse_starlette import EventSourceResponse
+
+from symposia.api.deps import (
+    ContainerDep,
+    ConversationsDep,
+    PrincipalDep,
+    get_principal,
+    rate_limited,
+)
+from symposia.api.schemas import ConversationCreate, ConversationPatch, MessageCreate
+from symposia.api.views import conversation_view
+from symposia.errors import InvalidInputError
+from symposia.streaming.sse import parse_last_event_id
+
+router = APIRouter(
+    prefix="/api/conversations", tags=["conversations"], dependencies=[Depends(get_principal)]
+)
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.post("", status_code=201)
+async def create_conversation(
+    body: ConversationCreate, conversations: ConversationsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    conversation = await conversations.create(
+        body.title, body.default_model, body.system_prompt, owner=principal.id
+    )
+    return conversation_view(conversation)
+
+
+@router.get("")
+async def list_conversations(
+    conversations: ConversationsDep,
+    principal: PrincipalDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Your conversations, most recently active first."""
+    items = await conversations.page(limit, offset, owner=principal.id)
+    return {"items": [conversation_view(c) for c in items], "limit": limit, "offset": offset}
+
+
+@router.get("/{conversation_id}")
+async def get_conversation(
+    conversation_id: str, conversations: ConversationsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return conversation_view(await conversations.get(conversation_id, owner=principal.id))
+
+
+@router.patch("/{conversation_id}")
+async def update_conversation(
+    conversation_id: str,
+    body: ConversationPatch,
+    conversations: ConversationsDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    changes = body.changes()
+    if not changes:
+        raise InvalidInputError(
+            "nothing to change: send title, default_model or system_prompt", "body"
+        )
+    return conversation_view(
+        await conversations.update(conversation_id, changes, owner=principal.id)
+    )
+
+
+@router.delete("/{conversation_id}", status_code=204)
+async def delete_conversation(
+    conversation_id: str, conversations: ConversationsDep, principal: PrincipalDep
+) -> Response:
+    """Deletes the conversation and its messages; a reply being streamed is cancelled."""
+    await conversations.delete(conversation_id, owner=principal.id)
+    return Response(status_code=204)
+
+
+@router.post("/{conversation_id}/messages", status_code=201, dependencies=[rate_limited("chat")])
+async def add_message(
+    conversation_id: str,
+    body: MessageCreate,
+    conversations: ConversationsDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    """Adds a user message; `model` overrides the conversation's default for the reply."""
+    message = await conversations.add_user_message(
+        conversation_id, body.message, body.model, owner=principal.id
+    )
+    return message.to_dict()
+
+
+@router.get("/{conversation_id}/messages")
+async def list_messages(
+    conversation_id: str,
+    conversations: ConversationsDep,
+    principal: PrincipalDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    messages = await conversations.messages(conversation_id, limit, offset, owner=principal.id)
+    return {"items": [m.to_dict() for m in messages], "limit": limit, "offset": offset}
+
+
+@router.get(
+    "/{conversation_id}/stream",
+    response_class=EventSourceResponse,
+    dependencies=[rate_limited("chat")],
+)
+async def stream_reply(
+    conversation_id: str,
+    container: ContainerDep,
+    principal: PrincipalDep,
+    model: Annotated[str | None, Query(min_length=3, max_length=200)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
+) -> Response:
+    """The assistant's reply to the latest user message, saved when complete; the final
+    `done` event carries the new message's id. Resumable with `Last-Event-ID`."""
+    after = parse_last_event_id(last_event_id, last_event_id_query)
+    stream_id = await container.conversations.reply_stream(
+        conversation_id, model, resuming=after > 0, owner=principal.id
+    )
+    return container.stream_response(stream_id, after)

@@ -1,0 +1,67 @@
+"""FastAPI dependencies as `Annotated` aliases, so routers name what they need in one word."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from symposia.container import Container
+from symposia.security.client_address import client_address
+from symposia.security.principals import Principal
+from symposia.services.conversations import ConversationService
+from symposia.services.runs import RunService
+from symposia.settings import Settings
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def get_runs(request: Request) -> RunService:
+    return get_container(request).runs
+
+
+def get_conversations(request: Request) -> ConversationService:
+    return get_container(request).conversations
+
+
+def get_settings(request: Request) -> Settings:
+    return get_container(request).settings
+
+
+async def get_principal(request: Request) -> Principal:
+    """Every /api and /v1 route depends on this: 401 without valid credentials."""
+    principal = await get_container(request).auth.principal(request.headers)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def rate_limited(scope: str) -> Any:
+    """A dependency counting the request against `scope`'s limit for this principal (or,
+    unauthenticated, this client address); 429 with Retry-After when over it."""
+
+    async def hit(request: Request, principal: PrincipalDep) -> None:
+        container = get_container(request)
+        if container.settings.dev_mode:
+            return
+        if principal.authenticated:
+            key = principal.id
+        else:
+            peer = request.client.host if request.client else None
+            key = "ip:" + client_address(
+                peer, request.headers.get("x-forwarded-for"), container.trusted_proxies
+            )
+        await container.limiter.hit(scope, key)
+
+    return Depends(hit)
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+RunsDep = Annotated[RunService, Depends(get_runs)]
+ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

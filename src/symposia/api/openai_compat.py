@@ -1,0 +1,79 @@
+"""OpenAI-compatible endpoints: any OpenAI client can use Symposia as its base URL.
+
+Served at `/v1/...` and `/api/v1/...`. Authentication is a Symposia API key as
+`Authorization: Bearer`; rate limits and metrics are those of the rest of the API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Response
+from fastapi.responses import JSONResponse
+
+from symposia.api.deps import ContainerDep, PrincipalDep, get_principal, rate_limited
+from symposia.api.openai_schemas import ChatCompletionBody
+from symposia.errors import InvalidInputError
+from symposia.streaming.relay_response import RelayResponse
+
+CONVERSATION_HEADER = "X-Symposia-Conversation"
+MODEL_CREATED = 1_700_000_000  # listings have no creation time; a fixed, plausible one
+
+
+def _router(prefix: str) -> APIRouter:
+    router = APIRouter(prefix=prefix, tags=["openai"], dependencies=[Depends(get_principal)])
+
+    @router.post("/chat/completions", dependencies=[rate_limited("chat")])
+    async def chat_completions(
+        body: ChatCompletionBody,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        conversation: Annotated[
+            str | None, Header(alias=CONVERSATION_HEADER, max_length=64)
+        ] = None,
+    ) -> Response:
+        """OpenAI's chat completions, for every Symposia model (`openai/...`,
+        `anthropic/...`, `local/smollm2`, ...). `X-Symposia-Conversation: <id>` (or `new`)
+        also keeps the exchange in that conversation."""
+        try:
+            messages = [(m.role, m.text()) for m in body.messages]
+        except ValueError as exc:
+            raise InvalidInputError(str(exc), "messages") from None
+        call = await container.completions.prepare(
+            model=body.model,
+            messages=messages,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            max_tokens=body.token_limit,
+            stop=body.stop_sequences(),
+            include_usage=body.include_usage,
+            owner=principal.id,
+            conversation=conversation,
+        )
+        headers = {CONVERSATION_HEADER: call.conversation_id} if call.conversation_id else {}
+        if not body.stream:
+            return JSONResponse(await container.completions.complete(call), headers=headers)
+        stream = await container.completions.start(call)
+        return RelayResponse(stream, headers, container.settings.sse_send_timeout)
+
+    @router.get("/models")
+    async def list_models(container: ContainerDep) -> dict[str, Any]:
+        """OpenAI's model list, from every configured provider's discovery."""
+        listing = await container.models.listing()
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": m["id"],
+                    "object": "model",
+                    "created": MODEL_CREATED,
+                    "owned_by": m["provider"],
+                }
+                for m in listing["models"]
+            ],
+        }
+
+    return router
+
+
+routers = [_router("/v1"), _router("/api/v1")]

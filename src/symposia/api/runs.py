@@ -1,0 +1,121 @@
+"""Runs: start a multi-agent conversation, watch it, steer it, stop it, export it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from symposia.api.deps import (
+    ContainerDep,
+    PrincipalDep,
+    RunsDep,
+    SettingsDep,
+    get_principal,
+    rate_limited,
+)
+from symposia.api.schemas import BotIn, BotPatch, RunCreate
+from symposia.domain.models import BotConfig
+from symposia.errors import InvalidInputError
+from symposia.events.replay import replay_transcript
+from symposia.export import run_summary, run_transcript
+from symposia.services.runs import default_bots
+from symposia.settings import Settings
+from symposia.streaming.sse import parse_last_event_id
+
+router = APIRouter(prefix="/api", tags=["runs"], dependencies=[Depends(get_principal)])
+
+
+def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
+    return BotConfig(
+        name=bot.name or f"Bot {index + 1}",
+        model=bot.model or settings.default_model,
+        system_prompt=bot.system_prompt,
+        temperature=bot.temperature,
+        max_tokens=bot.max_tokens or settings.default_max_tokens,
+        fallbacks=tuple(bot.fallbacks),
+    )
+
+
+@router.post("/run", status_code=201, dependencies=[rate_limited("runs")])
+async def create_run(
+    body: RunCreate, runs: RunsDep, settings: SettingsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Start a run; its turns go on in the background. Watch it at `/api/stream/{id}`."""
+    if body.bots is None:
+        bots = default_bots(settings.default_model, settings.default_max_tokens)
+    else:
+        bots = [_bot_config(bot, index, settings) for index, bot in enumerate(body.bots)]
+    run = await runs.create(body.topic, bots, body.max_turns, owner=principal.id)
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "max_turns": run.max_turns,
+        "stream_url": f"/api/stream/{run.id}",
+    }
+
+
+@router.get("/runs")
+async def list_runs(
+    runs: RunsDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Your runs, newest first."""
+    items = await runs.page(limit=limit, offset=offset, owner=principal.id)
+    return {"items": [run_summary(run) for run in items], "limit": limit, "offset": offset}
+
+
+@router.get("/run/{run_id}")
+async def get_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> dict[str, Any]:
+    return run_summary(await runs.get(run_id, owner=principal.id))
+
+
+@router.patch("/run/{run_id}/bot/{index}")
+async def update_bot(
+    run_id: str, index: int, body: BotPatch, runs: RunsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Change one bot; the next turn it takes uses the new settings."""
+    changes = body.changes()
+    if not changes:
+        raise InvalidInputError(
+            "nothing to change: send system_prompt, temperature, model or max_tokens", "body"
+        )
+    run = await runs.update_bot(run_id, index, changes, owner=principal.id)
+    return {"run_id": run.id, "index": index, "bot": run.bots[index].to_dict()}
+
+
+@router.post("/run/{run_id}/stop")
+async def stop_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> dict[str, Any]:
+    return run_summary(await runs.stop(run_id, owner=principal.id))
+
+
+@router.get("/stream/{run_id}", response_class=EventSourceResponse)
+async def stream_run(
+    run_id: str,
+    container: ContainerDep,
+    principal: PrincipalDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
+) -> Response:
+    """Server-Sent Events of the run, replayed from the start or after `Last-Event-ID`."""
+    after = parse_last_event_id(last_event_id, last_event_id_query)
+    run = await container.runs.get(run_id, owner=principal.id)  # 404: unknown, or not yours
+    if not await container.log.exists(run_id):
+        # The live log is gone (a restart, or retention): replay the stored transcript.
+        await container.log.create(run_id)
+        await replay_transcript(container.log, run)
+    return container.stream_response(run_id, after)
+
+
+@router.get("/export/{run_id}.json")
+async def export_json(run_id: str, runs: RunsDep, principal: PrincipalDep) -> JSONResponse:
+    """The transcript so far (final or partial), with bots, status, timestamps and usage."""
+    run = await runs.get(run_id, owner=principal.id)
+    return JSONResponse(
+        run_transcript(run),
+        headers={"Content-Disposition": f'attachment; filename="run-{run.id}.json"'},
+    )

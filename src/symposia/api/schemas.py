@@ -1,0 +1,105 @@
+"""Request bodies of the HTTP API. Validation here; meaning in the services."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+NAME_MAX = 64
+TOPIC_MAX = 10_000
+PROMPT_MAX = 20_000
+MAX_FALLBACKS = 4
+
+
+class _Body(BaseModel):
+    # Unknown fields (an `owner`, say) are ignored, never trusted.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class BotIn(_Body):
+    """A bot as a client describes it. `prompt` is an alias of `system_prompt`; a bare
+    `model` may come with a separate `provider`."""
+
+    name: Annotated[Text, StringConstraints(min_length=1, max_length=NAME_MAX)] | None = None
+    model: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
+    provider: Annotated[Text, StringConstraints(min_length=1, max_length=50)] | None = None
+    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] = Field(
+        default="", validation_alias=AliasChoices("system_prompt", "prompt")
+    )
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    fallbacks: list[str] = Field(default_factory=list, max_length=MAX_FALLBACKS)
+
+    @model_validator(mode="after")
+    def _join_provider(self) -> BotIn:
+        if self.provider is None:
+            return self
+        if self.model is None:
+            raise ValueError("`provider` needs a `model` too")
+        prefix, sep, _ = self.model.partition("/")
+        if sep and prefix != self.provider:
+            raise ValueError(f"model {self.model!r} does not belong to provider {self.provider!r}")
+        if not sep:
+            self.model = f"{self.provider}/{self.model}"
+        return self
+
+
+class RunCreate(_Body):
+    topic: Annotated[Text, StringConstraints(min_length=1, max_length=TOPIC_MAX)]
+    bots: list[BotIn] | None = Field(default=None, min_length=2, max_length=8)
+    max_turns: int = Field(default=6, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RunCreate:
+        names = [bot.name for bot in self.bots or [] if bot.name]
+        if len(names) != len(set(names)):
+            raise ValueError("bot names must be unique")
+        return self
+
+
+class BotPatch(_Body):
+    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = Field(
+        default=None, validation_alias=AliasChoices("system_prompt", "prompt")
+    )
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    model: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+MODEL_NAME = Annotated[Text, StringConstraints(min_length=3, max_length=200)]
+# Over MAX_MESSAGE_CHARS is a 413, checked by the service; here only "not empty".
+MessageText = Annotated[Text, StringConstraints(min_length=1)]
+
+
+class ConversationCreate(_Body):
+    title: Annotated[Text, StringConstraints(max_length=500)] | None = None
+    default_model: MODEL_NAME | None = None
+    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = None
+
+
+class ConversationPatch(_Body):
+    title: Annotated[Text, StringConstraints(max_length=500)] | None = None
+    default_model: MODEL_NAME | None = None
+    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class MessageCreate(_Body):
+    message: MessageText
+    model: MODEL_NAME | None = None
+
+
+class ChatStreamRequest(_Body):
+    message: MessageText
+    conversation_id: Annotated[Text, StringConstraints(min_length=1, max_length=64)] | None = None
+    previous_response_id: Annotated[Text, StringConstraints(min_length=1, max_length=64)] | None = (
+        None
+    )
+    model: MODEL_NAME | None = None

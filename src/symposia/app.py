@@ -1,0 +1,79 @@
+"""The app factory: settings in, a wired FastAPI application out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from symposia import __version__
+from symposia.api import chat, conversations, health, metrics, models, openai_compat, runs
+from symposia.api.errors import install_error_handlers
+from symposia.container import Container, build_container
+from symposia.observability.logging import quiet_third_party
+from symposia.observability.requests import RequestContext
+from symposia.providers.local import LocalProvider
+from symposia.providers.registry import ProviderRegistry
+from symposia.security.body_limit import BodySizeLimit
+from symposia.settings import Settings, load_settings
+
+
+def create_app(
+    settings: Settings | None = None, providers: ProviderRegistry | None = None
+) -> FastAPI:
+    settings = settings or load_settings()
+    quiet_third_party()
+    container = build_container(settings, providers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await container.start()
+        if settings.local_preload:
+            for provider in container.providers:
+                if isinstance(provider, LocalProvider) and provider.configured:
+                    await provider.load()
+        yield
+        await container.shutdown()
+
+    app = FastAPI(
+        title="Symposia",
+        version=__version__,
+        summary="Streams LLM conversations and multi-agent runs over Server-Sent Events.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    # Added innermost first: RequestContext ends up outermost, so every response (a 413
+    # or a CORS preflight included) carries a request id and is logged and counted.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=[
+                "X-Request-Id",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
+        )
+    app.add_middleware(RequestContext, metrics=container.metrics)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(runs.router)
+    app.include_router(models.router)
+    app.include_router(conversations.router)
+    app.include_router(chat.router)
+    for router in openai_compat.routers:
+        app.include_router(router)
+    return app
+
+
+def container_of(app: FastAPI) -> Container:
+    container: Container = app.state.container
+    return container

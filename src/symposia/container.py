@@ -1,0 +1,219 @@
+"""Builds the parts of the server from settings and wires them together, once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from symposia.events.log import EventLog
+from symposia.events.memory import InMemoryEventLog
+from symposia.observability.metrics import Metrics
+from symposia.orchestration.generation import Models
+from symposia.orchestration.run_loop import RunLoop
+from symposia.orchestration.turns import TurnRunner
+from symposia.providers.anthropic_adapter import AnthropicAdapter
+from symposia.providers.base import Provider
+from symposia.providers.bedrock import BedrockAdapter
+from symposia.providers.config import ProviderConfig
+from symposia.providers.local import LocalProvider
+from symposia.providers.openai_adapter import OpenAIAdapter
+from symposia.providers.registry import ProviderRegistry
+from symposia.providers.resilience import RetryPolicy, Timeouts
+from symposia.providers.scripted import ScriptedProvider
+from symposia.security.api_keys import ApiKeyStore
+from symposia.security.auth import Authenticator, check_exposure
+from symposia.security.client_address import Network, parse_networks
+from symposia.security.rate_limit import RateLimiter
+from symposia.services.completions import CompletionService
+from symposia.services.conversations import ChatLimits, ConversationService
+from symposia.services.models import ModelCatalog
+from symposia.services.runs import RunService
+from symposia.settings import Settings
+from symposia.storage.db import create_engine, session_factory
+from symposia.storage.migrate import upgrade
+from symposia.storage.repositories import RunRepository
+from symposia.storage.sql_conversations import SqlConversationRepository
+from symposia.storage.sql_runs import SqlRunRepository
+from symposia.streaming.sse import ActiveStreams, EventStreamResponse, event_stream_response
+
+# OpenAI-compatible servers on a private network often need no key; the SDK wants one.
+KEYLESS = "not-needed"
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Container:
+    settings: Settings
+    providers: ProviderRegistry
+    log: EventLog
+    run_repository: RunRepository
+    runs: RunService
+    streams: ActiveStreams
+    models: ModelCatalog
+    engine: AsyncEngine
+    conversations: ConversationService
+    metrics: Metrics
+    api_keys: ApiKeyStore
+    auth: Authenticator
+    limiter: RateLimiter
+    trusted_proxies: list[Network]
+    completions: CompletionService
+
+    async def start(self) -> None:
+        """Bring the schema up to date, mark runs a dead process left unfinished, and
+        refuse to serve unauthenticated beyond loopback."""
+        await upgrade(self.engine)
+        check_exposure(self.settings, await self.api_keys.any_active())
+        interrupted = await self.run_repository.mark_interrupted()
+        if interrupted:
+            logger.warning("marked %d unfinished runs as interrupted", interrupted)
+
+    def stream_response(self, stream_id: str, after_seq: int) -> EventStreamResponse:
+        """SSE of one stream from `after_seq`, with this server's heartbeat and timeouts."""
+        return event_stream_response(
+            self.log,
+            stream_id,
+            after_seq,
+            self.streams,
+            heartbeat=self.settings.sse_heartbeat_seconds,
+            send_timeout=self.settings.sse_send_timeout,
+            shutdown_grace=self.settings.shutdown_grace_seconds,
+        )
+
+    async def shutdown(self) -> None:
+        """Cancel active runs (they record it and close their streams), then free providers."""
+        await asyncio.gather(
+            self.runs.shutdown(self.settings.shutdown_grace_seconds),
+            self.conversations.shutdown(self.settings.shutdown_grace_seconds),
+        )
+        for provider in self.providers:
+            if isinstance(provider, LocalProvider):
+                provider.close()
+            elif isinstance(provider, OpenAIAdapter | AnthropicAdapter):
+                await provider.close()
+        await self.limiter.close()
+        await self.engine.dispose()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def remote_providers(settings: Settings) -> list[Provider]:
+    """The providers reached over HTTP, each an adapter given its place and credentials."""
+    attribution = {"X-Title": settings.app_title}
+    if settings.app_url:
+        attribution["HTTP-Referer"] = settings.app_url
+    providers: list[Provider] = [
+        OpenAIAdapter(
+            ProviderConfig(
+                "openai",
+                _secret(settings.openai_api_key),
+                "OPENAI_API_KEY",
+                settings.openai_base_url,
+            )
+        ),
+        OpenAIAdapter(
+            ProviderConfig(
+                "openrouter",
+                _secret(settings.openrouter_api_key),
+                "OPENROUTER_API_KEY",
+                settings.openrouter_base_url,
+                attribution,
+            )
+        ),
+        AnthropicAdapter(
+            ProviderConfig(
+                "anthropic",
+                _secret(settings.anthropic_api_key),
+                "ANTHROPIC_API_KEY",
+                settings.anthropic_base_url,
+            )
+        ),
+        BedrockAdapter(settings.aws_region),
+    ]
+    for name, entry in settings.openai_compatible.items():
+        key = _secret(entry.api_key) or KEYLESS
+        env = f"OPENAI_COMPATIBLE[{name}].api_key"
+        providers.append(OpenAIAdapter(ProviderConfig(name, key, env, entry.base_url)))
+    return providers
+
+
+def default_providers(settings: Settings) -> ProviderRegistry:
+    return ProviderRegistry(
+        [
+            LocalProvider(
+                settings.local_model_path, settings.local_n_ctx, settings.local_n_threads
+            ),
+            ScriptedProvider(token_delay=settings.scripted_token_delay),
+            *remote_providers(settings),
+        ]
+    )
+
+
+def build_container(settings: Settings, providers: ProviderRegistry | None = None) -> Container:
+    providers = providers or default_providers(settings)
+    log = InMemoryEventLog(settings.event_log_max_events, settings.event_log_retention_seconds)
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    repository = SqlRunRepository(sessions)
+    policy = RetryPolicy(settings.llm_max_attempts, settings.llm_retry_base_seconds)
+    timeouts = Timeouts(settings.llm_timeout, settings.llm_idle_timeout)
+    metrics = Metrics()
+    models = Models(providers, policy, timeouts, metrics)
+    turns = TurnRunner(repository, log, models, settings.context_budget_tokens)
+    loop = RunLoop(repository, log, turns)
+    catalog = ModelCatalog(providers, settings.models_cache_seconds)
+    service = RunService(
+        repository,
+        log,
+        providers,
+        loop,
+        catalog,
+        settings.run_max_turns,
+        settings.max_tokens_limit,
+        settings.max_concurrent_runs_per_principal,
+    )
+    limits = ChatLimits(
+        settings.default_model,
+        settings.max_message_chars,
+        settings.default_max_tokens,
+        settings.context_budget_tokens,
+    )
+    conversations = ConversationService(
+        SqlConversationRepository(sessions), log, models, catalog, limits
+    )
+    streams = ActiveStreams()
+    metrics.watch(lambda: streams.count, lambda: service.active_count)
+    api_keys = ApiKeyStore(sessions)
+    limiter = RateLimiter(
+        {"runs": settings.rate_limit_runs, "chat": settings.rate_limit_chat},
+        settings.redis_url,
+        on_reject=lambda scope: metrics.rate_limited.labels(scope).inc(),
+        on_fallback=metrics.redis_fallbacks.inc,
+    )
+    return Container(
+        settings,
+        providers,
+        log,
+        repository,
+        service,
+        streams,
+        catalog,
+        engine,
+        conversations,
+        metrics,
+        api_keys,
+        Authenticator(settings, api_keys),
+        limiter,
+        parse_networks(settings.trusted_proxies),
+        CompletionService(
+            models, conversations, settings.default_max_tokens, settings.max_tokens_limit
+        ),
+    )

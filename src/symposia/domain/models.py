@@ -1,0 +1,156 @@
+"""Runs, bots and messages: the state a multi-agent conversation is made of."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class MessageStatus(StrEnum):
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    ERROR = "error"
+
+
+@dataclass(slots=True)
+class BotConfig:
+    """One participant of a run. `model` is always the full `provider/model` name."""
+
+    name: str
+    model: str
+    system_prompt: str
+    temperature: float = 0.7
+    max_tokens: int = 256
+    fallbacks: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": self.model,
+            "system_prompt": self.system_prompt,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "fallbacks": list(self.fallbacks),
+        }
+
+
+@dataclass(slots=True)
+class TurnUsage:
+    """Tokens and latency of one model call; `estimated` when the provider reported none."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+    time_to_first_token_ms: float | None = None
+    total_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "estimated": self.estimated,
+            "time_to_first_token_ms": self.time_to_first_token_ms,
+            "total_ms": self.total_ms,
+        }
+
+
+@dataclass(slots=True)
+class Message:
+    """One message of a transcript. `bot_index` is None for the user and the topic."""
+
+    role: Role
+    author: str
+    content: str
+    model: str | None = None
+    status: MessageStatus = MessageStatus.COMPLETE
+    bot_index: int | None = None
+    turn: int | None = None
+    usage: TurnUsage | None = None
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+    completed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "role": self.role,
+            "author": self.author,
+            "content": self.content,
+            "model": self.model,
+            "status": self.status.value,
+            "bot_index": self.bot_index,
+            "turn": self.turn,
+            "usage": self.usage.to_dict() if self.usage else None,
+            "created_at": self.created_at.isoformat(),
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+        }
+
+
+@dataclass(slots=True)
+class Run:
+    """A topic, 2 to 8 bots taking turns on it, and what they said."""
+
+    topic: str
+    bots: list[BotConfig]
+    max_turns: int
+    strategy: str = "round_robin"
+    status: RunStatus = RunStatus.PENDING
+    messages: list[Message] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    error_message: str | None = None
+    stop_reason: str | None = None
+    owner: str | None = None
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # Set by listings that load no transcript, so `turn_count` still answers.
+    counted_turns: int | None = None
+
+    @property
+    def turn_count(self) -> int:
+        """Turns taken so far, a partial one included."""
+        if self.counted_turns is not None and not self.messages:
+            return self.counted_turns
+        return sum(1 for message in self.messages if message.bot_index is not None)
+
+
+@dataclass(slots=True)
+class Conversation:
+    """One person talking with one model at a time; `default_model` answers unless a
+    message names another."""
+
+    default_model: str
+    title: str | None = None
+    system_prompt: str | None = None
+    owner: str | None = None
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    message_count: int = 0

@@ -1,0 +1,132 @@
+"""Symposia's exception tree. Every error a user can cause maps to one HTTP status.
+
+SymposiaError
+├── NotFoundError              404  unknown run, conversation, message, bot index
+├── ConflictError              409  the object is in a state that forbids the change
+├── InvalidInputError          422  a field is wrong; `field` names it
+│   ├── UnknownProviderError         the `provider/` prefix is not registered
+│   └── UnknownModelError            the provider does not offer that model
+├── BadRequestError            400  malformed protocol input (e.g. Last-Event-ID)
+└── ProviderError              502  a model call failed; carries the user-facing shape
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class SymposiaError(Exception):
+    """Root of every error Symposia raises on purpose."""
+
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+class UnauthorizedError(SymposiaError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str = "authentication required") -> None:
+        super().__init__(message, {"WWW-Authenticate": 'Basic realm="symposia", charset="UTF-8"'})
+
+
+class RateLimitedError(SymposiaError):
+    status_code = 429
+    code = "rate_limited"
+
+
+class NotFoundError(SymposiaError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(SymposiaError):
+    status_code = 409
+    code = "conflict"
+
+
+class BadRequestError(SymposiaError):
+    status_code = 400
+    code = "bad_request"
+
+
+class PayloadTooLargeError(SymposiaError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnavailableError(SymposiaError):
+    status_code = 503
+    code = "unavailable"
+
+
+class InvalidInputError(SymposiaError):
+    status_code = 422
+    code = "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "field": self.field}
+
+
+class UnknownProviderError(InvalidInputError):
+    code = "unknown_provider"
+
+
+class UnknownModelError(InvalidInputError):
+    code = "unknown_model"
+
+
+class ProviderNotConfiguredError(InvalidInputError):
+    code = "provider_not_configured"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFailure:
+    """The one shape every provider failure takes, for SSE `error` events and HTTP bodies."""
+
+    code: str
+    message: str
+    provider: str
+    model: str
+    status: int | None = None
+    retryable: bool = False
+    suggestion: str | None = None
+    retry_after: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "provider": self.provider,
+            "model": self.model,
+            "status": self.status,
+            "retryable": self.retryable,
+            "suggestion": self.suggestion,
+        }
+
+
+class ProviderError(SymposiaError):
+    """A model call failed; `failure` says how, in terms a user can act on."""
+
+    status_code = 502
+    code = "provider_error"
+
+    def __init__(self, failure: ProviderFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.failure.to_dict()

@@ -1,0 +1,110 @@
+"""In-process event log: the embedded default for a single server process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from symposia.domain.events import Event, EventType
+from symposia.events.log import ResumeGoneError, StreamNotFoundError
+
+
+class _Stream:
+    __slots__ = ("closed", "closed_at", "events", "first_seq", "max_events", "next_seq", "wakeup")
+
+    def __init__(self, max_events: int) -> None:
+        self.events: list[Event] = []
+        self.max_events = max_events
+        self.first_seq = 1
+        self.next_seq = 1
+        self.closed = False
+        self.closed_at = 0.0
+        self.wakeup = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake every waiting subscriber; each waits on the Event it saw, so none is missed."""
+        wakeup, self.wakeup = self.wakeup, asyncio.Event()
+        wakeup.set()
+
+    def after(self, seq: int) -> list[Event]:
+        if seq + 1 < self.first_seq:
+            raise ResumeGoneError(
+                f"events after {seq} are no longer retained; the oldest is {self.first_seq}"
+            )
+        return self.events[seq + 1 - self.first_seq :]
+
+    def add(self, event: Event) -> None:
+        self.events.append(event)
+        if len(self.events) > self.max_events:
+            # Trim a tenth at a time so appends stay amortised O(1).
+            drop = max(1, self.max_events // 10)
+            del self.events[:drop]
+            self.first_seq += drop
+
+
+class InMemoryEventLog:
+    """Bounded per stream (`max_events`), and closed streams expire after `retention`."""
+
+    def __init__(self, max_events: int = 100_000, retention_seconds: float = 3600.0) -> None:
+        self._streams: dict[str, _Stream] = {}
+        self._max_events = max_events
+        self._retention = retention_seconds
+
+    def _get(self, stream_id: str) -> _Stream:
+        try:
+            return self._streams[stream_id]
+        except KeyError:
+            raise StreamNotFoundError(f"no stream {stream_id!r}") from None
+
+    def _expire(self) -> None:
+        deadline = time.monotonic() - self._retention
+        expired = [key for key, s in self._streams.items() if s.closed and s.closed_at < deadline]
+        for key in expired:
+            del self._streams[key]
+
+    async def create(self, stream_id: str) -> None:
+        self._expire()
+        self._streams.setdefault(stream_id, _Stream(self._max_events))
+
+    async def append(self, stream_id: str, type: EventType, data: dict[str, Any]) -> Event:
+        stream = self._get(stream_id)
+        if stream.closed:
+            raise RuntimeError(f"stream {stream_id} is closed")
+        event = Event(stream.next_seq, type, data)
+        stream.next_seq += 1
+        stream.add(event)
+        stream.notify()
+        return event
+
+    async def close(self, stream_id: str) -> None:
+        stream = self._get(stream_id)
+        if not stream.closed:
+            stream.closed = True
+            stream.closed_at = time.monotonic()
+            stream.notify()
+
+    async def read(self, stream_id: str, after_seq: int = 0) -> list[Event]:
+        return self._get(stream_id).after(after_seq)
+
+    async def last_seq(self, stream_id: str) -> int:
+        return self._get(stream_id).next_seq - 1
+
+    async def exists(self, stream_id: str) -> bool:
+        return stream_id in self._streams
+
+    async def subscribe(self, stream_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        stream = self._get(stream_id)
+        position = after_seq
+        while True:
+            wakeup = stream.wakeup
+            batch = stream.after(position)
+            for event in batch:
+                yield event
+            if batch:
+                position = batch[-1].seq
+                continue
+            if stream.closed:
+                return
+            await wakeup.wait()

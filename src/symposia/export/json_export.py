@@ -1,0 +1,33 @@
+"""A run's transcript as a JSON document: bots, status, timestamps, messages with usage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from symposia.domain.models import Run
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "topic": run.topic,
+        "status": run.status.value,
+        "strategy": run.strategy,
+        "bots": [bot.to_dict() for bot in run.bots],
+        "max_turns": run.max_turns,
+        "turn_count": run.turn_count,
+        "error": run.error,
+        "error_message": run.error_message,
+        "stop_reason": run.stop_reason,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+    }
+
+
+def run_transcript(run: Run) -> dict[str, Any]:
+    return {**run_summary(run), "messages": [message.to_dict() for message in run.messages]}

@@ -1,0 +1,81 @@
+"""Logging: one stdlib pipeline rendered by structlog, JSON lines or a readable console.
+
+Everything logs through stdlib `logging` (our modules, uvicorn, the SDKs), and structlog's
+`ProcessorFormatter` renders each record with its `extra=` fields. The SDKs' own loggers
+stay at WARNING whatever LOG_LEVEL says: at DEBUG they print whole request bodies, and
+prompts must never reach a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+import structlog
+
+# Third-party loggers that would print request bodies, headers or SQL parameters (so
+# message text) at DEBUG.
+QUIET_LOGGERS = (
+    "aiosqlite",
+    "alembic",
+    "asyncpg",
+    "sqlalchemy",
+    "httpcore2",
+    "openai",
+    "anthropic",
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "botocore",
+    "boto3",
+    "urllib3",
+    "hpack",
+    "llama_cpp",
+)
+
+
+def quiet_third_party() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _drop_color(
+    logger: object, method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    event.pop("color_message", None)  # uvicorn's ANSI copy of the message
+    return event
+
+
+def configure_logging(
+    level: str = "INFO", json_lines: bool = True, stream: TextIO | None = None
+) -> None:
+    """Route every log record through structlog's renderer, on stderr (or `stream`)."""
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        _drop_color,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    quiet_third_party()

@@ -1,0 +1,76 @@
+"""Per request: an id (X-Request-Id, accepted when sane or made up), one log line, metrics.
+
+Pure ASGI, so streaming responses pass through untouched. The id is bound to structlog's
+context variables, so every log line of the request carries it, and so do the runs it
+starts: asyncio tasks copy the context they were created in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from symposia.observability.metrics import Metrics
+
+logger = logging.getLogger("symposia.http")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+HEADER = b"x-request-id"
+
+
+def request_id_from(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == HEADER:
+            text: str = value.decode("latin-1")
+            if REQUEST_ID.match(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (HEADER, request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.http_duration.labels(route).observe(elapsed)
+            logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            structlog.contextvars.unbind_contextvars("request_id")

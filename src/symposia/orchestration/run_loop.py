@@ -1,0 +1,75 @@
+"""The turn loop of a run: from `pending` to a finished status, whatever happens.
+
+Every turn starts from the run as stored, so a bot edited mid-run speaks with its new
+config next turn. A stop is a cancellation of this task: the current provider call is
+cancelled, its partial text saved, and the run marked `cancelled` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from symposia.domain.models import RunStatus
+from symposia.events.log import EventLog
+from symposia.orchestration.generation import GenerationFailedError
+from symposia.orchestration.strategies import STRATEGIES
+from symposia.orchestration.turns import TurnRunner
+from symposia.storage.repositories import RunRepository
+
+
+@dataclass(slots=True)
+class RunLoop:
+    runs: RunRepository
+    log: EventLog
+    turns: TurnRunner
+
+    async def execute(self, run_id: str, stop_reason: dict[str, str]) -> None:
+        """Drive the run to its end; `stop_reason` is filled in by whoever cancels us."""
+        try:
+            await self._set_status(run_id, RunStatus.RUNNING)
+            await self._turns(run_id)
+        except asyncio.CancelledError:
+            reason = stop_reason.get(run_id, "stopped")
+            await asyncio.shield(self._set_status(run_id, RunStatus.CANCELLED, stop_reason=reason))
+            await asyncio.shield(self._end(run_id, RunStatus.CANCELLED))
+            raise
+        except GenerationFailedError as exc:
+            failure = exc.failure.to_dict()
+            await self.log.append(run_id, "error", failure)
+            await self._set_status(
+                run_id, RunStatus.ERROR, error=failure, error_message=exc.failure.message
+            )
+            await self._end(run_id, RunStatus.ERROR)
+        except Exception as exc:  # a bug must still end the run and its stream
+            message = f"internal error: {type(exc).__name__}"
+            await self.log.append(run_id, "error", {"code": "internal_error", "message": message})
+            await self._set_status(run_id, RunStatus.ERROR, error_message=message)
+            await self._end(run_id, RunStatus.ERROR)
+            raise
+        else:
+            await self._set_status(run_id, RunStatus.COMPLETED)
+            await self._end(run_id, RunStatus.COMPLETED)
+
+    async def _turns(self, run_id: str) -> None:
+        run = await self.runs.get(run_id)
+        assert run is not None
+        strategy = STRATEGIES[run.strategy]
+        for turn in range(run.turn_count, run.max_turns):
+            run = await self.runs.get(run_id)  # the latest bot configs
+            assert run is not None
+            await self.turns.take_turn(run, strategy.next_speaker(run, turn), turn)
+
+    async def _set_status(self, run_id: str, status: RunStatus, **details: Any) -> None:
+        await self.runs.set_status(run_id, status, **details)
+        data: dict[str, Any] = {"status": status.value}
+        if details.get("stop_reason"):
+            data["reason"] = details["stop_reason"]
+        if details.get("error_message"):
+            data["error"] = details["error_message"]
+        await self.log.append(run_id, "run_status", data)
+
+    async def _end(self, run_id: str, status: RunStatus) -> None:
+        await self.log.append(run_id, "done", {"status": status.value})
+        await self.log.close(run_id)

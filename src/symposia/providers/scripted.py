@@ -1,0 +1,114 @@
+"""`scripted/...`: a deterministic in-process provider for tests and demos.
+
+Built-in models need no set-up: `scripted/echo` answers by quoting the last message, and
+`scripted/count` streams "1 2 3 ..." up to `max_tokens`. Tests register their own scripts
+with `add_script` (text chunks, pacing, a failure or a stall at a given chunk) and read
+`requests` to see exactly what each call received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
+from symposia.providers.base import CompletionRequest, Delta, StreamEnd, TextDelta
+from symposia.providers.utf8 import Utf8Joiner
+
+BUILTIN_MODELS = ("echo", "count")
+ECHO_QUOTE_CHARS = 80
+
+
+@dataclass(slots=True)
+class Script:
+    """What one scripted model does on every call.
+
+    `chunks` are streamed one by one `delay` seconds apart (bytes are decoded incrementally,
+    so a split multi-byte character can be scripted). `fail_after` raises `failure` after
+    that many chunks; `stall_after` stops sending after that many chunks until cancelled.
+    """
+
+    chunks: Sequence[str | bytes] = ()
+    delay: float = 0.0
+    fail_after: int | None = None
+    failure: ProviderFailure | None = None
+    stall_after: int | None = None
+    report_usage: bool = True
+
+
+@dataclass(slots=True)
+class ScriptedProvider:
+    """Plays scripts instead of calling a model."""
+
+    token_delay: float = 0.02
+    name: str = "scripted"
+    scripts: dict[str, Script] = field(default_factory=dict)
+    requests: list[CompletionRequest] = field(default_factory=list)
+
+    @property
+    def configured(self) -> bool:
+        return True
+
+    def add_script(self, model: str, script: Script) -> None:
+        self.scripts[model] = script
+
+    async def models(self) -> list[str]:
+        return [*BUILTIN_MODELS, *sorted(self.scripts)]
+
+    def check_model(self, model: str) -> None:
+        if model not in BUILTIN_MODELS and model not in self.scripts:
+            known = ", ".join(f"scripted/{name}" for name in (*BUILTIN_MODELS, *self.scripts))
+            raise UnknownModelError(
+                f"unknown scripted model {model!r}; available: {known}", field="model"
+            )
+
+    def _script_for(self, request: CompletionRequest) -> Script:
+        if request.model in self.scripts:
+            return self.scripts[request.model]
+        if request.model == "echo":
+            last = request.messages[-1].content if request.messages else ""
+            words = f"You said: {last[:ECHO_QUOTE_CHARS]}".split(" ")
+        elif request.model == "count":
+            words = [str(number) for number in range(1, request.max_tokens + 1)]
+        else:
+            self.check_model(request.model)
+        chunks = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+        return Script(chunks=chunks[: request.max_tokens], delay=self.token_delay)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
+        self.requests.append(request)
+        script = self._script_for(request)
+        joiner = Utf8Joiner()
+        sent = 0
+        for index, chunk in enumerate(script.chunks):
+            if script.fail_after is not None and index == script.fail_after:
+                raise ProviderError(script.failure or _default_failure(request.model))
+            if script.stall_after is not None and index == script.stall_after:
+                await asyncio.Event().wait()
+            if script.delay:
+                await asyncio.sleep(script.delay)
+            text = joiner.feed(chunk) if isinstance(chunk, bytes) else chunk
+            if text:
+                sent += 1
+                yield TextDelta(text)
+        if script.fail_after is not None and script.fail_after >= len(script.chunks):
+            raise ProviderError(script.failure or _default_failure(request.model))
+        if tail := joiner.flush():
+            yield TextDelta(tail)
+        if script.report_usage:
+            prompt = sum(len(m.content.split()) for m in request.messages)
+            yield StreamEnd("stop", prompt_tokens=prompt, completion_tokens=sent)
+        else:
+            yield StreamEnd("stop")
+
+
+def _default_failure(model: str) -> ProviderFailure:
+    return ProviderFailure(
+        code="scripted_failure",
+        message="the scripted model failed on purpose",
+        provider="scripted",
+        model=model,
+        status=500,
+        retryable=False,
+    )

@@ -1,0 +1,126 @@
+"""Who is calling: HTTP Basic (bcrypt) or an API key (`X-API-Key` or `Authorization: Bearer`).
+
+DEV_MODE turns authentication off. With no credentials configured at all (no Basic user,
+no active API key), a server on loopback lets requests through as the `local` principal;
+start-up refuses that on any other address (see `check_exposure`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Mapping
+
+from symposia.errors import UnauthorizedError
+from symposia.security.api_keys import ApiKeyStore
+from symposia.security.passwords import verify_password
+from symposia.security.principals import DEV, LOCAL, Principal
+from symposia.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+VERIFIED_TTL_SECONDS = 300.0  # a verified Basic password skips bcrypt for this long
+OPEN_MODE_RECHECK_SECONDS = 5.0
+MAX_VERIFIED_CACHE = 1024
+
+
+class StartupRefusedError(Exception):
+    """The configuration would expose the server without authentication."""
+
+
+def check_exposure(settings: Settings, has_api_keys: bool) -> None:
+    """Refuse an unauthenticated server on a non-loopback address; warn on loopback."""
+    if settings.dev_mode or settings.basic_auth_configured or has_api_keys:
+        if settings.dev_mode and not settings.host_is_loopback:
+            logger.warning(
+                "DEV_MODE is on and HOST=%s is reachable from other machines: "
+                "anyone there can use this server",
+                settings.host,
+            )
+        return
+    if not settings.host_is_loopback:
+        raise StartupRefusedError(
+            f"refusing to listen on HOST={settings.host} with no credentials configured: set "
+            "BASIC_AUTH_USER and BASIC_AUTH_PW_HASH (`symposia hash-password`), create an API "
+            "key (`symposia keys create --name NAME`), or listen on 127.0.0.1"
+        )
+    logger.warning(
+        "NO AUTHENTICATION: no credentials are configured, so anyone on this machine can use "
+        "this server. Set BASIC_AUTH_USER/BASIC_AUTH_PW_HASH or create an API key."
+    )
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, keys: ApiKeyStore) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._user = (settings.basic_auth_user or "").encode("utf-8")
+        self._hash = (
+            settings.basic_auth_pw_hash.get_secret_value() if settings.basic_auth_pw_hash else None
+        )
+        self._verified: dict[bytes, float] = {}
+        self._open_checked = (0.0, False)
+
+    async def principal(self, headers: Mapping[str, str]) -> Principal:
+        if self._settings.dev_mode:
+            return DEV
+        authorization = headers.get("authorization", "")
+        scheme, _, credentials = authorization.partition(" ")
+        api_key = headers.get("x-api-key")
+        if api_key is None and scheme.lower() == "bearer":
+            api_key = credentials.strip()
+        if api_key is not None:
+            key_id = await self._keys.verify(api_key)
+            if key_id is None:
+                raise UnauthorizedError("invalid API key")
+            return Principal(f"key:{key_id}", "api_key", key_id)
+        if scheme.lower() == "basic":
+            return await self._basic(credentials.strip())
+        if await self._open():
+            return LOCAL
+        raise UnauthorizedError(
+            "authentication required: HTTP Basic, or an API key in X-API-Key or "
+            "Authorization: Bearer"
+        )
+
+    async def _basic(self, credentials: str) -> Principal:
+        try:
+            decoded = base64.b64decode(credentials, validate=True)
+        except (binascii.Error, ValueError):
+            raise UnauthorizedError("malformed Basic credentials") from None
+        user, sep, password = decoded.partition(b":")
+        if not sep or self._hash is None or not self._user:
+            raise UnauthorizedError("invalid username or password")
+        fingerprint = hashlib.sha256(decoded).digest()
+        now = time.monotonic()
+        if self._verified.get(fingerprint, 0.0) > now:
+            return self._basic_principal()
+        user_ok = hmac.compare_digest(user, self._user)
+        # bcrypt takes ~0.2 s of CPU: off the event loop, and always (no timing shortcut).
+        password_ok = await asyncio.to_thread(verify_password, password, self._hash)
+        if not (user_ok and password_ok):
+            raise UnauthorizedError("invalid username or password")
+        if len(self._verified) >= MAX_VERIFIED_CACHE:
+            self._verified.clear()
+        self._verified[fingerprint] = now + VERIFIED_TTL_SECONDS
+        return self._basic_principal()
+
+    def _basic_principal(self) -> Principal:
+        name = self._user.decode("utf-8")
+        return Principal(f"user:{name}", "basic", name)
+
+    async def _open(self) -> bool:
+        """No credentials configured at all (checked again every few seconds, so a key
+        created while the server runs closes the door)."""
+        if self._settings.basic_auth_configured:
+            return False
+        checked_at, is_open = self._open_checked
+        if time.monotonic() - checked_at > OPEN_MODE_RECHECK_SECONDS:
+            is_open = not await self._keys.any_active()
+            self._open_checked = (time.monotonic(), is_open)
+        return is_open

@@ -1,0 +1,286 @@
+"""Conversations: one person, one model at a time, and the replies streamed to them.
+
+A reply is generated in a task owned by this service (never by the HTTP connection) and
+streamed into an event log named after the user message it answers, so a client that
+drops can resume with `Last-Event-ID` exactly as for runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from symposia.aio import complete
+from symposia.domain.models import Conversation, Message, MessageStatus
+from symposia.errors import (
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from symposia.events.log import EventLog
+from symposia.orchestration.context import fit
+from symposia.orchestration.generation import (
+    Generation,
+    GenerationFailedError,
+    Models,
+    prompt_chars,
+)
+from symposia.providers.base import ChatMessage
+from symposia.services.models import ModelCatalog
+from symposia.storage.sql_conversations import SqlConversationRepository
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TEMPERATURE = 0.7
+LOCAL_PROVIDERS = frozenset({"local", "scripted"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLimits:
+    default_model: str
+    max_message_chars: int
+    max_tokens: int
+    context_budget: int
+
+
+@dataclass(slots=True)
+class _Reply:
+    task: asyncio.Task[None]
+    stream_id: str
+    deleted: bool = False
+
+
+@dataclass(slots=True)
+class ConversationService:
+    repo: SqlConversationRepository
+    log: EventLog
+    models: Models
+    catalog: ModelCatalog
+    limits: ChatLimits
+    _replies: dict[str, _Reply] = field(default_factory=dict)
+    _latest_stream: dict[str, str] = field(default_factory=dict)
+
+    async def check_model(self, full_name: str, field_name: str = "model") -> None:
+        provider, model = self.models.registry.resolve(full_name, field=field_name)
+        if provider.name not in LOCAL_PROVIDERS:
+            await self.catalog.check(provider, model, field_name)
+
+    def check_text(self, text: str) -> None:
+        if len(text) > self.limits.max_message_chars:
+            raise PayloadTooLargeError(
+                f"message is {len(text)} characters; the limit is "
+                f"{self.limits.max_message_chars} (MAX_MESSAGE_CHARS)"
+            )
+
+    async def create(
+        self,
+        title: str | None = None,
+        default_model: str | None = None,
+        system_prompt: str | None = None,
+        *,
+        owner: str | None,
+    ) -> Conversation:
+        model = default_model or self.limits.default_model
+        await self.check_model(model, "default_model")
+        conversation = Conversation(
+            default_model=model, title=title, system_prompt=system_prompt, owner=owner
+        )
+        await self.repo.add(conversation)
+        return conversation
+
+    async def get(self, conversation_id: str, *, owner: str | None) -> Conversation:
+        """Another principal's conversation is "not found", never "forbidden"."""
+        conversation = await self.repo.get(conversation_id)
+        if conversation is None or (owner is not None and conversation.owner != owner):
+            raise NotFoundError(f"conversation {conversation_id!r} not found")
+        return conversation
+
+    async def page(self, limit: int, offset: int, *, owner: str | None) -> list[Conversation]:
+        return await self.repo.page(limit=limit, offset=offset, owner=owner)
+
+    async def update(
+        self, conversation_id: str, changes: dict[str, Any], *, owner: str | None
+    ) -> Conversation:
+        await self.get(conversation_id, owner=owner)
+        if "default_model" in changes:
+            await self.check_model(changes["default_model"], "default_model")
+        await self.repo.update(conversation_id, changes)
+        return await self.get(conversation_id, owner=owner)
+
+    async def delete(self, conversation_id: str, *, owner: str | None) -> None:
+        await self.get(conversation_id, owner=owner)
+        reply = self._replies.get(conversation_id)
+        if reply is not None:  # cancel the reply being streamed, cleanly, before deleting
+            reply.deleted = True
+            reply.task.cancel()
+            await asyncio.wait({reply.task}, timeout=5)
+        await self.repo.delete(conversation_id)
+        self._latest_stream.pop(conversation_id, None)
+
+    async def add_user_message(
+        self,
+        conversation_id: str,
+        text: str,
+        model: str | None = None,
+        *,
+        owner: str | None,
+    ) -> Message:
+        self.check_text(text)
+        await self.get(conversation_id, owner=owner)
+        if model is not None:
+            await self.check_model(model)
+        # `model` on a user message is the model asked to answer it.
+        message = Message(role="user", author="user", content=text, model=model)
+        await self.repo.add_message(conversation_id, message)
+        return message
+
+    async def messages(
+        self, conversation_id: str, limit: int, offset: int, *, owner: str | None
+    ) -> list[Message]:
+        await self.get(conversation_id, owner=owner)
+        return await self.repo.messages(conversation_id, limit=limit, offset=offset)
+
+    async def conversation_of_message(self, message_id: str, *, owner: str | None) -> str:
+        conversation_id = await self.repo.conversation_of_message(message_id)
+        missing = NotFoundError(f"message {message_id!r} not found in any conversation")
+        if conversation_id is None:
+            raise missing
+        try:
+            await self.get(conversation_id, owner=owner)
+        except NotFoundError:
+            raise missing from None
+        return conversation_id
+
+    async def reply_stream(
+        self,
+        conversation_id: str,
+        model: str | None = None,
+        resuming: bool = False,
+        *,
+        owner: str | None,
+    ) -> str:
+        """The stream of the reply to the latest user message, started if need be."""
+        conversation = await self.get(conversation_id, owner=owner)
+        last = await self.repo.last_message(conversation_id)
+        if last is not None and last.role == "user":
+            stream_id = f"reply-{last.id}"
+            if not await self.log.exists(stream_id):
+                chosen = model or last.model or conversation.default_model
+                if model is not None:
+                    await self.check_model(model)
+                await self._start(conversation, last, chosen, stream_id)
+            return stream_id
+        latest = self._latest_stream.get(conversation_id)
+        if resuming and latest is not None and await self.log.exists(latest):
+            return latest
+        raise ConflictError(
+            "the last message of this conversation is not from the user: "
+            "add one with POST /api/conversations/{id}/messages first"
+        )
+
+    async def _start(
+        self, conversation: Conversation, question: Message, model: str, stream_id: str
+    ) -> None:
+        await self.log.create(stream_id)
+        self._latest_stream[conversation.id] = stream_id
+        task = asyncio.create_task(
+            self._reply(conversation, question, model, stream_id), name=f"reply-{conversation.id}"
+        )
+        self._replies[conversation.id] = _Reply(task, stream_id)
+        task.add_done_callback(functools.partial(self._forget, conversation.id))
+
+    def _forget(self, conversation_id: str, task: asyncio.Task[None]) -> None:
+        self._replies.pop(conversation_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("reply task failed", exc_info=task.exception())
+
+    async def _history(self, conversation: Conversation) -> list[ChatMessage]:
+        messages = (
+            [ChatMessage("system", conversation.system_prompt)]
+            if (conversation.system_prompt)
+            else []
+        )
+        for message in await self.repo.messages(conversation.id):
+            if message.content:
+                messages.append(ChatMessage(message.role, message.content))
+        return fit(messages, self.limits.context_budget - self.limits.max_tokens)
+
+    async def _reply(
+        self, conversation: Conversation, question: Message, model: str, stream_id: str
+    ) -> None:
+        reply = Message(role="assistant", author="assistant", content="", model=model)
+        await self.log.append(
+            stream_id,
+            "turn_start",
+            {
+                "turn": 0,
+                "bot": None,
+                "name": "assistant",
+                "model": model,
+                "conversation_id": conversation.id,
+                "in_reply_to": question.id,
+            },
+        )
+        generation = Generation(
+            self.models, self.log, stream_id, {"bot": None, "name": "assistant"}
+        )
+        status, outcome = MessageStatus.PARTIAL, "cancelled"
+        history: list[ChatMessage] = []
+        try:
+            history = await self._history(conversation)
+            await generation.stream([model], history, DEFAULT_TEMPERATURE, self.limits.max_tokens)
+            status, outcome = MessageStatus.COMPLETE, "completed"
+        except GenerationFailedError as exc:
+            outcome = "error"
+            await self.log.append(stream_id, "error", exc.failure.to_dict())
+        finally:
+            generation.finish(reply, status, prompt_chars(history))
+            await complete(self._record(conversation.id, reply, stream_id, outcome))
+
+    async def _record(
+        self, conversation_id: str, reply: Message, stream_id: str, outcome: str
+    ) -> None:
+        active = self._replies.get(conversation_id)
+        saved = False
+        if reply.content and not (active is not None and active.deleted):
+            await self.repo.add_message(conversation_id, reply)
+            saved = True
+        message_id = reply.id if saved else None
+        assert reply.usage is not None
+        await self.log.append(
+            stream_id,
+            "turn_complete",
+            {
+                "turn": 0,
+                "bot": None,
+                "name": "assistant",
+                "model": reply.model,
+                "message_id": message_id,
+                "status": reply.status.value,
+                "content": reply.content,
+                "usage": reply.usage.to_dict(),
+            },
+        )
+        await self.log.append(
+            stream_id,
+            "done",
+            {
+                "status": outcome,
+                "message_id": message_id,
+                "response_id": message_id,
+                "conversation_id": conversation_id,
+            },
+        )
+        await self.log.close(stream_id)
+
+    async def shutdown(self, grace: float) -> None:
+        tasks = [reply.task for reply in self._replies.values()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait(tasks, timeout=grace)

@@ -1,0 +1,87 @@
+"""Model discovery: what the configured providers offer, cached per provider.
+
+A provider that fails to list is reported next to the others, never fatal, and its
+failure is not cached, so the next request tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from symposia.errors import ProviderError, UnknownModelError
+from symposia.providers.base import Provider
+from symposia.providers.failures import MODELS_HINT
+from symposia.providers.registry import ProviderRegistry
+
+LIST_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(slots=True)
+class _Entry:
+    models: list[str]
+    fetched_at: float
+
+
+@dataclass(slots=True)
+class ModelCatalog:
+    registry: ProviderRegistry
+    ttl: float = 3600.0
+    clock: Callable[[], float] = time.monotonic
+    _cache: dict[str, _Entry] = field(default_factory=dict)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    async def _models_of(self, provider: Provider) -> list[str]:
+        lock = self._locks.setdefault(provider.name, asyncio.Lock())
+        async with lock:  # one listing call per provider at a time, whatever the demand
+            entry = self._cache.get(provider.name)
+            if entry is not None and self.clock() - entry.fetched_at < self.ttl:
+                return entry.models
+            async with asyncio.timeout(LIST_TIMEOUT_SECONDS):
+                models = await provider.models()
+            self._cache[provider.name] = _Entry(models, self.clock())
+            return models
+
+    async def listing(self) -> dict[str, Any]:
+        """Every model as `provider/model`, and per provider whether listing worked."""
+        providers = [p for p in self.registry if p.configured]
+        results = await asyncio.gather(
+            *(self._models_of(p) for p in providers), return_exceptions=True
+        )
+        models: list[dict[str, str]] = []
+        report: dict[str, dict[str, Any]] = {
+            p.name: {"configured": False, "ok": False, "error": None, "count": 0}
+            for p in self.registry
+        }
+        for provider, result in zip(providers, results, strict=True):
+            entry = report[provider.name]
+            entry["configured"] = True
+            if isinstance(result, BaseException):
+                entry["error"] = _describe(provider.name, result)
+                continue
+            entry["ok"], entry["count"] = True, len(result)
+            models.extend({"id": f"{provider.name}/{m}", "provider": provider.name} for m in result)
+        return {"models": models, "providers": report}
+
+    async def check(self, provider: Provider, model: str, field_name: str) -> None:
+        """422 for a model the provider's own listing does not have; silent if it can't list."""
+        try:
+            known = await self._models_of(provider)
+        except Exception:
+            return  # discovery is best effort: the call itself will say what is wrong
+        if known and model not in known:
+            raise UnknownModelError(
+                f"{provider.name} does not offer the model {model!r}; {MODELS_HINT}",
+                field=field_name,
+            )
+
+
+def _describe(provider: str, error: BaseException) -> dict[str, Any]:
+    if isinstance(error, ProviderError):
+        return error.failure.to_dict()
+    if isinstance(error, TimeoutError):
+        return {"code": "timeout", "message": f"{provider} did not list its models in time"}
+    return {"code": "listing_failed", "message": f"{provider}: {type(error).__name__}"}

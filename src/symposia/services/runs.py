@@ -1,0 +1,166 @@
+"""Runs as a service: create, inspect, edit a bot, stop, export; owns the background tasks.
+
+A run's turn loop runs in a task owned by this service, never by an HTTP connection, so
+viewers may come and go. `shutdown` cancels every active run within a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from symposia.domain.models import BotConfig, Run
+from symposia.errors import ConflictError, InvalidInputError, NotFoundError, RateLimitedError
+from symposia.events.log import EventLog
+from symposia.orchestration.run_loop import RunLoop
+from symposia.providers.registry import ProviderRegistry
+from symposia.services.models import ModelCatalog
+from symposia.storage.repositories import RunRepository
+
+logger = logging.getLogger(__name__)
+
+STOP_WAIT_SECONDS = 5.0
+LOCAL_PROVIDERS = frozenset({"local", "scripted"})  # they check their models themselves
+DEFAULT_DEBATERS = (
+    (
+        "Optimist",
+        "You are Optimist, a hopeful debater. Argue for the bright side of the "
+        "topic in two or three sentences, and answer the last speaker directly.",
+    ),
+    (
+        "Skeptic",
+        "You are Skeptic, a careful debater. Question claims and point out risks "
+        "in two or three sentences, and answer the last speaker directly.",
+    ),
+)
+
+
+def default_bots(model: str, max_tokens: int) -> list[BotConfig]:
+    """Two bots with contrasting prompts, for a request that names none."""
+    return [
+        BotConfig(
+            name=name, model=model, system_prompt=prompt, temperature=0.7, max_tokens=max_tokens
+        )
+        for name, prompt in DEFAULT_DEBATERS
+    ]
+
+
+@dataclass(slots=True)
+class RunService:
+    runs: RunRepository
+    log: EventLog
+    providers: ProviderRegistry
+    loop: RunLoop
+    catalog: ModelCatalog
+    max_turns_cap: int
+    max_tokens_limit: int
+    max_running_per_owner: int = 5
+    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _owners: dict[str, str | None] = field(default_factory=dict)
+    _stop_reasons: dict[str, str] = field(default_factory=dict)
+
+    def _check_max_tokens(self, value: int, field: str) -> None:
+        if value > self.max_tokens_limit:
+            raise InvalidInputError(
+                f"{field} is {value}, above MAX_TOKENS_LIMIT ({self.max_tokens_limit})", field
+            )
+
+    async def create(
+        self, topic: str, bots: list[BotConfig], max_turns: int, *, owner: str | None
+    ) -> Run:
+        running = sum(1 for who in self._owners.values() if who == owner)
+        if running >= self.max_running_per_owner:
+            raise RateLimitedError(
+                f"{running} runs are already going on for you; the limit is "
+                f"{self.max_running_per_owner} (MAX_CONCURRENT_RUNS_PER_PRINCIPAL): stop one "
+                "or wait for one to finish",
+                headers={"Retry-After": "10"},
+            )
+        for index, bot in enumerate(bots):
+            self._check_max_tokens(bot.max_tokens, f"bots.{index}.max_tokens")
+            await self._check_model(bot.model, f"bots.{index}.model")
+            for position, fallback in enumerate(bot.fallbacks):
+                await self._check_model(fallback, f"bots.{index}.fallbacks.{position}")
+        run = Run(topic=topic, bots=bots, max_turns=min(max_turns, self.max_turns_cap), owner=owner)
+        await self.runs.add(run)
+        await self.log.create(run.id)
+        task = asyncio.create_task(
+            self.loop.execute(run.id, self._stop_reasons), name=f"run-{run.id}"
+        )
+        self._tasks[run.id] = task
+        self._owners[run.id] = owner
+        task.add_done_callback(functools.partial(self._forget, run.id))
+        return run
+
+    async def _check_model(self, full_name: str, field_name: str) -> None:
+        provider, model = self.providers.resolve(full_name, field=field_name)
+        if provider.name not in LOCAL_PROVIDERS:
+            await self.catalog.check(provider, model, field_name)
+
+    def _forget(self, run_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(run_id, None)
+        self._owners.pop(run_id, None)
+        self._stop_reasons.pop(run_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("run task failed", exc_info=task.exception())
+
+    async def get(self, run_id: str, *, owner: str | None) -> Run:
+        """The run; another principal's run is "not found", never "forbidden"."""
+        run = await self.runs.get(run_id)
+        if run is None or (owner is not None and run.owner != owner):
+            raise NotFoundError(f"run {run_id!r} not found")
+        return run
+
+    async def page(self, limit: int = 50, offset: int = 0, *, owner: str | None) -> list[Run]:
+        return await self.runs.page(limit=limit, offset=offset, owner=owner)
+
+    async def update_bot(
+        self, run_id: str, index: int, changes: dict[str, Any], *, owner: str | None
+    ) -> Run:
+        run = await self.get(run_id, owner=owner)
+        if not 0 <= index < len(run.bots):
+            raise NotFoundError(f"run {run_id!r} has no bot {index} (it has {len(run.bots)})")
+        if run.status.finished:
+            raise ConflictError(f"run {run_id!r} is {run.status.value}; a bot can't change now")
+        if "model" in changes:
+            await self._check_model(changes["model"], "model")
+        if "max_tokens" in changes:
+            self._check_max_tokens(changes["max_tokens"], "max_tokens")
+        bot = replace(run.bots[index], **changes)
+        await self.runs.update_bot(run_id, index, bot)
+        return await self.get(run_id, owner=owner)
+
+    async def stop(self, run_id: str, reason: str = "stopped by user", *, owner: str | None) -> Run:
+        run = await self.get(run_id, owner=owner)
+        task = self._tasks.get(run_id)
+        if run.status.finished or task is None:
+            raise ConflictError(f"run {run_id!r} is already {run.status.value}")
+        await self._cancel(run_id, task, reason, STOP_WAIT_SECONDS)
+        return await self.get(run_id, owner=owner)
+
+    async def _cancel(
+        self, run_id: str, task: asyncio.Task[None], reason: str, wait: float
+    ) -> None:
+        self._stop_reasons.setdefault(run_id, reason)
+        task.cancel()
+        await asyncio.wait({task}, timeout=wait)
+
+    @property
+    def active_count(self) -> int:
+        return len(self._tasks)
+
+    async def shutdown(self, grace: float) -> None:
+        """Cancel every active run, waiting up to `grace` seconds for them to record it."""
+        tasks = dict(self._tasks)
+        if not tasks:
+            return
+        logger.info("cancelling %d active runs for shutdown", len(tasks))
+        await asyncio.gather(
+            *(
+                self._cancel(run_id, task, "server shutdown", grace)
+                for run_id, task in tasks.items()
+            )
+        )

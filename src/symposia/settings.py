@@ -1,0 +1,186 @@
+"""Every knob of the server, read once from the environment and `.env`.
+
+One class, validated at start-up: a bad value stops the process with one line naming the
+variable (see `load_settings`), instead of failing later inside a request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+RESERVED_PROVIDERS = frozenset(
+    {"openai", "openrouter", "anthropic", "bedrock", "local", "scripted"}
+)
+
+
+class SettingsError(Exception):
+    """A configuration value is invalid; the message names the variable."""
+
+
+class CompatibleProvider(BaseModel):
+    """An OpenAI-compatible server offered as its own `name/...` provider."""
+
+    base_url: str
+    api_key: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """Symposia's configuration; each field is the environment variable of the same name."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Providers
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openrouter_api_key: SecretStr | None = None
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    app_url: str | None = None
+    app_title: str = "Symposia"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    openai_compatible: dict[str, CompatibleProvider] = Field(default_factory=dict)
+    aws_region: str | None = None
+    default_model: str = "local/smollm2"
+    llm_timeout: float = Field(default=60.0, gt=0, le=3600)
+    llm_idle_timeout: float = Field(default=30.0, gt=0, le=3600)
+    llm_max_attempts: int = Field(default=3, ge=1, le=10)
+    llm_retry_base_seconds: float = Field(default=1.0, ge=0, le=60)
+    models_cache_seconds: float = Field(default=3600.0, ge=0)
+    max_tokens_limit: int = Field(default=4096, ge=1, le=1_000_000)
+    default_max_tokens: int = Field(default=256, ge=1, le=1_000_000)
+    max_message_chars: int = Field(default=100_000, ge=1)
+    context_budget_tokens: int = Field(default=8000, ge=256)
+
+    # Local model
+    local_model_path: str | None = None
+    local_n_ctx: int = Field(default=2048, ge=256, le=131_072)
+    local_n_threads: int | None = Field(default=None, ge=1, le=256)
+    local_preload: bool = False
+    scripted_token_delay: float = Field(default=0.02, ge=0, le=10)
+
+    # Security
+    basic_auth_user: str | None = None
+    basic_auth_pw_hash: SecretStr | None = None
+    dev_mode: bool = False
+    rate_limit_runs: str = "10/minute"
+    rate_limit_chat: str = "60/minute"
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_concurrent_runs_per_principal: int = Field(default=5, ge=1)
+    metrics_public: bool = True
+
+    # Runs and streaming
+    run_max_turns: int = Field(default=20, ge=1, le=10_000)
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)
+    sse_send_timeout: float = Field(default=30.0, gt=0, le=3600)
+    event_log_max_events: int = Field(default=100_000, ge=100)
+    event_log_retention_seconds: float = Field(default=3600.0, ge=0)
+    shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=300)
+
+    # Infrastructure (later issues use these)
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("rate_limit_runs", "rate_limit_chat")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must look like 10/minute or 100 per hour") from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("basic_auth_pw_hash")
+    @classmethod
+    def _bcrypt_hash(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("$2a$", "$2b$", "$2y$")):
+            raise ValueError("must be a bcrypt hash: make one with `symposia hash-password`")
+        return value
+
+    @property
+    def basic_auth_configured(self) -> bool:
+        return bool(self.basic_auth_user and self.basic_auth_pw_hash)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("openai_compatible")
+    @classmethod
+    def _reserved_names(cls, value: dict[str, CompatibleProvider]) -> dict[str, CompatibleProvider]:
+        clash = set(value) & RESERVED_PROVIDERS
+        if clash:
+            raise ValueError(f"provider names {sorted(clash)} are built in; choose others")
+        bad = [name for name in value if not name.isidentifier()]
+        if bad:
+            raise ValueError(f"provider names must be simple identifiers, got {bad}")
+        return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _model_has_provider(cls, value: str) -> str:
+        provider, sep, model = value.partition("/")
+        if not sep or not provider or not model:
+            raise ValueError("must look like provider/model, for example local/smollm2")
+        return value
+
+    @cached_property
+    def host_is_loopback(self) -> bool:
+        """Whether HOST only listens on this machine."""
+        if self.host in LOOPBACK_HOSTS:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def _is_secret(name: str) -> bool:
+    return any(word in name for word in ("KEY", "HASH", "PASSWORD", "URL"))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning pydantic's report into one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            shown = "" if _is_secret(name) else f" (got {error.get('input')!r})"
+            lines.append(f"invalid setting {name}: {error['msg']}{shown}")
+        raise SettingsError("; ".join(lines)) from None

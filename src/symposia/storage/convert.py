@@ -1,0 +1,166 @@
+"""Rows to domain objects and back: the one place that knows both shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from symposia.domain.models import (
+    BotConfig,
+    Conversation,
+    Message,
+    MessageStatus,
+    Run,
+    RunStatus,
+    TurnUsage,
+)
+from symposia.storage.tables import ConversationRow, MessageRow, RunBotRow, RunRow
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything here is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def message_row(
+    message: Message, seq: int, *, run_id: str | None = None, conversation_id: str | None = None
+) -> MessageRow:
+    usage = message.usage
+    return MessageRow(
+        id=message.id,
+        run_id=run_id,
+        conversation_id=conversation_id,
+        seq=seq,
+        role=message.role,
+        author=message.author,
+        content=message.content,
+        model=message.model,
+        status=message.status.value,
+        bot_index=message.bot_index,
+        turn=message.turn,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        usage_estimated=usage.estimated if usage else None,
+        ttft_ms=usage.time_to_first_token_ms if usage else None,
+        total_ms=usage.total_ms if usage else None,
+        created_at=message.created_at,
+        completed_at=message.completed_at,
+    )
+
+
+def message_of(row: MessageRow) -> Message:
+    usage = None
+    if row.prompt_tokens is not None or row.completion_tokens is not None:
+        usage = TurnUsage(
+            prompt_tokens=row.prompt_tokens or 0,
+            completion_tokens=row.completion_tokens or 0,
+            estimated=bool(row.usage_estimated),
+            time_to_first_token_ms=row.ttft_ms,
+            total_ms=row.total_ms,
+        )
+    created = aware(row.created_at)
+    assert created is not None
+    return Message(
+        role=row.role,  # type: ignore[arg-type]
+        author=row.author,
+        content=row.content,
+        model=row.model,
+        status=MessageStatus(row.status),
+        bot_index=row.bot_index,
+        turn=row.turn,
+        usage=usage,
+        id=row.id,
+        created_at=created,
+        completed_at=aware(row.completed_at),
+    )
+
+
+def bot_row(run_id: str, position: int, bot: BotConfig) -> RunBotRow:
+    return RunBotRow(
+        run_id=run_id,
+        position=position,
+        name=bot.name,
+        model=bot.model,
+        system_prompt=bot.system_prompt,
+        temperature=bot.temperature,
+        max_tokens=bot.max_tokens,
+        fallbacks=list(bot.fallbacks),
+    )
+
+
+def bot_of(row: RunBotRow) -> BotConfig:
+    return BotConfig(
+        name=row.name,
+        model=row.model,
+        system_prompt=row.system_prompt,
+        temperature=row.temperature,
+        max_tokens=row.max_tokens,
+        fallbacks=tuple(row.fallbacks or ()),
+    )
+
+
+def run_row(run: Run) -> RunRow:
+    return RunRow(
+        id=run.id,
+        owner=run.owner,
+        topic=run.topic,
+        strategy=run.strategy,
+        max_turns=run.max_turns,
+        status=run.status.value,
+        error=run.error,
+        error_message=run.error_message,
+        stop_reason=run.stop_reason,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+
+
+def run_of(row: RunRow, bots: list[BotConfig], messages: list[Message]) -> Run:
+    created = aware(row.created_at)
+    assert created is not None
+    return Run(
+        topic=row.topic,
+        bots=bots,
+        max_turns=row.max_turns,
+        strategy=row.strategy,
+        status=RunStatus(row.status),
+        messages=messages,
+        error=row.error,
+        error_message=row.error_message,
+        stop_reason=row.stop_reason,
+        owner=row.owner,
+        id=row.id,
+        created_at=created,
+        started_at=aware(row.started_at),
+        finished_at=aware(row.finished_at),
+    )
+
+
+def conversation_row(conversation: Conversation) -> ConversationRow:
+    return ConversationRow(
+        id=conversation.id,
+        owner=conversation.owner,
+        title=conversation.title,
+        default_model=conversation.default_model,
+        system_prompt=conversation.system_prompt,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+    )
+
+
+def conversation_of(row: ConversationRow, message_count: int = 0) -> Conversation:
+    created, updated = aware(row.created_at), aware(row.updated_at)
+    assert created is not None
+    assert updated is not None
+    return Conversation(
+        default_model=row.default_model,
+        title=row.title,
+        system_prompt=row.system_prompt,
+        owner=row.owner,
+        id=row.id,
+        created_at=created,
+        updated_at=updated,
+        message_count=message_count,
+    )

@@ -1,0 +1,37 @@
+"""What the services need from storage, so the SQL behind it stays swappable."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from symposia.domain.models import BotConfig, Message, Run, RunStatus
+
+
+class RunRepository(Protocol):
+    """Runs, their bots and transcripts. Every read returns a snapshot the caller may keep."""
+
+    async def add(self, run: Run) -> None: ...
+
+    async def get(self, run_id: str) -> Run | None: ...
+
+    async def page(
+        self, limit: int = 50, offset: int = 0, owner: str | None = None
+    ) -> list[Run]: ...
+
+    async def set_status(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        error: dict[str, Any] | None = None,
+        error_message: str | None = None,
+        stop_reason: str | None = None,
+    ) -> None: ...
+
+    async def update_bot(self, run_id: str, index: int, bot: BotConfig) -> None: ...
+
+    async def add_message(self, run_id: str, message: Message) -> None: ...
+
+    async def bot_edits(self, run_id: str) -> list[dict[str, Any]]: ...
+
+    async def mark_interrupted(self) -> int: ...

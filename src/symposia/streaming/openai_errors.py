@@ -1,0 +1,50 @@
+"""Errors in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, with the
+status an OpenAI client expects, so its SDK raises its own exception types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from symposia.errors import (
+    InvalidInputError,
+    ProviderError,
+    SymposiaError,
+    UnauthorizedError,
+)
+
+# A failure of an upstream provider, seen by our client: our key being refused upstream is
+# the server's problem (502), not the client's (401).
+UPSTREAM_STATUS = {400: 400, 404: 404, 408: 504, 413: 413, 422: 400, 429: 429}
+
+
+def _kind(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def openai_error(exc: SymposiaError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, error object, headers) for any Symposia error."""
+    headers = dict(exc.headers)
+    param: str | None = None
+    if isinstance(exc, ProviderError):
+        failure = exc.failure
+        status = UPSTREAM_STATUS.get(failure.status or 0, 504 if failure.code == "timeout" else 502)
+        message = failure.message + (f" ({failure.suggestion})" if failure.suggestion else "")
+        code: str | None = failure.code
+        if status == 429 and failure.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(failure.retry_after)))
+    else:
+        status, message, code = exc.status_code, exc.message, exc.code
+        if isinstance(exc, InvalidInputError):
+            status, param = 400, exc.field  # OpenAI answers bad parameters with 400
+        if isinstance(exc, UnauthorizedError):
+            code = "invalid_api_key"
+        if status == 404 and "model" in message:
+            code = "model_not_found"
+    body = {"message": message, "type": _kind(status), "param": param, "code": code}
+    return status, body, headers

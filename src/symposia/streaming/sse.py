@@ -1,0 +1,100 @@
+"""Server-Sent Events: domain events become `id`/`event`/`data` frames, resumable by id.
+
+Domain events know nothing of SSE; `encode` is the only place that does. Pings, client
+disconnects and send timeouts (a reader that stopped reading) are sse-starlette's job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+import orjson
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Receive, Scope, Send
+
+from symposia.domain.events import Event
+from symposia.errors import BadRequestError
+from symposia.events.log import EventLog, ResumeGoneError
+
+MAX_EVENT_ID_DIGITS = 18
+logger = logging.getLogger(__name__)
+
+
+def encode(event: Event) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=orjson.dumps(event.data).decode(), event=event.type, id=str(event.seq)
+    )
+
+
+def parse_last_event_id(header: str | None, query: str | None) -> int:
+    """The position to resume after: the header wins over `?last_event_id=`; none means 0."""
+    raw = header if header is not None else query
+    if raw is None or raw.strip() == "":
+        return 0
+    value = raw.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > MAX_EVENT_ID_DIGITS:
+        raise BadRequestError(
+            f"Last-Event-ID must be a non-negative integer event id, got {raw[:40]!r}"
+        )
+    return int(value)
+
+
+class ActiveStreams:
+    """How many SSE streams are open now: each holds a log position, never a queue."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+async def frames(
+    log: EventLog, stream_id: str, after_seq: int, active: ActiveStreams
+) -> AsyncIterator[ServerSentEvent]:
+    """Replay from `after_seq`, then follow the log until the stream closes.
+
+    sse-starlette closes this generator when the client goes or stops reading (its send
+    timeout), so the `finally` runs and the stream stops following the log.
+    """
+    active.count += 1
+    try:
+        async for event in log.subscribe(stream_id, after_seq):
+            yield encode(event)
+    except ResumeGoneError as exc:
+        yield ServerSentEvent(data=orjson.dumps(exc.to_dict()).decode(), event="error")
+    finally:
+        active.count -= 1
+
+
+class EventStreamResponse(EventSourceResponse):
+    """sse-starlette's response, reporting a reader that stopped reading as one warning."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            logger.warning("dropped an SSE client that stopped reading")
+
+
+def event_stream_response(
+    log: EventLog,
+    stream_id: str,
+    after_seq: int,
+    active: ActiveStreams,
+    *,
+    heartbeat: float,
+    send_timeout: float,
+    shutdown_grace: float,
+) -> EventStreamResponse:
+    return EventStreamResponse(
+        frames(log, stream_id, after_seq, active),
+        ping=heartbeat,
+        send_timeout=send_timeout,
+        sep="\n",
+        shutdown_event=anyio.Event(),
+        shutdown_grace_period=shutdown_grace,
+        headers={"Cache-Control": "no-cache"},
+    )

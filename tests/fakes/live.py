@@ -1,0 +1,68 @@
+"""Run an ASGI app under a real uvicorn server on a free loopback port, inside a test."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+from starlette.types import ASGIApp
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    port: int
+    server: uvicorn.Server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def start_live_server(app: ASGIApp) -> AsyncIterator[LiveServer]:
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", port, server)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    """Poll `/health` of a server started as a subprocess until it answers 200."""
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for _ in range(300):
+            assert process.poll() is None, "server exited during start-up"
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("server did not start")
