@@ -250,7 +250,8 @@ async def test_an_error_after_streaming_began_is_a_final_error_chunk(
     with pytest.raises(openai.APIError) as broken:
         async for chunk in stream:
             received.append(chunk.choices[0].delta.content if chunk.choices else None)
-    assert received == ["", "a", "b"]
+    assert received[0] == ""  # the role chunk
+    assert "".join(filter(None, received)) == "ab"  # what arrived at once may be one chunk
     assert broken.value.code in ("stream_error", "connection_error")
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -77,3 +78,52 @@ class Watchdog:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+
+async def read_ahead(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """`chunks`, read by a task of its own; each step yields everything read since the
+    last one, joined.
+
+    An HTTP client hands a chunked body over one HTTP chunk at a time, even when a single
+    network read brought dozens of them: without this, every upstream token would pay
+    for the whole relay (parse, encode, one socket write). Reading ahead keeps the
+    latency of the first byte and lets a busy relay catch up in one step. Closing this
+    iterator cancels the reader and waits for it, so `chunks` is free to be closed next.
+    """
+    loop = asyncio.get_running_loop()
+    pending: list[bytes] = []
+    failure: list[Exception] = []
+    wakeup: asyncio.Future[None] | None = None
+
+    def wake() -> None:
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def pump() -> None:
+        try:
+            async for chunk in chunks:
+                pending.append(chunk)
+                wake()
+        except Exception as exc:  # handed to the consumer, after what was read before it
+            failure.append(exc)
+        finally:
+            wake()
+
+    reader = asyncio.create_task(pump())
+    try:
+        while True:
+            if not pending and not reader.done():
+                wakeup = loop.create_future()
+                await wakeup
+            if pending:
+                data = pending[0] if len(pending) == 1 else b"".join(pending)
+                pending.clear()
+                yield data
+            elif reader.done():
+                if failure:
+                    raise failure[0]
+                return
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader

@@ -18,7 +18,9 @@ UTF-8 characters split across network reads, or a delay before each token.
 
 It is a raw ``asyncio.start_server`` HTTP/1.1 server rather than an ASGI app, so that every
 byte on the socket is under control: an ASGI server would finish chunked bodies and close
-connections gracefully on its own. Every response carries ``Connection: close``.
+connections gracefully on its own. Every response carries ``Connection: close``, unless
+``keep_alive`` is set (as real providers do, and as a benchmark wants): then a response
+that ends normally leaves the connection open for the client's next request.
 """
 
 from __future__ import annotations
@@ -528,6 +530,7 @@ class _Connection:
         self.answering = False
         self._recorded = False
         self._watcher: asyncio.Task[None] | None = None
+        self.complete = False  # the response ended normally: the connection may be reused
 
     def watch(self) -> None:
         """Notice the client closing its end (EOF) while the response is being produced."""
@@ -538,6 +541,15 @@ class _Connection:
             while await self._reader.read(65536):
                 pass
         self._client_gone()
+
+    async def next_request(self) -> None:
+        """Stop watching for EOF (the watcher must not eat the next request's bytes)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.wait([self._watcher])
+            self._watcher = None
+        self.complete = False
+        self._recorded = False
 
     def _client_gone(self) -> None:
         self.gone.set()
@@ -598,6 +610,7 @@ class FakeProviderServer:
         self.openai_models: list[str] = ["gpt-4o-mini", "gpt-4o"]
         self.anthropic_models: list[str] = ["claude-sonnet-4-6", "claude-haiku-4-5"]
         self.models_status = 200
+        self.keep_alive = False
         # Unexpected exceptions raised while handling a connection (bugs in this fake).
         self.handler_errors: list[BaseException] = []
         self._queues: dict[str, deque[Reply]] = {route: deque() for route in ROUTE_PATHS}
@@ -678,19 +691,21 @@ class FakeProviderServer:
             self._handlers.add(task)
         conn = _Connection(self, reader, writer)
         try:
-            if self._server is None:
-                return
-            try:
-                request = await _read_request(reader)
-            except _BadRequestError as exc:
-                await self._send_json(conn, 400, openai_error_body(400, str(exc)))
-                return
-            if request is None:
-                return
-            self.requests.append(request)
-            conn.watch()
-            conn.answering = True
-            await self._dispatch(conn, request)
+            while self._server is not None:
+                try:
+                    request = await _read_request(reader)
+                except _BadRequestError as exc:
+                    await self._send_json(conn, 400, openai_error_body(400, str(exc)))
+                    return
+                if request is None:
+                    return
+                self.requests.append(request)
+                conn.watch()
+                conn.answering = True
+                await self._dispatch(conn, request)
+                if not (self.keep_alive and conn.complete) or conn.gone.is_set():
+                    return
+                await conn.next_request()
         except (_ClientGoneError, OSError):
             pass
         except asyncio.CancelledError:
@@ -770,6 +785,10 @@ class FakeProviderServer:
 
     # -- responses ---------------------------------------------------------------------------
 
+    @property
+    def _connection_header(self) -> str:
+        return "keep-alive" if self.keep_alive else "close"
+
     @staticmethod
     def _base_headers(anthropic: bool) -> dict[str, str]:
         request_id = _new_id("req_")
@@ -788,12 +807,13 @@ class FakeProviderServer:
         headers = {
             "Content-Type": "application/json",
             "Content-Length": str(len(body)),
-            "Connection": "close",
+            "Connection": self._connection_header,
             **self._base_headers(anthropic),
             **(extra_headers or {}),
         }
         conn.answering = False  # the whole answer goes out in this write
         await conn.send(_response_head(status, headers) + body)
+        conn.complete = True
 
     async def _stream(
         self, conn: _Connection, reply: Reply, plan: _StreamPlan, *, anthropic: bool
@@ -802,7 +822,7 @@ class FakeProviderServer:
             "Content-Type": "text/event-stream; charset=utf-8",
             "Transfer-Encoding": "chunked",
             "Cache-Control": "no-cache",
-            "Connection": "close",
+            "Connection": self._connection_header,
             **self._base_headers(anthropic),
             **reply.headers,
         }
@@ -820,6 +840,7 @@ class FakeProviderServer:
             await conn.send(_http_chunk(event))
         conn.answering = False  # a client leaving after the last chunk is no disconnect
         await conn.send(_LAST_CHUNK)
+        conn.complete = True
 
     @staticmethod
     async def _interrupted(conn: _Connection, reply: Reply, sent: int) -> bool:

@@ -239,7 +239,7 @@ async def test_a_stream_cut_after_tokens_is_an_error_with_the_partial_text_and_n
         async for delta in call:
             if isinstance(delta, TextDelta):
                 received.append(delta.text)
-    assert received == ["one", " two"]
+    assert "".join(received) == "one two"  # what arrived at once may come as one delta
     assert info.value.failure.code in {"stream_error", "connection_error"}
     assert len(fake_provider.requests_to(route)) == 1
 

@@ -17,8 +17,8 @@ DONE = b"[DONE]"
 
 
 async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[bytes, Any]]]:
-    """The (event name, parsed data) pairs that each network read completed, as one list:
-    a consumer can relay a whole read at once. Stops at `data: [DONE]`.
+    """The (event name, parsed data) pairs that each chunk completed, as one list: fed by
+    `aio.read_ahead`, a consumer relays all that arrived at once. Stops at `data: [DONE]`.
 
     Raises `orjson.JSONDecodeError` for a data line that is not JSON.
     """
