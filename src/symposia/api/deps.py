@@ -14,26 +14,34 @@ from symposia.services.runs import RunService
 from symposia.settings import Settings
 
 
-def get_container(request: Request) -> Container:
+def container_from(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
 
-def get_runs(request: Request) -> RunService:
-    return get_container(request).runs
+# The dependencies are `async def` although they only look an attribute up: FastAPI runs
+# a plain `def` dependency in its thread pool, a thread hop per dependency per request.
 
 
-def get_conversations(request: Request) -> ConversationService:
-    return get_container(request).conversations
+async def get_container(request: Request) -> Container:
+    return container_from(request)
 
 
-def get_settings(request: Request) -> Settings:
-    return get_container(request).settings
+async def get_runs(request: Request) -> RunService:
+    return container_from(request).runs
+
+
+async def get_conversations(request: Request) -> ConversationService:
+    return container_from(request).conversations
+
+
+async def get_settings(request: Request) -> Settings:
+    return container_from(request).settings
 
 
 async def get_principal(request: Request) -> Principal:
     """Every /api and /v1 route depends on this: 401 without valid credentials."""
-    principal = await get_container(request).auth.principal(request.headers)
+    principal = await container_from(request).auth.principal(request.headers)
     request.state.principal = principal
     return principal
 
@@ -46,7 +54,7 @@ def rate_limited(scope: str) -> Any:
     unauthenticated, this client address); 429 with Retry-After when over it."""
 
     async def hit(request: Request, principal: PrincipalDep) -> None:
-        container = get_container(request)
+        container = container_from(request)
         if container.settings.dev_mode:
             return
         if principal.authenticated:

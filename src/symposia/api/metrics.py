@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from symposia.api.deps import get_container, get_principal
+from symposia.api.deps import container_from, get_principal
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    container = get_container(request)
+    container = container_from(request)
     if not container.settings.metrics_public:
         await get_principal(request)
     return Response(container.metrics.render(), media_type=container.metrics.content_type)
