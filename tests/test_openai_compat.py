@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -424,3 +425,38 @@ async def test_scripted_stall_then_disconnect_frees_the_model(
                 break
     await asyncio.sleep(0.5)
     assert len(scripted.requests) == 1
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_the_partial_reply_kept(
+    server: LiveServer, api_key: str, compat: Container, scripted: ScriptedProvider
+) -> None:
+    """Each send is bounded by SSE_SEND_TIMEOUT: a stalled reader cannot hold the relay."""
+    compat.settings.sse_send_timeout = 0.5
+    scripted.add_script("flood", Script(chunks=["x" * 60_000] * 200, delay=0.001))
+    body = json.dumps({"model": "scripted/flood", "messages": HELLO, "stream": True}).encode()
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {api_key}\r\nX-Symposia-Conversation: new\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(request)  # and never read the answer
+    headers = {KEY_HEADER: f"Bearer {api_key}"}
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=headers) as http:
+            replies: list[dict[str, Any]] = []
+            for _ in range(500):
+                listed = (await http.get("/api/conversations")).json()["items"]
+                if listed:
+                    path = f"/api/conversations/{listed[0]['id']}/messages"
+                    items = (await http.get(path)).json()["items"]
+                    replies = [m for m in items if m["role"] == "assistant"]
+                    if replies:
+                        break
+                await asyncio.sleep(0.02)
+    finally:
+        sock.close()
+    assert replies, "the relay still holds the stalled client"
+    assert replies[0]["status"] == "partial"
+    assert 0 < len(replies[0]["content"]) < 60_000 * 200

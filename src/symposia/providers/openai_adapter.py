@@ -96,7 +96,7 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
             response = await self.client.post(
                 CHAT_COMPLETIONS_PATH,
                 cast_to=httpx2.Response,
-                body=self._params(request),
+                content=orjson.dumps(self._params(request)),  # the SDK's json.dumps is slower
                 # What `chat.completions.create` passes: the key goes in as a bearer token.
                 options={"security": {"bearer_auth": True}},
                 stream=True,

@@ -24,24 +24,22 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[
     """
     buffer = b""
     async for chunk in chunks:
-        buffer += chunk
+        buffer = buffer + chunk if buffer else chunk
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n")
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            continue
+        complete, buffer = buffer[:end], buffer[end + 2 :]
         batch: list[tuple[bytes, Any]] = []
-        while True:
-            end = buffer.find(b"\n\n")
-            if end < 0:
-                break
-            raw, buffer = buffer[:end], buffer[end + 2 :]
-            event, data = b"", []
-            for line in raw.split(b"\n"):
-                if line.startswith(b"data:"):
-                    data.append(line[6:] if line[5:6] == b" " else line[5:])
-                elif line.startswith(b"event:"):
-                    event = line[6:].strip()
-            if not data:
-                continue
-            payload = b"\n".join(data)
+        for raw in complete.split(b"\n\n"):
+            if raw[:6] == b"data: " and b"\n" not in raw:  # the usual shape: one data line
+                event, payload = b"", raw[6:]
+            else:
+                event, data = _fields(raw)
+                if data is None:
+                    continue
+                payload = data
             if payload == DONE:
                 if batch:
                     yield batch
@@ -49,3 +47,14 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[
             batch.append((event, orjson.loads(payload)))
         if batch:
             yield batch
+
+
+def _fields(raw: bytes) -> tuple[bytes, bytes | None]:
+    """An event's name and its data lines joined (None without any), per the SSE spec."""
+    event, data = b"", []
+    for line in raw.split(b"\n"):
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            event = line[6:].strip()
+    return event, b"\n".join(data) if data else None

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Mapping
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from symposia.aio import Watchdog
+
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
@@ -46,7 +48,7 @@ class RelayResponse(Response):
             streaming.cancel()
 
         watcher = asyncio.create_task(watch_disconnect())
-        loop = asyncio.get_running_loop()
+        deadline = Watchdog(self.send_timeout)
         try:
             await send(
                 {
@@ -55,19 +57,20 @@ class RelayResponse(Response):
                     "headers": self.raw_headers,
                 }
             )
-            async with asyncio.timeout(None) as deadline:
-                async for chunk in self.body_iterator:
-                    deadline.reschedule(loop.time() + self.send_timeout)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    deadline.reschedule(None)
+            async for chunk in self.body_iterator:
+                deadline.arm()
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                deadline.disarm()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not client_gone:
+            if not (client_gone or deadline.fired):
                 raise
-            streaming.uncancel()  # the client left: that is how this response ends
-        except (TimeoutError, OSError):
-            pass  # a client that stopped reading, or a socket already closed
+            # The client left, or stopped reading: that is how this response ends.
+            streaming.uncancel()
+        except OSError:
+            pass  # a socket already closed
         finally:
+            deadline.close()
             watcher.cancel()
             aclose = getattr(self.body_iterator, "aclose", None)
             if aclose is not None:
