@@ -577,3 +577,28 @@ async def test_health_reports_database_and_providers_without_calling_them(
     assert body["database"] == "ok"
     assert body["redis"] is None
     assert body["providers"] == {"scripted": True}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/api/v1/chat/completions"),
+        ("GET", "/v1/models"),
+        ("GET", "/api/v1/models"),
+    ],
+)
+async def test_openai_routes_need_credentials(
+    http: httpx.AsyncClient, method: str, path: str
+) -> None:
+    body = {"model": "scripted/echo", "messages": [{"role": "user", "content": "hi"}]}
+    response = await http.request(method, path, json=body if method == "POST" else None)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"  # as OpenAI says it
+    wrong = await http.request(
+        method,
+        path,
+        json=body if method == "POST" else None,
+        headers={"Authorization": "Bearer sym_000000000000_" + "A" * 43},
+    )
+    assert wrong.status_code == 401

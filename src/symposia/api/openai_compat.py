@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Response
 from fastapi.responses import JSONResponse
 
-from symposia.api.deps import ContainerDep, PrincipalDep, get_principal, rate_limited
+from symposia.api.deps import Caller, ContainerDep, get_principal, rate_limited_caller
 from symposia.api.openai_schemas import ChatCompletionBody
 from symposia.errors import InvalidInputError
 from symposia.streaming.relay_response import RelayResponse
@@ -21,13 +21,12 @@ MODEL_CREATED = 1_700_000_000  # listings have no creation time; a fixed, plausi
 
 
 def _router(prefix: str) -> APIRouter:
-    router = APIRouter(prefix=prefix, tags=["openai"], dependencies=[Depends(get_principal)])
+    router = APIRouter(prefix=prefix, tags=["openai"])
 
-    @router.post("/chat/completions", dependencies=[rate_limited("chat")])
+    @router.post("/chat/completions")
     async def chat_completions(
         body: ChatCompletionBody,
-        container: ContainerDep,
-        principal: PrincipalDep,
+        caller: Annotated[Caller, rate_limited_caller("chat")],
         conversation: Annotated[
             str | None, Header(alias=CONVERSATION_HEADER, max_length=64)
         ] = None,
@@ -35,6 +34,7 @@ def _router(prefix: str) -> APIRouter:
         """OpenAI's chat completions, for every Symposia model (`openai/...`,
         `anthropic/...`, `local/smollm2`, ...). `X-Symposia-Conversation: <id>` (or `new`)
         also keeps the exchange in that conversation."""
+        container, principal = caller.container, caller.principal
         try:
             messages = [(m.role, m.text()) for m in body.messages]
         except ValueError as exc:
@@ -56,7 +56,7 @@ def _router(prefix: str) -> APIRouter:
         stream = await container.completions.start(call)
         return RelayResponse(stream, headers, container.settings.sse_send_timeout)
 
-    @router.get("/models")
+    @router.get("/models", dependencies=[Depends(get_principal)])
     async def list_models(container: ContainerDep) -> dict[str, Any]:
         """OpenAI's model list, from every configured provider's discovery."""
         listing = await container.models.listing()
