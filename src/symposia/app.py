@@ -63,14 +63,16 @@ def create_app(
         )
     app.add_middleware(RequestContext, metrics=container.metrics)
     install_error_handlers(app)
+    # The OpenAI-compatible routes first: they are the hot path, and routes are matched
+    # in order (their paths, under /v1 and /api/v1, overlap no other route).
+    for router in openai_compat.routers:
+        app.include_router(router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(runs.router)
     app.include_router(models.router)
     app.include_router(conversations.router)
     app.include_router(chat.router)
-    for router in openai_compat.routers:
-        app.include_router(router)
     return app
 
 

@@ -7,7 +7,6 @@ alternating roles, the user first, like Anthropic's.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,6 +20,7 @@ from symposia.providers.base import (
     system_and_alternating,
 )
 from symposia.providers.failures import connection_failure, from_status, stream_failure
+from symposia.providers.packages import installed
 from symposia.providers.registry import ensure_configured
 from symposia.providers.threaded import iterate_in_thread
 
@@ -46,7 +46,7 @@ STREAM_ERROR_STATUS = {
 
 
 def boto3_available() -> bool:
-    return importlib.util.find_spec("boto3") is not None
+    return installed("boto3")
 
 
 class BedrockAdapter:

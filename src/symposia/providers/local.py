@@ -26,6 +26,7 @@ from symposia.providers.base import (
     TextDelta,
     merge_consecutive,
 )
+from symposia.providers.packages import installed
 from symposia.providers.threaded import iterate_in_thread
 from symposia.providers.utf8 import Utf8Joiner
 
@@ -63,11 +64,7 @@ class LocalProvider:
 
     @property
     def configured(self) -> bool:
-        return (
-            self._path is not None
-            and self._path.is_file()
-            and importlib.util.find_spec("llama_cpp") is not None
-        )
+        return self._path is not None and self._path.is_file() and installed("llama_cpp")
 
     async def models(self) -> list[str]:
         return [MODEL_NAME] if self.configured else []
