@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -98,14 +97,12 @@ async def load(
         return Result(clients * per_client, time.perf_counter() - started, ttft, tokens)
 
 
-def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-
-
 async def main(args: argparse.Namespace) -> None:
-    fake = start([sys.executable, str(Path(__file__).with_name("fake_upstream.py"))])
+    fake = subprocess.Popen(  # it prints its port, then nothing
+        [sys.executable, str(Path(__file__).with_name("fake_upstream.py"))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert fake.stdout is not None
     upstream = f"http://127.0.0.1:{fake.stdout.readline().strip()}/v1"
     port = free_port()
@@ -119,7 +116,12 @@ async def main(args: argparse.Namespace) -> None:
             "DATABASE_URL": f"sqlite:///{tmp}/bench.db",
             "LOG_LEVEL": "WARNING",
         }
-        server = start([sys.executable, "-m", "symposia", "serve"], env)
+        server = subprocess.Popen(  # its output unread: a pipe could fill and block it
+            [sys.executable, "-m", "symposia", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             await measure(args, f"http://127.0.0.1:{port}", upstream, server.pid)
         finally:
@@ -131,12 +133,12 @@ async def main(args: argparse.Namespace) -> None:
 async def measure(args: argparse.Namespace, base: str, upstream: str, pid: int) -> None:
     relay = f"{base}/v1/chat/completions"
     direct = f"{upstream}/chat/completions"
-    async with httpx.AsyncClient() as probe:
+    async with aiohttp.ClientSession() as probe:
         for _ in range(400):
             try:
-                await probe.get(f"{base}/health")
-                break
-            except httpx.TransportError:
+                async with probe.get(f"{base}/health"):
+                    break
+            except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.05)
     await load(relay, "openai/gpt-4o-mini", 4, 10, {})  # warm up: imports, pools
     auth = {"Authorization": "Bearer sk-bench"}

@@ -84,11 +84,12 @@ async def read_ahead(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None
     """`chunks`, read by a task of its own; each step yields everything read since the
     last one, joined.
 
-    An HTTP client hands a chunked body over one HTTP chunk at a time, even when a single
-    network read brought dozens of them: without this, every upstream token would pay
-    for the whole relay (parse, encode, one socket write). Reading ahead keeps the
-    latency of the first byte and lets a busy relay catch up in one step. Closing this
-    iterator cancels the reader and waits for it, so `chunks` is free to be closed next.
+    A transport hands over what it holds when asked (httpx: one HTTP chunk; aiohttp: what
+    its buffer has), so a relay asking once per token pays its whole chain (parse,
+    encode, one socket write) per token. With the reading in a task of its own, the
+    socket is drained while the relay works on the last step, and the next step takes
+    all that came meanwhile; the first byte is not delayed. Closing this iterator
+    cancels the reader and waits for it, so `chunks` is free to be closed next.
     """
     loop = asyncio.get_running_loop()
     pending: list[bytes] = []

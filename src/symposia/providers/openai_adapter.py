@@ -176,9 +176,11 @@ def sdk_failure(exc: Exception, provider: str, model: str, key_env: str) -> Prov
             status, detail, provider=provider, model=model, key_env=key_env, headers=headers
         )
     name = type(exc).__name__
-    if "Timeout" in name and not _dropped_connection(exc):
+    timed_out = "Timeout" in name
+    dropped = timed_out and _dropped_connection(exc)
+    if timed_out and not dropped:
         return timeout_failure(provider, model, "answer", SDK_TIMEOUT_SECONDS)
-    if "Connection" in name or "Timeout" in name:
+    if dropped or "Connection" in name:
         return connection_failure(provider, model, detail or name)
     return body_failure(getattr(exc, "body", None), provider, model, key_env, detail or name)
 
