@@ -2,6 +2,11 @@
 
 If Redis is unreachable the server keeps serving (fails open): the request passes, a
 warning is logged at most once a minute, and a metric counts every fallback.
+
+In memory the limits are counted with `limits`' synchronous moving window: it does no I/O,
+and its asyncio twin starts a task and a thread-pool hop on every hit to expire old
+entries (about 0.1 ms of CPU per request, measured); the synchronous storage expires them
+from one timer thread instead.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits import RateLimitItem, WindowStats, parse, storage, strategies
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
@@ -42,8 +47,10 @@ class RateLimiter:
         on_fallback: Callable[[], None] | None = None,
     ) -> None:
         self._items: dict[str, RateLimitItem] = {s: parse(v) for s, v in limits.items()}
-        storage: Storage
         self._pool: aioredis.ConnectionPool | None = None
+        self._redis: RedisStorage | None = None
+        self._limiter: MovingWindowRateLimiter | None = None
+        self._memory: strategies.MovingWindowRateLimiter | None = None
         if redis_url:
             # Our own pool, so shutdown can close its connections.
             self._pool = aioredis.ConnectionPool.from_url(
@@ -51,18 +58,17 @@ class RateLimiter:
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
-            storage = RedisStorage(
+            self._redis = RedisStorage(
                 f"async+{redis_url}",
                 implementation="redispy",
                 wrap_exceptions=True,
                 # limits hands this on to redis-py; its hints list only scalar options.
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
+            self._limiter = MovingWindowRateLimiter(self._redis)
         else:
-            storage = MemoryStorage()
-        self.storage = storage
+            self._memory = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
         self.uses_redis = bool(redis_url)
-        self._limiter = MovingWindowRateLimiter(storage)
         self._on_reject = on_reject
         self._on_fallback = on_fallback
         self.status = RateLimitStatus()
@@ -70,15 +76,21 @@ class RateLimiter:
     async def hit(self, scope: str, key: str) -> None:
         """Count one request of `key` in `scope`; RateLimitedError when over the limit."""
         item = self._items[scope]
-        try:
-            allowed = await self._limiter.hit(item, scope, key)
-            if allowed:
-                self.status.degraded = False
+        stats: WindowStats
+        if self._memory is not None:
+            if self._memory.hit(item, scope, key):
                 return
-            stats = await self._limiter.get_window_stats(item, scope, key)
-        except (StorageError, OSError, TimeoutError) as exc:
-            self._fall_open(exc)
-            return
+            stats = self._memory.get_window_stats(item, scope, key)
+        else:
+            assert self._limiter is not None
+            try:
+                if await self._limiter.hit(item, scope, key):
+                    self.status.degraded = False
+                    return
+                stats = await self._limiter.get_window_stats(item, scope, key)
+            except (StorageError, OSError, TimeoutError) as exc:
+                self._fall_open(exc)
+                return
         if self._on_reject is not None:
             self._on_reject(scope)
         retry_after = max(1, int(stats.reset_time - time.time() + 0.999))
@@ -110,9 +122,11 @@ class RateLimiter:
 
     async def healthy(self) -> bool:
         """One PING (memory storage: always true); never raises."""
+        if self._redis is None:
+            return True
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-                healthy = bool(await self.storage.check())
+                healthy = bool(await self._redis.check())
         except (StorageError, OSError, TimeoutError, ConnectionError):
             healthy = False
         if healthy:
