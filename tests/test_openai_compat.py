@@ -460,3 +460,40 @@ async def test_a_client_that_stops_reading_is_dropped_and_the_partial_reply_kept
     assert replies, "the relay still holds the stalled client"
     assert replies[0]["status"] == "partial"
     assert 0 < len(replies[0]["content"]) < 60_000 * 200
+
+
+async def test_chunks_made_together_leave_as_one_write(
+    compat: Container, scripted: ScriptedProvider
+) -> None:
+    """The role chunk goes with the first text, and the finish, usage and [DONE] go
+    together: every write costs a pass through the middleware and a system call."""
+    scripted.add_script("abc", Script(chunks=["a", "b", "c"]))
+    call = await compat.completions.prepare(
+        model="scripted/abc",
+        messages=[("user", "hi")],
+        temperature=None,
+        top_p=None,
+        max_tokens=None,
+        stop=(),
+        include_usage=True,
+        owner=None,
+        conversation=None,
+    )
+    writes = [piece async for piece in await compat.completions.start(call)]
+
+    def payloads(write: bytes) -> list[Any]:
+        events = write.decode().removesuffix("\n\n").split("\n\n")
+        return [e[6:] if e == "data: [DONE]" else json.loads(e[6:]) for e in events]
+
+    assert len(writes) == 4
+    first, *middle, last = (payloads(write) for write in writes)
+    assert [chunk["choices"][0]["delta"] for chunk in first] == [
+        {"role": "assistant", "content": ""},
+        {"content": "a"},
+    ]
+    assert [chunk["choices"][0]["delta"]["content"] for [chunk] in middle] == ["b", "c"]
+    finish, usage, done = last
+    assert finish["choices"][0]["finish_reason"] == "stop"
+    assert usage["choices"] == []
+    assert usage["usage"]["prompt_tokens"] >= 1
+    assert done == "[DONE]"

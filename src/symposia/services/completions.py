@@ -143,12 +143,14 @@ class CompletionService:
         first: Delta,
         outcome: _Outcome,
     ) -> AsyncIterator[bytes]:
+        """The response's bytes. Chunks produced at the same moment leave as one write (the
+        role chunk with the first text; the finish, usage and `[DONE]` together): each
+        write costs a trip through the middleware and a system call."""
         encoder = ChunkEncoder(call.completion_id, call.created, call.model, call.include_usage)
         stop = StopFilter(call.request.stop) if call.request.stop else None
         parts = outcome.parts
-        failed = False
+        head = encoder.role()  # leaves with the first text, or with the end
         try:
-            yield encoder.role()
             delta: Delta | None = first
             while delta is not None:
                 if type(delta) is TextDelta:
@@ -157,7 +159,8 @@ class CompletionService:
                         if outcome.first is None:
                             outcome.first = time.perf_counter()
                         parts.append(text)
-                        yield encoder.content(text)
+                        yield head + encoder.content(text)
+                        head = b""
                     if stop is not None and stop.stopped:
                         break
                 else:
@@ -165,23 +168,22 @@ class CompletionService:
                 delta = await anext(deltas, None)
             if stop is not None and (tail := stop.flush()):
                 parts.append(tail)
-                yield encoder.content(tail)
+                head += encoder.content(tail)
             outcome.finish = _finish_reason(outcome.end, stop)
             outcome.status = MessageStatus.COMPLETE
-            yield encoder.finish(outcome.finish)
+            end = head + encoder.finish(outcome.finish)
             if call.include_usage:
                 usage = _usage(call, outcome)
-                yield encoder.usage(usage.prompt_tokens, usage.completion_tokens)
+                end += encoder.usage(usage.prompt_tokens, usage.completion_tokens)
+            end += DONE
         except SymposiaError as exc:  # after output began: a final error chunk, then the end
-            failed = True
-            yield encoder.error(openai_error(exc)[1])
+            end = head + encoder.error(openai_error(exc)[1])
         finally:
             aclose = getattr(deltas, "aclose", None)
             if aclose is not None:
                 await aclose()
-            await complete(self._save(call, outcome))
-        if not failed:
-            yield DONE
+            await complete(self._save(call, outcome))  # kept before the client sees the end
+        yield end
 
     async def complete(self, call: CompletionCall) -> dict[str, Any]:
         """The whole answer as one `chat.completion` object."""
