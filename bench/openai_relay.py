@@ -6,7 +6,7 @@ Symposia and, for comparison, straight at the fake server. Prints requests per s
 time to first token p50/p99, and Symposia's CPU microseconds per relayed token (from
 /proc, so only Symposia's own process is counted).
 
-    .venv/bin/python bench/openai_relay.py [--clients 1 10 50] [--requests 400]
+    .venv/bin/python bench/openai_relay.py [--clients 1 10 50] [--requests 400] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -107,15 +107,24 @@ async def main(args: argparse.Namespace) -> None:
     upstream = f"http://127.0.0.1:{fake.stdout.readline().strip()}/v1"
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
+        # Configured as a deployment is: an API key to check and a rate limit to count
+        # (set high enough never to refuse), not DEV_MODE, which skips both.
         env = {
             **os.environ,
             "PORT": str(port),
-            "DEV_MODE": "true",
             "OPENAI_API_KEY": "sk-bench",
             "OPENAI_BASE_URL": upstream,
             "DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+            "RATE_LIMIT_CHAT": "1000000/minute",
             "LOG_LEVEL": "WARNING",
         }
+        creating = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "symposia", "keys", "create", "--name", "bench"),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        created, _ = await creating.communicate()
+        key = created.decode().strip().splitlines()[-1]
         server = subprocess.Popen(  # its output unread: a pipe could fill and block it
             [sys.executable, "-m", "symposia", "serve"],
             env=env,
@@ -123,16 +132,22 @@ async def main(args: argparse.Namespace) -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            await measure(args, f"http://127.0.0.1:{port}", upstream, server.pid)
+            await measure(args, f"http://127.0.0.1:{port}", upstream, server.pid, key)
+            await sdk_floor(upstream)
         finally:
             for process in (server, fake):
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
 
 
-async def measure(args: argparse.Namespace, base: str, upstream: str, pid: int) -> None:
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+async def measure(args: argparse.Namespace, base: str, upstream: str, pid: int, key: str) -> None:
     relay = f"{base}/v1/chat/completions"
     direct = f"{upstream}/chat/completions"
+    auth = {"Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession() as probe:
         for _ in range(400):
             try:
@@ -140,42 +155,53 @@ async def measure(args: argparse.Namespace, base: str, upstream: str, pid: int) 
                     break
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.05)
-    await load(relay, "openai/gpt-4o-mini", 4, 10, {})  # warm up: imports, pools
-    auth = {"Authorization": "Bearer sk-bench"}
+    await load(relay, "openai/gpt-4o-mini", 4, 10, auth)  # warm up: imports, pools
+    print(
+        f"medians of {args.rounds} rounds, each {args.requests} requests per path, "
+        "direct and Symposia alternating"
+    )
     print(
         f"{'clients':>7} {'path':<8} {'req/s':>8} {'ttft p50 ms':>12} "
         f"{'ttft p99 ms':>12} {'cpu us/token':>13}"
     )
     for clients in args.clients:
         per = max(args.requests // clients, 1)
-        direct_result = await load(direct, "gpt-4o-mini", clients, per, auth)
-        cpu_before = cpu_seconds(pid)
-        relay_result = await load(relay, "openai/gpt-4o-mini", clients, per, {})
-        cpu = cpu_seconds(pid) - cpu_before
-        per_token = cpu / relay_result.tokens * 1e6
-        for name, result, cpu_text in (
-            ("direct", direct_result, "-"),
-            ("symposia", relay_result, f"{per_token:.1f}"),
-        ):
+        rounds: list[tuple[Result, Result, float]] = []
+        for turn in range(args.rounds):
+            # Alternate which path goes first, so neither always runs on a warmer machine.
+            order = ("direct", "relay") if turn % 2 == 0 else ("relay", "direct")
+            results: dict[str, Result] = {}
+            cpu = 0.0
+            for path in order:
+                if path == "direct":
+                    results[path] = await load(direct, "gpt-4o-mini", clients, per, auth)
+                else:
+                    before = cpu_seconds(pid)
+                    results[path] = await load(relay, "openai/gpt-4o-mini", clients, per, auth)
+                    cpu = cpu_seconds(pid) - before
+            rounds.append((results["direct"], results["relay"], cpu / results["relay"].tokens))
+        for name, index in (("direct", 0), ("symposia", 1)):
+            per_token = median([r[2] for r in rounds]) * 1e6
             print(
-                f"{clients:>7} {name:<8} {result.rps:>8.1f} "
-                f"{result.pct(0.5):>12.2f} {result.pct(0.99):>12.2f} "
-                f"{cpu_text:>13}"
+                f"{clients:>7} {name:<8} {median([r[index].rps for r in rounds]):>8.1f} "
+                f"{median([r[index].pct(0.5) for r in rounds]):>12.2f} "
+                f"{median([r[index].pct(0.99) for r in rounds]):>12.2f} "
+                f"{f'{per_token:.1f}' if index else '-':>13}"
             )
-        added = relay_result.pct(0.5) - direct_result.pct(0.5)
-        mean_ttft = statistics.mean(relay_result.ttft) * 1000
+        added = [r[1].pct(0.5) - r[0].pct(0.5) for r in rounds]
+        ratio = [r[1].rps / r[0].rps for r in rounds]
         print(
-            f"{'':>7} added ttft p50 {added:.2f} ms; relay/direct req/s "
-            f"{relay_result.rps / direct_result.rps:.2f}; tokens relayed "
-            f"{relay_result.tokens} (mean ttft {mean_ttft:.2f} ms)"
+            f"{'':>7} added ttft p50 {median(added):.2f} ms "
+            f"(rounds {min(added):.2f}-{max(added):.2f}); relay/direct req/s "
+            f"{median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})"
         )
     # Marginal CPU per token: the same requests with 512-token answers; the difference
     # over the extra tokens leaves out the per-request cost.
     before = cpu_seconds(pid)
-    short = await load(relay, "openai/gpt-4o-mini", 10, 20, {})
+    short = await load(relay, "openai/gpt-4o-mini", 10, 20, auth)
     short_cpu = cpu_seconds(pid) - before
     before = cpu_seconds(pid)
-    long = await load(relay, "openai/long", 10, 20, {})
+    long = await load(relay, "openai/long", 10, 20, auth)
     long_cpu = cpu_seconds(pid) - before
     marginal = (long_cpu - short_cpu) / (long.tokens - short.tokens) * 1e6
     per_request = (short_cpu - marginal / 1e6 * short.tokens) / short.requests * 1e3
@@ -185,10 +211,71 @@ async def measure(args: argparse.Namespace, base: str, upstream: str, pid: int) 
     )
 
 
+async def sdk_floor(upstream: str, calls: int = 500) -> None:
+    """What the upstream call alone costs, in this process, one call at a time: through
+    the `openai` SDK as Symposia makes it (aiohttp transport, one raw streaming `post`),
+    and through plain aiohttp. Symposia cannot cost less than the first."""
+    import httpx2
+    import openai
+
+    body = orjson.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "go"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
+    sdk = openai.AsyncOpenAI(
+        api_key="sk-bench",
+        base_url=upstream,
+        max_retries=0,
+        http_client=openai.DefaultAioHttpClient(),
+    )
+
+    async def through_sdk() -> None:
+        response = await sdk.post(
+            "/chat/completions",
+            cast_to=httpx2.Response,
+            content=body,
+            options={"security": {"bearer_auth": True}},
+            stream=True,
+            stream_cls=None,
+        )
+        async for _ in response.aiter_bytes():
+            pass
+        await response.aclose()
+
+    async with aiohttp.ClientSession() as session:
+
+        async def through_aiohttp() -> None:
+            headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+            async with session.post(
+                f"{upstream}/chat/completions", data=body, headers=headers
+            ) as response:
+                async for _ in response.content.iter_any():
+                    pass
+
+        figures = []
+        for call in (through_sdk, through_aiohttp):
+            for _ in range(50):
+                await call()
+            started = time.process_time()
+            for _ in range(calls):
+                await call()
+            figures.append((time.process_time() - started) / calls * 1e3)
+    await sdk.close()
+    print(
+        f"the upstream call alone, cpu per 64-token stream: openai SDK {figures[0]:.2f} ms, "
+        f"plain aiohttp {figures[1]:.2f} ms"
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument(
-        "--requests", type=int, default=400, help="requests per client count, shared out"
+        "--requests", type=int, default=400, help="requests per path and round, shared out"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per client count")
     asyncio.run(main(parser.parse_args()))
