@@ -29,6 +29,7 @@ from symposia.security.client_address import client_address, parse_networks
 from symposia.security.passwords import hash_password
 from symposia.settings import Settings
 from tests.conftest import make_settings
+from tests.fakes.live import free_port, wait_until_healthy
 from tests.helpers import wait_done
 
 PASSWORD = "correct horse battery staple"
@@ -401,6 +402,39 @@ async def test_forwarded_for_counts_only_from_trusted_proxies(
             assert codes == [201, 201, expected]
     finally:
         await container_of(app).shutdown()
+
+
+async def test_the_served_app_ignores_forwarded_for_from_untrusted_peers(
+    tmp_path: Path,
+) -> None:
+    """Through `symposia serve` itself: uvicorn, left to its defaults, would take
+    X-Forwarded-For from any loopback peer before TRUSTED_PROXIES is ever asked."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "RATE_LIMIT_CHAT": "2/minute"}
+    for name in ("DEV_MODE", "TRUSTED_PROXIES", "DATABASE_URL", "REDIS_URL"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "symposia", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_healthy(base, process)
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            body = {"model": "scripted/echo", "messages": [{"role": "user", "content": "hi"}]}
+            codes = []
+            for hop in ("1.1.1.1", "2.2.2.2", "3.3.3.3"):
+                response = await client.post(
+                    "/v1/chat/completions", json=body, headers={"X-Forwarded-For": hop}
+                )
+                codes.append(response.status_code)
+        assert codes == [200, 200, 429]
+    finally:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def test_client_address_walks_trusted_hops() -> None:

@@ -48,6 +48,9 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         log_config=None,  # ours, set above
         access_log=False,  # RequestContext logs each request once, with its id
+        # X-Forwarded-For counts only from TRUSTED_PROXIES (security.client_address);
+        # uvicorn's own handling would take it from any loopback peer first.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds + EXTRA_DRAIN_SECONDS),
     )
     GracefulServer(config, container_of(app)).run()
