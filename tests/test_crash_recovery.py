@@ -13,7 +13,7 @@ import httpx
 from alembic.script import ScriptDirectory
 
 from symposia.storage.migrate import alembic_config
-from tests.fakes.live import free_port, wait_until_healthy
+from tests.fakes.live import free_port, serve_process, wait_until_healthy
 from tests.sse import frames
 
 
@@ -26,13 +26,7 @@ def _serve(database_url: str, port: int, cwd: Path) -> subprocess.Popen[bytes]:
         "DEFAULT_MODEL": "scripted/count",
         "SCRIPTED_TOKEN_DELAY": "0.01",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "symposia", "serve"],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return serve_process(env, cwd)
 
 
 def test_db_upgrade_command(database_url: str, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from symposia.security.client_address import client_address, parse_networks
 from symposia.security.passwords import hash_password
 from symposia.settings import Settings
 from tests.conftest import make_settings
-from tests.fakes.live import free_port, wait_until_healthy
+from tests.fakes.live import free_port, serve_process, wait_until_healthy
 from tests.helpers import wait_done
 
 PASSWORD = "correct horse battery staple"
@@ -413,13 +413,7 @@ async def test_the_served_app_ignores_forwarded_for_from_untrusted_peers(
     env = {**os.environ, "PORT": str(port), "RATE_LIMIT_CHAT": "2/minute"}
     for name in ("DEV_MODE", "TRUSTED_PROXIES", "DATABASE_URL", "REDIS_URL"):
         env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "symposia", "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = serve_process(env, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_until_healthy(base, process)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.fakes.live import free_port, wait_until_healthy
+from tests.fakes.live import free_port, serve_process, wait_until_healthy
 from tests.sse import frames
 
 
@@ -25,13 +24,7 @@ async def test_sigterm_cancels_runs_and_sends_streams_a_final_event(tmp_path: Pa
         "SCRIPTED_TOKEN_DELAY": "0.05",
         "SHUTDOWN_GRACE_SECONDS": "3",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "symposia", "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = serve_process(env, tmp_path, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_until_healthy(base, process)

@@ -1,13 +1,16 @@
-"""Run an ASGI app under a real uvicorn server on a free loopback port, inside a test."""
+"""Run an ASGI app under a real uvicorn server on a free loopback port, inside a test; or
+`symposia serve` itself as a process."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -52,6 +55,19 @@ async def start_live_server(app: ASGIApp) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=10)
+
+
+def serve_process(
+    env: Mapping[str, str], cwd: Path, stderr: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """`symposia serve` as a child process, configured by `env`, started in `cwd`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "symposia", "serve"],
+        env=dict(env),
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
 
 
 async def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
