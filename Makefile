@@ -1,4 +1,5 @@
-# The two commands of the README: `make run` and `make test`. Both set up .venv themselves.
+# The two commands of the README: `make run` and `make test`. Both set up .venv themselves;
+# `make test` also starts PostgreSQL and Redis for the tests when they are down.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,6 +15,7 @@ run: $(STAMP)
 	$(BIN)/symposia serve
 
 test: $(STAMP)
+	./scripts/services
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
