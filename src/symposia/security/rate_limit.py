@@ -49,8 +49,8 @@ class RateLimiter:
         self._items: dict[str, RateLimitItem] = {s: parse(v) for s, v in limits.items()}
         self._pool: aioredis.ConnectionPool | None = None
         self._redis: RedisStorage | None = None
-        self._limiter: MovingWindowRateLimiter | None = None
-        self._memory: strategies.MovingWindowRateLimiter | None = None
+        self._redis_limiter: MovingWindowRateLimiter | None = None
+        self._memory_limiter: strategies.MovingWindowRateLimiter | None = None
         if redis_url:
             # Our own pool, so shutdown can close its connections.
             self._pool = aioredis.ConnectionPool.from_url(
@@ -65,9 +65,9 @@ class RateLimiter:
                 # limits hands this on to redis-py; its hints list only scalar options.
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
-            self._limiter = MovingWindowRateLimiter(self._redis)
+            self._redis_limiter = MovingWindowRateLimiter(self._redis)
         else:
-            self._memory = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+            self._memory_limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
         self.uses_redis = bool(redis_url)
         self._on_reject = on_reject
         self._on_fallback = on_fallback
@@ -77,17 +77,17 @@ class RateLimiter:
         """Count one request of `key` in `scope`; RateLimitedError when over the limit."""
         item = self._items[scope]
         stats: WindowStats
-        if self._memory is not None:
-            if self._memory.hit(item, scope, key):
+        if self._memory_limiter is not None:
+            if self._memory_limiter.hit(item, scope, key):
                 return
-            stats = self._memory.get_window_stats(item, scope, key)
+            stats = self._memory_limiter.get_window_stats(item, scope, key)
         else:
-            assert self._limiter is not None
+            assert self._redis_limiter is not None
             try:
-                if await self._limiter.hit(item, scope, key):
+                if await self._redis_limiter.hit(item, scope, key):
                     self.status.degraded = False
                     return
-                stats = await self._limiter.get_window_stats(item, scope, key)
+                stats = await self._redis_limiter.get_window_stats(item, scope, key)
             except (StorageError, OSError, TimeoutError) as exc:
                 self._fall_open(exc)
                 return
