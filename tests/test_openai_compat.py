@@ -423,8 +423,15 @@ async def test_scripted_stall_then_disconnect_frees_the_model(
         async for line in response.aiter_lines():
             if '"first"' in line:
                 break
-    await asyncio.sleep(0.5)
-    assert len(scripted.requests) == 1
+        assert scripted.streaming == 1  # the model is stalled, still generating
+    left = time.monotonic()
+    for _ in range(200):
+        if not scripted.streaming:
+            break
+        await asyncio.sleep(0.01)
+    assert scripted.streaming == 0, "the model kept generating after its client left"
+    assert time.monotonic() - left < 1
+    assert len(scripted.requests) == 1  # and it was not called again
 
 
 async def test_a_client_that_stops_reading_is_dropped_and_the_partial_reply_kept(

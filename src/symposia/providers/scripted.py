@@ -2,14 +2,18 @@
 
 Built-in models need no set-up: `scripted/echo` answers by quoting the last message, and
 `scripted/count` streams "1 2 3 ..." up to `max_tokens`. Tests register their own scripts
-with `add_script` (text chunks, pacing, a failure or a stall at a given chunk) and read
-`requests` to see exactly what each call received.
+with `add_script` (text chunks, pacing, a failure or a stall at a given chunk), read
+`requests` to see exactly what the latest calls received (the last `KEPT_REQUESTS`: it is
+registered in production too, so it must not keep every request it ever got), and
+`streaming` to see how many calls are still being answered.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
@@ -18,6 +22,7 @@ from symposia.providers.utf8 import Utf8Joiner
 
 BUILTIN_MODELS = ("echo", "count")
 ECHO_QUOTE_CHARS = 80
+KEPT_REQUESTS = 100
 
 
 @dataclass(slots=True)
@@ -44,7 +49,8 @@ class ScriptedProvider:
     token_delay: float = 0.02
     name: str = "scripted"
     scripts: dict[str, Script] = field(default_factory=dict)
-    requests: list[CompletionRequest] = field(default_factory=list)
+    requests: deque[CompletionRequest] = field(default_factory=lambda: deque(maxlen=KEPT_REQUESTS))
+    streaming: int = 0
 
     @property
     def configured(self) -> bool:
@@ -79,28 +85,38 @@ class ScriptedProvider:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         self.requests.append(request)
         script = self._script_for(request)
-        joiner = Utf8Joiner()
-        sent = 0
-        for index, chunk in enumerate(script.chunks):
-            if script.fail_after is not None and index == script.fail_after:
-                raise ProviderError(script.failure or _default_failure(request.model))
-            if script.stall_after is not None and index == script.stall_after:
-                await asyncio.Event().wait()
-            if script.delay:
-                await asyncio.sleep(script.delay)
-            text = joiner.feed(chunk) if isinstance(chunk, bytes) else chunk
-            if text:
-                sent += 1
-                yield TextDelta(text)
-        if script.fail_after is not None and script.fail_after >= len(script.chunks):
+        self.streaming += 1
+        try:
+            async with aclosing(_play(script, request)) as deltas:
+                async for delta in deltas:
+                    yield delta
+        finally:
+            self.streaming -= 1
+
+
+async def _play(script: Script, request: CompletionRequest) -> AsyncGenerator[Delta]:
+    joiner = Utf8Joiner()
+    sent = 0
+    for index, chunk in enumerate(script.chunks):
+        if script.fail_after is not None and index == script.fail_after:
             raise ProviderError(script.failure or _default_failure(request.model))
-        if tail := joiner.flush():
-            yield TextDelta(tail)
-        if script.report_usage:
-            prompt = sum(len(m.content.split()) for m in request.messages)
-            yield StreamEnd("stop", prompt_tokens=prompt, completion_tokens=sent)
-        else:
-            yield StreamEnd("stop")
+        if script.stall_after is not None and index == script.stall_after:
+            await asyncio.Event().wait()
+        if script.delay:
+            await asyncio.sleep(script.delay)
+        text = joiner.feed(chunk) if isinstance(chunk, bytes) else chunk
+        if text:
+            sent += 1
+            yield TextDelta(text)
+    if script.fail_after is not None and script.fail_after >= len(script.chunks):
+        raise ProviderError(script.failure or _default_failure(request.model))
+    if tail := joiner.flush():
+        yield TextDelta(tail)
+    if script.report_usage:
+        prompt = sum(len(m.content.split()) for m in request.messages)
+        yield StreamEnd("stop", prompt_tokens=prompt, completion_tokens=sent)
+    else:
+        yield StreamEnd("stop")
 
 
 def _default_failure(model: str) -> ProviderFailure:
