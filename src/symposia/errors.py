@@ -1,13 +1,18 @@
 """Symposia's exception tree. Every error a user can cause maps to one HTTP status.
 
 SymposiaError
+├── BadRequestError            400  malformed protocol input (e.g. Last-Event-ID)
+├── UnauthorizedError          401  no valid credentials
 ├── NotFoundError              404  unknown run, conversation, message, bot index
 ├── ConflictError              409  the object is in a state that forbids the change
+├── PayloadTooLargeError       413  a message over MAX_MESSAGE_CHARS
 ├── InvalidInputError          422  a field is wrong; `field` names it
 │   ├── UnknownProviderError         the `provider/` prefix is not registered
-│   └── UnknownModelError            the provider does not offer that model
-├── BadRequestError            400  malformed protocol input (e.g. Last-Event-ID)
-└── ProviderError              502  a model call failed; carries the user-facing shape
+│   ├── UnknownModelError            the provider does not offer that model
+│   └── ProviderNotConfiguredError   the provider has no credentials here
+├── RateLimitedError           429  over a rate or concurrency limit; Retry-After says when
+├── ProviderError              502  a model call failed; carries the user-facing shape
+└── UnavailableError           503  a dependency (the database) is down
 """
 
 from __future__ import annotations

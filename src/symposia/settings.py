@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     event_log_retention_seconds: float = Field(default=3600.0, ge=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=300)
 
-    # Infrastructure (later issues use these)
+    # Infrastructure: the embedded SQLite file when unset; limits in memory without Redis
     database_url: str | None = None
     redis_url: str | None = None
 

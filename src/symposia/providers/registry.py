@@ -42,10 +42,6 @@ class ProviderRegistry:
     def __iter__(self) -> Iterator[Provider]:
         return iter(self._providers.values())
 
-    @property
-    def names(self) -> list[str]:
-        return list(self._providers)
-
     def get(self, name: str) -> Provider:
         try:
             return self._providers[name]

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from limits import RateLimitItem, WindowStats, parse, storage, strategies
@@ -29,13 +28,6 @@ logger = logging.getLogger(__name__)
 
 WARN_EVERY_SECONDS = 60.0
 REDIS_TIMEOUT_SECONDS = 0.5
-
-
-@dataclass(slots=True)
-class RateLimitStatus:
-    degraded: bool = False
-    fallbacks: int = 0
-    last_warning: float = 0.0
 
 
 class RateLimiter:
@@ -71,7 +63,7 @@ class RateLimiter:
         self.uses_redis = bool(redis_url)
         self._on_reject = on_reject
         self._on_fallback = on_fallback
-        self.status = RateLimitStatus()
+        self._last_warning = 0.0  # the metric counts every fallback; the log, one a minute
 
     async def hit(self, scope: str, key: str) -> None:
         """Count one request of `key` in `scope`; RateLimitedError when over the limit."""
@@ -85,7 +77,6 @@ class RateLimiter:
             assert self._redis_limiter is not None
             try:
                 if await self._redis_limiter.hit(item, scope, key):
-                    self.status.degraded = False
                     return
                 stats = await self._redis_limiter.get_window_stats(item, scope, key)
             except (StorageError, OSError, TimeoutError) as exc:
@@ -105,13 +96,11 @@ class RateLimiter:
         )
 
     def _fall_open(self, exc: BaseException) -> None:
-        self.status.degraded = True
-        self.status.fallbacks += 1
         if self._on_fallback is not None:
             self._on_fallback()
         now = time.monotonic()
-        if now - self.status.last_warning >= WARN_EVERY_SECONDS:
-            self.status.last_warning = now
+        if now - self._last_warning >= WARN_EVERY_SECONDS:
+            self._last_warning = now
             logger.warning(
                 "rate-limit storage unreachable, letting requests through: %s", type(exc).__name__
             )
@@ -126,9 +115,6 @@ class RateLimiter:
             return True
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-                healthy = bool(await self._redis.check())
+                return bool(await self._redis.check())
         except (StorageError, OSError, TimeoutError, ConnectionError):
-            healthy = False
-        if healthy:
-            self.status.degraded = False
-        return healthy
+            return False

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import anyio
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
@@ -94,7 +93,6 @@ def event_stream_response(
         ping=heartbeat,
         send_timeout=send_timeout,
         sep="\n",
-        shutdown_event=anyio.Event(),
         shutdown_grace_period=shutdown_grace,
         headers={"Cache-Control": "no-cache"},
     )
