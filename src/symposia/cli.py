@@ -19,8 +19,6 @@ from symposia.settings import Settings, SettingsError, load_settings
 from symposia.storage.db import create_engine, session_factory
 from symposia.storage.migrate import current_revision, upgrade
 
-EXTRA_DRAIN_SECONDS = 5.0
-
 
 def serve(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
@@ -34,25 +32,13 @@ def serve(args: argparse.Namespace) -> int:
     except (SettingsError, StartupRefusedError) as exc:
         print(f"symposia: {exc}", file=sys.stderr)
         return 2
-    import uvicorn  # the server's imports are for `serve` only: other commands start fast
-
+    # The server's imports are for `serve` only: other commands start fast.
     from symposia.app import container_of, create_app
-    from symposia.server import GracefulServer
+    from symposia.server import GracefulServer, server_config
 
     configure_logging(settings.log_level, json_lines=not (settings.dev_mode or sys.stderr.isatty()))
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # ours, set above
-        access_log=False,  # RequestContext logs each request once, with its id
-        # X-Forwarded-For counts only from TRUSTED_PROXIES (security.client_address);
-        # uvicorn's own handling would take it from any loopback peer first.
-        proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds + EXTRA_DRAIN_SECONDS),
-    )
+    config = server_config(app, settings)
     GracefulServer(config, container_of(app)).run()
     return 0
 

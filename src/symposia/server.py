@@ -4,15 +4,50 @@ uvicorn runs the lifespan shutdown only after every connection has closed, and a
 connection closes only when its run ends. So on SIGTERM we stop accepting, cancel the
 runs (each records `cancelled` and sends its stream a final `run_status` and `done`),
 and only then let uvicorn wait for the connections, which are closing by then.
+
+`server_config` is the one uvicorn configuration of `symposia serve`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import socket
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from symposia.container import Container
+from symposia.settings import Settings
+
+EXTRA_DRAIN_SECONDS = 5.0
+
+
+def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """uvicorn as `serve` runs it: httptools (h11 when it is not installed), with the
+    request head bounded by MAX_HEADER_BYTES and MAX_HEADER_COUNT either way."""
+    if importlib.util.find_spec("httptools") is not None:
+        from symposia.header_limits import bounded_httptools
+
+        http: type[asyncio.Protocol] | str = bounded_httptools(
+            settings.max_header_bytes, settings.max_header_count
+        )
+    else:  # h11 bounds the head's bytes (it answers 400); its size bounds the count too
+        http = "h11"
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=http,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # `serve` configures logging itself
+        access_log=False,  # RequestContext logs each request once, with its id
+        # X-Forwarded-For counts only from TRUSTED_PROXIES (security.client_address);
+        # uvicorn's own handling would take it from any loopback peer first.
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds + EXTRA_DRAIN_SECONDS),
+    )
 
 
 class GracefulServer(uvicorn.Server):

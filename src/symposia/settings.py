@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     rate_limit_chat: str = "60/minute"
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_header_bytes: int = Field(default=32_768, ge=4096, le=1_048_576)
+    max_header_count: int = Field(default=100, ge=16, le=10_000)
     max_concurrent_runs_per_principal: int = Field(default=5, ge=1)
     metrics_public: bool = True
 
