@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from symposia import __version__
 from symposia.api import chat, conversations, health, metrics, models, openai_compat, runs
 from symposia.api.errors import install_error_handlers
+from symposia.api.responses import openai_without_422
 from symposia.container import Container, build_container
 from symposia.observability.logging import quiet_third_party
 from symposia.observability.requests import RequestContext
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(models.router)
     app.include_router(conversations.router)
     app.include_router(chat.router)
+    openai_without_422(app)
     return app
 
 

@@ -6,12 +6,23 @@ from fastapi import APIRouter, Depends, Response
 from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import ContainerDep, PrincipalDep, get_principal, rate_limited
+from symposia.api.responses import api_errors
 from symposia.api.schemas import ChatStreamRequest
 
-router = APIRouter(prefix="/api/chat", tags=["chat"], dependencies=[Depends(get_principal)])
+router = APIRouter(
+    prefix="/api/chat",
+    tags=["chat"],
+    dependencies=[Depends(get_principal)],
+    responses=api_errors(401, 422, 503),
+)
 
 
-@router.post("/stream", response_class=EventSourceResponse, dependencies=[rate_limited("chat")])
+@router.post(
+    "/stream",
+    response_class=EventSourceResponse,
+    dependencies=[rate_limited("chat")],
+    responses=api_errors(400, 404, 413, 429),
+)
 async def chat_stream(
     body: ChatStreamRequest, container: ContainerDep, principal: PrincipalDep
 ) -> Response:

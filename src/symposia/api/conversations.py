@@ -14,19 +14,28 @@ from symposia.api.deps import (
     get_principal,
     rate_limited,
 )
-from symposia.api.schemas import ConversationCreate, ConversationPatch, MessageCreate
+from symposia.api.responses import api_errors
+from symposia.api.schemas import (
+    ConversationCreate,
+    ConversationPatch,
+    MessageCreate,
+    ModelName,
+)
 from symposia.api.views import conversation_view
 from symposia.errors import InvalidInputError
 from symposia.streaming.sse import parse_last_event_id
 
 router = APIRouter(
-    prefix="/api/conversations", tags=["conversations"], dependencies=[Depends(get_principal)]
+    prefix="/api/conversations",
+    tags=["conversations"],
+    dependencies=[Depends(get_principal)],
+    responses=api_errors(401, 422, 503),
 )
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0)]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=api_errors(400, 413))
 async def create_conversation(
     body: ConversationCreate, conversations: ConversationsDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -48,14 +57,14 @@ async def list_conversations(
     return {"items": [conversation_view(c) for c in items], "limit": limit, "offset": offset}
 
 
-@router.get("/{conversation_id}")
+@router.get("/{conversation_id}", responses=api_errors(404))
 async def get_conversation(
     conversation_id: str, conversations: ConversationsDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return conversation_view(await conversations.get(conversation_id, owner=principal.id))
 
 
-@router.patch("/{conversation_id}")
+@router.patch("/{conversation_id}", responses=api_errors(400, 404, 413))
 async def update_conversation(
     conversation_id: str,
     body: ConversationPatch,
@@ -72,7 +81,7 @@ async def update_conversation(
     )
 
 
-@router.delete("/{conversation_id}", status_code=204)
+@router.delete("/{conversation_id}", status_code=204, responses=api_errors(404))
 async def delete_conversation(
     conversation_id: str, conversations: ConversationsDep, principal: PrincipalDep
 ) -> Response:
@@ -81,7 +90,12 @@ async def delete_conversation(
     return Response(status_code=204)
 
 
-@router.post("/{conversation_id}/messages", status_code=201, dependencies=[rate_limited("chat")])
+@router.post(
+    "/{conversation_id}/messages",
+    status_code=201,
+    dependencies=[rate_limited("chat")],
+    responses=api_errors(400, 404, 413, 429),
+)
 async def add_message(
     conversation_id: str,
     body: MessageCreate,
@@ -95,7 +109,7 @@ async def add_message(
     return message.to_dict()
 
 
-@router.get("/{conversation_id}/messages")
+@router.get("/{conversation_id}/messages", responses=api_errors(404))
 async def list_messages(
     conversation_id: str,
     conversations: ConversationsDep,
@@ -111,12 +125,13 @@ async def list_messages(
     "/{conversation_id}/stream",
     response_class=EventSourceResponse,
     dependencies=[rate_limited("chat")],
+    responses=api_errors(400, 404, 409, 429),
 )
 async def stream_reply(
     conversation_id: str,
     container: ContainerDep,
     principal: PrincipalDep,
-    model: Annotated[str | None, Query(min_length=3, max_length=200)] = None,
+    model: Annotated[ModelName | None, Query()] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
 ) -> Response:

@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from symposia.errors import InvalidInputError, SymposiaError, UnavailableError
 from symposia.streaming.openai_errors import openai_error
@@ -74,7 +76,48 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path takes: Starlette's 405 names only its first matching route's."""
+    scope = request.scope
+    allowed = []
+    for method in PROBED_METHODS:
+        probe = {"type": "http", "path": scope["path"], "root_path": scope.get("root_path", "")}
+        probe["method"] = method
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's and FastAPI's own errors (404 route, 405, an unreadable body), in the
+    shape of every other error instead of `{"detail": ...}`."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    message = exc.detail
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        message = "the request body is not valid UTF-8"
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    if _openai_path(request):
+        error = SymposiaError(message, headers)
+        error.status_code, error.code = exc.status_code, code
+        return _openai_response(error)
+    body = {"code": code, "message": message}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(SymposiaError, _symposia_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     # SQLAlchemy's errors, and the OSError asyncpg raises when it cannot connect at all.

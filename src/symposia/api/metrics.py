@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from symposia.api.deps import container_from, get_principal
+from symposia.api.responses import api_errors
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses=api_errors(401))
 async def metrics(request: Request) -> Response:
     container = container_from(request)
     if not container.settings.metrics_public:

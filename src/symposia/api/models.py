@@ -7,8 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from symposia.api.deps import ContainerDep, get_principal
+from symposia.api.responses import api_errors
 
-router = APIRouter(prefix="/api", tags=["models"], dependencies=[Depends(get_principal)])
+router = APIRouter(
+    prefix="/api",
+    tags=["models"],
+    dependencies=[Depends(get_principal)],
+    responses=api_errors(401, 503),
+)
 
 
 @router.get("/models")

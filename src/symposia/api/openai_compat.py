@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from symposia.api.deps import Caller, ContainerDep, get_principal, rate_limited_caller
 from symposia.api.openai_schemas import ChatCompletionBody
+from symposia.api.responses import openai_errors
 from symposia.errors import InvalidInputError
 from symposia.streaming.relay_response import RelayResponse
 
@@ -23,7 +24,10 @@ MODEL_CREATED = 1_700_000_000  # listings have no creation time; a fixed, plausi
 def _router(prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["openai"])
 
-    @router.post("/chat/completions")
+    @router.post(
+        "/chat/completions",
+        responses=openai_errors(400, 401, 404, 409, 413, 429, 502, 503, 504),
+    )
     async def chat_completions(
         body: ChatCompletionBody,
         caller: Annotated[Caller, rate_limited_caller("chat")],
@@ -56,7 +60,7 @@ def _router(prefix: str) -> APIRouter:
         stream = await container.completions.start(call)
         return RelayResponse(stream, headers, container.settings.sse_send_timeout)
 
-    @router.get("/models", dependencies=[Depends(get_principal)])
+    @router.get("/models", dependencies=[Depends(get_principal)], responses=openai_errors(401, 503))
     async def list_models(container: ContainerDep) -> dict[str, Any]:
         """OpenAI's model list, from every configured provider's discovery."""
         listing = await container.models.listing()

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from symposia.api.schemas import ModelName
+
 MAX_STOP_SEQUENCES = 4
 
 
@@ -44,7 +46,7 @@ class StreamOptions(_Loose):
 
 
 class ChatCompletionBody(_Loose):
-    model: str = Field(min_length=1, max_length=200)
+    model: ModelName
     messages: list[ChatMessageIn] = Field(min_length=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -16,6 +16,7 @@ from symposia.api.deps import (
     get_principal,
     rate_limited,
 )
+from symposia.api.responses import api_errors
 from symposia.api.schemas import BotIn, BotPatch, RunCreate
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
@@ -25,7 +26,12 @@ from symposia.services.runs import default_bots
 from symposia.settings import Settings
 from symposia.streaming.sse import parse_last_event_id
 
-router = APIRouter(prefix="/api", tags=["runs"], dependencies=[Depends(get_principal)])
+router = APIRouter(
+    prefix="/api",
+    tags=["runs"],
+    dependencies=[Depends(get_principal)],
+    responses=api_errors(401, 422, 503),
+)
 
 
 def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
@@ -39,7 +45,12 @@ def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
     )
 
 
-@router.post("/run", status_code=201, dependencies=[rate_limited("runs")])
+@router.post(
+    "/run",
+    status_code=201,
+    dependencies=[rate_limited("runs")],
+    responses=api_errors(400, 413, 429),
+)
 async def create_run(
     body: RunCreate, runs: RunsDep, settings: SettingsDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -69,12 +80,12 @@ async def list_runs(
     return {"items": [run_summary(run) for run in items], "limit": limit, "offset": offset}
 
 
-@router.get("/run/{run_id}")
+@router.get("/run/{run_id}", responses=api_errors(404))
 async def get_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> dict[str, Any]:
     return run_summary(await runs.get(run_id, owner=principal.id))
 
 
-@router.patch("/run/{run_id}/bot/{index}")
+@router.patch("/run/{run_id}/bot/{index}", responses=api_errors(400, 404, 409, 413))
 async def update_bot(
     run_id: str, index: int, body: BotPatch, runs: RunsDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -88,12 +99,12 @@ async def update_bot(
     return {"run_id": run.id, "index": index, "bot": run.bots[index].to_dict()}
 
 
-@router.post("/run/{run_id}/stop")
+@router.post("/run/{run_id}/stop", responses=api_errors(404, 409))
 async def stop_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> dict[str, Any]:
     return run_summary(await runs.stop(run_id, owner=principal.id))
 
 
-@router.get("/stream/{run_id}", response_class=EventSourceResponse)
+@router.get("/stream/{run_id}", response_class=EventSourceResponse, responses=api_errors(400, 404))
 async def stream_run(
     run_id: str,
     container: ContainerDep,
@@ -111,7 +122,7 @@ async def stream_run(
     return container.stream_response(run_id, after)
 
 
-@router.get("/export/{run_id}.json")
+@router.get("/export/{run_id}.json", responses=api_errors(404))
 async def export_json(run_id: str, runs: RunsDep, principal: PrincipalDep) -> JSONResponse:
     """The transcript so far (final or partial), with bots, status, timestamps and usage."""
     run = await runs.get(run_id, owner=principal.id)

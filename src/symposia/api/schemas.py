@@ -7,6 +7,11 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+MODEL_MAX = 200
+# `provider/model`, stripped before its length is checked, the same on every route.
+ModelName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=MODEL_MAX)
+]
 NAME_MAX = 64
 TOPIC_MAX = 10_000
 PROMPT_MAX = 20_000
@@ -23,14 +28,15 @@ class BotIn(_Body):
     `model` may come with a separate `provider`."""
 
     name: Annotated[Text, StringConstraints(min_length=1, max_length=NAME_MAX)] | None = None
-    model: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
+    # A bare model name (`o3`) may come with a separate `provider`: shorter than ModelName.
+    model: Annotated[Text, StringConstraints(min_length=1, max_length=MODEL_MAX)] | None = None
     provider: Annotated[Text, StringConstraints(min_length=1, max_length=50)] | None = None
     system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] = Field(
         default="", validation_alias=AliasChoices("system_prompt", "prompt")
     )
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1)
-    fallbacks: list[str] = Field(default_factory=list, max_length=MAX_FALLBACKS)
+    fallbacks: list[ModelName] = Field(default_factory=list, max_length=MAX_FALLBACKS)
 
     @model_validator(mode="after")
     def _join_provider(self) -> BotIn:
@@ -64,27 +70,26 @@ class BotPatch(_Body):
         default=None, validation_alias=AliasChoices("system_prompt", "prompt")
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    model: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
+    model: ModelName | None = None
     max_tokens: int | None = Field(default=None, ge=1)
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
 
 
-MODEL_NAME = Annotated[Text, StringConstraints(min_length=3, max_length=200)]
 # Over MAX_MESSAGE_CHARS is a 413, checked by the service; here only "not empty".
 MessageText = Annotated[Text, StringConstraints(min_length=1)]
 
 
 class ConversationCreate(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
-    default_model: MODEL_NAME | None = None
+    default_model: ModelName | None = None
     system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = None
 
 
 class ConversationPatch(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
-    default_model: MODEL_NAME | None = None
+    default_model: ModelName | None = None
     system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = None
 
     def changes(self) -> dict[str, Any]:
@@ -93,7 +98,7 @@ class ConversationPatch(_Body):
 
 class MessageCreate(_Body):
     message: MessageText
-    model: MODEL_NAME | None = None
+    model: ModelName | None = None
 
 
 class ChatStreamRequest(_Body):
@@ -102,4 +107,4 @@ class ChatStreamRequest(_Body):
     previous_response_id: Annotated[Text, StringConstraints(min_length=1, max_length=64)] | None = (
         None
     )
-    model: MODEL_NAME | None = None
+    model: ModelName | None = None
