@@ -16,6 +16,8 @@ from symposia.errors import (
 # the server's problem (502), not the client's (401).
 UPSTREAM_STATUS = {400: 400, 404: 404, 408: 504, 413: 413, 422: 400, 429: 429}
 
+UPSTREAM_AUTH_FAILED = "upstream_authentication_failed"
+
 
 def _kind(status: int) -> str:
     if status == 401:
@@ -36,6 +38,13 @@ def openai_error(exc: SymposiaError) -> tuple[int, dict[str, Any], dict[str, str
         status = UPSTREAM_STATUS.get(failure.status or 0, 504 if failure.code == "timeout" else 502)
         message = failure.message + (f" ({failure.suggestion})" if failure.suggestion else "")
         code: str | None = failure.code
+        if failure.status == 401:
+            # Not `invalid_api_key`: OpenAI clients read that as their own key being wrong.
+            code = UPSTREAM_AUTH_FAILED
+            message = (
+                f"{failure.provider} refused this server's credentials; the server's "
+                f"operator must fix them ({failure.suggestion or 'check the provider key'})"
+            )
         if status == 429 and failure.retry_after is not None:
             headers["Retry-After"] = str(max(1, round(failure.retry_after)))
     else:
