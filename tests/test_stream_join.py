@@ -23,7 +23,7 @@ import symposia.streaming.sse as sse_module
 from symposia.app import container_of, create_app
 from symposia.container import Container
 from symposia.domain.events import Event
-from symposia.domain.models import Run, RunStatus
+from symposia.domain.models import Message, Run, RunStatus
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.services.runs import default_bots
@@ -149,6 +149,25 @@ class _Viewer:
             writer.close()
         self.status = int(body.split(b" ", 2)[1])
         self.ids = [int(line[4:]) for line in body.split(b"\n") if line.startswith(b"id: ")]
+
+
+async def test_viewers_of_a_stored_run_at_once_share_one_replay(
+    live: LiveServer, container: Container
+) -> None:
+    """The live log is gone (a restart, or retention): the transcript is read once."""
+    run = Run(topic="t", bots=default_bots("scripted/echo", 100), max_turns=2, owner="dev")
+    await container.run_repository.add(run)
+    for turn in range(2):
+        said = Message("assistant", f"Bot {turn + 1}", f"turn {turn}", bot_index=turn, turn=turn)
+        await container.run_repository.add_message(run.id, said)
+    await container.run_repository.set_status(run.id, RunStatus.COMPLETED)
+    viewers = [_Viewer(live.port, f"/api/stream/{run.id}") for _ in range(30)]
+    with counting_queries(container.engine) as statements:
+        await asyncio.wait_for(asyncio.gather(*(v.watch() for v in viewers)), 60)
+    assert len([s for s in statements if "FROM messages" in s]) == 1
+    expected = viewers[0].ids
+    assert expected == list(range(1, 10))  # status, 3 per turn, status, done
+    assert all(v.status == 200 and v.ids == expected for v in viewers)
 
 
 class TestOnTheEmbeddedDefault:
