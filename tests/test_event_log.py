@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from symposia.domain.events import Event
-from symposia.events.log import ResumeGoneError, StreamNotFoundError
+from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError
 from symposia.events.memory import InMemoryEventLog
 
 
@@ -83,3 +83,48 @@ async def test_closed_streams_expire_after_retention() -> None:
     await log.create("new")
     assert not await log.exists("old")
     assert await log.exists("new")
+
+
+async def _long_stream(events: int) -> InMemoryEventLog:
+    log = InMemoryEventLog()
+    await log.create("s")
+    for index in range(events):
+        await log.append("s", "token", {"i": index})
+    await log.close("s")
+    return log
+
+
+async def test_a_replay_comes_in_bounded_batches_with_every_seq_once() -> None:
+    log = await _long_stream(1000)
+    batches = [batch async for batch in log.batches("s", 10, limit=300)]
+    assert [len(batch) for batch in batches] == [300, 300, 300, 90]
+    assert [event.seq for batch in batches for event in batch] == list(range(11, 1001))
+
+
+async def test_a_long_replay_gives_the_loop_a_turn_between_batches() -> None:
+    """Everything is there already, so only the log itself can let others run."""
+    log = await _long_stream(10_000)
+    read = 0
+    seen_at: list[int] = []
+
+    async def another_request() -> None:
+        seen_at.append(read)
+
+    other = asyncio.create_task(another_request())  # ready: it waits only for a turn
+    async for _ in log.subscribe("s"):
+        read += 1
+    await other
+    assert seen_at == [BATCH_EVENTS]  # after the first batch, not after all 10,000 events
+
+
+def test_an_event_keeps_its_encoding_and_compares_without_it() -> None:
+    event = Event(1, "token", {"delta": "x"})
+    calls: list[int] = []
+
+    def encode(e: Event) -> bytes:
+        calls.append(e.seq)
+        return b"frame"
+
+    assert event.encoded(encode) == event.encoded(encode) == b"frame"
+    assert calls == [1]
+    assert event == Event(1, "token", {"delta": "x"})

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -116,6 +117,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
+SERVER_BUSY = "the server is busy: every database connection is in use; try again shortly"
+
+
+class ServerBusyError(SymposiaError):
+    """No pooled database connection came free in time: load, not an outage."""
+
+    status_code = 503
+    code = "server_busy"
+
+
+async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+    """The database is fine, there are just more requests than connections right now."""
+    logger.warning("database pool exhausted on %s %s", request.method, request.url.path)
+    busy = ServerBusyError(SERVER_BUSY, headers={"Retry-After": "1"})
+    if _openai_path(request):
+        return _openai_response(busy)
+    return JSONResponse(busy.to_dict(), status_code=busy.status_code, headers=busy.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(SymposiaError, _symposia_error)
@@ -123,3 +143,5 @@ def install_error_handlers(app: FastAPI) -> None:
     # SQLAlchemy's errors, and the OSError asyncpg raises when it cannot connect at all.
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(OSError, _database_error)
+    # More specific than SQLAlchemyError, so this handler wins for it (Starlette goes by MRO).
+    app.add_exception_handler(PoolTimeoutError, _pool_exhausted)

@@ -20,7 +20,6 @@ from symposia.api.responses import api_errors
 from symposia.api.schemas import BotIn, BotPatch, RunCreate
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
-from symposia.events.replay import replay_transcript
 from symposia.export import run_summary, run_transcript
 from symposia.services.runs import default_bots
 from symposia.settings import Settings
@@ -114,11 +113,7 @@ async def stream_run(
 ) -> Response:
     """Server-Sent Events of the run, replayed from the start or after `Last-Event-ID`."""
     after = parse_last_event_id(last_event_id, last_event_id_query)
-    run = await container.runs.get(run_id, owner=principal.id)  # 404: unknown, or not yours
-    if not await container.log.exists(run_id):
-        # The live log is gone (a restart, or retention): replay the stored transcript.
-        await container.log.create(run_id)
-        await replay_transcript(container.log, run)
+    await container.runs.open_stream(run_id, owner=principal.id)  # 404: unknown, or not yours
     return container.stream_response(run_id, after)
 
 

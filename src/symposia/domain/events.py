@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EventType = Literal["run_status", "turn_start", "token", "turn_complete", "error", "done"]
@@ -15,3 +16,17 @@ class Event:
     seq: int
     type: EventType
     data: dict[str, Any]
+    _encoded: tuple[Callable[[Event], bytes], bytes] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def encoded(self, encode: Callable[[Event], bytes]) -> bytes:
+        """`encode(self)`, computed once and kept: a thousand viewers of a stream share one
+        encoding. The event knows no wire format; it keeps what its transport made of it."""
+        memo = self._encoded
+        if memo is not None and memo[0] is encode:
+            return memo[1]
+        wire = encode(self)
+        if memo is None:
+            object.__setattr__(self, "_encoded", (encode, wire))  # a memo, not a state change
+        return wire

@@ -2,16 +2,23 @@
 
 Producers (turns) `append`; consumers (SSE handlers) `subscribe` from a position and get
 everything after it, then follow new events until the stream is closed. A consumer never
-holds a queue of its own, so a slow reader costs a position, not memory.
+holds a queue of its own, so a slow reader costs a position, not memory. `batches` hands
+over what is already there a bounded batch at a time, giving the event loop a turn between
+batches, so replaying a long stream is fair to every other request and stops when its
+reader does.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from symposia.domain.events import Event, EventType
 from symposia.errors import SymposiaError
+
+# Events handed over at once: enough to coalesce a replay into few socket writes, few enough
+# that one reader's batch holds the event loop for well under a millisecond.
+BATCH_EVENTS = 256
 
 
 class StreamNotFoundError(SymposiaError):
@@ -38,6 +45,13 @@ class EventLog(Protocol):
     async def read(self, stream_id: str, after_seq: int = 0) -> list[Event]: ...
 
     def subscribe(self, stream_id: str, after_seq: int = 0) -> AsyncIterator[Event]: ...
+
+    def batches(
+        self, stream_id: str, after_seq: int = 0, limit: int = BATCH_EVENTS
+    ) -> AsyncIterator[Sequence[Event]]:
+        """Like `subscribe`, but up to `limit` events at a time: all that are already there
+        (a replay), or what came while the reader waited (live)."""
+        ...
 
     async def last_seq(self, stream_id: str) -> int: ...
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from symposia.domain.events import Event, EventType
-from symposia.events.log import ResumeGoneError, StreamNotFoundError
+from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError
 
 
 class _Stream:
@@ -28,12 +28,14 @@ class _Stream:
         wakeup, self.wakeup = self.wakeup, asyncio.Event()
         wakeup.set()
 
-    def after(self, seq: int) -> list[Event]:
+    def after(self, seq: int, limit: int | None = None) -> list[Event]:
+        """Events after `seq`, at most `limit` of them: a copy of that many, not of the rest."""
         if seq + 1 < self.first_seq:
             raise ResumeGoneError(
                 f"events after {seq} are no longer retained; the oldest is {self.first_seq}"
             )
-        return self.events[seq + 1 - self.first_seq :]
+        start = seq + 1 - self.first_seq
+        return self.events[start : None if limit is None else start + limit]
 
     def add(self, event: Event) -> None:
         self.events.append(event)
@@ -95,15 +97,27 @@ class InMemoryEventLog:
         return stream_id in self._streams
 
     async def subscribe(self, stream_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        async for batch in self.batches(stream_id, after_seq):
+            for event in batch:
+                yield event
+
+    async def batches(
+        self, stream_id: str, after_seq: int = 0, limit: int = BATCH_EVENTS
+    ) -> AsyncIterator[list[Event]]:
+        """Nothing here waits when events are there already, and a socket write often does
+        not either: without the turn given between batches, a replay of 80,000 events would
+        hold the loop (no other request, not even the client's disconnect, is seen) until
+        it had pushed them all."""
         stream = self._get(stream_id)
         position = after_seq
         while True:
             wakeup = stream.wakeup
-            batch = stream.after(position)
-            for event in batch:
-                yield event
+            batch = stream.after(position, limit)
             if batch:
+                yield batch
                 position = batch[-1].seq
+                if stream.next_seq - 1 > position:
+                    await asyncio.sleep(0)  # more is there at once: let the others run first
                 continue
             if stream.closed:
                 return

@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPERATURE = 0.7
 LOCAL_PROVIDERS = frozenset({"local", "scripted"})
+NOTHING_TO_ANSWER = (
+    "the last message of this conversation is not from the user: "
+    "add one with POST /api/conversations/{id}/messages first"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,28 +167,41 @@ class ConversationService:
         *,
         owner: str | None,
     ) -> str:
-        """The stream of the reply to the latest user message, started if need be."""
-        conversation = await self.get(conversation_id, owner=owner)
-        last = await self.repo.last_message(conversation_id)
-        if last is not None and last.role == "user":
-            stream_id = f"reply-{last.id}"
-            if not await self.log.exists(stream_id):
-                chosen = model or last.model or conversation.default_model
-                if model is not None:
-                    await self.check_model(model)
-                await self._start(conversation, last, chosen, stream_id)
-            return stream_id
+        """The stream of the reply to the latest user message, started if need be.
+
+        Joining a reply that is on its way costs one small query, however many join."""
+        target = await self.repo.reply_target(conversation_id)
+        if target is None or (owner is not None and target.owner != owner):
+            raise NotFoundError(f"conversation {conversation_id!r} not found")
+        if target.last_role == "user":
+            stream_id = f"reply-{target.last_message_id}"
+            if await self.log.exists(stream_id):
+                return stream_id
+            return await self._start_reply(conversation_id, model, owner=owner)
         latest = self._latest_stream.get(conversation_id)
         if resuming and latest is not None and await self.log.exists(latest):
             return latest
-        raise ConflictError(
-            "the last message of this conversation is not from the user: "
-            "add one with POST /api/conversations/{id}/messages first"
-        )
+        raise ConflictError(NOTHING_TO_ANSWER)
+
+    async def _start_reply(
+        self, conversation_id: str, model: str | None, *, owner: str | None
+    ) -> str:
+        conversation = await self.get(conversation_id, owner=owner)
+        last = await self.repo.last_message(conversation_id)
+        if last is None or last.role != "user":  # answered while this request was reading
+            raise ConflictError(NOTHING_TO_ANSWER)
+        stream_id = f"reply-{last.id}"
+        if model is not None:
+            await self.check_model(model)
+        chosen = model or last.model or conversation.default_model
+        await self._start(conversation, last, chosen, stream_id)
+        return stream_id
 
     async def _start(
         self, conversation: Conversation, question: Message, model: str, stream_id: str
     ) -> None:
+        if await self.log.exists(stream_id):
+            return  # another request started it while this one read the conversation
         await self.log.create(stream_id)
         self._latest_stream[conversation.id] = stream_id
         task = asyncio.create_task(

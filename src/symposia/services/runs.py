@@ -2,6 +2,7 @@
 
 A run's turn loop runs in a task owned by this service, never by an HTTP connection, so
 viewers may come and go. `shutdown` cancels every active run within a grace period.
+Viewers join through `open_stream`, which is cheap because a thousand may join at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from symposia.domain.models import BotConfig, Run
 from symposia.errors import ConflictError, InvalidInputError, NotFoundError, RateLimitedError
 from symposia.events.log import EventLog
+from symposia.events.replay import replay_transcript
 from symposia.orchestration.run_loop import RunLoop
 from symposia.providers.registry import ProviderRegistry
 from symposia.services.models import ModelCatalog
@@ -23,6 +25,8 @@ from symposia.storage.repositories import RunRepository
 logger = logging.getLogger(__name__)
 
 STOP_WAIT_SECONDS = 5.0
+KNOWN_OWNERS_MAX = 4096  # owners of runs no longer live here, remembered for joins
+_UNKNOWN = object()
 LOCAL_PROVIDERS = frozenset({"local", "scripted"})  # they check their models themselves
 DEFAULT_DEBATERS = (
     (
@@ -61,6 +65,9 @@ class RunService:
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _owners: dict[str, str | None] = field(default_factory=dict)
     _stop_reasons: dict[str, str] = field(default_factory=dict)
+    # A run's owner never changes, so what was once read stays true; oldest forgotten first.
+    _known_owners: dict[str, str | None] = field(default_factory=dict)
+    _replays: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def _check_max_tokens(self, value: int, field: str) -> None:
         if value > self.max_tokens_limit:
@@ -102,7 +109,8 @@ class RunService:
 
     def _forget(self, run_id: str, task: asyncio.Task[None]) -> None:
         self._tasks.pop(run_id, None)
-        self._owners.pop(run_id, None)
+        if run_id in self._owners:
+            self._remember_owner(run_id, self._owners.pop(run_id))
         self._stop_reasons.pop(run_id, None)
         if not task.cancelled() and task.exception() is not None:
             logger.error("run task failed", exc_info=task.exception())
@@ -113,6 +121,54 @@ class RunService:
         if run is None or (owner is not None and run.owner != owner):
             raise NotFoundError(f"run {run_id!r} not found")
         return run
+
+    async def open_stream(self, run_id: str, *, owner: str | None) -> None:
+        """Let `owner` watch the run's event stream; 404 unless the run is theirs.
+
+        No query while the run is live here or its owner was seen lately, one small one
+        otherwise: never the whole run, which pooled connections could not serve to a
+        thousand viewers joining at once. Only when the live log is gone (a restart, or
+        retention) is the transcript read, once for all who join meanwhile.
+        """
+        known = self._owners.get(run_id, self._known_owners.get(run_id, _UNKNOWN))
+        if known is _UNKNOWN:
+            found = await self.runs.owner_of(run_id)
+            if found is None:
+                raise NotFoundError(f"run {run_id!r} not found")
+            known = found[0]
+            self._remember_owner(run_id, found[0])
+        if owner is not None and known != owner:
+            raise NotFoundError(f"run {run_id!r} not found")
+        if not await self.log.exists(run_id):
+            await self._replay_once(run_id)
+
+    def _remember_owner(self, run_id: str, owner: str | None) -> None:
+        self._known_owners[run_id] = owner
+        if len(self._known_owners) > KNOWN_OWNERS_MAX:
+            del self._known_owners[next(iter(self._known_owners))]
+
+    async def _replay_once(self, run_id: str) -> None:
+        """Rebuild the stream from storage in one task that every joiner waits on; one who
+        leaves meanwhile does not cancel it for the others."""
+        task = self._replays.get(run_id)
+        if task is None:
+            task = asyncio.create_task(self._replay(run_id), name=f"replay-{run_id}")
+            self._replays[run_id] = task
+            task.add_done_callback(functools.partial(self._replayed, run_id))
+        await asyncio.shield(task)
+
+    async def _replay(self, run_id: str) -> None:
+        run = await self.runs.get(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id!r} not found")
+        if not await self.log.exists(run_id):
+            await self.log.create(run_id)
+            await replay_transcript(self.log, run)
+
+    def _replayed(self, run_id: str, task: asyncio.Task[None]) -> None:
+        self._replays.pop(run_id, None)
+        if not task.cancelled():
+            task.exception()  # each waiter got it; marked retrieved for the ones who left
 
     async def page(self, limit: int = 50, offset: int = 0, *, owner: str | None) -> list[Run]:
         return await self.runs.page(limit=limit, offset=offset, owner=owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select, true, update
@@ -115,3 +116,29 @@ class SqlConversationRepository:
             return await session.scalar(
                 select(MessageRow.conversation_id).where(MessageRow.id == message_id)
             )
+
+    async def reply_target(self, conversation_id: str) -> ReplyTarget | None:
+        """The conversation's owner and its latest message's id and role, in one query: what
+        joining the stream of a reply needs, without reading the conversation or messages."""
+        last = (
+            select(MessageRow.id, MessageRow.role)
+            .where(MessageRow.conversation_id == conversation_id)
+            .order_by(MessageRow.seq.desc())
+            .limit(1)
+            .subquery()
+        )
+        query = (
+            select(ConversationRow.owner, last.c.id, last.c.role)
+            .outerjoin(last, true())
+            .where(ConversationRow.id == conversation_id)
+        )
+        async with self._sessions() as session:
+            row = (await session.execute(query)).first()
+            return None if row is None else ReplyTarget(row[0], row[1], row[2])
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTarget:
+    owner: str | None
+    last_message_id: str | None
+    last_role: str | None

@@ -151,3 +151,14 @@ class SqlRunRepository:
                 )
             )
             return int(getattr(result, "rowcount", 0) or 0)
+
+    async def owner_of(self, run_id: str) -> tuple[str | None, RunStatus] | None:
+        """(owner, status) of the run, or None if there is none: one small query, for the
+        checks that must not read a whole transcript (a thousand viewers joining)."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(RunRow.owner, RunRow.status).where(RunRow.id == run_id)
+                )
+            ).first()
+            return None if row is None else (row.owner, RunStatus(row.status))

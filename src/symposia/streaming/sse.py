@@ -19,13 +19,17 @@ from symposia.errors import BadRequestError
 from symposia.events.log import EventLog, ResumeGoneError
 
 MAX_EVENT_ID_DIGITS = 18
+SEP = "\n"
 logger = logging.getLogger(__name__)
 
 
-def encode(event: Event) -> ServerSentEvent:
-    return ServerSentEvent(
-        data=orjson.dumps(event.data).decode(), event=event.type, id=str(event.seq)
+def encode(event: Event) -> bytes:
+    """One event as one SSE frame. Each event is encoded once (see `Event.encoded`), for
+    all of its viewers."""
+    frame = ServerSentEvent(
+        data=orjson.dumps(event.data).decode(), event=event.type, id=str(event.seq), sep=SEP
     )
+    return frame.encode()
 
 
 def parse_last_event_id(header: str | None, query: str | None) -> int:
@@ -52,16 +56,22 @@ class ActiveStreams:
 
 async def frames(
     log: EventLog, stream_id: str, after_seq: int, active: ActiveStreams
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[bytes | ServerSentEvent]:
     """Replay from `after_seq`, then follow the log until the stream closes.
 
-    sse-starlette closes this generator when the client goes or stops reading (its send
-    timeout), so the `finally` runs and the stream stops following the log.
+    What the log has already is written a batch at a time (one socket write for many
+    frames, one id per event still), and the log gives the event loop a turn between
+    batches, so a long replay neither starves other requests nor misses its client's
+    departure. sse-starlette closes this generator when the client goes or stops reading
+    (its send timeout), so the `finally` runs and the stream stops following the log.
     """
     active.count += 1
     try:
-        async for event in log.subscribe(stream_id, after_seq):
-            yield encode(event)
+        async for batch in log.batches(stream_id, after_seq):
+            if len(batch) == 1:
+                yield batch[0].encoded(encode)
+            else:
+                yield b"".join([event.encoded(encode) for event in batch])
     except ResumeGoneError as exc:
         yield ServerSentEvent(data=orjson.dumps(exc.to_dict()).decode(), event="error")
     finally:
@@ -92,7 +102,7 @@ def event_stream_response(
         frames(log, stream_id, after_seq, active),
         ping=heartbeat,
         send_timeout=send_timeout,
-        sep="\n",
+        sep=SEP,
         shutdown_grace_period=shutdown_grace,
         headers={"Cache-Control": "no-cache"},
     )
