@@ -1,8 +1,10 @@
-"""Issue 10, point 3: a `/v1` client that leaves cancels the upstream call at once,
-whatever the phase: before the first token, in a retry's wait, streamed or not.
+"""A `/v1` request ends when its client leaves or the server stops (issue 10, points 3
+and 4): the upstream call is cancelled at once, whatever the phase (before the first
+token, in a retry's wait, streamed or not).
 
 The client is a raw socket that sends its request and closes; the fake provider server
-says when the upstream connection closed and how many attempts reached it.
+says when the upstream connection closed and how many attempts reached it. Shutdown of
+a whole `symposia serve` process is in test_shutdown.py.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from symposia.container import Container
@@ -120,3 +123,32 @@ async def test_leaving_a_request_that_is_not_streamed_closes_the_upstream(
     assert closed is not None, "the upstream streamed on to its end"
     assert closed - left < 0.5
     await _request_ended(container)
+
+
+async def test_shutdown_answers_a_request_still_waiting_for_its_first_token_with_503(
+    live: LiveServer, fake_provider: FakeProviderServer, container: Container
+) -> None:
+    fake_provider.enqueue("openai", Reply(hang=True))
+    body = {"model": "openai/gpt-4o-mini", "messages": PROMPT, "stream": True}
+    async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as http:
+        asked = asyncio.create_task(http.post("/v1/chat/completions", json=body))
+        for _ in range(300):
+            if fake_provider.requests_to("openai"):
+                break
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await container.request_scopes.shutdown(grace=2)
+        answer = await asked
+        ended_after = time.monotonic() - started
+        late = await http.post("/v1/chat/completions", json=body)
+    assert ended_after < 1
+    assert answer.status_code == 503
+    assert answer.json()["error"] == {
+        "message": "the server is shutting down",
+        "type": "server_error",
+        "param": None,
+        "code": "server_shutdown",
+    }
+    assert fake_provider.disconnects, "the upstream call was not closed"
+    assert late.status_code == 503  # a request arriving during shutdown is not started
+    assert len(fake_provider.requests_to("openai")) == 1
