@@ -32,6 +32,8 @@ Ending = type[ClientGoneError] | type[ShuttingDownError]
 
 
 class RequestScope:
+    """One request's watcher, and the `with` block it may cancel (one at a time)."""
+
     __slots__ = ("_cancelled", "_cancelling", "_task", "_watcher", "ended")
 
     def __init__(self, receive: Receive) -> None:
@@ -126,4 +128,4 @@ class RequestScopes:
         for scope in list(self._open):
             scope.shutdown()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._drained), grace)
+            await asyncio.wait_for(self._drained, grace)
