@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 
 from symposia.container import Container
 from symposia.providers.scripted import Script, ScriptedProvider
+from tests.fakes.live import LiveServer
 from tests.helpers import wait_done
 from tests.sse import Frame, collect
 from tests.sse import frames as read_frames
@@ -296,3 +298,39 @@ async def test_history_is_trimmed_to_the_context_budget_keeping_the_system_promp
     assert sent[0].content == "Stay on topic."
     assert 1 < len(sent) < 7
     assert sent[-1].content.startswith("5 ")
+
+
+@pytest.mark.parametrize("path", ["/api/chat/stream", "/api/conversations/{id}/stream"])
+async def test_a_reply_survives_its_viewer_leaving_and_nothing_is_left_behind(
+    live: LiveServer, container: Container, scripted: ScriptedProvider, path: str
+) -> None:
+    """The reply belongs to the server (unlike `/v1`): a viewer leaving stops only its
+    own delivery; the reply ends and is kept, and no task or stream is left over."""
+    chunks = [f" w{i}" for i in range(20)]
+    scripted.add_script("paced", Script(chunks=chunks, delay=0.02))
+    async with httpx.AsyncClient(base_url=live.base_url) as http:
+        if path == "/api/chat/stream":
+            request = http.stream("POST", path, json={"message": "hi", "model": "scripted/paced"})
+        else:
+            conversation = await _conversation(http, default_model="scripted/paced")
+            await _say(http, conversation["id"], "hi")
+            request = http.stream("GET", path.format(id=conversation["id"]))
+        async with request as response:
+            async for frame in read_frames(response):
+                if frame.event == "token":
+                    break  # and leave
+        (conversation,) = (await http.get("/api/conversations")).json()["items"]
+        replies: list[Json] = []
+        for _ in range(300):
+            items = (await http.get(f"/api/conversations/{conversation['id']}/messages")).json()
+            replies = [m for m in items["items"] if m["role"] == "assistant"]
+            if replies:
+                break
+            await asyncio.sleep(0.01)
+    assert [(r["status"], r["content"]) for r in replies] == [("complete", "".join(chunks))]
+    for _ in range(100):
+        if container.streams.count == 0 and not container.conversations._replies:
+            break
+        await asyncio.sleep(0.01)
+    assert container.streams.count == 0
+    assert container.conversations._replies == {}

@@ -1,7 +1,9 @@
-"""SIGTERM: the server stops accepting, ends runs as `cancelled`, and closes their streams."""
+"""SIGTERM: the server stops accepting, ends runs as `cancelled`, and closes their streams;
+`/v1` streams end with an OpenAI error chunk."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.fakes.live import free_port, serve_process, wait_until_healthy
+from tests.fakes.provider_server import FakeProviderServer, Reply
 from tests.sse import frames
 
 
@@ -53,3 +56,60 @@ async def test_sigterm_cancels_runs_and_sends_streams_a_final_event(tmp_path: Pa
             process.kill()
         _, stderr = process.communicate(timeout=10)
     assert b"Traceback" not in stderr, stderr.decode()
+
+
+async def test_sigterm_ends_v1_streams_with_an_error_chunk_and_closes_their_upstream(
+    tmp_path: Path, fake_provider: FakeProviderServer
+) -> None:
+    """Issue 10, point 4: no silence then a cut, but an OpenAI error chunk at once."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DEV_MODE": "true",
+        "OPENAI_API_KEY": "sk-test-openai",
+        "OPENAI_BASE_URL": fake_provider.openai_base_url,
+        "SHUTDOWN_GRACE_SECONDS": "3",
+    }
+    fake_provider.enqueue("openai", Reply(tokens=[f" t{i}" for i in range(400)], delay=0.05))
+    process = serve_process(env, tmp_path, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        await wait_until_healthy(base, process)
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=10) as client,
+            client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as reply,
+        ):
+            received = []
+            async for line in reply.aiter_lines():  # a cut would raise here
+                if not line.startswith("data: "):
+                    continue
+                received.append(line.removeprefix("data: "))
+                if len(received) == 4:
+                    process.send_signal(signal.SIGTERM)
+                    signalled = time.monotonic()
+            ended_after = time.monotonic() - signalled
+        assert process.wait(timeout=10) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate(timeout=10)
+    last = json.loads(received[-1])
+    assert last == {
+        "error": {
+            "message": "the server is shutting down",
+            "type": "server_error",
+            "param": None,
+            "code": "server_shutdown",
+        }
+    }
+    assert "[DONE]" not in received
+    assert all("choices" in json.loads(chunk) for chunk in received[:-1])
+    assert ended_after < 2
+    assert fake_provider.disconnects, "the upstream call was not closed"
+    assert fake_provider.disconnects[0] - signalled < 2
+    log = stderr.decode()
+    assert "Traceback" not in log, log
+    assert "timed out" not in log, log
+    assert "exceeded" not in log, log

@@ -38,6 +38,7 @@ from symposia.storage.migrate import upgrade
 from symposia.storage.repositories import RunRepository
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_runs import SqlRunRepository
+from symposia.streaming.request_scope import RequestScopes
 from symposia.streaming.sse import ActiveStreams, EventStreamResponse, event_stream_response
 
 # OpenAI-compatible servers on a private network often need no key; the SDK wants one.
@@ -64,6 +65,7 @@ class Container:
     limiter: RateLimiter
     trusted_proxies: list[Network]
     completions: CompletionService
+    request_scopes: RequestScopes
 
     async def start(self) -> None:
         """Bring the schema up to date, mark runs a dead process left unfinished, and
@@ -87,10 +89,12 @@ class Container:
         )
 
     async def shutdown(self) -> None:
-        """Cancel active runs (they record it and close their streams), then free providers."""
+        """Cancel active runs (they record it and close their streams) and end `/v1`
+        requests in flight (an error chunk, or a 503), then free providers."""
         await asyncio.gather(
             self.runs.shutdown(self.settings.shutdown_grace_seconds),
             self.conversations.shutdown(self.settings.shutdown_grace_seconds),
+            self.request_scopes.shutdown(self.settings.shutdown_grace_seconds),
         )
         for provider in self.providers:
             if isinstance(provider, LocalProvider):
@@ -216,4 +220,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         CompletionService(
             models, conversations, settings.default_max_tokens, settings.max_tokens_limit
         ),
+        RequestScopes(),
     )

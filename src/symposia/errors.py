@@ -74,6 +74,15 @@ class UnavailableError(SymposiaError):
     code = "unavailable"
 
 
+class ShuttingDownError(UnavailableError):
+    """The server is stopping: a request still in flight is ended with this."""
+
+    code = "server_shutdown"
+
+    def __init__(self, message: str = "the server is shutting down") -> None:
+        super().__init__(message)
+
+
 class InvalidInputError(SymposiaError):
     status_code = 422
     code = "invalid_input"

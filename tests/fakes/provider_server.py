@@ -13,8 +13,9 @@ error mapping, retries) against the providers' exact wire formats:
 
 Each request to a completion endpoint consumes the next queued :class:`Reply` of its route
 (``enqueue``), which says what to answer and which fault to inject: an error status, a
-connection reset, a stream cut or stalled mid-way, invalid JSON, an in-stream error event,
-UTF-8 characters split across network reads, or a delay before each token.
+connection reset, no answer at all, a stream cut or stalled mid-way, invalid JSON, an
+in-stream error event, UTF-8 characters split across network reads, or a delay before
+each token.
 
 It is a raw ``asyncio.start_server`` HTTP/1.1 server rather than an ASGI app, so that every
 byte on the socket is under control: an ASGI server would finish chunked bodies and close
@@ -74,6 +75,8 @@ class Reply:
     stall_after: int | None = None
     # Read the request, then close the socket with an RST before sending any byte.
     reset: bool = False
+    # Read the request, then send nothing at all until the client leaves.
+    hang: bool = False
     # Streaming: the event at this token index is a data line of invalid JSON instead.
     malformed_at: int | None = None
     # Streaming: write each token event one byte per HTTP chunk, pausing between bytes, so
@@ -759,6 +762,9 @@ class FakeProviderServer:
         reply = self._next_reply(route)
         if reply.reset:
             conn.reset()
+            return
+        if reply.hang:
+            await conn.wait_gone()
             return
         if reply.status >= 400:
             if reply.error_body is not None:

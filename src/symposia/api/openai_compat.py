@@ -6,19 +6,43 @@ Served at `/v1/...` and `/api/v1/...`. Authentication is a Symposia API key as
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from symposia.api.deps import Caller, ContainerDep, get_principal, rate_limited_caller
+from symposia.api.deps import (
+    Caller,
+    ContainerDep,
+    container_from,
+    get_principal,
+    rate_limited_caller,
+)
 from symposia.api.openai_schemas import ChatCompletionBody
 from symposia.api.responses import openai_errors
 from symposia.errors import InvalidInputError
 from symposia.streaming.relay_response import RelayResponse
+from symposia.streaming.request_scope import ClientGoneError, RequestScope
 
 CONVERSATION_HEADER = "X-Symposia-Conversation"
 MODEL_CREATED = 1_700_000_000  # listings have no creation time; a fixed, plausible one
+# nginx's status for a request its client gave up on: only logs and metrics see it.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def request_scope(request: Request) -> AsyncIterator[RequestScope]:
+    """The request's scope, open from now (its body has been read) until its response
+    has been sent: FastAPI ends a dependency with `yield` after the response."""
+    scopes = container_from(request).request_scopes
+    scope = scopes.open(request.receive)
+    try:
+        yield scope
+    finally:
+        scopes.close(scope)
+
+
+RequestScopeDep = Annotated[RequestScope, Depends(request_scope)]
 
 
 def _router(prefix: str) -> APIRouter:
@@ -31,13 +55,16 @@ def _router(prefix: str) -> APIRouter:
     async def chat_completions(
         body: ChatCompletionBody,
         caller: Annotated[Caller, rate_limited_caller("chat")],
+        scope: RequestScopeDep,
         conversation: Annotated[
             str | None, Header(alias=CONVERSATION_HEADER, max_length=64)
         ] = None,
     ) -> Response:
         """OpenAI's chat completions, for every Symposia model (`openai/...`,
         `anthropic/...`, `local/smollm2`, ...). `X-Symposia-Conversation: <id>` (or `new`)
-        also keeps the exchange in that conversation."""
+        also keeps the exchange in that conversation. A client that leaves cancels the
+        model call at once, whatever its phase (before the first token, in a retry's wait,
+        streamed or not)."""
         container, principal = caller.container, caller.principal
         try:
             messages = [(m.role, m.text()) for m in body.messages]
@@ -55,10 +82,15 @@ def _router(prefix: str) -> APIRouter:
             conversation=conversation,
         )
         headers = {CONVERSATION_HEADER: call.conversation_id} if call.conversation_id else {}
-        if not body.stream:
-            return JSONResponse(await container.completions.complete(call), headers=headers)
-        stream = await container.completions.start(call)
-        return RelayResponse(stream, headers, container.settings.sse_send_timeout)
+        try:
+            with scope:
+                if not body.stream:
+                    answer = await container.completions.complete(call)
+                    return JSONResponse(answer, headers=headers)
+                stream = await container.completions.start(call)
+        except ClientGoneError:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        return RelayResponse(stream, scope, headers, container.settings.sse_send_timeout)
 
     @router.get("/models", dependencies=[Depends(get_principal)], responses=openai_errors(401, 503))
     async def list_models(container: ContainerDep) -> dict[str, Any]:

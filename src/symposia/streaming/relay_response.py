@@ -1,8 +1,9 @@
 """A lean streaming response for the OpenAI-compatible relay.
 
-It does what the relay needs and nothing per chunk beyond one `send`: a task watches for
-the client's disconnect and cancels the body (and so the upstream call) at once; each
-send is bounded by `send_timeout`, so a client that stops reading is dropped too.
+It does what the relay needs and nothing per chunk beyond one `send`. The request's
+scope (`request_scope`) cancels the body, and so the upstream call, the moment the
+client leaves; at shutdown it ends the stream with an OpenAI error chunk. Each send is
+bounded by `send_timeout`, so a client that stops reading is dropped too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from symposia.aio import Watchdog
+from symposia.errors import ShuttingDownError
+from symposia.streaming.openai_chunks import ChunkEncoder
+from symposia.streaming.openai_errors import openai_error
+from symposia.streaming.request_scope import ClientGoneError, RequestScope
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
@@ -26,53 +31,57 @@ class RelayResponse(Response):
     def __init__(
         self,
         body: AsyncIterator[bytes],
+        scope: RequestScope,
         headers: Mapping[str, str] | None = None,
         send_timeout: float = 30.0,
     ) -> None:
         self.body_iterator = body
+        self.request_scope = scope
         self.status_code = 200
         self.background = None
         self.send_timeout = send_timeout
         self.init_headers({**HEADERS, **(headers or {})})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        streaming = asyncio.current_task()
-        assert streaming is not None
-        client_gone = False
-
-        async def watch_disconnect() -> None:
-            nonlocal client_gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            client_gone = True
-            streaming.cancel()
-
-        watcher = asyncio.create_task(watch_disconnect())
         deadline = Watchdog(self.send_timeout)
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
-            async for chunk in self.body_iterator:
-                deadline.arm()
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                deadline.disarm()
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send({**start, "headers": self.raw_headers})
+            with self.request_scope:
+                async for chunk in self.body_iterator:
+                    deadline.arm()
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    deadline.disarm()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ClientGoneError:
+            pass  # the client left: that is how this response ends
+        except ShuttingDownError as exc:
+            await self._farewell(send, exc)
         except asyncio.CancelledError:
-            if not (client_gone or deadline.fired):
+            if not deadline.fired:
                 raise
-            # The client left, or stopped reading: that is how this response ends.
-            streaming.uncancel()
+            # The client stopped reading: that is how this response ends.
+            current = asyncio.current_task()
+            assert current is not None
+            current.uncancel()
         except OSError:
             pass  # a socket already closed
         finally:
             deadline.close()
-            watcher.cancel()
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+            await self._close_body()
+
+    async def _farewell(self, send: Send, exc: ShuttingDownError) -> None:
+        """End the stream with an OpenAI error chunk (an OpenAI SDK raises it as an
+        `APIError`), as a mid-stream upstream failure ends; no `[DONE]` follows an error."""
+        await self._close_body()  # the upstream closed and the partial reply kept first
+        chunk = ChunkEncoder.error(openai_error(exc)[1])
+        with contextlib.suppress(TimeoutError, OSError):
+            async with asyncio.timeout(self.send_timeout):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _close_body(self) -> None:
+        aclose = getattr(self.body_iterator, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
