@@ -83,6 +83,9 @@ class Reply:
     # The inner error object, e.g. {"type": "overloaded_error", "message": "Overloaded"};
     # a dict that already has an "error" key is sent as the whole event payload.
     error_event: dict[str, Any] | None = None
+    # With error_event: first this many token events, then the error, all in one write (so
+    # in one read of the client), instead of the error alone.
+    error_after: int | None = None
     prompt_tokens: int = 11
     # None: len(tokens).
     completion_tokens: int | None = None
@@ -333,10 +336,22 @@ def openai_completion(reply: Reply, model: str) -> dict[str, Any]:
     }
 
 
+def _error_plan(reply: Reply, plan: _StreamPlan, error: bytes) -> _StreamPlan:
+    """The error event alone, or after `error_after` token events in the same write."""
+    if reply.error_after is None:
+        return _StreamPlan([error], [], [])
+    return _StreamPlan(plan.preamble, [b"".join(plan.tokens[: reply.error_after]) + error], [])
+
+
 def openai_stream_plan(reply: Reply, model: str, request: dict[str, Any]) -> _StreamPlan:
+    plan = _openai_stream_plan(reply, model, request)
     if reply.error_event is not None:
         error = reply.error_event
-        return _StreamPlan([sse_data(error if "error" in error else {"error": error})], [], [])
+        return _error_plan(reply, plan, sse_data(error if "error" in error else {"error": error}))
+    return plan
+
+
+def _openai_stream_plan(reply: Reply, model: str, request: dict[str, Any]) -> _StreamPlan:
     completion_id = _new_id("chatcmpl-")
     options = request.get("stream_options")
     usage_requested = isinstance(options, dict) and options.get("include_usage") is True
@@ -429,10 +444,15 @@ def anthropic_message(reply: Reply, model: str) -> dict[str, Any]:
 
 
 def anthropic_stream_plan(reply: Reply, model: str) -> _StreamPlan:
+    plan = _anthropic_stream_plan(reply, model)
     if reply.error_event is not None:
         error = reply.error_event
         payload = error if "error" in error else {"type": "error", "error": error}
-        return _StreamPlan([sse_event("error", payload)], [], [])
+        return _error_plan(reply, plan, sse_event("error", payload))
+    return plan
+
+
+def _anthropic_stream_plan(reply: Reply, model: str) -> _StreamPlan:
     message: dict[str, Any] = {
         "id": _new_id("msg_"),
         "type": "message",
