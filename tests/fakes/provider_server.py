@@ -34,7 +34,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -86,6 +86,9 @@ class Reply:
     # With error_event: first this many token events, then the error, all in one write (so
     # in one read of the client), instead of the error alone.
     error_after: int | None = None
+    # The error's message (of a status >= 400, or of error_event) quotes the request's
+    # credentials, as a careless upstream does: "Incorrect API key provided: Bearer sk-...".
+    echo_key: bool = False
     prompt_tokens: int = 11
     # None: len(tokens).
     completion_tokens: int | None = None
@@ -527,6 +530,17 @@ def anthropic_models(models: list[str]) -> dict[str, Any]:
     }
 
 
+def _echoing_key(reply: Reply, request: Received, *, anthropic: bool) -> Reply:
+    """`reply` with its error message quoting the credentials the request carried."""
+    sent = request.headers.get("authorization") or request.headers.get("x-api-key", "")
+    message = f"Incorrect API key provided: {sent}. You can find your API key elsewhere."
+    if reply.error_event is not None:
+        kind = reply.error_event.get("type", "invalid_request_error")
+        return replace(reply, error_event={"type": kind, "message": message})
+    body = anthropic_error_body if anthropic else openai_error_body
+    return replace(reply, error_body=body(reply.status, message))
+
+
 # --------------------------------------------------------------------------------------------
 # One connection
 # --------------------------------------------------------------------------------------------
@@ -777,6 +791,8 @@ class FakeProviderServer:
             await self._send_json(conn, 400, body, anthropic=anthropic)
             return
         reply = self._next_reply(route)
+        if reply.echo_key:
+            reply = _echoing_key(reply, request, anthropic=anthropic)
         if reply.reset:
             conn.reset()
             return
