@@ -584,3 +584,29 @@ async def test_raw_http(server: FakeProviderServer) -> None:
     request = server.requests[-1]
     assert request.headers["transfer-encoding"] == "chunked"
     assert request.body == {"model": "gpt-4o", "messages": []}
+
+
+async def test_error_after_tokens_comes_in_the_same_write(
+    server: FakeProviderServer, oai: openai.AsyncOpenAI, ant: anthropic.AsyncAnthropic
+) -> None:
+    error = {"type": "overloaded_error", "message": "Overloaded"}
+    server.enqueue("openai", Reply(tokens=["a", "b", "c"], error_event=error, error_after=2))
+    server.enqueue("anthropic", Reply(tokens=["a", "b", "c"], error_event=error, error_after=2))
+    oai_sink: list[str] = []
+    with pytest.raises(openai.APIError):
+        await collect_openai(await openai_stream(oai), oai_sink)
+    assert oai_sink == ["a", "b"]
+    ant_sink: list[str] = []
+    with pytest.raises(anthropic.APIStatusError):
+        await collect_anthropic(await anthropic_stream(ant), ant_sink)
+    assert ant_sink == ["a", "b"]
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        server.enqueue("openai", Reply(tokens=["a", "b"], error_event=error, error_after=2))
+        body = {"model": OPENAI_MODEL, "messages": [], "stream": True}
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            chunks = [chunk async for chunk in response.aiter_raw()]
+    joined = b"".join(chunks)
+    last_text = joined.index(b'"content":"b"')
+    assert joined.index(b'"error"') > last_text
+    # Both token events and the error leave in one HTTP chunk (one write).
+    assert b"\r\n" not in joined[last_text : joined.index(b'"error"')]

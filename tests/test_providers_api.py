@@ -129,6 +129,7 @@ async def test_a_cut_stream_ends_the_run_with_the_partial_text_and_one_error_sha
         "status",
         "retryable",
         "suggestion",
+        "retry_after",
     }
     assert error["provider"] == "anthropic"
     assert error["model"] == "claude-haiku-4-5"

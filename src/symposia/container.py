@@ -28,6 +28,7 @@ from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import Authenticator, check_exposure
 from symposia.security.client_address import Network, parse_networks
 from symposia.security.rate_limit import RateLimiter
+from symposia.security.redact import remember_secrets
 from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
 from symposia.services.models import ModelCatalog
@@ -162,12 +163,17 @@ def default_providers(settings: Settings) -> ProviderRegistry:
 
 
 def build_container(settings: Settings, providers: ProviderRegistry | None = None) -> Container:
+    remember_secrets(settings.secret_values())  # masked in every provider failure
     providers = providers or default_providers(settings)
     log = InMemoryEventLog(settings.event_log_max_events, settings.event_log_retention_seconds)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     repository = SqlRunRepository(sessions)
-    policy = RetryPolicy(settings.llm_max_attempts, settings.llm_retry_base_seconds)
+    policy = RetryPolicy(
+        settings.llm_max_attempts,
+        settings.llm_retry_base_seconds,
+        max_retry_after=settings.retry_after_limit,
+    )
     timeouts = Timeouts(settings.llm_timeout, settings.llm_idle_timeout)
     metrics = Metrics()
     models = Models(providers, policy, timeouts, metrics)

@@ -20,6 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from symposia.security.redact import redact
+
+# A failure's message is cut to this after redaction (a key cut in half would escape it).
+FAILURE_MESSAGE_MAX_CHARS = 400
+# Redaction reads no more of a message than this.
+_REDACT_MAX_CHARS = 4 * FAILURE_MESSAGE_MAX_CHARS
+
 
 class SymposiaError(Exception):
     """Root of every error Symposia raises on purpose."""
@@ -109,7 +116,11 @@ class ProviderNotConfiguredError(InvalidInputError):
 
 @dataclass(frozen=True, slots=True)
 class ProviderFailure:
-    """The one shape every provider failure takes, for SSE `error` events and HTTP bodies."""
+    """The one shape every provider failure takes, for SSE `error` events and HTTP bodies.
+
+    Its text may quote the provider, which may echo our key: it is redacted here, where
+    every failure is built, before it can reach a client, a log or the database.
+    """
 
     code: str
     message: str
@@ -120,6 +131,12 @@ class ProviderFailure:
     suggestion: str | None = None
     retry_after: float | None = None
 
+    def __post_init__(self) -> None:
+        message = redact(self.message[:_REDACT_MAX_CHARS])[:FAILURE_MESSAGE_MAX_CHARS]
+        object.__setattr__(self, "message", message)
+        if self.suggestion is not None:
+            object.__setattr__(self, "suggestion", redact(self.suggestion))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
@@ -129,6 +146,7 @@ class ProviderFailure:
             "status": self.status,
             "retryable": self.retryable,
             "suggestion": self.suggestion,
+            "retry_after": self.retry_after,
         }
 
 

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     llm_idle_timeout: float = Field(default=30.0, gt=0, le=3600)
     llm_max_attempts: int = Field(default=3, ge=1, le=10)
     llm_retry_base_seconds: float = Field(default=1.0, ge=0, le=60)
+    # Longest provider Retry-After a call waits out; None: LLM_TIMEOUT.
+    retry_after_max_seconds: float | None = Field(default=None, ge=0, le=3600)
     models_cache_seconds: float = Field(default=3600.0, ge=0)
     max_tokens_limit: int = Field(default=4096, ge=1, le=1_000_000)
     default_max_tokens: int = Field(default=256, ge=1, le=1_000_000)
@@ -159,6 +161,20 @@ class Settings(BaseSettings):
         if not sep or not provider or not model:
             raise ValueError("must look like provider/model, for example local/smollm2")
         return value
+
+    @property
+    def retry_after_limit(self) -> float:
+        """The longest Retry-After a model call waits out before failing with it."""
+        if self.retry_after_max_seconds is not None:
+            return self.retry_after_max_seconds
+        return self.llm_timeout
+
+    def secret_values(self) -> list[str]:
+        """Every secret configured (each `SecretStr`, those of compatible servers too), for
+        redaction from provider messages."""
+        values = [getattr(self, name) for name in type(self).model_fields]
+        values += [entry.api_key for entry in self.openai_compatible.values()]
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
 
     @cached_property
     def host_is_loopback(self) -> bool:

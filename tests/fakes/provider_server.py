@@ -35,7 +35,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -86,6 +86,12 @@ class Reply:
     # The inner error object, e.g. {"type": "overloaded_error", "message": "Overloaded"};
     # a dict that already has an "error" key is sent as the whole event payload.
     error_event: dict[str, Any] | None = None
+    # With error_event: first this many token events, then the error, all in one write (so
+    # in one read of the client), instead of the error alone.
+    error_after: int | None = None
+    # The error's message (of a status >= 400, or of error_event) quotes the request's
+    # credentials, as a careless upstream does: "Incorrect API key provided: Bearer sk-...".
+    echo_key: bool = False
     prompt_tokens: int = 11
     # None: len(tokens).
     completion_tokens: int | None = None
@@ -336,10 +342,22 @@ def openai_completion(reply: Reply, model: str) -> dict[str, Any]:
     }
 
 
+def _error_plan(reply: Reply, plan: _StreamPlan, error: bytes) -> _StreamPlan:
+    """The error event alone, or after `error_after` token events in the same write."""
+    if reply.error_after is None:
+        return _StreamPlan([error], [], [])
+    return _StreamPlan(plan.preamble, [b"".join(plan.tokens[: reply.error_after]) + error], [])
+
+
 def openai_stream_plan(reply: Reply, model: str, request: dict[str, Any]) -> _StreamPlan:
+    plan = _openai_stream_plan(reply, model, request)
     if reply.error_event is not None:
         error = reply.error_event
-        return _StreamPlan([sse_data(error if "error" in error else {"error": error})], [], [])
+        return _error_plan(reply, plan, sse_data(error if "error" in error else {"error": error}))
+    return plan
+
+
+def _openai_stream_plan(reply: Reply, model: str, request: dict[str, Any]) -> _StreamPlan:
     completion_id = _new_id("chatcmpl-")
     options = request.get("stream_options")
     usage_requested = isinstance(options, dict) and options.get("include_usage") is True
@@ -432,10 +450,15 @@ def anthropic_message(reply: Reply, model: str) -> dict[str, Any]:
 
 
 def anthropic_stream_plan(reply: Reply, model: str) -> _StreamPlan:
+    plan = _anthropic_stream_plan(reply, model)
     if reply.error_event is not None:
         error = reply.error_event
         payload = error if "error" in error else {"type": "error", "error": error}
-        return _StreamPlan([sse_event("error", payload)], [], [])
+        return _error_plan(reply, plan, sse_event("error", payload))
+    return plan
+
+
+def _anthropic_stream_plan(reply: Reply, model: str) -> _StreamPlan:
     message: dict[str, Any] = {
         "id": _new_id("msg_"),
         "type": "message",
@@ -508,6 +531,17 @@ def anthropic_models(models: list[str]) -> dict[str, Any]:
         "first_id": models[0] if models else None,
         "last_id": models[-1] if models else None,
     }
+
+
+def _echoing_key(reply: Reply, request: Received, *, anthropic: bool) -> Reply:
+    """`reply` with its error message quoting the credentials the request carried."""
+    sent = request.headers.get("authorization") or request.headers.get("x-api-key", "")
+    message = f"Incorrect API key provided: {sent}. You can find your API key elsewhere."
+    if reply.error_event is not None:
+        kind = reply.error_event.get("type", "invalid_request_error")
+        return replace(reply, error_event={"type": kind, "message": message})
+    body = anthropic_error_body if anthropic else openai_error_body
+    return replace(reply, error_body=body(reply.status, message))
 
 
 # --------------------------------------------------------------------------------------------
@@ -760,6 +794,8 @@ class FakeProviderServer:
             await self._send_json(conn, 400, body, anthropic=anthropic)
             return
         reply = self._next_reply(route)
+        if reply.echo_key:
+            reply = _echoing_key(reply, request, anthropic=anthropic)
         if reply.reset:
             conn.reset()
             return

@@ -297,3 +297,23 @@ async def test_model_listing(
         fake_provider.openai_models if route == "openai" else fake_provider.anthropic_models
     )
     assert models == sorted(expected)
+
+
+@pytest.mark.parametrize("route", ["openai", "anthropic"])
+async def test_text_that_arrives_with_an_in_stream_error_is_kept(
+    registry: ProviderRegistry, fake_provider: FakeProviderServer, route: str
+) -> None:
+    """Issue 10, point 6: the OpenAI adapter dropped the text read together with an error."""
+    error = {"type": "overloaded_error", "message": "busy"}
+    fake_provider.enqueue(
+        route, Reply(tokens=["Half", " a", " thought"], error_event=error, error_after=2), Reply()
+    )
+    call, _ = _call(registry, ROUTES[route])
+    received: list[str] = []
+    with pytest.raises(ProviderError) as info:
+        async for delta in call:
+            if isinstance(delta, TextDelta):
+                received.append(delta.text)
+    assert "".join(received) == "Half a"
+    assert info.value.failure.code == "overloaded"
+    assert len(fake_provider.requests_to(route)) == 1  # text was shown: never retried

@@ -16,6 +16,7 @@ from symposia.providers.base import ChatMessage, CompletionRequest, Delta, Strea
 from symposia.providers.failures import from_status, is_retryable_status, parse_retry_after
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.resilience import ModelCall, RetryPolicy, Timeouts
+from tests.conftest import make_settings
 
 REQUEST = CompletionRequest("m", [ChatMessage("user", "hello")])
 DEFAULT_TIMEOUTS = Timeouts(5, 5)
@@ -197,7 +198,7 @@ def test_retry_after_parsing() -> None:
     now = time.time()
     assert parse_retry_after("5") == 5.0
     assert parse_retry_after("0.5") == 0.5
-    assert parse_retry_after("120") == 60.0
+    assert parse_retry_after("3600") == 3600.0  # what the provider asked: the policy decides
     assert parse_retry_after("-3") == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
@@ -224,3 +225,36 @@ def test_failures_tell_the_user_what_to_do() -> None:
     assert "/api/models" in (missing.suggestion or "")
     assert missing.code == "model_not_found"
     assert from_status(529, "", provider="anthropic", model="c", key_env="K").code == "overloaded"
+
+
+async def test_a_retry_after_beyond_the_limit_fails_at_once() -> None:
+    """Issue 10, point 8: an hour's Retry-After was slept as two capped waits."""
+    flaky = Flaky("a", [_failure(429, retry_after=3600), "text"])
+    call = ModelCall(
+        ProviderRegistry([flaky]),
+        RetryPolicy(3, 1.0, jitter=0, max_retry_after=60),
+        DEFAULT_TIMEOUTS,
+        ["a/m"],
+        REQUEST,
+        sleep=(sleeps := Sleeps()),
+    )
+    with pytest.raises(ProviderError) as info:
+        await _text(call)
+    assert sleeps == []
+    assert len(flaky.calls) == 1
+    assert info.value.failure.retry_after == 3600
+    assert info.value.failure.to_dict()["retry_after"] == 3600
+
+
+def test_the_policy_waits_a_retry_after_up_to_its_limit() -> None:
+    policy = RetryPolicy(3, 1.0, jitter=0, max_retry_after=10)
+    assert policy.delay(1, _failure(429, retry_after=10)) == 10
+    assert policy.delay(1, _failure(429, retry_after=11)) is None
+    assert policy.delay(1, _failure(503)) == 1.0
+    assert policy.delay(3, _failure(503)) is None  # the last attempt
+    assert policy.delay(1, _failure(401)) is None
+
+
+def test_the_retry_after_limit_is_llm_timeout_unless_set() -> None:
+    assert make_settings(llm_timeout=42).retry_after_limit == 42
+    assert make_settings(llm_timeout=42, retry_after_max_seconds=5).retry_after_limit == 5

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 
 from symposia.errors import ProviderFailure
 
-RETRY_AFTER_CAP_SECONDS = 60.0
+# Longer is nonsense (and `round` wants a finite number); how long a call may actually
+# wait is the retry policy's `max_retry_after`.
+RETRY_AFTER_CEILING_SECONDS = 86_400.0
 OVERLOADED = 529
 RETRYABLE_STATUSES = frozenset({408, 409, 429, OVERLOADED})
 NEVER_RETRIED = frozenset({400, 401, 403, 404, 422})
@@ -24,7 +26,10 @@ def is_retryable_status(status: int) -> bool:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """`Retry-After` as seconds (a number or an HTTP date), capped; None if absent or bad."""
+    """`Retry-After` as seconds (a number or an HTTP date); None if absent or bad.
+
+    Not capped to what we will wait: a client told to come back is told the provider's
+    figure."""
     if value is None:
         return None
     value = value.strip()
@@ -38,7 +43,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         seconds = parsed.timestamp() - (now if now is not None else time.time())
     if seconds != seconds:  # NaN
         return None
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_SECONDS)
+    return min(max(seconds, 0.0), RETRY_AFTER_CEILING_SECONDS)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -85,7 +90,7 @@ def from_status(
         code, message = "provider_unavailable", f"{provider} had a server error ({status})"
         suggestion = "try again later, or name a fallback model"
     if detail:
-        message = f"{message}: {detail[:300]}"
+        message = f"{message}: {detail}"  # redacted, then cut, by ProviderFailure
     return ProviderFailure(
         code=code,
         message=message,
@@ -101,7 +106,7 @@ def from_status(
 def connection_failure(provider: str, model: str, detail: str) -> ProviderFailure:
     return ProviderFailure(
         code="connection_error",
-        message=f"could not reach {provider}: {detail}"[:400],
+        message=f"could not reach {provider}: {detail}",
         provider=provider,
         model=model,
         retryable=True,
@@ -124,7 +129,7 @@ def stream_failure(provider: str, model: str, detail: str) -> ProviderFailure:
     """The response broke off or could not be parsed."""
     return ProviderFailure(
         code="stream_error",
-        message=f"the {provider} stream broke: {detail}"[:400],
+        message=f"the {provider} stream broke: {detail}",
         provider=provider,
         model=model,
         retryable=True,

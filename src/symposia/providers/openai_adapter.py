@@ -34,11 +34,12 @@ CHAT_COMPLETIONS_PATH = "/chat/completions"
 
 @dataclass(slots=True)
 class _Tail:
-    """What the last chunks of a stream say: why it ended, and the usage."""
+    """What the last chunks of a stream say: why it ended, the usage, or an error."""
 
     finish: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    error: ProviderFailure | None = None
 
 
 class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
@@ -108,6 +109,8 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
                         text = self._read(batch, request.model, tail)
                         if text:  # all that arrived since the last step, as one delta
                             yield TextDelta(text)
+                        if tail.error is not None:  # after the text read with it
+                            raise ProviderError(tail.error)
             finally:
                 await response.aclose()
         except openai.APIError as exc:
@@ -118,11 +121,13 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
         yield StreamEnd(tail.finish, tail.prompt_tokens, tail.completion_tokens)
 
     def _read(self, batch: list[tuple[bytes, Any]], model: str, tail: _Tail) -> str:
-        """The text of a batch of chunks; finish reason and usage are noted in `tail`."""
+        """The text of a batch of chunks; finish reason, usage and an in-stream error are
+        noted in `tail` (the text before an error is still the user's)."""
         texts: list[str] = []
         for _, chunk in batch:
             if "error" in chunk:
-                raise ProviderError(body_failure(chunk, self.name, model, self.config.key_env))
+                tail.error = body_failure(chunk, self.name, model, self.config.key_env)
+                break
             usage = chunk.get("usage")
             if usage:
                 tail.prompt_tokens = usage.get("prompt_tokens")

@@ -31,17 +31,28 @@ CallObserver = Callable[[str, str, float | None, float], None]
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Exponential backoff with jitter (base, 2x base, 4x base...), or the server's
-    `Retry-After` when it sent one (already capped by `failures.parse_retry_after`)."""
+    `Retry-After` when it sent one, up to `max_retry_after`: a provider asking for a
+    longer wait fails the call at once, its Retry-After passed on to the client, rather
+    than holding the client in silence for an answer that can only be the same."""
 
     max_attempts: int = 3
     base_delay: float = 1.0
     jitter: float = 0.2
+    max_retry_after: float = 60.0
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
             return retry_after
         delay = self.base_delay * 2 ** (attempt - 1)
         return float(delay * (1 + self.jitter * (2 * random.random() - 1)))
+
+    def delay(self, attempt: int, failure: ProviderFailure) -> float | None:
+        """Seconds to wait before attempt `attempt + 1`, or None to give up now."""
+        if not failure.retryable or attempt >= self.max_attempts:
+            return None
+        if failure.retry_after is not None and failure.retry_after > self.max_retry_after:
+            return None
+        return self.backoff(attempt, failure.retry_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +155,10 @@ class ModelCall:
                 self._record(provider.name, request, attempt, exc.failure.code, started, first)
                 if first is not None:
                     raise
-                if not exc.failure.retryable or attempt == self.policy.max_attempts:
+                delay = self.policy.delay(attempt, exc.failure)
+                if delay is None:
                     raise _NoOutputError(exc) from exc
-                await self.sleep(self.policy.backoff(attempt, exc.failure.retry_after))
+                await self.sleep(delay)
                 continue
             self._record(provider.name, request, attempt, "ok", started, first)
             return
