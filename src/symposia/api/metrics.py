@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from symposia.api.deps import container_from, get_principal
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     container = container_from(request)
     if not container.settings.metrics_public:
