@@ -76,6 +76,7 @@ class Container:
         interrupted = await self.run_repository.mark_interrupted()
         if interrupted:
             logger.warning("marked %d unfinished runs as interrupted", interrupted)
+        self.metrics.loop_lag.start()
 
     def stream_response(self, stream_id: str, after_seq: int) -> EventStreamResponse:
         """SSE of one stream from `after_seq`, with this server's heartbeat and timeouts."""
@@ -104,6 +105,7 @@ class Container:
                 await provider.close()
         await self.limiter.close()
         await self.engine.dispose()
+        await self.metrics.loop_lag.stop()
 
 
 def _secret(value: SecretStr | None) -> str | None:

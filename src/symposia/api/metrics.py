@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from symposia.api.deps import container_from, get_principal
 from symposia.api.responses import api_errors
@@ -10,7 +11,7 @@ from symposia.api.responses import api_errors
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", responses=api_errors(401))
+@router.get("/metrics", response_class=PlainTextResponse, responses=api_errors(401))
 async def metrics(request: Request) -> Response:
     container = container_from(request)
     if not container.settings.metrics_public:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections import deque
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -14,6 +18,58 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+LOOP_LAG_INTERVAL_SECONDS = 0.5
+# The gauge shows the worst lag of this window, so a scrape every 15 s sees a short block.
+LOOP_LAG_WINDOW_SECONDS = 15.0
+
+
+class LoopLagMonitor:
+    """Measures how late the event loop wakes a task that asked to sleep `interval` seconds.
+
+    A loop blocked by synchronous work (a long replay, a CPU-bound call) wakes the task
+    late by as long as it was blocked. Read at scrape time, the lag is the worst wake-up
+    delay of the last `window` seconds, or how overdue the next wake-up is if that is worse.
+    """
+
+    def __init__(
+        self,
+        interval: float = LOOP_LAG_INTERVAL_SECONDS,
+        window: float = LOOP_LAG_WINDOW_SECONDS,
+    ) -> None:
+        self.interval = interval
+        self._lags: deque[float] = deque(maxlen=max(1, round(window / interval)))
+        self._due: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def lag(self) -> float:
+        overdue = 0.0 if self._due is None else time.monotonic() - self._due
+        return max(overdue, *self._lags, 0.0)
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._watch(), name="symposia-loop-lag")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        self._due = None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _watch(self) -> None:
+        while True:
+            self._due = time.monotonic() + self.interval
+            await asyncio.sleep(self.interval)
+            self._lags.append(max(0.0, time.monotonic() - self._due))
+
+
+def asyncio_task_count() -> float:
+    """Tasks alive on the running loop (NaN when read outside one)."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return float("nan")
 
 
 class Metrics:
@@ -69,6 +125,17 @@ class Metrics:
             ["scope"],
             registry=r,
         )
+        self.loop_lag = LoopLagMonitor()
+        self.event_loop_lag = Gauge(
+            "symposia_event_loop_lag_seconds",
+            "How late the event loop woke a periodic timer (a blocked loop shows here)",
+            registry=r,
+        )
+        self.event_loop_lag.set_function(self.loop_lag.lag)
+        self.asyncio_tasks = Gauge(
+            "symposia_asyncio_tasks", "asyncio tasks alive, read at scrape time", registry=r
+        )
+        self.asyncio_tasks.set_function(asyncio_task_count)
         self.redis_fallbacks = Counter(
             "symposia_rate_limit_redis_fallbacks",
             "Requests let through because the rate-limit Redis was unreachable",

@@ -1,0 +1,320 @@
+"""Canary secrets: every secret setting holds a recognisable value, a varied workload runs
+(runs, chat, conversations, `/v1` streamed and not, upstreams that fail and echo the key
+they received, wrong passwords and keys), and no log line, response body or stored row
+may contain any of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import MetaData, select
+
+from symposia.app import container_of, create_app
+from symposia.container import Container, default_providers
+from symposia.observability.logging import configure_logging
+from symposia.security.passwords import hash_password
+from symposia.settings import Settings
+from tests.conftest import remote_settings
+from tests.fakes.provider_server import (
+    FakeProviderServer,
+    Received,
+    Reply,
+    Route,
+    anthropic_error_body,
+    openai_error_body,
+)
+
+CANARY = "CANARY7f3a"
+OPENAI_KEY = f"sk-{CANARY}-openai-0123456789abcdef"
+OPENROUTER_KEY = f"sk-or-v1-{CANARY}-openrouter-0123456789"
+ANTHROPIC_KEY = f"sk-ant-api03-{CANARY}-anthropic-0123456789"
+COMPATIBLE_KEY = f"{CANARY}-compatible-0123456789abcdef"
+PASSWORD = f"{CANARY}-basic-password"
+PASSWORD_HASH = hash_password(PASSWORD, rounds=4)
+DB_PASSWORD = f"{CANARY}-db-password"
+AWS_SECRET = f"{CANARY}-aws-secret-access-key"
+AWS_KEY_ID = f"AKIA{CANARY}EXAMPLE"
+USER = "canary-user"
+
+OPENAI_MODEL = "openai/gpt-4o-mini"
+ANTHROPIC_MODEL = "anthropic/claude-haiku-4-5"
+OPENROUTER_MODEL = "openrouter/gpt-4o"
+COMPATIBLE_MODEL = "acme/gpt-4o"
+
+
+class EchoingProviderServer(FakeProviderServer):
+    """The fake provider, made to answer some requests with an error that quotes the key it
+    received, as OpenAI's "Incorrect API key provided: sk-..." does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.echo: dict[str, list[int]] = {"openai": [], "anthropic": []}
+
+    def echo_next(self, route: Route, *statuses: int) -> None:
+        self.echo[route].extend(statuses)
+
+    async def _completion(self, conn: Any, route: Route, request: Received) -> None:
+        if self.echo[route]:
+            status = self.echo[route].pop(0)
+            key = request.headers.get("x-api-key") or request.headers.get("authorization")
+            message = f"Incorrect API key provided: {key}. You can find your API key at ..."
+            body = (
+                anthropic_error_body(status, message)
+                if route == "anthropic"
+                else openai_error_body(status, message)
+            )
+            self._queues[route].appendleft(Reply(status=status, error_body=body))
+        await super()._completion(conn, route, request)
+
+
+@dataclass
+class Seen:
+    """Everything the workload got back, to be searched for canaries."""
+
+    bodies: list[str] = field(default_factory=list)
+
+    def add(self, response: httpx.Response) -> httpx.Response:
+        self.bodies.append(f"{response.status_code} {dict(response.headers)} {response.text}")
+        return response
+
+
+@pytest.fixture
+def log_text() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("DEBUG", json_lines=True, stream=stream)
+    yield stream
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+async def echoing() -> AsyncIterator[EchoingProviderServer]:
+    async with EchoingProviderServer() as server:
+        yield server
+
+
+def _with_password(database_url: str) -> str:
+    """The PostgreSQL test server trusts loopback, so a password is accepted and ignored."""
+    if database_url.startswith("postgresql://postgres@"):
+        return database_url.replace("postgres@", f"postgres:{DB_PASSWORD}@", 1)
+    return database_url
+
+
+def canary_settings(server: FakeProviderServer, database_url: str) -> Settings:
+    return remote_settings(
+        server,
+        openai_api_key=OPENAI_KEY,
+        openrouter_api_key=OPENROUTER_KEY,
+        anthropic_api_key=ANTHROPIC_KEY,
+        openai_compatible={"acme": {"base_url": server.openai_base_url, "api_key": COMPATIBLE_KEY}},
+        dev_mode=False,
+        basic_auth_user=USER,
+        basic_auth_pw_hash=PASSWORD_HASH,
+        database_url=_with_password(database_url),
+        max_concurrent_runs_per_principal=50,
+        rate_limit_runs="1000/minute",
+        rate_limit_chat="1000/minute",
+        default_model=OPENAI_MODEL,
+        llm_max_attempts=2,
+    )
+
+
+@pytest.fixture
+async def canary_app(
+    echoing: EchoingProviderServer,
+    database_url: str,
+    log_text: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[FastAPI]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    settings = canary_settings(echoing, database_url)
+    application = create_app(settings, default_providers(settings))
+    await container_of(application).start()
+    yield application
+    await container_of(application).shutdown()
+
+
+async def _stream(client: httpx.AsyncClient, seen: Seen, method: str, url: str, **kw: Any) -> None:
+    async with client.stream(method, url, **kw) as response:
+        await response.aread()
+        seen.add(response)
+
+
+async def _runs(client: httpx.AsyncClient, seen: Seen, auth: dict[str, str]) -> None:
+    bots = [
+        {"name": "O", "model": OPENAI_MODEL},
+        {"name": "A", "model": ANTHROPIC_MODEL},
+        {"name": "R", "model": OPENROUTER_MODEL},
+        {"name": "C", "model": COMPATIBLE_MODEL},
+    ]
+    for topic in ("a calm run", "a run whose upstreams fail"):
+        run = seen.add(
+            await client.post(
+                "/api/run",
+                headers=auth,
+                json={"topic": topic, "bots": bots, "max_turns": 4},
+            )
+        )
+        assert run.status_code == 201, run.text
+        run_id = run.json()["id"]
+        await _stream(client, seen, "GET", f"/api/stream/{run_id}", headers=auth)
+        seen.add(await client.get(f"/api/run/{run_id}", headers=auth))
+        seen.add(await client.get(f"/api/export/{run_id}.json", headers=auth))
+    seen.add(await client.get("/api/runs", headers=auth))
+
+
+async def _chat(client: httpx.AsyncClient, seen: Seen, auth: dict[str, str]) -> None:
+    for model in (OPENAI_MODEL, ANTHROPIC_MODEL, COMPATIBLE_MODEL, "scripted/echo"):
+        body = {"message": f"hello {model}", "model": model}
+        await _stream(client, seen, "POST", "/api/chat/stream", headers=auth, json=body)
+    created = seen.add(
+        await client.post(
+            "/api/conversations", headers=auth, json={"default_model": ANTHROPIC_MODEL}
+        )
+    )
+    conversation = created.json()["id"]
+    for _ in range(2):
+        seen.add(
+            await client.post(
+                f"/api/conversations/{conversation}/messages",
+                headers=auth,
+                json={"message": "and again"},
+            )
+        )
+        await _stream(
+            client, seen, "GET", f"/api/conversations/{conversation}/stream", headers=auth
+        )
+    seen.add(await client.get(f"/api/conversations/{conversation}/messages", headers=auth))
+    seen.add(await client.get("/api/conversations", headers=auth))
+
+
+async def _openai(client: httpx.AsyncClient, seen: Seen, bearer: dict[str, str]) -> None:
+    for model in (OPENAI_MODEL, ANTHROPIC_MODEL, OPENROUTER_MODEL, COMPATIBLE_MODEL):
+        for stream in (False, True):
+            for conversation in ({}, {"X-Symposia-Conversation": "new"}):
+                body = {
+                    "model": model,
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "stream": stream,
+                }
+                headers = {**bearer, **conversation}
+                await _stream(
+                    client, seen, "POST", "/v1/chat/completions", headers=headers, json=body
+                )
+    seen.add(await client.get("/v1/models", headers=bearer))
+    seen.add(await client.get("/api/models", headers=bearer))
+
+
+async def _wrong_credentials(client: httpx.AsyncClient, seen: Seen, key: str) -> None:
+    wrong_password = base64.b64encode(f"{USER}:{PASSWORD}x".encode()).decode()
+    wrong_user = base64.b64encode(f"someone:{PASSWORD}".encode()).decode()
+    tampered = key[:-1] + ("A" if key[-1] != "A" else "B")
+    for headers in (
+        {"Authorization": f"Basic {wrong_password}"},
+        {"Authorization": f"Basic {wrong_user}"},
+        {"X-API-Key": tampered},
+        {"Authorization": f"Bearer {tampered}"},
+        {"Authorization": f"Bearer {OPENAI_KEY}"},  # a provider key presented to us
+    ):
+        seen.add(await client.get("/api/runs", headers=headers))
+        seen.add(await client.post("/v1/chat/completions", headers=headers, json={}))
+
+
+async def _stored_rows(container: Container) -> list[str]:
+    """Every row of every table, as text."""
+    rows: list[str] = []
+    async with container.engine.connect() as connection:
+        metadata = MetaData()
+        await connection.run_sync(metadata.reflect)
+        assert {"runs", "messages", "conversations", "api_keys"} <= set(metadata.tables)
+        for table in metadata.sorted_tables:
+            result = await connection.execute(select(table))
+            rows.extend(f"{table.name}: {tuple(row)}" for row in result)
+    return rows
+
+
+def _echo_failures(server: EchoingProviderServer) -> None:
+    """Each upstream, in turn, refuses a call quoting the key it got (401, not retried;
+    500, retried), and streams an in-stream error quoting it."""
+    for route in ("openai", "anthropic"):
+        server.echo_next(route, 401, 500, 500, 400)  # type: ignore[arg-type]
+
+
+async def test_no_secret_reaches_a_log_a_response_or_a_row(
+    canary_app: FastAPI, echoing: EchoingProviderServer, log_text: io.StringIO
+) -> None:
+    container = container_of(canary_app)
+    _, api_key = await container.api_keys.create("canary")
+    secrets = {
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENROUTER_API_KEY": OPENROUTER_KEY,
+        "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+        "OPENAI_COMPATIBLE api_key": COMPATIBLE_KEY,
+        "BASIC_AUTH password": PASSWORD,
+        "BASIC_AUTH_PW_HASH": PASSWORD_HASH,
+        "DATABASE_URL password": DB_PASSWORD,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "API key": api_key,
+        "API key secret": api_key.rsplit("_", 1)[1],
+    }
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+    seen = Seen()
+    transport = httpx.ASGITransport(app=canary_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://symposia.test") as client:
+        await _runs(client, seen, basic)
+        await _chat(client, seen, {"X-API-Key": api_key})
+        await _openai(client, seen, {"Authorization": f"Bearer {api_key}"})
+        _echo_failures(echoing)
+        await _runs(client, seen, {"X-API-Key": api_key})
+        _echo_failures(echoing)
+        await _chat(client, seen, basic)
+        for _ in range(3):
+            _echo_failures(echoing)
+            await _openai(client, seen, {"Authorization": f"Bearer {api_key}"})
+        for route, key in (("openai", OPENAI_KEY), ("anthropic", ANTHROPIC_KEY)):
+            error = {"type": "invalid_request_error", "message": f"bad key {key}"}
+            echoing.enqueue(route, Reply(error_event=error), Reply(error_event=error))
+        await _openai(client, seen, {"Authorization": f"Bearer {api_key}"})
+        await _wrong_credentials(client, seen, api_key)
+        seen.add(await client.get("/metrics"))
+        seen.add(await client.get("/health"))
+
+    # The workload did reach every upstream, and some calls failed quoting the key.
+    received = " ".join(
+        str(r.headers.get(name))
+        for r in echoing.requests
+        for name in ("authorization", "x-api-key")
+    )
+    for key in (OPENAI_KEY, OPENROUTER_KEY, ANTHROPIC_KEY, COMPATIBLE_KEY):
+        assert key in received
+    statuses = [int(body.split(" ", 1)[0]) for body in seen.bodies]
+    assert statuses.count(200) > 20
+    assert 401 in statuses
+    rows = await _stored_rows(container)
+    logs = log_text.getvalue()
+    assert '"event": "request"' in logs  # the capture works: request lines are there
+
+    leaks: dict[tuple[str, str], list[str]] = {}
+    for name, value in secrets.items():
+        for where, texts in (("log", [logs]), ("response", seen.bodies), ("row", rows)):
+            for text in texts:
+                at = text.find(value)
+                if at >= 0:
+                    leaks.setdefault((name, where), []).append(text[max(0, at - 80) : at + 40])
+    report = [
+        f"{name} in {len(found)} {where}(s), e.g. ...{found[0]}..."
+        for (name, where), found in leaks.items()
+    ]
+    assert not leaks, "secrets leaked:\n" + "\n".join(report)
