@@ -8,6 +8,7 @@ failure before any output is a proper HTTP error (as OpenAI's own API does it).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -22,8 +23,11 @@ from symposia.providers.base import ChatMessage, CompletionRequest, Delta, Strea
 from symposia.providers.resilience import ModelCall
 from symposia.providers.stop import StopFilter
 from symposia.services.conversations import ConversationService
+from symposia.storage.failures import summary
 from symposia.streaming.openai_chunks import DONE, ChunkEncoder
 from symposia.streaming.openai_errors import openai_error
+
+logger = logging.getLogger(__name__)
 
 NEW_CONVERSATION = "new"
 ROLES = {"developer": "system", "system": "system", "user": "user", "assistant": "assistant"}
@@ -250,7 +254,10 @@ class CompletionService:
             usage=_usage(call, outcome),
             completed_at=utcnow(),
         )
-        await self.conversations.repo.add_message(call.conversation_id, reply)
+        try:
+            await self.conversations.repo.add_message(call.conversation_id, reply)
+        except Exception as exc:  # the client has its answer; the response still ends well
+            logger.error("could not save a reply of %s: %s", call.conversation_id, summary(exc))
 
 
 def _finish_reason(end: StreamEnd | None, stop: StopFilter | None) -> str:
