@@ -14,7 +14,14 @@ from symposia.api.deps import (
     get_principal,
     rate_limited,
 )
-from symposia.api.schemas import ConversationCreate, ConversationPatch, MessageCreate
+from symposia.api.schemas import (
+    ConversationCreate,
+    ConversationPatch,
+    MessageCreate,
+    PageLimit,
+    PageOffset,
+    Storable,
+)
 from symposia.api.views import conversation_view
 from symposia.errors import InvalidInputError
 from symposia.streaming.sse import parse_last_event_id
@@ -22,8 +29,6 @@ from symposia.streaming.sse import parse_last_event_id
 router = APIRouter(
     prefix="/api/conversations", tags=["conversations"], dependencies=[Depends(get_principal)]
 )
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.post("", status_code=201)
@@ -40,8 +45,8 @@ async def create_conversation(
 async def list_conversations(
     conversations: ConversationsDep,
     principal: PrincipalDep,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     """Your conversations, most recently active first."""
     items = await conversations.page(limit, offset, owner=principal.id)
@@ -100,8 +105,8 @@ async def list_messages(
     conversation_id: str,
     conversations: ConversationsDep,
     principal: PrincipalDep,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     messages = await conversations.messages(conversation_id, limit, offset, owner=principal.id)
     return {"items": [m.to_dict() for m in messages], "limit": limit, "offset": offset}
@@ -116,7 +121,7 @@ async def stream_reply(
     conversation_id: str,
     container: ContainerDep,
     principal: PrincipalDep,
-    model: Annotated[str | None, Query(min_length=3, max_length=200)] = None,
+    model: Annotated[Storable | None, Query(min_length=3, max_length=200)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
 ) -> Response:

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from symposia.api.schemas import Storable, no_nul
+
 MAX_STOP_SEQUENCES = 4
 
 
@@ -24,6 +26,15 @@ class ContentPart(_Loose):
 class ChatMessageIn(_Loose):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _storable(cls, value: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        """Checked here rather than on each branch of the union, for a readable error."""
+        for text in [value] if isinstance(value, str) else [p.text for p in value or ()]:
+            if text is not None:
+                no_nul(text)
+        return value
 
     def text(self) -> str:
         """The message as plain text; text parts are joined, other parts refused."""
@@ -44,7 +55,7 @@ class StreamOptions(_Loose):
 
 
 class ChatCompletionBody(_Loose):
-    model: str = Field(min_length=1, max_length=200)
+    model: Storable = Field(min_length=1, max_length=200)
     messages: list[ChatMessageIn] = Field(min_length=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -16,7 +16,7 @@ from symposia.api.deps import (
     get_principal,
     rate_limited,
 )
-from symposia.api.schemas import BotIn, BotPatch, RunCreate
+from symposia.api.schemas import BotIn, BotPatch, PageLimit, PageOffset, RunCreate
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
 from symposia.events.replay import replay_transcript
@@ -61,8 +61,8 @@ async def create_run(
 async def list_runs(
     runs: RunsDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     """Your runs, newest first."""
     items = await runs.page(limit=limit, offset=offset, owner=principal.id)

@@ -1,12 +1,38 @@
-"""Request bodies of the HTTP API. Validation here; meaning in the services."""
+"""Request bodies (and paging parameters) of the HTTP API. Validation here; meaning in the
+services."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from fastapi import Query
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+from symposia.storage.storable import unstorable
+
+
+def no_nul(value: str) -> str:
+    """Refuse what storage would have to alter: U+0000 and unpaired surrogates."""
+    if unstorable(value):
+        raise ValueError("must not contain U+0000 (NUL) or unpaired surrogate characters")
+    return value
+
+
+# Every client string that may be stored is one of these two.
+Storable = Annotated[str, AfterValidator(no_nul)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(no_nul)]
+# Far beyond any real listing, far below the 64-bit integers a database takes.
+OFFSET_MAX = 1_000_000_000
+PageLimit = Annotated[int, Query(ge=1, le=200)]
+PageOffset = Annotated[int, Query(ge=0, le=OFFSET_MAX)]
 NAME_MAX = 64
 TOPIC_MAX = 10_000
 PROMPT_MAX = 20_000
@@ -25,12 +51,12 @@ class BotIn(_Body):
     name: Annotated[Text, StringConstraints(min_length=1, max_length=NAME_MAX)] | None = None
     model: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
     provider: Annotated[Text, StringConstraints(min_length=1, max_length=50)] | None = None
-    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] = Field(
+    system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] = Field(
         default="", validation_alias=AliasChoices("system_prompt", "prompt")
     )
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1)
-    fallbacks: list[str] = Field(default_factory=list, max_length=MAX_FALLBACKS)
+    fallbacks: list[Storable] = Field(default_factory=list, max_length=MAX_FALLBACKS)
 
     @model_validator(mode="after")
     def _join_provider(self) -> BotIn:
@@ -60,7 +86,7 @@ class RunCreate(_Body):
 
 
 class BotPatch(_Body):
-    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = Field(
+    system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] | None = Field(
         default=None, validation_alias=AliasChoices("system_prompt", "prompt")
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -79,13 +105,13 @@ MessageText = Annotated[Text, StringConstraints(min_length=1)]
 class ConversationCreate(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
     default_model: MODEL_NAME | None = None
-    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = None
+    system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] | None = None
 
 
 class ConversationPatch(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
     default_model: MODEL_NAME | None = None
-    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = None
+    system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] | None = None
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

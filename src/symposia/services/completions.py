@@ -105,14 +105,23 @@ class CompletionService:
         self, conversation: str, model: str, chat: list[ChatMessage], owner: str | None
     ) -> str:
         """X-Symposia-Conversation: keep the exchange; the asking message is saved now."""
-        if conversation == NEW_CONVERSATION:
+        asking = chat[-1].content if chat and chat[-1].role == "user" else None
+        created = conversation == NEW_CONVERSATION
+        if created:
+            if asking is not None:  # checked before anything is written
+                self.conversations.check_text(asking)
             conversation_id = (await self.conversations.create(default_model=model, owner=owner)).id
         else:
             conversation_id = (await self.conversations.get(conversation, owner=owner)).id
-        if chat and chat[-1].role == "user":
-            await self.conversations.add_user_message(
-                conversation_id, chat[-1].content, model, owner=owner
-            )
+        try:
+            if asking is not None:
+                await self.conversations.add_user_message(
+                    conversation_id, asking, model, owner=owner
+                )
+        except BaseException:
+            if created:  # a failed request leaves no empty conversation behind
+                await self.conversations.discard(conversation_id)
+            raise
         return conversation_id
 
     def _model_call(self, call: CompletionCall) -> ModelCall:

@@ -97,6 +97,14 @@ class ConversationService:
         await self.repo.add(conversation)
         return conversation
 
+    async def discard(self, conversation_id: str) -> None:
+        """Remove a conversation a request created before failing: a failed request writes
+        nothing. Best effort: the database may be what failed."""
+        try:
+            await self.repo.delete(conversation_id)
+        except Exception as exc:
+            logger.error("could not discard conversation %s: %s", conversation_id, summary(exc))
+
     async def get(self, conversation_id: str, *, owner: str | None) -> Conversation:
         """Another principal's conversation is "not found", never "forbidden"."""
         conversation = await self.repo.get(conversation_id)

@@ -13,7 +13,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa
 
 # asyncpg raises these itself (not wrapped by SQLAlchemy) when it cannot open a connection.
-ASYNCPG_CONNECT_FAILURES: tuple[type[BaseException], ...] = (
+ASYNCPG_CONNECT_FAILURES: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
