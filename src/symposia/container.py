@@ -31,6 +31,7 @@ from symposia.security.rate_limit import RateLimiter
 from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
 from symposia.services.models import ModelCatalog
+from symposia.services.run_liveness import RunLiveness
 from symposia.services.runs import RunService
 from symposia.settings import Settings
 from symposia.storage.db import create_engine, session_factory
@@ -64,15 +65,14 @@ class Container:
     limiter: RateLimiter
     trusted_proxies: list[Network]
     completions: CompletionService
+    liveness: RunLiveness
 
     async def start(self) -> None:
-        """Bring the schema up to date, mark runs a dead process left unfinished, and
-        refuse to serve unauthenticated beyond loopback."""
+        """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
+        and start the heartbeat of this server's runs (marking those of dead servers)."""
         await upgrade(self.engine)
         check_exposure(self.settings, await self.api_keys.any_active())
-        interrupted = await self.run_repository.mark_interrupted()
-        if interrupted:
-            logger.warning("marked %d unfinished runs as interrupted", interrupted)
+        await self.liveness.start()
 
     def stream_response(self, stream_id: str, after_seq: int) -> EventStreamResponse:
         """SSE of one stream from `after_seq`, with this server's heartbeat and timeouts."""
@@ -88,6 +88,7 @@ class Container:
 
     async def shutdown(self) -> None:
         """Cancel active runs (they record it and close their streams), then free providers."""
+        await self.liveness.close()
         await asyncio.gather(
             self.runs.shutdown(self.settings.shutdown_grace_seconds),
             self.conversations.shutdown(self.settings.shutdown_grace_seconds),
@@ -216,4 +217,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         CompletionService(
             models, conversations, settings.default_max_tokens, settings.max_tokens_limit
         ),
+        RunLiveness(repository, settings.run_heartbeat_seconds, settings.run_stale_seconds),
     )
