@@ -26,6 +26,7 @@ class RunLiveness:
     every: float
     stale_after: float
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     async def start(self) -> None:
         """Sweep once (so start-up reports what it found), then beat in the background."""
@@ -39,17 +40,22 @@ class RunLiveness:
         return interrupted
 
     async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
+        while not await self._stopped_within(self.every):
             try:
                 await self.runs.heartbeat()
                 await self.sweep()
             except Exception as exc:  # a database blip must not stop the heartbeat for good
                 logger.warning("run heartbeat failed: %s", summary(exc))
 
+    async def _stopped_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
     async def close(self) -> None:
+        """Stop beating; a beat under way finishes first (cancelling it mid-query would
+        leave the driver's thread answering a loop that is gone)."""
+        self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
