@@ -3,6 +3,7 @@ interrupted when it comes back."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -25,6 +26,9 @@ def _serve(database_url: str, port: int, cwd: Path) -> subprocess.Popen[bytes]:
         "DATABASE_URL": database_url,
         "DEFAULT_MODEL": "scripted/count",
         "SCRIPTED_TOKEN_DELAY": "0.01",
+        # A killed server's runs are interrupted once their heartbeat is this stale.
+        "RUN_HEARTBEAT_SECONDS": "0.2",
+        "RUN_STALE_SECONDS": "1",
     }
     return serve_process(env, cwd)
 
@@ -74,7 +78,11 @@ async def test_sigkill_mid_run_then_restart(database_url: str, tmp_path: Path) -
     try:
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             await wait_until_healthy(base, restarted)
-            summary = (await client.get(f"/api/run/{run_id}")).json()
+            for _ in range(100):  # at start-up, or on a later heartbeat once stale
+                summary = (await client.get(f"/api/run/{run_id}")).json()
+                if summary["status"] != "running":
+                    break
+                await asyncio.sleep(0.1)
             assert summary["status"] == "interrupted"
             assert summary["turn_count"] >= 3
             export = (await client.get(f"/api/export/{run_id}.json")).json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -78,7 +79,11 @@ async def test_runs_survive_a_restart_and_unfinished_ones_become_interrupted(
     await repository.update_bot(run.id, 1, BotConfig("B", "scripted/count", "new", 1.0, 9))
     await engine.dispose()
 
-    settings = make_settings(database_url=database_url)
+    # The "process" above is gone; its heartbeat goes stale after RUN_STALE_SECONDS.
+    settings = make_settings(
+        database_url=database_url, run_heartbeat_seconds=0.05, run_stale_seconds=0.2
+    )
+    await asyncio.sleep(0.3)
     app = create_app(settings, ProviderRegistry())
     container = container_of(app)
     await container.start()

@@ -32,6 +32,7 @@ from symposia.security.redact import remember_secrets
 from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
 from symposia.services.models import ModelCatalog
+from symposia.services.run_liveness import RunLiveness
 from symposia.services.runs import RunService
 from symposia.settings import Settings
 from symposia.storage.db import create_engine, session_factory
@@ -67,15 +68,14 @@ class Container:
     trusted_proxies: list[Network]
     completions: CompletionService
     request_scopes: RequestScopes
+    liveness: RunLiveness
 
     async def start(self) -> None:
-        """Bring the schema up to date, mark runs a dead process left unfinished, and
-        refuse to serve unauthenticated beyond loopback."""
+        """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
+        and start the heartbeat of this server's runs (marking those of dead servers)."""
         await upgrade(self.engine)
         check_exposure(self.settings, await self.api_keys.any_active())
-        interrupted = await self.run_repository.mark_interrupted()
-        if interrupted:
-            logger.warning("marked %d unfinished runs as interrupted", interrupted)
+        await self.liveness.start()
         self.metrics.loop_lag.start()
 
     def stream_response(self, stream_id: str, after_seq: int) -> EventStreamResponse:
@@ -93,6 +93,7 @@ class Container:
     async def shutdown(self) -> None:
         """Cancel active runs (they record it and close their streams) and end `/v1`
         requests in flight (an error chunk, or a 503), then free providers."""
+        await self.liveness.close()
         await asyncio.gather(
             self.runs.shutdown(self.settings.shutdown_grace_seconds),
             self.conversations.shutdown(self.settings.shutdown_grace_seconds),
@@ -229,4 +230,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
             models, conversations, settings.default_max_tokens, settings.max_tokens_limit
         ),
         RequestScopes(),
+        RunLiveness(repository, settings.run_heartbeat_seconds, settings.run_stale_seconds),
     )

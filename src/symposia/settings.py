@@ -10,7 +10,14 @@ import ipaddress
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -88,6 +95,10 @@ class Settings(BaseSettings):
     event_log_max_events: int = Field(default=100_000, ge=100)
     event_log_retention_seconds: float = Field(default=3600.0, ge=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=300)
+    # A live run's process renews its heartbeat this often; a run whose heartbeat is older
+    # than RUN_STALE_SECONDS lost its process and is marked `interrupted`.
+    run_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    run_stale_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     # Infrastructure: the embedded SQLite file when unset; limits in memory without Redis
     database_url: str | None = None
@@ -153,6 +164,15 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"provider names must be simple identifiers, got {bad}")
         return value
+
+    @model_validator(mode="after")
+    def _stale_after_heartbeats(self) -> Settings:
+        if self.run_stale_seconds < 2 * self.run_heartbeat_seconds:
+            raise ValueError(
+                "RUN_STALE_SECONDS must be at least twice RUN_HEARTBEAT_SECONDS, or a live "
+                "run of another server could be taken for a dead one"
+            )
+        return self
 
     @field_validator("default_model")
     @classmethod

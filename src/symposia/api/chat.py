@@ -31,6 +31,7 @@ async def chat_stream(
     id, the next call's `previous_response_id`) and `conversation_id`."""
     conversations, owner = container.conversations, principal.id
     conversations.check_text(body.message)
+    created = False
     if body.conversation_id is not None:
         conversation_id = (await conversations.get(body.conversation_id, owner=owner)).id
     elif body.previous_response_id is not None:
@@ -39,6 +40,12 @@ async def chat_stream(
         )
     else:
         conversation_id = (await conversations.create(default_model=body.model, owner=owner)).id
-    await conversations.add_user_message(conversation_id, body.message, body.model, owner=owner)
-    stream_id = await conversations.reply_stream(conversation_id, owner=owner)
+        created = True
+    try:
+        await conversations.add_user_message(conversation_id, body.message, body.model, owner=owner)
+        stream_id = await conversations.reply_stream(conversation_id, owner=owner)
+    except BaseException:
+        if created:  # a failed request leaves no empty conversation behind
+            await conversations.discard(conversation_id)
+        raise
     return container.stream_response(stream_id, 0)

@@ -20,6 +20,8 @@ from symposia.api.schemas import (
     ConversationPatch,
     MessageCreate,
     ModelName,
+    PageLimit,
+    PageOffset,
 )
 from symposia.api.views import conversation_view
 from symposia.errors import InvalidInputError
@@ -31,8 +33,6 @@ router = APIRouter(
     dependencies=[Depends(get_principal)],
     responses=api_errors(401, 422, 503),
 )
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.post("", status_code=201, responses=api_errors(400, 413))
@@ -49,8 +49,8 @@ async def create_conversation(
 async def list_conversations(
     conversations: ConversationsDep,
     principal: PrincipalDep,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     """Your conversations, most recently active first."""
     items = await conversations.page(limit, offset, owner=principal.id)
@@ -114,8 +114,8 @@ async def list_messages(
     conversation_id: str,
     conversations: ConversationsDep,
     principal: PrincipalDep,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     messages = await conversations.messages(conversation_id, limit, offset, owner=principal.id)
     return {"items": [m.to_dict() for m in messages], "limit": limit, "offset": offset}

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from symposia.errors import InvalidInputError, SymposiaError, UnavailableError
+from symposia.storage.failures import ASYNCPG_CONNECT_FAILURES, is_connection_failure, summary
 from symposia.streaming.openai_errors import openai_error
 
 logger = logging.getLogger(__name__)
@@ -61,10 +62,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """The database is unreachable or failing: say so, and never as a bare 500."""
-    logger.error(
-        "database error on %s %s: %s", request.method, request.url.path, type(exc).__name__
-    )
+    """A database that cannot be reached is a 503 worth retrying. Anything else it
+    refused is a bug of ours (input is validated before it gets there): a 500 that says
+    so, never an outage that invites retries. Logged by type only: no SQL, no values."""
+    where = f"{request.method} {request.url.path}"
+    if not is_connection_failure(exc):
+        logger.error("database error on %s: %s", where, summary(exc))
+        failure = SymposiaError("internal error; it has been logged")
+        if _openai_path(request):
+            return _openai_response(failure)
+        return JSONResponse(failure.to_dict(), status_code=500)
+    logger.error("database unavailable on %s: %s", where, summary(exc))
     if _openai_path(request):
         return _openai_response(UnavailableError(DATABASE_DOWN, headers={"Retry-After": "5"}))
     return JSONResponse(
@@ -140,8 +148,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(SymposiaError, _symposia_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    # SQLAlchemy's errors, and the OSError asyncpg raises when it cannot connect at all.
+    # SQLAlchemy's errors, and what asyncpg raises itself when it cannot connect at all
+    # (an OSError, or its own error); `is_connection_failure` tells outages apart.
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(OSError, _database_error)
+    for driver_error in ASYNCPG_CONNECT_FAILURES:
+        app.add_exception_handler(driver_error, _database_error)
     # More specific than SQLAlchemyError, so this handler wins for it (Starlette goes by MRO).
     app.add_exception_handler(PoolTimeoutError, _pool_exhausted)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from symposia.api.schemas import ModelName
+from symposia.api.schemas import ModelName, no_nul
 
 MAX_STOP_SEQUENCES = 4
 
@@ -26,6 +26,15 @@ class ContentPart(_Loose):
 class ChatMessageIn(_Loose):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _storable(cls, value: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        """Checked here rather than on each branch of the union, for a readable error."""
+        for text in [value] if isinstance(value, str) else [p.text for p in value or ()]:
+            if text is not None:
+                no_nul(text)
+        return value
 
     def text(self) -> str:
         """The message as plain text; text parts are joined, other parts refused."""

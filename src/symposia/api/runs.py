@@ -17,7 +17,7 @@ from symposia.api.deps import (
     rate_limited,
 )
 from symposia.api.responses import api_errors
-from symposia.api.schemas import BotIn, BotPatch, RunCreate
+from symposia.api.schemas import BotIn, BotPatch, PageLimit, PageOffset, RunCreate
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
 from symposia.export import run_summary, run_transcript
@@ -71,8 +71,8 @@ async def create_run(
 async def list_runs(
     runs: RunsDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     """Your runs, newest first."""
     items = await runs.page(limit=limit, offset=offset, owner=principal.id)

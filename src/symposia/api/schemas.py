@@ -1,17 +1,45 @@
-"""Request bodies of the HTTP API. Validation here; meaning in the services."""
+"""Request bodies (and paging parameters) of the HTTP API. Validation here; meaning in the
+services."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from fastapi import Query
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+from symposia.storage.storable import unstorable
+
+
+def no_nul(value: str) -> str:
+    """Refuse what storage would have to alter: U+0000 and unpaired surrogates."""
+    if unstorable(value):
+        raise ValueError("must not contain U+0000 (NUL) or unpaired surrogate characters")
+    return value
+
+
+# Every client string that may be stored is one of these two.
+Storable = Annotated[str, AfterValidator(no_nul)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(no_nul)]
 MODEL_MAX = 200
 # `provider/model`, stripped before its length is checked, the same on every route.
 ModelName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=MODEL_MAX)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=MODEL_MAX),
+    AfterValidator(no_nul),
 ]
+# Far beyond any real listing, far below the 64-bit integers a database takes.
+OFFSET_MAX = 1_000_000_000
+PageLimit = Annotated[int, Query(ge=1, le=200)]
+PageOffset = Annotated[int, Query(ge=0, le=OFFSET_MAX)]
 NAME_MAX = 64
 TOPIC_MAX = 10_000
 PROMPT_MAX = 20_000
@@ -31,7 +59,7 @@ class BotIn(_Body):
     # A bare model name (`o3`) may come with a separate `provider`: shorter than ModelName.
     model: Annotated[Text, StringConstraints(min_length=1, max_length=MODEL_MAX)] | None = None
     provider: Annotated[Text, StringConstraints(min_length=1, max_length=50)] | None = None
-    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] = Field(
+    system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] = Field(
         default="", validation_alias=AliasChoices("system_prompt", "prompt")
     )
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
@@ -66,7 +94,7 @@ class RunCreate(_Body):
 
 
 class BotPatch(_Body):
-    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = Field(
+    system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] | None = Field(
         default=None, validation_alias=AliasChoices("system_prompt", "prompt")
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -84,13 +112,13 @@ MessageText = Annotated[Text, StringConstraints(min_length=1)]
 class ConversationCreate(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
     default_model: ModelName | None = None
-    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = None
+    system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] | None = None
 
 
 class ConversationPatch(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
     default_model: ModelName | None = None
-    system_prompt: Annotated[str, StringConstraints(max_length=PROMPT_MAX)] | None = None
+    system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] | None = None
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

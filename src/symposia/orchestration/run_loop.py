@@ -45,8 +45,10 @@ class RunLoop:
         except Exception as exc:  # a bug must still end the run and its stream
             message = f"internal error: {type(exc).__name__}"
             await self.log.append(run_id, "error", {"code": "internal_error", "message": message})
-            await self._set_status(run_id, RunStatus.ERROR, error_message=message)
-            await self._end(run_id, RunStatus.ERROR)
+            try:  # the database may be what failed: the stream ends all the same
+                await self._set_status(run_id, RunStatus.ERROR, error_message=message)
+            finally:
+                await self._end(run_id, RunStatus.ERROR)
             raise
         else:
             await self._set_status(run_id, RunStatus.COMPLETED)

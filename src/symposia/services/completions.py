@@ -8,6 +8,7 @@ failure before any output is a proper HTTP error (as OpenAI's own API does it).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -22,8 +23,11 @@ from symposia.providers.base import ChatMessage, CompletionRequest, Delta, Strea
 from symposia.providers.resilience import ModelCall
 from symposia.providers.stop import StopFilter
 from symposia.services.conversations import ConversationService
+from symposia.storage.failures import summary
 from symposia.streaming.openai_chunks import DONE, ChunkEncoder
 from symposia.streaming.openai_errors import openai_error
+
+logger = logging.getLogger(__name__)
 
 NEW_CONVERSATION = "new"
 ROLES = {"developer": "system", "system": "system", "user": "user", "assistant": "assistant"}
@@ -101,14 +105,23 @@ class CompletionService:
         self, conversation: str, model: str, chat: list[ChatMessage], owner: str | None
     ) -> str:
         """X-Symposia-Conversation: keep the exchange; the asking message is saved now."""
-        if conversation == NEW_CONVERSATION:
+        asking = chat[-1].content if chat and chat[-1].role == "user" else None
+        created = conversation == NEW_CONVERSATION
+        if created:
+            if asking is not None:  # checked before anything is written
+                self.conversations.check_text(asking)
             conversation_id = (await self.conversations.create(default_model=model, owner=owner)).id
         else:
             conversation_id = (await self.conversations.get(conversation, owner=owner)).id
-        if chat and chat[-1].role == "user":
-            await self.conversations.add_user_message(
-                conversation_id, chat[-1].content, model, owner=owner
-            )
+        try:
+            if asking is not None:
+                await self.conversations.add_user_message(
+                    conversation_id, asking, model, owner=owner
+                )
+        except BaseException:
+            if created:  # a failed request leaves no empty conversation behind
+                await self.conversations.discard(conversation_id)
+            raise
         return conversation_id
 
     def _model_call(self, call: CompletionCall) -> ModelCall:
@@ -250,7 +263,10 @@ class CompletionService:
             usage=_usage(call, outcome),
             completed_at=utcnow(),
         )
-        await self.conversations.repo.add_message(call.conversation_id, reply)
+        try:
+            await self.conversations.repo.add_message(call.conversation_id, reply)
+        except Exception as exc:  # the client has its answer; the response still ends well
+            logger.error("could not save a reply of %s: %s", call.conversation_id, summary(exc))
 
 
 def _finish_reason(end: StreamEnd | None, stop: StopFilter | None) -> str:

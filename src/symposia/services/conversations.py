@@ -31,6 +31,7 @@ from symposia.orchestration.generation import (
 )
 from symposia.providers.base import ChatMessage
 from symposia.services.models import ModelCatalog
+from symposia.storage.failures import log_failure, summary
 from symposia.storage.sql_conversations import SqlConversationRepository
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ NOTHING_TO_ANSWER = (
     "the last message of this conversation is not from the user: "
     "add one with POST /api/conversations/{id}/messages first"
 )
+REPLY_NOT_SAVED = {
+    "code": "storage_error",
+    "message": "the reply could not be saved; it is not in the conversation",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,14 @@ class ConversationService:
         )
         await self.repo.add(conversation)
         return conversation
+
+    async def discard(self, conversation_id: str) -> None:
+        """Remove a conversation a request created before failing: a failed request writes
+        nothing. Best effort: the database may be what failed."""
+        try:
+            await self.repo.delete(conversation_id)
+        except Exception as exc:
+            logger.error("could not discard conversation %s: %s", conversation_id, summary(exc))
 
     async def get(self, conversation_id: str, *, owner: str | None) -> Conversation:
         """Another principal's conversation is "not found", never "forbidden"."""
@@ -212,8 +225,8 @@ class ConversationService:
 
     def _forget(self, conversation_id: str, task: asyncio.Task[None]) -> None:
         self._replies.pop(conversation_id, None)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("reply task failed", exc_info=task.exception())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log_failure(logger, "reply task failed", exc)
 
     async def _history(self, conversation: Conversation) -> list[ChatMessage]:
         messages = (
@@ -262,10 +275,14 @@ class ConversationService:
         self, conversation_id: str, reply: Message, stream_id: str, outcome: str
     ) -> None:
         active = self._replies.get(conversation_id)
-        saved = False
+        saved = unsaved = False
         if reply.content and not (active is not None and active.deleted):
-            await self.repo.add_message(conversation_id, reply)
-            saved = True
+            try:
+                await self.repo.add_message(conversation_id, reply)
+                saved = True
+            except Exception as exc:  # the stream must still end, and say so
+                logger.error("could not save a reply of %s: %s", conversation_id, summary(exc))
+                unsaved = True
         message_id = reply.id if saved else None
         assert reply.usage is not None
         await self.log.append(
@@ -282,6 +299,9 @@ class ConversationService:
                 "usage": reply.usage.to_dict(),
             },
         )
+        if unsaved:
+            outcome = "error"
+            await self.log.append(stream_id, "error", REPLY_NOT_SAVED)
         await self.log.append(
             stream_id,
             "done",

@@ -20,6 +20,7 @@ from symposia.events.replay import replay_transcript
 from symposia.orchestration.run_loop import RunLoop
 from symposia.providers.registry import ProviderRegistry
 from symposia.services.models import ModelCatalog
+from symposia.storage.failures import log_failure
 from symposia.storage.repositories import RunRepository
 
 logger = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ class RunService:
         if run_id in self._owners:
             self._remember_owner(run_id, self._owners.pop(run_id))
         self._stop_reasons.pop(run_id, None)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("run task failed", exc_info=task.exception())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log_failure(logger, "run task failed", exc)
 
     async def get(self, run_id: str, *, owner: str | None) -> Run:
         """The run; another principal's run is "not found", never "forbidden"."""

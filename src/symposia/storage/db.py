@@ -31,7 +31,10 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str | None, **kwargs: Any) -> AsyncEngine:
+    """The engine for `url`. SQL parameters hold message text, prompts and titles: an
+    error's message never shows them (`hide_parameters`), so no traceback logs them."""
     url = normalise_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = create_async_engine(url, **kwargs)
 

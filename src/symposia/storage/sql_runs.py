@@ -1,10 +1,17 @@
-"""Runs, their bots (with edit history) and transcripts in SQL."""
+"""Runs, their bots (with edit history) and transcripts in SQL.
+
+Each server process is an instance with an id. A run records the instance that runs it
+and a heartbeat that instance renews (`heartbeat`), so a second server on the same
+database can tell a run whose process died (`mark_interrupted`) from a live one.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, true, update
+from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import BotConfig, Message, Run, RunStatus, utcnow
@@ -20,12 +27,17 @@ async def next_seq(session: AsyncSession, column: Any, parent_id: str) -> int:
 
 
 class SqlRunRepository:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], instance_id: str | None = None
+    ) -> None:
         self._sessions = sessions
+        self.instance_id = instance_id or uuid.uuid4().hex
 
     async def add(self, run: Run) -> None:
         async with self._sessions.begin() as session:
-            session.add(run_row(run))
+            row = run_row(run)
+            row.instance_id, row.heartbeat_at = self.instance_id, utcnow()
+            session.add(row)
             await session.flush()
             session.add_all(bot_row(run.id, i, bot) for i, bot in enumerate(run.bots))
             await session.flush()
@@ -93,6 +105,7 @@ class SqlRunRepository:
         now = utcnow()
         if status is RunStatus.RUNNING:
             values["started_at"] = func.coalesce(RunRow.started_at, now)
+            values["instance_id"], values["heartbeat_at"] = self.instance_id, now
         if status.finished:
             values["finished_at"] = now
         for key, value in (
@@ -138,12 +151,26 @@ class SqlRunRepository:
                 for r in rows
             ]
 
-    async def mark_interrupted(self) -> int:
-        """Runs left `pending` or `running` by a process that died; returns how many."""
+    async def heartbeat(self) -> int:
+        """Say this instance is alive: one UPDATE for all its unfinished runs."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(RunRow)
+                .where(RunRow.instance_id == self.instance_id, RunRow.status.in_(UNFINISHED))
+                .values(heartbeat_at=utcnow())
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def mark_interrupted(self, stale_after: float) -> int:
+        """Runs left `pending` or `running` by a process that died: another instance's runs
+        whose heartbeat is older than `stale_after` seconds (or absent). Returns how many."""
+        stale = utcnow() - timedelta(seconds=stale_after)
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(RunRow)
                 .where(RunRow.status.in_(UNFINISHED))
+                .where(or_(RunRow.instance_id.is_(None), RunRow.instance_id != self.instance_id))
+                .where(or_(RunRow.heartbeat_at.is_(None), RunRow.heartbeat_at < stale))
                 .values(
                     status=RunStatus.INTERRUPTED.value,
                     finished_at=utcnow(),

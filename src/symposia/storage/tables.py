@@ -1,4 +1,7 @@
-"""The schema, as SQLAlchemy 2 declarative tables. Migrations live in `migrations/`."""
+"""The schema, as SQLAlchemy 2 declarative tables. Migrations live in `migrations/`.
+
+Text and JSON columns clean what they receive (see `storable`), so no write fails on a
+character a database cannot hold."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -14,12 +16,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    String,
-    Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ID = String(32)
+from symposia.storage.storable import StorableJSON, StorableString, StorableText
+
+ID = StorableString(32)
 
 
 class Base(DeclarativeBase):
@@ -30,10 +32,10 @@ class ConversationRow(Base):
     __tablename__ = "conversations"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    owner: Mapped[str | None] = mapped_column(String(200), index=True)
-    title: Mapped[str | None] = mapped_column(String(500))
-    default_model: Mapped[str] = mapped_column(String(200))
-    system_prompt: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(StorableString(200), index=True)
+    title: Mapped[str | None] = mapped_column(StorableString(500))
+    default_model: Mapped[str] = mapped_column(StorableString(200))
+    system_prompt: Mapped[str | None] = mapped_column(StorableText())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -42,17 +44,20 @@ class RunRow(Base):
     __tablename__ = "runs"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    owner: Mapped[str | None] = mapped_column(String(200), index=True)
-    topic: Mapped[str] = mapped_column(Text)
-    strategy: Mapped[str] = mapped_column(String(40))
+    owner: Mapped[str | None] = mapped_column(StorableString(200), index=True)
+    topic: Mapped[str] = mapped_column(StorableText())
+    strategy: Mapped[str] = mapped_column(StorableString(40))
     max_turns: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), index=True)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    error_message: Mapped[str | None] = mapped_column(Text)
-    stop_reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(StorableString(20), index=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    error_message: Mapped[str | None] = mapped_column(StorableText())
+    stop_reason: Mapped[str | None] = mapped_column(StorableText())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Which server process runs it, and when that process last said it was alive.
+    instance_id: Mapped[str | None] = mapped_column(StorableString(32))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RunBotRow(Base):
@@ -60,12 +65,12 @@ class RunBotRow(Base):
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    model: Mapped[str] = mapped_column(String(200))
-    system_prompt: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(StorableString(200))
+    model: Mapped[str] = mapped_column(StorableString(200))
+    system_prompt: Mapped[str] = mapped_column(StorableText())
     temperature: Mapped[float] = mapped_column(Float)
     max_tokens: Mapped[int] = mapped_column(Integer)
-    fallbacks: Mapped[list[str]] = mapped_column(JSON)
+    fallbacks: Mapped[list[str]] = mapped_column(StorableJSON())
 
 
 class RunBotEditRow(Base):
@@ -76,7 +81,7 @@ class RunBotEditRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
-    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    changes: Mapped[dict[str, Any]] = mapped_column(StorableJSON())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -96,11 +101,11 @@ class MessageRow(Base):
     )
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(20))
-    author: Mapped[str] = mapped_column(String(200))
-    content: Mapped[str] = mapped_column(Text)
-    model: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))
+    role: Mapped[str] = mapped_column(StorableString(20))
+    author: Mapped[str] = mapped_column(StorableString(200))
+    content: Mapped[str] = mapped_column(StorableText())
+    model: Mapped[str | None] = mapped_column(StorableString(200))
+    status: Mapped[str] = mapped_column(StorableString(20))
     bot_index: Mapped[int | None] = mapped_column(Integer)
     turn: Mapped[int | None] = mapped_column(Integer)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
@@ -117,8 +122,8 @@ class ApiKeyRow(Base):
 
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    secret_sha256: Mapped[str] = mapped_column(String(64))
+    id: Mapped[str] = mapped_column(StorableString(32), primary_key=True)
+    name: Mapped[str] = mapped_column(StorableString(200))
+    secret_sha256: Mapped[str] = mapped_column(StorableString(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
