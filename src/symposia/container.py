@@ -77,6 +77,7 @@ class Container:
         check_exposure(self.settings, await self.api_keys.any_active())
         await self.liveness.start()
         self.metrics.loop_lag.start()
+        self.request_scopes.start()
 
     def stream_response(self, stream_id: str, after_seq: int) -> EventStreamResponse:
         """SSE of one stream from `after_seq`, with this server's heartbeat and timeouts."""

@@ -105,6 +105,11 @@ class RequestScopes:
     def count(self) -> int:
         return len(self._open)
 
+    def start(self) -> None:
+        """Take requests again: an ASGI server may run the lifespan more than once."""
+        self._closing = False
+        self._drained = None
+
     def open(self, receive: Receive) -> RequestScope:
         scope = RequestScope(receive)
         if self._closing:
