@@ -18,7 +18,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fakes.live import free_port
+from bench.served import served
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -105,39 +104,20 @@ async def main(args: argparse.Namespace) -> None:
     )
     assert fake.stdout is not None
     upstream = f"http://127.0.0.1:{fake.stdout.readline().strip()}/v1"
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        # Configured as a deployment is: an API key to check and a rate limit to count
-        # (set high enough never to refuse), not DEV_MODE, which skips both.
-        env = {
-            **os.environ,
-            "PORT": str(port),
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": upstream,
-            "DATABASE_URL": f"sqlite:///{tmp}/bench.db",
-            "RATE_LIMIT_CHAT": "1000000/minute",
-            "LOG_LEVEL": "WARNING",
-        }
-        creating = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "symposia", "keys", "create", "--name", "bench"),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        created, _ = await creating.communicate()
-        key = created.decode().strip().splitlines()[-1]
-        server = subprocess.Popen(  # its output unread: a pipe could fill and block it
-            [sys.executable, "-m", "symposia", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            await measure(args, f"http://127.0.0.1:{port}", upstream, server.pid, key)
+    # Configured as a deployment is: an API key to check and a rate limit to count (set
+    # high enough never to refuse), not DEV_MODE, which skips both.
+    settings = {
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": upstream,
+        "RATE_LIMIT_CHAT": "1000000/minute",
+    }
+    try:
+        async with served(settings, "bench") as server:
+            await measure(args, server.base, upstream, server.pid, server.key)
             await sdk_floor(upstream)
-        finally:
-            for process in (server, fake):
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=30)
+    finally:
+        fake.send_signal(signal.SIGTERM)
+        fake.wait(timeout=30)
 
 
 def median(values: list[float]) -> float:

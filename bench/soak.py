@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +30,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fakes.live import free_port
+from bench.served import served
 
 MODEL = "scripted/count"
 SETTLE_SECONDS = 15.0
@@ -253,39 +250,18 @@ async def run(args: argparse.Namespace, base: str, headers: dict[str, str], pid:
 
 
 async def main(args: argparse.Namespace) -> int:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
-            "PORT": str(port),
-            "DATABASE_URL": f"sqlite:///{tmp}/soak.db",
-            "DEFAULT_MODEL": MODEL,
-            "SCRIPTED_TOKEN_DELAY": str(args.token_delay),
-            "DEFAULT_MAX_TOKENS": str(args.tokens),  # the length of a chat stream's reply
-            "RATE_LIMIT_CHAT": "100000000/minute",
-            "RATE_LIMIT_RUNS": "100000000/minute",
-            "MAX_CONCURRENT_RUNS_PER_PRINCIPAL": "100000",
-            "LOG_LEVEL": "WARNING",
-            "DEV_MODE": "false",
-        }
-        creating = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "symposia", "keys", "create", "--name", "soak"),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        created, _ = await creating.communicate()
-        headers = {"Authorization": f"Bearer {created.decode().strip().splitlines()[-1]}"}
-        server = subprocess.Popen(  # its output unread: a pipe could fill and block it
-            [sys.executable, "-m", "symposia", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            ok = await run(args, f"http://127.0.0.1:{port}", headers, server.pid)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+    settings = {
+        "DEFAULT_MODEL": MODEL,
+        "SCRIPTED_TOKEN_DELAY": str(args.token_delay),
+        "DEFAULT_MAX_TOKENS": str(args.tokens),  # the length of a chat stream's reply
+        "RATE_LIMIT_CHAT": "100000000/minute",
+        "RATE_LIMIT_RUNS": "100000000/minute",
+        "MAX_CONCURRENT_RUNS_PER_PRINCIPAL": "100000",
+        "DEV_MODE": "false",
+    }
+    async with served(settings, "soak") as server:
+        headers = {"Authorization": f"Bearer {server.key}"}
+        ok = await run(args, server.base, headers, server.pid)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
