@@ -13,6 +13,8 @@ SymposiaError
 ├── RateLimitedError           429  over a rate or concurrency limit; Retry-After says when
 ├── ProviderError              502  a model call failed; carries the user-facing shape
 └── UnavailableError           503  a dependency (the database) is down
+    ├── ShuttingDownError            the server is stopping; a request in flight ends
+    └── ServerBusyError              every database connection is in use: load, not an outage
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ class ShuttingDownError(UnavailableError):
 
     def __init__(self, message: str = "the server is shutting down") -> None:
         super().__init__(message)
+
+
+class ServerBusyError(UnavailableError):
+    """No pooled database connection came free in time: load, not an outage."""
+
+    code = "server_busy"
 
 
 class InvalidInputError(SymposiaError):

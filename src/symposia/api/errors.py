@@ -13,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from symposia.errors import InvalidInputError, SymposiaError, UnavailableError
+from symposia.errors import InvalidInputError, ServerBusyError, SymposiaError, UnavailableError
 from symposia.storage.failures import ASYNCPG_CONNECT_FAILURES, is_connection_failure, summary
 from symposia.streaming.openai_errors import openai_error
 
@@ -126,13 +126,6 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 SERVER_BUSY = "the server is busy: every database connection is in use; try again shortly"
-
-
-class ServerBusyError(SymposiaError):
-    """No pooled database connection came free in time: load, not an outage."""
-
-    status_code = 503
-    code = "server_busy"
 
 
 async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
