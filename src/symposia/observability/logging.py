@@ -25,6 +25,7 @@ QUIET_LOGGERS = (
     "openai",
     "anthropic",
     "httpx",
+    "sse_starlette",  # logs every chunk it sends, model text included, at DEBUG
     "httpx2",
     "httpcore",
     "botocore",
