@@ -114,7 +114,11 @@ async def one_stream(
     try:
         async with session.post(url, json=body) as response:
             if response.status != 200:
-                result.error(f"http {response.status}")
+                try:
+                    code = (await response.json(content_type=None)).get("code", "")
+                except ValueError:
+                    code = ""
+                result.error(f"{'chat' if chat else 'v1'} http {response.status} {code}".strip())
                 return
             finished = False
             async for line in response.content:

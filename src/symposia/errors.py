@@ -14,7 +14,7 @@ SymposiaError
 ├── ProviderError              502  a model call failed; carries the user-facing shape
 └── UnavailableError           503  a dependency (the database) is down
     ├── ShuttingDownError            the server is stopping; a request in flight ends
-    └── ServerBusyError              every database connection is in use: load, not an outage
+    └── ServerBusyError              the database is taken (pool, SQLite lock): load, not an outage
 """
 
 from __future__ import annotations

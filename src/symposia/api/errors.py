@@ -14,7 +14,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from symposia.errors import InvalidInputError, ServerBusyError, SymposiaError, UnavailableError
-from symposia.storage.failures import ASYNCPG_CONNECT_FAILURES, is_connection_failure, summary
+from symposia.storage.failures import (
+    ASYNCPG_CONNECT_FAILURES,
+    is_busy,
+    is_connection_failure,
+    summary,
+)
 from symposia.streaming.openai_errors import openai_error
 
 logger = logging.getLogger(__name__)
@@ -66,6 +71,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     refused is a bug of ours (input is validated before it gets there): a 500 that says
     so, never an outage that invites retries. Logged by type only: no SQL, no values."""
     where = f"{request.method} {request.url.path}"
+    if is_busy(exc):
+        return await _database_busy(request, exc)
     if not is_connection_failure(exc):
         logger.error("database error on %s: %s", where, summary(exc))
         failure = SymposiaError("internal error; it has been logged")
@@ -125,12 +132,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
-SERVER_BUSY = "the server is busy: every database connection is in use; try again shortly"
+SERVER_BUSY = "the server is busy: the database is taken by other requests; try again shortly"
 
 
-async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
-    """The database is fine, there are just more requests than connections right now."""
-    logger.warning("database pool exhausted on %s %s", request.method, request.url.path)
+async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+    """The database is fine, just taken: more requests than connections right now, or
+    SQLite's one writer lock held past its busy timeout."""
+    logger.warning("database busy on %s %s", request.method, request.url.path)
     busy = ServerBusyError(SERVER_BUSY, headers={"Retry-After": "1"})
     if _openai_path(request):
         return _openai_response(busy)
@@ -148,4 +156,4 @@ def install_error_handlers(app: FastAPI) -> None:
     for driver_error in ASYNCPG_CONNECT_FAILURES:
         app.add_exception_handler(driver_error, _database_error)
     # More specific than SQLAlchemyError, so this handler wins for it (Starlette goes by MRO).
-    app.add_exception_handler(PoolTimeoutError, _pool_exhausted)
+    app.add_exception_handler(PoolTimeoutError, _database_busy)

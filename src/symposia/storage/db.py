@@ -9,7 +9,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 DEFAULT_URL = "sqlite+aiosqlite:///./symposia.db"
-SQLITE_BUSY_TIMEOUT_MS = 5000
+# How long a write waits for SQLite's one writer lock: as long as a request waits for a
+# pooled connection, since both mean the same (busy, not down).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def normalise_url(url: str | None) -> str:

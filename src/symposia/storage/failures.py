@@ -8,6 +8,7 @@ the database refuses is a bug or bad input, and must not invite retries.
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa
@@ -33,6 +34,20 @@ def _raised_by_driver(exc: BaseException) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether `exc` says the database is working but taken: no pooled connection came
+    free in time, or SQLite's single writer lock stayed held past its busy timeout."""
+    if isinstance(exc, sa.TimeoutError):
+        return True
+    orig = exc.orig if isinstance(exc, sa.DBAPIError) else exc
+    return isinstance(orig, sqlite3.OperationalError) and (
+        getattr(orig, "sqlite_errorcode", None) in SQLITE_BUSY_CODES
+    )
 
 
 def is_connection_failure(exc: BaseException) -> bool:
