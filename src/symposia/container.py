@@ -145,7 +145,7 @@ def remote_providers(settings: Settings) -> list[Provider]:
                 settings.anthropic_base_url,
             )
         ),
-        BedrockAdapter(settings.aws_region),
+        BedrockAdapter(settings.aws_region, endpoint_url=settings.bedrock_endpoint_url),
     ]
     for name, entry in settings.openai_compatible.items():
         key = _secret(entry.api_key) or KEYLESS

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     openai_compatible: dict[str, CompatibleProvider] = Field(default_factory=dict)
     aws_region: str | None = None
+    bedrock_endpoint_url: str | None = None  # a VPC endpoint or proxy; None: AWS's own
     default_model: str = "local/smollm2"
     llm_timeout: float = Field(default=60.0, gt=0, le=3600)
     llm_idle_timeout: float = Field(default=30.0, gt=0, le=3600)

@@ -1,13 +1,15 @@
-"""A fake OpenAI / Anthropic HTTP server for tests, with fault injection.
+"""A fake OpenAI / Anthropic / Bedrock HTTP server for tests, with fault injection.
 
-Tests point the official ``openai`` and ``anthropic`` SDK clients at this server, so the
-provider adapters run through the SDKs' real HTTP stack (connection pool, SSE decoder,
-error mapping, retries) against the providers' exact wire formats:
+Tests point the official ``openai`` and ``anthropic`` SDK clients and boto3 at this server,
+so the provider adapters run through the SDKs' real HTTP stack (connection pool, SSE or
+event-stream decoder, error mapping, signing) against the providers' exact wire formats:
 
 - ``POST /v1/chat/completions``: OpenAI chat completions, JSON or an SSE stream of
   ``chat.completion.chunk`` objects ending in ``data: [DONE]``;
 - ``POST /v1/messages``: Anthropic messages, JSON or an SSE stream of named events
   (``message_start`` ... ``message_stop``);
+- ``POST /model/{modelId}/converse-stream``: Bedrock Runtime's ConverseStream, a binary
+  ``application/vnd.amazon.eventstream`` (``bedrock_wire``), or an AWS JSON error;
 - ``GET /v1/models``: Anthropic's model list when the request carries an
   ``anthropic-version`` header, OpenAI's otherwise.
 
@@ -40,7 +42,9 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Literal, Self
 
-Route = Literal["openai", "anthropic"]
+from tests.fakes import bedrock_wire
+
+Route = Literal["openai", "anthropic", "bedrock"]
 
 OPENAI_COMPLETIONS_PATH = "/v1/chat/completions"
 ANTHROPIC_MESSAGES_PATH = "/v1/messages"
@@ -49,6 +53,8 @@ ROUTE_PATHS: dict[str, str] = {
     "openai": OPENAI_COMPLETIONS_PATH,
     "anthropic": ANTHROPIC_MESSAGES_PATH,
 }
+# Every route with a reply queue; Bedrock's path names the model, so it has no fixed path.
+ROUTES: tuple[Route, ...] = ("openai", "anthropic", "bedrock")
 
 # Pause between the 1-byte writes of a `split_utf8` stream.
 SPLIT_WRITE_PAUSE = 0.002
@@ -77,7 +83,8 @@ class Reply:
     reset: bool = False
     # Read the request, then send nothing at all until the client leaves.
     hang: bool = False
-    # Streaming: the event at this token index is a data line of invalid JSON instead.
+    # Streaming: the event at this token index is a data line of invalid JSON instead
+    # (Bedrock: a frame whose checksum is wrong).
     malformed_at: int | None = None
     # Streaming: write each token event one byte per HTTP chunk, pausing between bytes, so
     # multi-byte UTF-8 characters are split across network reads.
@@ -85,13 +92,18 @@ class Reply:
     # Streaming with status 200: the first and only event is this error, then the stream ends.
     # The inner error object, e.g. {"type": "overloaded_error", "message": "Overloaded"};
     # a dict that already has an "error" key is sent as the whole event payload.
+    # Bedrock: an exception message named by "type" (Anthropic's names are translated).
     error_event: dict[str, Any] | None = None
     # With error_event: first this many token events, then the error, all in one write (so
     # in one read of the client), instead of the error alone.
     error_after: int | None = None
     # The error's message (of a status >= 400, or of error_event) quotes the request's
     # credentials, as a careless upstream does: "Incorrect API key provided: Bearer sk-...".
+    # (Bedrock: the SigV4 Authorization header, which carries the AWS access key id.)
     echo_key: bool = False
+    # Bedrock, status >= 400: the x-amzn-ErrorType sent instead of the status's usual one,
+    # e.g. "ModelNotReadyException" (429).
+    error_type: str | None = None
     prompt_tokens: int = 11
     # None: len(tokens).
     completion_tokens: int | None = None
@@ -533,15 +545,56 @@ def anthropic_models(models: list[str]) -> dict[str, Any]:
     }
 
 
-def _echoing_key(reply: Reply, request: Received, *, anthropic: bool) -> Reply:
+# --------------------------------------------------------------------------------------------
+# Bedrock wire format (the frames themselves: bedrock_wire)
+# --------------------------------------------------------------------------------------------
+
+_BEDROCK_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+
+
+def bedrock_stream_plan(reply: Reply) -> _StreamPlan:
+    """ConverseStream's event-stream messages for a reply."""
+    tokens = [
+        bedrock_wire.token(text, corrupt=index == reply.malformed_at)
+        for index, text in enumerate(reply.tokens)
+    ]
+    stop_reason = _BEDROCK_STOP_REASONS.get(reply.finish_reason, reply.finish_reason)
+    plan = _StreamPlan(
+        bedrock_wire.preamble(),
+        tokens,
+        bedrock_wire.trailer(stop_reason, reply.prompt_tokens, reply.output_tokens),
+    )
+    if reply.error_event is None:
+        return plan
+    kind = str(reply.error_event.get("type", "internalServerException"))
+    message = str(reply.error_event.get("message", kind))
+    return _error_plan(reply, plan, bedrock_wire.exception(kind, message))
+
+
+def _echoing_key(reply: Reply, request: Received, route: Route) -> Reply:
     """`reply` with its error message quoting the credentials the request carried."""
     sent = request.headers.get("authorization") or request.headers.get("x-api-key", "")
     message = f"Incorrect API key provided: {sent}. You can find your API key elsewhere."
     if reply.error_event is not None:
         kind = reply.error_event.get("type", "invalid_request_error")
         return replace(reply, error_event={"type": kind, "message": message})
-    body = anthropic_error_body if anthropic else openai_error_body
+    if route == "bedrock":
+        return replace(reply, error_body={"message": message})
+    body = anthropic_error_body if route == "anthropic" else openai_error_body
     return replace(reply, error_body=body(reply.status, message))
+
+
+def _route_of(request: Received) -> Route | None:
+    """The completion route a request is for, if it is one."""
+    if request.method != "POST":
+        return None
+    if request.path == OPENAI_COMPLETIONS_PATH:
+        return "openai"
+    if request.path == ANTHROPIC_MESSAGES_PATH:
+        return "anthropic"
+    if bedrock_wire.model_of(request.path) is not None:
+        return "bedrock"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,7 +703,7 @@ class FakeProviderServer:
         self.keep_alive = False
         # Unexpected exceptions raised while handling a connection (bugs in this fake).
         self.handler_errors: list[BaseException] = []
-        self._queues: dict[str, deque[Reply]] = {route: deque() for route in ROUTE_PATHS}
+        self._queues: dict[str, deque[Reply]] = {route: deque() for route in ROUTES}
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
 
@@ -703,6 +756,10 @@ class FakeProviderServer:
     def anthropic_base_url(self) -> str:
         return self.base_url
 
+    @property
+    def bedrock_endpoint_url(self) -> str:
+        return self.base_url
+
     # -- scripting and inspection ------------------------------------------------------------
 
     def enqueue(self, route: str, *replies: Reply) -> None:
@@ -713,8 +770,13 @@ class FakeProviderServer:
 
     def requests_to(self, route: str) -> list[Received]:
         """The completion requests of a route, in order."""
-        path = ROUTE_PATHS[route]
-        return [r for r in self.requests if r.method == "POST" and r.path == path]
+        return [r for r in self.requests if _route_of(r) == route]
+
+    def clear(self) -> None:
+        """Forget the requests seen and the replies queued, as if new."""
+        self.requests.clear()
+        for queue in self._queues.values():
+            queue.clear()
 
     def _next_reply(self, route: str) -> Reply:
         queue = self._queues[route]
@@ -757,10 +819,11 @@ class FakeProviderServer:
 
     async def _dispatch(self, conn: _Connection, request: Received) -> None:
         anthropic_client = "anthropic-version" in request.headers
-        if request.method == "POST" and request.path == OPENAI_COMPLETIONS_PATH:
-            await self._completion(conn, "openai", request)
-        elif request.method == "POST" and request.path == ANTHROPIC_MESSAGES_PATH:
-            await self._completion(conn, "anthropic", request)
+        route = _route_of(request)
+        if route == "bedrock":
+            await self._bedrock(conn, request)
+        elif route is not None:
+            await self._completion(conn, route, request)
         elif request.method == "GET" and request.path == MODELS_PATH:
             await self._models(conn, anthropic_client)
         else:
@@ -795,12 +858,8 @@ class FakeProviderServer:
             return
         reply = self._next_reply(route)
         if reply.echo_key:
-            reply = _echoing_key(reply, request, anthropic=anthropic)
-        if reply.reset:
-            conn.reset()
-            return
-        if reply.hang:
-            await conn.wait_gone()
+            reply = _echoing_key(reply, request, route)
+        if await self._no_answer(conn, reply):
             return
         if reply.status >= 400:
             if reply.error_body is not None:
@@ -819,11 +878,42 @@ class FakeProviderServer:
                 if anthropic
                 else openai_stream_plan(reply, model, request.body)
             )
-            await self._stream(conn, reply, plan, anthropic=anthropic)
+            await self._stream(conn, reply, plan, self._base_headers(anthropic))
             return
         await conn.pause(reply.delay * len(reply.tokens))
         payload = anthropic_message(reply, model) if anthropic else openai_completion(reply, model)
         await self._send_json(conn, reply.status, payload, reply.headers, anthropic=anthropic)
+
+    @staticmethod
+    async def _no_answer(conn: _Connection, reply: Reply) -> bool:
+        """Apply `reset` or `hang`; True if one was."""
+        if reply.reset:
+            conn.reset()
+            return True
+        if reply.hang:
+            await conn.wait_gone()
+            return True
+        return False
+
+    async def _bedrock(self, conn: _Connection, request: Received) -> None:
+        """ConverseStream: an AWS JSON error, or the reply as event-stream messages."""
+        request_id = {"x-amzn-RequestId": _new_id("")}
+        if not isinstance(request.body, dict):
+            status, headers, body = bedrock_wire.error(400, message="Malformed input request.")
+            await self._send_json(conn, status, body, {**headers, **request_id})
+            return
+        reply = self._next_reply("bedrock")
+        if reply.echo_key:
+            reply = _echoing_key(reply, request, "bedrock")
+        if await self._no_answer(conn, reply):
+            return
+        if reply.status >= 400:
+            message = (reply.error_body or {}).get("message")
+            status, headers, body = bedrock_wire.error(reply.status, reply.error_type, message)
+            await self._send_json(conn, status, body, {**headers, **request_id, **reply.headers})
+            return
+        headers = {"Content-Type": bedrock_wire.CONTENT_TYPE, **request_id}
+        await self._stream(conn, reply, bedrock_stream_plan(reply), headers)
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -858,14 +948,15 @@ class FakeProviderServer:
         conn.complete = True
 
     async def _stream(
-        self, conn: _Connection, reply: Reply, plan: _StreamPlan, *, anthropic: bool
+        self, conn: _Connection, reply: Reply, plan: _StreamPlan, extra_headers: dict[str, str]
     ) -> None:
+        """A chunked streaming answer (SSE unless `extra_headers` names another type)."""
         headers = {
             "Content-Type": "text/event-stream; charset=utf-8",
             "Transfer-Encoding": "chunked",
             "Cache-Control": "no-cache",
             "Connection": self._connection_header,
-            **self._base_headers(anthropic),
+            **extra_headers,
             **reply.headers,
         }
         await conn.send(_response_head(reply.status, headers))

@@ -1,14 +1,20 @@
 """AWS Bedrock through boto3's `converse_stream`, run in a thread (boto3 blocks).
 
 Optional: `pip install 'symposia[bedrock]'`. Credentials come from the usual AWS chain;
-the region from `AWS_REGION`. Bedrock's Converse API wants the system prompt apart and
-alternating roles, the user first, like Anthropic's.
+the region from `AWS_REGION`; `BEDROCK_ENDPOINT_URL` points boto3 elsewhere (a VPC
+endpoint, a proxy, a test's fake). Bedrock's Converse API wants the system prompt apart
+and alternating roles, the user first, like Anthropic's.
+
+botocore's own retries are off: the one retry policy (`resilience`) decides, from the
+`ProviderFailure` each botocore error is mapped to here. A consumer that leaves shuts the
+response's socket, so the thread blocked reading it ends at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from symposia.errors import ProviderError, ProviderFailure
@@ -26,22 +32,28 @@ from symposia.providers.threaded import iterate_in_thread
 
 KEY_ENV = "AWS_REGION and AWS credentials"
 STOP_REASONS = {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop"}
-# Error codes Bedrock may send inside a stream, by the HTTP status they stand for.
-STREAM_ERROR_STATUS = {
-    "throttlingException": 429,
+# Seconds boto3 waits to connect, and for any read (the first byte included); our own
+# first-token and idle timeouts are shorter and end the call first.
+CONNECT_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS = 300.0
+# Bedrock's error codes (x-amzn-ErrorType, or an in-stream exception's name) by the HTTP
+# status whose rules they follow. Mostly botocore's service model; the credential errors
+# come as 403 but mean what a 401 means, and a model still loading is worth a retry.
+ERROR_STATUS: Mapping[str, int] = {
     "ThrottlingException": 429,
-    "serviceUnavailableException": 503,
     "ServiceUnavailableException": 503,
-    "internalServerException": 500,
     "InternalServerException": 500,
-    "modelStreamErrorException": 500,
-    "ModelStreamErrorException": 500,
-    "validationException": 400,
+    "ModelStreamErrorException": 500,  # 424 in the model, but "retry your request"
+    "ModelNotReadyException": 503,
+    "ModelTimeoutException": 408,
     "ValidationException": 400,
     "AccessDeniedException": 403,
     "ResourceNotFoundException": 404,
-    "ModelTimeoutException": 408,
-    "ModelNotReadyException": 503,
+    "UnrecognizedClientException": 401,
+    "InvalidSignatureException": 401,
+    "IncompleteSignatureException": 401,
+    "MissingAuthenticationTokenException": 401,
+    "ExpiredTokenException": 401,
 }
 
 
@@ -49,13 +61,29 @@ def boto3_available() -> bool:
     return installed("boto3")
 
 
+def error_status(code: str, http_status: object) -> int | None:
+    """The status a Bedrock error code stands for (in-stream names are camelCase)."""
+    status = ERROR_STATUS.get(code[:1].upper() + code[1:])
+    if status is None and isinstance(http_status, int) and http_status >= 400:
+        return http_status
+    return status
+
+
 class BedrockAdapter:
     name = "bedrock"
 
-    def __init__(self, region: str | None, client_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        region: str | None,
+        client_factory: Callable[[], Any] | None = None,
+        *,
+        endpoint_url: str | None = None,
+    ) -> None:
         self._region = region
         self._factory = client_factory
+        self._endpoint_url = endpoint_url
         self._client: Any = None
+        self._client_lock = threading.Lock()  # the client is made in a worker thread
 
     @property
     def configured(self) -> bool:
@@ -63,14 +91,27 @@ class BedrockAdapter:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            if self._factory is not None:
-                self._client = self._factory()
-            else:
-                import boto3
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._factory() if self._factory is not None else self._new()
+            return self._client
 
-                self._client = boto3.client("bedrock-runtime", region_name=self._region)
-        return self._client
+    def _new(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},  # ours decide
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
+        )
+        # A session of its own: boto3's default session is not safe across threads.
+        return boto3.session.Session().client(
+            "bedrock-runtime",
+            region_name=self._region,
+            endpoint_url=self._endpoint_url,
+            config=config,
+        )
 
     def check_model(self, model: str) -> None:
         ensure_configured(self.name, self.configured, KEY_ENV)
@@ -98,43 +139,68 @@ class BedrockAdapter:
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         ensure_configured(self.name, self.configured, KEY_ENV)
+        call = _Call(self, request)
+        try:
+            async for delta in iterate_in_thread(call.produce):
+                yield delta
+        finally:
+            call.abort()
 
-        def produce(emit: Callable[[Delta], None], stop: threading.Event) -> None:
-            try:
-                self._produce(request, emit, stop)
-            except ProviderError:
-                raise
-            except Exception as exc:
-                raise ProviderError(_failure(exc, request.model)) from exc
 
-        async for delta in iterate_in_thread(produce):
-            yield delta
+class _Call:
+    """One ConverseStream call in its worker thread, and its way out from the loop."""
 
-    def _produce(
-        self, request: CompletionRequest, emit: Callable[[Delta], None], stop: threading.Event
-    ) -> None:
-        response = self.client.converse_stream(**self._params(request))
+    def __init__(self, adapter: BedrockAdapter, request: CompletionRequest) -> None:
+        self._adapter = adapter
+        self._request = request
+        self._stop = threading.Event()
+        self._stream: Any = None  # botocore's EventStream, once the response has begun
+
+    def abort(self) -> None:
+        """The consumer left: end the thread's blocking read by shutting the socket."""
+        self._stop.set()
+        _shut(self._stream)
+
+    def produce(self, emit: Callable[[Delta], None], stop: threading.Event) -> None:
+        model = self._request.model
+        try:
+            self._produce(emit)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            if self._stop.is_set():
+                return  # our own abort broke the read: nobody is waiting for an error
+            raise ProviderError(_failure(exc, model, began=self._stream is not None)) from exc
+        finally:
+            if self._stream is not None:
+                self._stream.close()  # the connection, closed: the upstream sees us leave
+
+    def _produce(self, emit: Callable[[Delta], None]) -> None:
+        request = self._request
+        response = self._adapter.client.converse_stream(**self._adapter._params(request))
+        self._stream = response["stream"]
+        if self._stop.is_set():  # left while the call was being made
+            _shut(self._stream)
+            return
         finish: str | None = None
         usage: dict[str, int] = {}
-        for event in response["stream"]:
-            if stop.is_set():
-                break
+        ended = False
+        for event in self._stream:
+            if self._stop.is_set():
+                return
             if "contentBlockDelta" in event:
                 text = event["contentBlockDelta"]["delta"].get("text")
                 if text:
                     emit(TextDelta(text))
             elif "messageStop" in event:
+                ended = True
                 reason = event["messageStop"].get("stopReason")
                 finish = STOP_REASONS.get(reason, reason)
             elif "metadata" in event:
                 usage = event["metadata"].get("usage", {})
-            else:
-                error = next((key for key in event if key in STREAM_ERROR_STATUS), None)
-                if error is not None:
-                    message = str(event[error].get("message", error))
-                    raise ProviderError(
-                        _status_failure(STREAM_ERROR_STATUS[error], message, request.model)
-                    )
+        if not ended:
+            detail = "the stream ended before messageStop"
+            raise ProviderError(stream_failure("bedrock", request.model, detail))
         emit(
             StreamEnd(
                 finish,
@@ -144,19 +210,29 @@ class BedrockAdapter:
         )
 
 
-def _status_failure(status: int, message: str, model: str) -> ProviderFailure:
-    return from_status(status, message, provider="bedrock", model=model, key_env=KEY_ENV)
+def _shut(stream: Any) -> None:
+    """Shut the socket under a botocore EventStream, waking a read blocked on it."""
+    raw = getattr(stream, "_raw_stream", None)
+    shutdown = getattr(raw, "shutdown", None)  # urllib3 >= 2.3
+    if shutdown is not None:
+        # Already closed or released to the pool: then nothing is blocked on it.
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            shutdown()
 
 
-def _failure(exc: Exception, model: str) -> ProviderFailure:
-    """botocore's ClientError carries the HTTP status and an error code; others are transport."""
+def _failure(exc: Exception, model: str, *, began: bool) -> ProviderFailure:
+    """botocore's ClientError (EventStreamError too) carries an error code and, before the
+    stream, the HTTP status; anything else is the transport: a broken stream once the
+    response began, the connection before."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         error = response.get("Error", {})
         code = str(error.get("Code", ""))
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        status = STREAM_ERROR_STATUS.get(code, status)
-        if isinstance(status, int) and status >= 400:
-            return _status_failure(status, str(error.get("Message", code)), model)
+        status = error_status(code, response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+        if status is not None:
+            message = str(error.get("Message") or code)
+            return from_status(status, message, provider="bedrock", model=model, key_env=KEY_ENV)
         return stream_failure("bedrock", model, code or type(exc).__name__)
+    if began:
+        return stream_failure("bedrock", model, type(exc).__name__)
     return connection_failure("bedrock", model, type(exc).__name__)
