@@ -10,11 +10,12 @@ loopback. Timeouts and backoff are small so the whole catalogue runs in seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -38,6 +39,10 @@ AT_ONCE_SECONDS = 1.0
 CASE_TIMEOUT = 8.0
 OVERLOADED = {"type": "overloaded_error", "message": "Overloaded"}
 PROMPT = "Tabs or spaces?"
+# boto3 finds these in the environment; the access key id is sent in every request's
+# Authorization header (SigV4), so an upstream may echo it.
+AWS_ACCESS_KEY_ID = "AKIATESTCANARY000001"
+AWS_SECRET_ACCESS_KEY = "aws-secret-canary-0123456789"
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,14 @@ ADAPTERS = [
     Adapter("openai", "openai/gpt-4o-mini", "openai"),
     Adapter("openrouter", "openrouter/gpt-4o-mini", "openai"),  # an OpenAI-compatible server
     Adapter("anthropic", "anthropic/claude-haiku-4-5", "anthropic"),
+    Adapter("bedrock", "bedrock/anthropic.claude-3-haiku-20240307-v1:0", "bedrock"),
 ]
+NO_RETRY_AFTER = "Bedrock sends no Retry-After: its 429 backs off (429_without_retry_after)"
+# Bedrock's overload is a 503 serviceUnavailableException, not Anthropic's overloaded_error.
+BEDROCK_UNAVAILABLE: Mapping[str, Any] = {
+    "error": "provider_unavailable",
+    "v1_code": "provider_unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,8 @@ class Fault:
     `error` the failure code the client is told (None: the call succeeds); `v1_status`
     the HTTP status `/v1` answers a failure with before any text (and a non-streaming
     `/v1` whatever the text); `v1_code` the code it names there (None: not checked).
+    `not_applicable` names the adapters the fault cannot happen to, and why; `expect`
+    what an adapter shows differently (its provider names the fault its own way).
     """
 
     name: str
@@ -76,7 +90,12 @@ class Fault:
     retry_after: float | None = None
     at_once: bool = False
     min_seconds: float = 0.0
-    adapters: frozenset[str] | None = None  # None: every adapter
+    not_applicable: Mapping[str, str] = field(default_factory=dict)
+    expect: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def on(self, adapter: str) -> Fault:
+        """The row as `adapter` shows it."""
+        return replace(self, **self.expect.get(adapter, {}))
 
     @property
     def stored_status(self) -> str:
@@ -89,7 +108,9 @@ FAULTS = [
         (Reply(status=429, headers={"Retry-After": "0.2"}), Reply()),
         requests=2,
         min_seconds=0.2,  # the Retry-After was waited out
+        not_applicable={"bedrock": NO_RETRY_AFTER},
     ),
+    Fault("429_without_retry_after_backs_off_then_ok", (Reply(status=429), Reply()), requests=2),
     Fault(
         "429_huge_retry_after_fails_at_once",
         (Reply(status=429, headers={"Retry-After": "3600"}),),
@@ -99,6 +120,7 @@ FAULTS = [
         v1_code="rate_limited",
         retry_after=3600.0,
         at_once=True,
+        not_applicable={"bedrock": NO_RETRY_AFTER},
     ),
     Fault("5xx_retried_then_ok", (Reply(status=503), Reply()), requests=2),
     Fault(
@@ -114,7 +136,11 @@ FAULTS = [
         "529_overloaded_retried",
         (Reply(status=529), Reply()),
         requests=2,
-        adapters=frozenset({"anthropic"}),
+        not_applicable={
+            "openai": "529 is Anthropic's own status",
+            "openrouter": "529 is Anthropic's own status",
+            "bedrock": "529 is Anthropic's own status; Bedrock's overload is a 503",
+        },
     ),
     Fault(
         "400_never_retried",
@@ -169,6 +195,7 @@ FAULTS = [
         error="overloaded",
         v1_status=502,
         v1_code="overloaded",
+        expect={"bedrock": BEDROCK_UNAVAILABLE},
     ),
     Fault(
         "key_echoed_by_a_401_is_redacted",
@@ -184,6 +211,7 @@ FAULTS = [
         error="overloaded",
         v1_status=502,
         v1_code="overloaded",
+        expect={"bedrock": BEDROCK_UNAVAILABLE},
     ),
 ]
 
@@ -319,10 +347,12 @@ def _check_v1(fault: Fault, seen: Seen, streaming: bool) -> None:
 
 def _cases() -> list[Any]:
     return [
-        pytest.param(fault, adapter, surface, id=f"{fault.name}-{adapter.name}-{surface}")
+        pytest.param(
+            fault.on(adapter.name), adapter, surface, id=f"{fault.name}-{adapter.name}-{surface}"
+        )
         for fault in FAULTS
         for adapter in ADAPTERS
-        if fault.adapters is None or adapter.name in fault.adapters
+        if adapter.name not in fault.not_applicable
         for surface in SURFACES
     ]
 
@@ -337,33 +367,47 @@ class Catalogue:
     api: httpx.AsyncClient
 
 
+@contextlib.contextmanager
+def _aws_credentials() -> Iterator[None]:
+    """Test credentials where boto3 looks first, for the module's shared app."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", AWS_ACCESS_KEY_ID)
+        patch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET_ACCESS_KEY)
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        yield
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def catalogue(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Catalogue]:
-    async with FakeProviderServer() as fake:
-        settings = remote_settings(
-            fake,
-            database_url=f"sqlite:///{tmp_path_factory.mktemp('catalogue') / 'symposia.db'}",
-            llm_timeout=FIRST_TOKEN_TIMEOUT,
-            llm_idle_timeout=IDLE_TIMEOUT,
-            llm_retry_base_seconds=0.01,
-            llm_max_attempts=3,
-            retry_after_max_seconds=5,
-        )
-        application = create_app(settings, default_providers(settings))
-        await container_of(application).start()
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://symposia.test") as api:
-            yield Catalogue(fake, settings, api)
-        await container_of(application).shutdown()
-        assert fake.handler_errors == []
+    database = tmp_path_factory.mktemp("catalogue") / "symposia.db"
+    with _aws_credentials():
+        async with FakeProviderServer() as fake:
+            settings = remote_settings(
+                fake,
+                aws_region="us-east-1",
+                bedrock_endpoint_url=fake.bedrock_endpoint_url,
+                database_url=f"sqlite:///{database}",
+                llm_timeout=FIRST_TOKEN_TIMEOUT,
+                llm_idle_timeout=IDLE_TIMEOUT,
+                llm_retry_base_seconds=0.01,
+                llm_max_attempts=3,
+                retry_after_max_seconds=5,
+            )
+            application = create_app(settings, default_providers(settings))
+            await container_of(application).start()
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://symposia.test"
+            ) as api:
+                yield Catalogue(fake, settings, api)
+            await container_of(application).shutdown()
+            assert fake.handler_errors == []
 
 
 @pytest.fixture
 def fake(catalogue: Catalogue) -> FakeProviderServer:
     """The shared fake, as if new: no request seen, nothing queued."""
-    catalogue.fake.requests.clear()
-    for route in provider_server.ROUTE_PATHS:
-        catalogue.fake._queues[route].clear()
+    catalogue.fake.clear()
     return catalogue.fake
 
 
@@ -394,6 +438,6 @@ async def test_fault(
     if fault.at_once:
         assert elapsed < AT_ONCE_SECONDS
     logs = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
-    for secret in catalogue.settings.secret_values():
+    for secret in [*catalogue.settings.secret_values(), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY]:
         assert secret not in seen.raw
         assert secret not in logs
