@@ -1,9 +1,11 @@
-"""Waiting on a run from inside a test, through its event log."""
+"""Waiting from inside a test: on a run, through its event log, or on any condition."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from typing import Any
 
 from symposia.container import Container
 from symposia.domain.events import Event
@@ -30,3 +32,11 @@ async def wait_done(container: Container, run_id: str, timeout: float = 20) -> l
 
 def tokens_of(events: list[Event], turn: int) -> str:
     return "".join(e.data["delta"] for e in events if e.type == "token" and e.data["turn"] == turn)
+
+
+async def eventually(condition: Callable[[], Any], within: float = 1.0) -> None:
+    """Wait until `condition()` is true, failing after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)

@@ -22,6 +22,7 @@ from anthropic.types import RawMessageStreamEvent
 from openai.types.chat import ChatCompletionChunk
 
 from tests.fakes.provider_server import FakeProviderServer, Reply
+from tests.helpers import eventually
 
 OPENAI_MODEL = "gpt-4o-mini"
 # Not "claude-sonnet-4-5": the anthropic SDK warns (DeprecationWarning) that it is deprecated.
@@ -86,13 +87,6 @@ async def collect_anthropic(
     async for event in stream:
         if event.type == "content_block_delta" and event.delta.type == "text_delta":
             sink.append(event.delta.text)
-
-
-async def eventually(condition: Any, within: float = 1.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from symposia.providers.bedrock import BedrockAdapter
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.resilience import ModelCall, RetryPolicy, Timeouts
 from tests.fakes.provider_server import FakeProviderServer, Reply
-from tests.test_fake_provider_server import eventually
+from tests.helpers import eventually
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 ACCESS_KEY_ID = "AKIATESTBEDROCK00001"
