@@ -88,7 +88,8 @@ def _check_resume(live: list[Frame], replayed: list[Frame], after: int) -> None:
     that says which ids it stands for and carries the text of the tokens among them."""
     by_id = {f.seq: f for f in live}
     ids = [f.seq for f in replayed]
-    assert ids == sorted(set(ids)) and all(seq > after for seq in ids)
+    assert ids == sorted(set(ids))
+    assert all(seq > after for seq in ids)
     covered: list[int] = []
     for frame in replayed:
         original = by_id[frame.seq]  # KeyError: an id the live stream never had
@@ -122,7 +123,8 @@ async def test_ids_after_a_restart_mean_what_they_meant_live(
     async with serving(database_url, scripted) as (client, container):
         run_id = await _run(client, outcome, scripted)
         live = await _live(client, container, run_id, outcome)
-    assert live[-1].event == "done" and live[-1].data == {"status": outcome}
+    assert live[-1].event == "done"
+    assert live[-1].data == {"status": outcome}
     assert [f.seq for f in live] == list(range(1, len(live) + 1))
     async with serving(database_url, scripted) as (client, container):  # a new process
         assert not await container.log.exists(run_id)
@@ -147,4 +149,3 @@ async def test_ids_past_the_retention_of_the_live_log(database_url: str) -> None
         await _run(client, "completed", scripted)  # a new stream expires the finished ones
         assert not await container.log.exists(run_id)
         await _resumes(client, run_id, live)
-
