@@ -77,8 +77,9 @@ class RunLoop:
 
     async def _end(self, run_id: str, status: RunStatus) -> None:
         done = await emit(self.log, run_id, RunDone(status))
-        await self.log.close(run_id)
         try:  # what lets a stream rebuilt from storage end at the same id
             await self.runs.set_done_event(run_id, done.seq)
-        except Exception as exc:  # the stream has ended all the same
+        except Exception as exc:  # the stream ends all the same
             log_failure(logger, "could not record the run's last event", exc)
+        finally:  # last: when viewers see the end, the run's work is done
+            await self.log.close(run_id)
