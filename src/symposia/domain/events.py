@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-EventType = Literal["run_status", "turn_start", "token", "turn_complete", "error", "done"]
+EventType = Literal[
+    "run_status", "turn_start", "token", "turn_complete", "error", "done", "snapshot"
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,10 @@ class Message:
     id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
     completed_at: datetime | None = None
+    # Ids (seqs) of the turn's `turn_start` and `turn_complete` events in its stream, so a
+    # stream rebuilt from storage numbers its events as the live one did.
+    start_event: int | None = None
+    complete_event: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +134,8 @@ class Run:
     created_at: datetime = field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # Id (seq) of the run stream's last event, `done`, once it was sent.
+    done_event: int | None = None
     # Set by listings that load no transcript, so `turn_count` still answers.
     counted_turns: int | None = None
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from symposia.domain.event_types import Speaker, Token, emit
 from symposia.domain.models import Message, MessageStatus, TurnUsage, utcnow
 from symposia.errors import ProviderError, ProviderFailure, SymposiaError
 from symposia.events.log import EventLog
@@ -43,13 +43,13 @@ class Models:
 
 @dataclass(slots=True)
 class Generation:
-    """Streams `models` (the first, then its fallbacks) into `stream_id` as `token` events
-    whose data is `token_fields` plus the `delta`."""
+    """Streams `models` (the first, then its fallbacks) into `stream_id` as the `token`
+    events of `speaker`."""
 
     models: Models
     log: EventLog
     stream_id: str
-    token_fields: dict[str, Any]
+    speaker: Speaker
     parts: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     first_token: float | None = None
@@ -73,7 +73,7 @@ class Generation:
             request,
             observe=metrics.provider_call if metrics is not None else None,
         )
-        fields = self.token_fields
+        fields = self.speaker.token_fields()
         try:
             async for delta in call:
                 self.model = call.model
@@ -81,7 +81,7 @@ class Generation:
                     if self.first_token is None:
                         self.first_token = time.perf_counter()
                     self.parts.append(delta.text)
-                    await self.log.append(self.stream_id, "token", {**fields, "delta": delta.text})
+                    await emit(self.log, self.stream_id, Token(fields, delta.text))
                 else:
                     self.end = delta
         except ProviderError as exc:

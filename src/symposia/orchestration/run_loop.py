@@ -8,15 +8,20 @@ cancelled, its partial text saved, and the run marked `cancelled` with the reaso
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from symposia.domain.event_types import RunDone, RunStatusChanged, StreamError, emit
 from symposia.domain.models import RunStatus
 from symposia.events.log import EventLog
 from symposia.orchestration.generation import GenerationFailedError
 from symposia.orchestration.strategies import STRATEGIES
 from symposia.orchestration.turns import TurnRunner
+from symposia.storage.failures import log_failure
 from symposia.storage.repositories import RunRepository
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -37,14 +42,14 @@ class RunLoop:
             raise
         except GenerationFailedError as exc:
             failure = exc.failure.to_dict()
-            await self.log.append(run_id, "error", failure)
+            await emit(self.log, run_id, StreamError(failure))
             await self._set_status(
                 run_id, RunStatus.ERROR, error=failure, error_message=exc.failure.message
             )
             await self._end(run_id, RunStatus.ERROR)
         except Exception as exc:  # a bug must still end the run and its stream
             message = f"internal error: {type(exc).__name__}"
-            await self.log.append(run_id, "error", {"code": "internal_error", "message": message})
+            await emit(self.log, run_id, StreamError.internal(message))
             try:  # the database may be what failed: the stream ends all the same
                 await self._set_status(run_id, RunStatus.ERROR, error_message=message)
             finally:
@@ -65,13 +70,16 @@ class RunLoop:
 
     async def _set_status(self, run_id: str, status: RunStatus, **details: Any) -> None:
         await self.runs.set_status(run_id, status, **details)
-        data: dict[str, Any] = {"status": status.value}
-        if details.get("stop_reason"):
-            data["reason"] = details["stop_reason"]
-        if details.get("error_message"):
-            data["error"] = details["error_message"]
-        await self.log.append(run_id, "run_status", data)
+        changed = RunStatusChanged(
+            status, reason=details.get("stop_reason"), error=details.get("error_message")
+        )
+        await emit(self.log, run_id, changed)
 
     async def _end(self, run_id: str, status: RunStatus) -> None:
-        await self.log.append(run_id, "done", {"status": status.value})
-        await self.log.close(run_id)
+        done = await emit(self.log, run_id, RunDone(status))
+        try:  # what lets a stream rebuilt from storage end at the same id
+            await self.runs.set_done_event(run_id, done.seq)
+        except Exception as exc:  # the stream ends all the same
+            log_failure(logger, "could not record the run's last event", exc)
+        finally:  # last: when viewers see the end, the run's work is done
+            await self.log.close(run_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from symposia.aio import complete
+from symposia.domain.event_types import BotTurn, TurnComplete, TurnStart, emit
 from symposia.domain.models import Message, MessageStatus, Run
 from symposia.events.log import EventLog
 from symposia.orchestration.context import fit
@@ -41,15 +42,11 @@ class TurnRunner:
             bot_index=bot_index,
             turn=turn,
         )
-        await self.log.append(
-            run.id,
-            "turn_start",
-            {"turn": turn, "bot": bot_index, "name": bot.name, "model": bot.model},
-        )
+        speaker = BotTurn(turn, bot_index, bot.name)
+        started = await emit(self.log, run.id, TurnStart(speaker, bot.model))
+        message.start_event = started.seq
         messages = fit(messages_for(run, bot_index), self.context_budget - bot.max_tokens)
-        generation = Generation(
-            self.models, self.log, run.id, {"turn": turn, "bot": bot_index, "name": bot.name}
-        )
+        generation = Generation(self.models, self.log, run.id, speaker)
         status = MessageStatus.PARTIAL
         try:
             await generation.stream(
@@ -59,27 +56,16 @@ class TurnRunner:
         finally:
             generation.finish(message, status, prompt_chars(messages))
             # A stop arriving now must not lose text the model already produced.
-            await complete(self._record(run, message))
+            await complete(self._record(run, speaker, message))
         return message
 
-    async def _record(self, run: Run, message: Message) -> None:
+    async def _record(self, run: Run, speaker: BotTurn, message: Message) -> None:
+        """Save the message, then say so. This task is the stream's only writer, so the
+        `turn_complete` about to be sent is the next id, stored with the message."""
         if message.content:
+            message.complete_event = await self.log.last_seq(run.id) + 1
             await self.runs.add_message(run.id, message)
-        assert message.usage is not None
-        await self.log.append(
-            run.id,
-            "turn_complete",
-            {
-                "turn": message.turn,
-                "bot": message.bot_index,
-                "name": message.author,
-                "model": message.model,
-                "message_id": message.id if message.content else None,
-                "status": message.status.value,
-                "content": message.content,
-                "usage": message.usage.to_dict(),
-            },
-        )
+        await emit(self.log, run.id, TurnComplete(speaker, message))
 
 
 __all__ = ["GenerationFailedError", "TurnRunner"]

@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from symposia.aio import complete
+from symposia.domain.event_types import (
+    Reply,
+    ReplyDone,
+    ReplyOutcome,
+    StreamError,
+    TurnComplete,
+    TurnStart,
+    emit,
+)
 from symposia.domain.models import Conversation, Message, MessageStatus
 from symposia.errors import (
     ConflictError,
@@ -242,22 +251,12 @@ class ConversationService:
     async def _reply(
         self, conversation: Conversation, question: Message, model: str, stream_id: str
     ) -> None:
+        outcome: ReplyOutcome
         reply = Message(role="assistant", author="assistant", content="", model=model)
-        await self.log.append(
-            stream_id,
-            "turn_start",
-            {
-                "turn": 0,
-                "bot": None,
-                "name": "assistant",
-                "model": model,
-                "conversation_id": conversation.id,
-                "in_reply_to": question.id,
-            },
-        )
-        generation = Generation(
-            self.models, self.log, stream_id, {"bot": None, "name": "assistant"}
-        )
+        speaker = Reply(conversation.id, question.id, reply.author)
+        started = await emit(self.log, stream_id, TurnStart(speaker, model))
+        reply.start_event = started.seq
+        generation = Generation(self.models, self.log, stream_id, speaker)
         status, outcome = MessageStatus.PARTIAL, "cancelled"
         history: list[ChatMessage] = []
         try:
@@ -266,52 +265,33 @@ class ConversationService:
             status, outcome = MessageStatus.COMPLETE, "completed"
         except GenerationFailedError as exc:
             outcome = "error"
-            await self.log.append(stream_id, "error", exc.failure.to_dict())
+            await emit(self.log, stream_id, StreamError(exc.failure.to_dict()))
         finally:
             generation.finish(reply, status, prompt_chars(history))
-            await complete(self._record(conversation.id, reply, stream_id, outcome))
+            await complete(self._record(speaker, reply, stream_id, outcome))
 
     async def _record(
-        self, conversation_id: str, reply: Message, stream_id: str, outcome: str
+        self, speaker: Reply, reply: Message, stream_id: str, outcome: ReplyOutcome
     ) -> None:
+        """Save the reply, then end its stream. This task is the stream's only writer, so
+        the `turn_complete` about to be sent is the next id, stored with the reply."""
+        conversation_id = speaker.conversation_id
         active = self._replies.get(conversation_id)
         saved = unsaved = False
         if reply.content and not (active is not None and active.deleted):
             try:
+                reply.complete_event = await self.log.last_seq(stream_id) + 1
                 await self.repo.add_message(conversation_id, reply)
                 saved = True
             except Exception as exc:  # the stream must still end, and say so
                 logger.error("could not save a reply of %s: %s", conversation_id, summary(exc))
                 unsaved = True
-        message_id = reply.id if saved else None
-        assert reply.usage is not None
-        await self.log.append(
-            stream_id,
-            "turn_complete",
-            {
-                "turn": 0,
-                "bot": None,
-                "name": "assistant",
-                "model": reply.model,
-                "message_id": message_id,
-                "status": reply.status.value,
-                "content": reply.content,
-                "usage": reply.usage.to_dict(),
-            },
-        )
+        await emit(self.log, stream_id, TurnComplete(speaker, reply, saved=saved))
         if unsaved:
             outcome = "error"
-            await self.log.append(stream_id, "error", REPLY_NOT_SAVED)
-        await self.log.append(
-            stream_id,
-            "done",
-            {
-                "status": outcome,
-                "message_id": message_id,
-                "response_id": message_id,
-                "conversation_id": conversation_id,
-            },
-        )
+            await emit(self.log, stream_id, StreamError(REPLY_NOT_SAVED))
+        message_id = reply.id if saved else None
+        await emit(self.log, stream_id, ReplyDone(conversation_id, outcome, message_id))
         await self.log.close(stream_id)
 
     async def shutdown(self, grace: float) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from symposia.domain.models import BotConfig, Run
 from symposia.errors import ConflictError, InvalidInputError, NotFoundError, RateLimitedError
 from symposia.events.log import EventLog
-from symposia.events.replay import replay_transcript
+from symposia.events.replay import StoredStream, rebuild
 from symposia.orchestration.run_loop import RunLoop
 from symposia.providers.registry import ProviderRegistry
 from symposia.services.models import ModelCatalog
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 STOP_WAIT_SECONDS = 5.0
 KNOWN_OWNERS_MAX = 4096  # owners of runs no longer live here, remembered for joins
+STORED_STREAMS_MAX = 128  # finished runs' streams rebuilt from storage, kept for joins
 _UNKNOWN = object()
 LOCAL_PROVIDERS = frozenset({"local", "scripted"})  # they check their models themselves
 DEFAULT_DEBATERS = (
@@ -68,7 +69,9 @@ class RunService:
     _stop_reasons: dict[str, str] = field(default_factory=dict)
     # A run's owner never changes, so what was once read stays true; oldest forgotten first.
     _known_owners: dict[str, str | None] = field(default_factory=dict)
-    _replays: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _replays: dict[str, asyncio.Task[StoredStream]] = field(default_factory=dict)
+    # A finished run's stream never changes: rebuilt once, kept for who joins next.
+    _stored: dict[str, StoredStream] = field(default_factory=dict)
 
     def _check_max_tokens(self, value: int, field: str) -> None:
         if value > self.max_tokens_limit:
@@ -123,13 +126,16 @@ class RunService:
             raise NotFoundError(f"run {run_id!r} not found")
         return run
 
-    async def open_stream(self, run_id: str, *, owner: str | None) -> None:
+    async def open_stream(self, run_id: str, *, owner: str | None) -> StoredStream | None:
         """Let `owner` watch the run's event stream; 404 unless the run is theirs.
+
+        None when the live log has the stream; otherwise (a restart, or retention) the
+        stream rebuilt from storage with the ids it had live.
 
         No query while the run is live here or its owner was seen lately, one small one
         otherwise: never the whole run, which pooled connections could not serve to a
-        thousand viewers joining at once. Only when the live log is gone (a restart, or
-        retention) is the transcript read, once for all who join meanwhile.
+        thousand viewers joining at once. Only when the live log is gone is the transcript
+        read, once for all who join meanwhile, and kept a while once the run is finished.
         """
         known = self._owners.get(run_id, self._known_owners.get(run_id, _UNKNOWN))
         if known is _UNKNOWN:
@@ -140,15 +146,17 @@ class RunService:
             self._remember_owner(run_id, found[0])
         if owner is not None and known != owner:
             raise NotFoundError(f"run {run_id!r} not found")
-        if not await self.log.exists(run_id):
-            await self._replay_once(run_id)
+        if await self.log.exists(run_id):
+            return None
+        stored = self._stored.get(run_id)
+        return stored if stored is not None else await self._replay_once(run_id)
 
     def _remember_owner(self, run_id: str, owner: str | None) -> None:
         self._known_owners[run_id] = owner
         if len(self._known_owners) > KNOWN_OWNERS_MAX:
             del self._known_owners[next(iter(self._known_owners))]
 
-    async def _replay_once(self, run_id: str) -> None:
+    async def _replay_once(self, run_id: str) -> StoredStream:
         """Rebuild the stream from storage in one task that every joiner waits on; one who
         leaves meanwhile does not cancel it for the others."""
         task = self._replays.get(run_id)
@@ -156,17 +164,20 @@ class RunService:
             task = asyncio.create_task(self._replay(run_id), name=f"replay-{run_id}")
             self._replays[run_id] = task
             task.add_done_callback(functools.partial(self._replayed, run_id))
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
 
-    async def _replay(self, run_id: str) -> None:
+    async def _replay(self, run_id: str) -> StoredStream:
         run = await self.runs.get(run_id)
         if run is None:
             raise NotFoundError(f"run {run_id!r} not found")
-        if not await self.log.exists(run_id):
-            await self.log.create(run_id)
-            await replay_transcript(self.log, run)
+        stored = rebuild(run)
+        if stored.finished:
+            self._stored[run_id] = stored
+            if len(self._stored) > STORED_STREAMS_MAX:
+                del self._stored[next(iter(self._stored))]
+        return stored
 
-    def _replayed(self, run_id: str, task: asyncio.Task[None]) -> None:
+    def _replayed(self, run_id: str, task: asyncio.Task[StoredStream]) -> None:
         self._replays.pop(run_id, None)
         if not task.cancelled():
             task.exception()  # each waiter got it; marked retrieved for the ones who left

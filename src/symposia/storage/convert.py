@@ -46,6 +46,8 @@ def message_row(
         total_ms=usage.total_ms if usage else None,
         created_at=message.created_at,
         completed_at=message.completed_at,
+        start_event=message.start_event,
+        complete_event=message.complete_event,
     )
 
 
@@ -73,6 +75,8 @@ def message_of(row: MessageRow) -> Message:
         id=row.id,
         created_at=created,
         completed_at=aware(row.completed_at),
+        start_event=row.start_event,
+        complete_event=row.complete_event,
     )
 
 
@@ -135,6 +139,7 @@ def run_of(row: RunRow, bots: list[BotConfig], messages: list[Message]) -> Run:
         created_at=created,
         started_at=aware(row.started_at),
         finished_at=aware(row.finished_at),
+        done_event=row.done_event,
     )
 
 

@@ -118,6 +118,10 @@ class SqlRunRepository:
         async with self._sessions.begin() as session:
             await session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
 
+    async def set_done_event(self, run_id: str, seq: int) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(update(RunRow).where(RunRow.id == run_id).values(done_event=seq))
+
     async def update_bot(self, run_id: str, index: int, bot: BotConfig) -> None:
         async with self._sessions.begin() as session:
             row = await session.get(RunBotRow, (run_id, index))

@@ -58,6 +58,8 @@ class RunRow(Base):
     # Which server process runs it, and when that process last said it was alive.
     instance_id: Mapped[str | None] = mapped_column(StorableString(32))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Id of the stream's `done` event, so a stream rebuilt from storage ends where it did.
+    done_event: Mapped[int | None] = mapped_column(Integer)
 
 
 class RunBotRow(Base):
@@ -115,6 +117,9 @@ class MessageRow(Base):
     total_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Ids of the turn's `turn_start` and `turn_complete` events in its stream.
+    start_event: Mapped[int | None] = mapped_column(Integer)
+    complete_event: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKeyRow(Base):

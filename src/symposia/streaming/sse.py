@@ -7,7 +7,8 @@ disconnects and send timeouts (a reader that stopped reading) are sse-starlette'
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -16,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from symposia.domain.events import Event
 from symposia.errors import BadRequestError
-from symposia.events.log import EventLog, ResumeGoneError
+from symposia.events.log import ResumeGoneError
 
 MAX_EVENT_ID_DIGITS = 18
 SEP = "\n"
@@ -45,6 +46,12 @@ def parse_last_event_id(header: str | None, query: str | None) -> int:
     return int(value)
 
 
+class EventSource(Protocol):
+    """What a stream is read from: the live log, or a stream rebuilt from storage."""
+
+    def batches(self, stream_id: str, after_seq: int = 0) -> AsyncIterator[Sequence[Event]]: ...
+
+
 class ActiveStreams:
     """How many SSE streams are open now: each holds a log position, never a queue."""
 
@@ -55,7 +62,7 @@ class ActiveStreams:
 
 
 async def frames(
-    log: EventLog, stream_id: str, after_seq: int, active: ActiveStreams
+    log: EventSource, stream_id: str, after_seq: int, active: ActiveStreams
 ) -> AsyncIterator[bytes | ServerSentEvent]:
     """Replay from `after_seq`, then follow the log until the stream closes.
 
@@ -89,7 +96,7 @@ class EventStreamResponse(EventSourceResponse):
 
 
 def event_stream_response(
-    log: EventLog,
+    log: EventSource,
     stream_id: str,
     after_seq: int,
     active: ActiveStreams,

@@ -1,0 +1,215 @@
+"""The event union: one tagged type per event a stream carries, each built here only.
+
+Producers (turns, the run loop, conversation replies, the replay from storage) build a
+payload and `emit` it; the payload alone decides the wire data, so a `turn_complete` looks
+the same whoever sends it. The schema is documented in `docs/events.md`.
+
+A turn's events name their speaker: a `BotTurn` of a run (turn, bot, name) or the `Reply`
+to a conversation's user message (conversation_id, in_reply_to, name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from symposia.domain.events import Event
+from symposia.domain.models import Message, RunStatus
+
+if TYPE_CHECKING:
+    from symposia.events.log import EventLog
+
+ReplyOutcome = Literal["completed", "cancelled", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class BotTurn:
+    """Turn `turn` of a run, spoken by bot `bot` (its index) called `name`."""
+
+    turn: int
+    bot: int
+    name: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"turn": self.turn, "bot": self.bot, "name": self.name}
+
+    def token_fields(self) -> dict[str, Any]:
+        return self.fields()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The model's answer to user message `in_reply_to` of a conversation. Its tokens carry
+    only `name`: the stream is that one reply's, its `turn_start` says the rest."""
+
+    conversation_id: str
+    in_reply_to: str
+    name: str = "assistant"
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "in_reply_to": self.in_reply_to,
+            "name": self.name,
+        }
+
+    def token_fields(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+Speaker = BotTurn | Reply
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatusChanged:
+    type: ClassVar[Literal["run_status"]] = "run_status"
+    status: RunStatus
+    reason: str | None = None
+    error: str | None = None
+
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"status": self.status.value}
+        if self.reason:
+            data["reason"] = self.reason
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStart:
+    type: ClassVar[Literal["turn_start"]] = "turn_start"
+    speaker: Speaker
+    model: str | None
+
+    def data(self) -> dict[str, Any]:
+        return {**self.speaker.fields(), "model": self.model}
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    type: ClassVar[Literal["token"]] = "token"
+    fields: dict[str, Any]  # the speaker's `token_fields()`, computed once per turn
+    delta: str
+
+    def data(self) -> dict[str, Any]:
+        return {**self.fields, "delta": self.delta}
+
+
+@dataclass(frozen=True, slots=True)
+class TurnComplete:
+    """The turn's whole text; `message_id` is None when nothing was saved (no text, or the
+    save failed)."""
+
+    type: ClassVar[Literal["turn_complete"]] = "turn_complete"
+    speaker: Speaker
+    message: Message
+    saved: bool = True
+
+    def data(self) -> dict[str, Any]:
+        message = self.message
+        return {
+            **self.speaker.fields(),
+            "model": message.model,
+            "message_id": message.id if self.saved and message.content else None,
+            "status": message.status.value,
+            "content": message.content,
+            "usage": message.usage.to_dict() if message.usage else None,
+        }
+
+
+INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """A failure the stream's reader is shown: at least `code` and `message`."""
+
+    type: ClassVar[Literal["error"]] = "error"
+    failure: dict[str, Any]
+
+    @classmethod
+    def internal(cls, message: str) -> StreamError:
+        return cls({"code": INTERNAL_ERROR, "message": message})
+
+    def data(self) -> dict[str, Any]:
+        return dict(self.failure)
+
+
+@dataclass(frozen=True, slots=True)
+class RunDone:
+    """The last event of a run's stream."""
+
+    type: ClassVar[Literal["done"]] = "done"
+    status: RunStatus
+
+    def data(self) -> dict[str, Any]:
+        return {"status": self.status.value}
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDone:
+    """The last event of a reply's stream; `response_id` is the saved reply's id again, for
+    clients of the OpenAI-style shape."""
+
+    type: ClassVar[Literal["done"]] = "done"
+    conversation_id: str
+    outcome: ReplyOutcome
+    message_id: str | None
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "status": self.outcome,
+            "message_id": self.message_id,
+            "response_id": self.message_id,
+            "conversation_id": self.conversation_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Stands for events that are no longer kept one by one (a turn's tokens, compacted
+    once the live log was gone): its id is the last id it stands for, `first_id` the
+    first, and `messages` the whole text of the turns whose tokens it replaces (none when
+    what it stands for carried no text)."""
+
+    type: ClassVar[Literal["snapshot"]] = "snapshot"
+    first_id: int
+    messages: tuple[Message, ...] = field(default=())
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "first_id": self.first_id,
+            "messages": [
+                {
+                    "message_id": m.id,
+                    "turn": m.turn,
+                    "bot": m.bot_index,
+                    "name": m.author,
+                    "content": m.content,
+                }
+                for m in self.messages
+            ],
+        }
+
+
+Payload = (
+    RunStatusChanged
+    | TurnStart
+    | Token
+    | TurnComplete
+    | StreamError
+    | RunDone
+    | ReplyDone
+    | Snapshot
+)
+
+
+def event(seq: int, payload: Payload) -> Event:
+    """`payload` as the event numbered `seq` (a stream rebuilt from storage)."""
+    return Event(seq, payload.type, payload.data())
+
+
+async def emit(log: EventLog, stream_id: str, payload: Payload) -> Event:
+    """Append `payload` to `stream_id`: the one way producers write events."""
+    return await log.append(stream_id, payload.type, payload.data())
