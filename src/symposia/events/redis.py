@@ -20,6 +20,7 @@ turn pays one round trip per token, many concurrent turns share round trips.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -219,10 +220,8 @@ class RedisEventLog:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
             self._dispatcher = None
-            try:
+            with contextlib.suppress(RedisError, OSError):  # else it expires on its own
                 await self._redis.delete(self._wake_key)
-            except (RedisError, OSError):
-                pass  # it expires on its own
         await self._blocking.aclose()
         await self._redis.aclose()
 
@@ -417,7 +416,7 @@ class RedisEventLog:
                 retry = min(RETRY_MAX_SECONDS, retry * 2)
                 continue
             retry = 0.05
-            for key, entries in reply or []:
+            for key, entries in cast(list[tuple[str, list[_Entry]]], reply or []):
                 if key == self._wake_key:
                     woken = entries[-1][0]
                 elif key in tails:
