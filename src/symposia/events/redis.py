@@ -52,6 +52,7 @@ TAIL_KEPT_EVENTS = 4 * BATCH_EVENTS
 TAIL_READ_COUNT = 1_000
 RETRY_MAX_SECONDS = 2.0
 WAKE_KEY_SECONDS = 86_400
+STOP_WAIT_SECONDS = 2.0
 
 _MISSING = "SYMPOSIA_STREAM_NOT_FOUND"
 _CLOSED = "SYMPOSIA_STREAM_CLOSED"
@@ -194,6 +195,7 @@ class RedisEventLog:
         self._tails: dict[str, _Tail] = {}
         self._opening = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._stopping = False
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -217,9 +219,17 @@ class RedisEventLog:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            await asyncio.gather(self._dispatcher, return_exceptions=True)
+            # Ended by a wake-up rather than cancelled: a read cancelled mid-connect can
+            # leave its socket behind.
+            self._stopping = True
+            with contextlib.suppress(RedisError, OSError, UnavailableError):
+                await self._wake()
+            done, _ = await asyncio.wait([self._dispatcher], timeout=STOP_WAIT_SECONDS)
+            if not done:
+                self._dispatcher.cancel()
+                await asyncio.gather(self._dispatcher, return_exceptions=True)
             self._dispatcher = None
+            self._stopping = False
             with contextlib.suppress(RedisError, OSError):  # else it expires on its own
                 await self._redis.delete(self._wake_key)
         await self._blocking.aclose()
@@ -376,33 +386,45 @@ class RedisEventLog:
         return tail
 
     async def _open_tail(self, stream_id: str) -> _Tail:
+        """Starts with the stream's recent events, read at once with its last seq, so the
+        viewers that join a young stream from its start all read from here, not Redis."""
         key, meta = self._keys(stream_id)
         try:
-            last, closed = await self._redis.hmget(meta, ["last", "closed"])
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hmget(meta, ["last", "closed"])
+                pipe.xrevrange(key, "+", "-", count=TAIL_KEPT_EVENTS // 2)
+                (last, closed), recent = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise _error(exc, stream_id) from exc
         if last is None:
             raise StreamNotFoundError(f"no stream {stream_id!r}")
+        events = [_event(_split(i)[0], f) for i, f in reversed(recent) if not _split(i)[1]]
         tail = _Tail(key, int(last), closed is not None)
+        if events:
+            tail.events, tail.first = events, events[0].seq
         if not tail.closed:
             if self._dispatcher is None:
                 self._dispatcher = asyncio.create_task(self._dispatch())
             else:  # the XREAD in flight does not name this stream yet: end its wait
-                try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        pipe.xadd(self._wake_key, {"w": 1}, maxlen=1)
-                        pipe.expire(self._wake_key, WAKE_KEY_SECONDS)
-                        await pipe.execute()
-                except (RedisError, OSError) as exc:
-                    raise _error(exc, stream_id) from exc
+                await self._wake()
         return tail
+
+    async def _wake(self) -> None:
+        """End the tail's blocking read, so it reads again with what changed."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {"w": 1}, maxlen=1)
+                pipe.expire(self._wake_key, WAKE_KEY_SECONDS)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _error(exc, self._wake_key) from exc
 
     async def _dispatch(self) -> None:
         """The one blocking read of this process: every open tailed stream, and the wake key
         that `_open_tail` writes to when a stream joins."""
         woken = "0-0"
         retry = 0.05
-        while True:
+        while not self._stopping:
             tails = {t.key: t for t in list(self._tails.values()) if not t.closed}
             streams: dict[Any, Any] = {self._wake_key: woken}
             streams.update({key: f"{t.position}-0" for key, t in tails.items()})
