@@ -358,7 +358,9 @@ async def test_rate_limits_on_the_real_redis(http: httpx.AsyncClient, secure: Co
     assert health["redis"] == "ok"
 
 
-@pytest.mark.parametrize("secure_overrides", [{"redis_url": "redis://127.0.0.1:1/0"}])
+@pytest.mark.parametrize(
+    "secure_overrides", [{"redis_url": "redis://127.0.0.1:1/0", "event_log": "memory"}]
+)
 async def test_redis_down_fails_open(
     http: httpx.AsyncClient, secure: Container, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,6 +11,7 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 
+from symposia.events.redis import EventLogUnreachableError
 from symposia.observability.logging import configure_logging
 from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import StartupRefusedError, check_exposure
@@ -29,7 +30,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(**overrides)
         asyncio.run(_check_exposure(settings))
-    except (SettingsError, StartupRefusedError) as exc:
+        asyncio.run(_check_event_log(settings))
+    except (SettingsError, StartupRefusedError, EventLogUnreachableError) as exc:
         print(f"symposia: {exc}", file=sys.stderr)
         return 2
     # The server's imports are for `serve` only: other commands start fast.
@@ -54,6 +56,17 @@ async def _check_exposure(settings: Settings) -> None:
     finally:
         await engine.dispose()
     check_exposure(settings, has_keys)
+
+
+async def _check_event_log(settings: Settings) -> None:
+    """A Redis event log that cannot be reached stops start-up (the app checks again)."""
+    from symposia.events.select import build_event_log
+
+    log = build_event_log(settings)
+    try:
+        await log.start()
+    finally:
+        await log.aclose()
 
 
 def _settings_or_exit() -> Settings:

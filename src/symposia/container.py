@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from symposia.events.log import EventLog
-from symposia.events.memory import InMemoryEventLog
+from symposia.events.select import ManagedEventLog, build_event_log
 from symposia.observability.metrics import Metrics
 from symposia.orchestration.generation import Models
 from symposia.orchestration.run_loop import RunLoop
@@ -54,7 +53,7 @@ logger = logging.getLogger(__name__)
 class Container:
     settings: Settings
     providers: ProviderRegistry
-    log: EventLog
+    log: ManagedEventLog
     run_repository: RunRepository
     runs: RunService
     streams: ActiveStreams
@@ -73,6 +72,7 @@ class Container:
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
         and start the heartbeat of this server's runs (marking those of dead servers)."""
+        await self.log.start()
         await upgrade(self.engine)
         check_exposure(self.settings, await self.api_keys.any_active())
         await self.liveness.start()
@@ -106,6 +106,7 @@ class Container:
             elif isinstance(provider, OpenAIAdapter | AnthropicAdapter):
                 await provider.close()
         await self.limiter.close()
+        await self.log.aclose()
         await self.engine.dispose()
         await self.metrics.loop_lag.stop()
 
@@ -169,7 +170,7 @@ def default_providers(settings: Settings) -> ProviderRegistry:
 def build_container(settings: Settings, providers: ProviderRegistry | None = None) -> Container:
     remember_secrets(settings.secret_values())  # masked in every provider failure
     providers = providers or default_providers(settings)
-    log = InMemoryEventLog(settings.event_log_max_events, settings.event_log_retention_seconds)
+    log = build_event_log(settings)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     repository = SqlRunRepository(sessions)

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     # Infrastructure: the embedded SQLite file when unset; limits in memory without Redis
     database_url: str | None = None
     redis_url: str | None = None
+    # Where event logs live: `auto` is Redis Streams when REDIS_URL is set, else memory.
+    event_log: Literal["auto", "memory", "redis"] = "auto"
 
     # HTTP
     host: str = "127.0.0.1"
@@ -174,6 +176,19 @@ class Settings(BaseSettings):
                 "run of another server could be taken for a dead one"
             )
         return self
+
+    @model_validator(mode="after")
+    def _redis_log_has_url(self) -> Settings:
+        if self.event_log == "redis" and not self.redis_url:
+            raise ValueError("EVENT_LOG=redis needs REDIS_URL")
+        return self
+
+    @property
+    def event_log_on_redis(self) -> bool:
+        """Whether event logs go to Redis Streams (shared by processes) or stay in memory."""
+        if self.event_log == "auto":
+            return bool(self.redis_url)
+        return self.event_log == "redis"
 
     @field_validator("default_model")
     @classmethod

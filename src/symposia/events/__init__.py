@@ -2,5 +2,13 @@
 
 from symposia.events.log import EventLog, ResumeGoneError, StreamNotFoundError
 from symposia.events.memory import InMemoryEventLog
+from symposia.events.redis import EventLogUnreachableError, RedisEventLog
 
-__all__ = ["EventLog", "InMemoryEventLog", "ResumeGoneError", "StreamNotFoundError"]
+__all__ = [
+    "EventLog",
+    "EventLogUnreachableError",
+    "InMemoryEventLog",
+    "RedisEventLog",
+    "ResumeGoneError",
+    "StreamNotFoundError",
+]

@@ -54,6 +54,12 @@ class InMemoryEventLog:
         self._max_events = max_events
         self._retention = retention_seconds
 
+    async def start(self) -> None:
+        """Nothing to reach: memory is always there."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     def _get(self, stream_id: str) -> _Stream:
         try:
             return self._streams[stream_id]

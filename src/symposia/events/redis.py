@@ -1,0 +1,445 @@
+"""Event log on Redis Streams, shared by every process of a deployment.
+
+Each stream is two keys in one hash slot: the Redis stream `{prefix}{<id>}` whose entry ids
+are the event seqs (`<seq>-0`, so "after N" is a plain range), and a hash `…:meta` holding
+the last seq. A Lua script numbers and adds a batch of events at once, so concurrent
+appenders (other tasks, other processes) can neither skip nor repeat a seq. Closing adds a
+marker entry `<last>-1` (a tailing reader sees it like any entry and ends) and sets both
+keys to expire after the retention.
+
+Readers never each hold a Redis connection: one dispatcher task per process runs a single
+blocking XREAD over every stream this process has subscribers for, keeps each stream's
+recent events in memory and wakes the local subscribers, as the in-memory log does. A
+subscriber that is behind what the process keeps (a replay) reads ranges from Redis over a
+small bounded pool, so a thousand viewers cost the same connections as one.
+
+Appends issued in the same loop iteration go out as one pipeline (group commit): a lone
+turn pays one round trip per token, many concurrent turns share round trips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from symposia.domain.events import Event, EventType
+from symposia.errors import UnavailableError
+from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "symposia:events:"
+CLIENT_NAME = "symposia-events"
+# Commands other than the tail (appends, replays, metadata) share this many connections.
+POOL_CONNECTIONS = 8
+POOL_WAIT_SECONDS = 10.0
+SOCKET_TIMEOUT_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 2.0
+# The tail wakes at least this often even when nothing happens, to notice a dead socket.
+TAIL_BLOCK_MS = 5_000
+# Recent events a process keeps per tailed stream; a subscriber further behind reads Redis.
+TAIL_KEPT_EVENTS = 4 * BATCH_EVENTS
+TAIL_READ_COUNT = 1_000
+RETRY_MAX_SECONDS = 2.0
+WAKE_KEY_SECONDS = 86_400
+STOP_WAIT_SECONDS = 2.0
+
+_MISSING = "SYMPOSIA_STREAM_NOT_FOUND"
+_CLOSED = "SYMPOSIA_STREAM_CLOSED"
+
+# KEYS: stream, meta. ARGV: max length, then (type, data) pairs. Returns the last seq.
+_APPEND = f"""
+local last = redis.call('HGET', KEYS[2], 'last')
+if not last then return redis.error_reply('{_MISSING}') end
+if redis.call('HEXISTS', KEYS[2], 'closed') == 1 then return redis.error_reply('{_CLOSED}') end
+-- FENCE: once runs hold leases, compare the writer's epoch (a new ARGV) with the run's
+-- current epoch here and refuse a stale owner before anything is written.
+local seq = tonumber(last)
+for i = 2, #ARGV, 2 do
+  seq = seq + 1
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 't', ARGV[i], 'd', ARGV[i + 1])
+end
+redis.call('HSET', KEYS[2], 'last', seq)
+return seq
+"""
+
+# KEYS: stream, meta. ARGV: retention in ms. The marker `<last>-1` ends every tail.
+_CLOSE = f"""
+local last = redis.call('HGET', KEYS[2], 'last')
+if not last then return redis.error_reply('{_MISSING}') end
+if redis.call('HEXISTS', KEYS[2], 'closed') == 0 then
+  redis.call('HSET', KEYS[2], 'closed', 1)
+  redis.call('XADD', KEYS[1], last .. '-1', 'closed', 1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+_Entry = tuple[str, dict[str, str]]
+_Pending = tuple[str, EventType, dict[str, Any], "asyncio.Future[Event]"]
+
+
+class EventLogUnreachableError(Exception):
+    """The Redis event log is selected but its server cannot be reached at start-up."""
+
+
+def _split(entry_id: str) -> tuple[int, bool]:
+    """An entry id as (seq, whether it is the close marker)."""
+    seq, _, part = entry_id.partition("-")
+    return int(seq), part != "0"
+
+
+def _error(exc: BaseException, stream_id: str) -> BaseException:
+    """A Redis failure as the error the in-memory log would raise, or a 503."""
+    if isinstance(exc, ResponseError):
+        if _MISSING in str(exc):
+            return StreamNotFoundError(f"no stream {stream_id!r}")
+        if _CLOSED in str(exc):
+            return RuntimeError(f"stream {stream_id} is closed")
+    if isinstance(exc, RedisError | OSError):
+        return UnavailableError(f"event log unreachable: {type(exc).__name__}")
+    return exc
+
+
+class _Tail:
+    """What this process knows of one stream it tails: recent events and the position read."""
+
+    __slots__ = ("closed", "events", "first", "key", "position", "subscribers", "wakeup")
+
+    def __init__(self, key: str, last: int, closed: bool) -> None:
+        self.key = key
+        self.events: list[Event] = []
+        self.first = last + 1  # seq of events[0]
+        self.position = last  # everything up to here is in Redis and known here
+        self.closed = closed
+        self.subscribers = 0
+        self.wakeup = asyncio.Event()
+
+    def after(self, seq: int, limit: int) -> list[Event] | None:
+        """Events after `seq` kept here, or None when `seq` is older than what is kept."""
+        if seq + 1 < self.first:
+            return None
+        start = seq + 1 - self.first
+        return self.events[start : start + limit]
+
+    def take(self, entries: list[_Entry]) -> None:
+        for entry_id, fields in entries:
+            seq, marker = _split(entry_id)
+            if marker:
+                self.closed = True
+            elif seq == self.position + 1:
+                self.events.append(_event(seq, fields))
+                self.position = seq
+            elif seq > self.position + 1:  # trimmed past us: keep on from here
+                self.events = [_event(seq, fields)]
+                self.first = self.position = seq
+        if len(self.events) > TAIL_KEPT_EVENTS:
+            drop = len(self.events) - TAIL_KEPT_EVENTS // 2
+            del self.events[:drop]
+            self.first += drop
+        wakeup, self.wakeup = self.wakeup, asyncio.Event()
+        wakeup.set()
+
+
+def _event(seq: int, fields: dict[str, str]) -> Event:
+    return Event(seq, cast(EventType, fields["t"]), orjson.loads(fields["d"]))
+
+
+class RedisEventLog:
+    """The `EventLog` on Redis Streams; `start` before use, `aclose` at shutdown."""
+
+    def __init__(
+        self,
+        url: str,
+        max_events: int = 100_000,
+        retention_seconds: float = 3600.0,
+        prefix: str = KEY_PREFIX,
+        client_name: str = CLIENT_NAME,
+    ) -> None:
+        self._url = url
+        self._prefix = prefix
+        self._max_events = max_events
+        self._retention_ms = max(1, int(retention_seconds * 1000))
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "client_name": client_name,
+            "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        }
+        self._redis = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=POOL_CONNECTIONS,
+                timeout=POOL_WAIT_SECONDS,
+                socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                **options,
+            )
+        )
+        # The tail's own connection: its XREAD blocks, so it gets no socket timeout.
+        self._blocking = aioredis.Redis.from_pool(
+            aioredis.ConnectionPool.from_url(url, max_connections=1, **options)
+        )
+        self._append_script = self._redis.register_script(_APPEND)
+        self._close_script = self._redis.register_script(_CLOSE)
+        self._wake_key = f"{prefix}wake:{uuid.uuid4().hex}"
+        self._tails: dict[str, _Tail] = {}
+        self._opening = asyncio.Lock()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _key(self, stream_id: str) -> str:
+        return f"{self._prefix}{{{stream_id}}}"
+
+    def _keys(self, stream_id: str) -> list[str]:
+        key = self._key(stream_id)
+        return [key, f"{key}:meta"]
+
+    async def start(self) -> None:
+        """Fail at once, with one line, when Redis cannot be reached: a log cannot fail open."""
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            raise EventLogUnreachableError(
+                f"the Redis event log (EVENT_LOG, REDIS_URL) is unreachable: {exc}"
+            ) from None
+
+    async def aclose(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._dispatcher is not None:
+            # Ended by a wake-up rather than cancelled: a read cancelled mid-connect can
+            # leave its socket behind.
+            self._stopping = True
+            with contextlib.suppress(RedisError, OSError, UnavailableError):
+                await self._wake()
+            done, _ = await asyncio.wait([self._dispatcher], timeout=STOP_WAIT_SECONDS)
+            if not done:
+                self._dispatcher.cancel()
+                await asyncio.gather(self._dispatcher, return_exceptions=True)
+            self._dispatcher = None
+            self._stopping = False
+            with contextlib.suppress(RedisError, OSError):  # else it expires on its own
+                await self._redis.delete(self._wake_key)
+        await self._blocking.aclose()
+        await self._redis.aclose()
+
+    async def create(self, stream_id: str) -> None:
+        try:
+            await self._redis.hsetnx(self._keys(stream_id)[1], "last", 0)
+        except (RedisError, OSError) as exc:
+            raise _error(exc, stream_id) from exc
+
+    async def append(self, stream_id: str, type: EventType, data: dict[str, Any]) -> Event:
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._pending.append((stream_id, type, data, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        """Write what was appended meanwhile, one pipeline at a time, until nothing is left.
+        It starts on the next loop iteration, so appends made together are written together."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._write(batch)
+        finally:
+            self._flusher = None
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        by_stream: dict[str, list[_Pending]] = {}
+        for item in batch:
+            by_stream.setdefault(item[0], []).append(item)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for stream_id, items in by_stream.items():
+                    args: list[str | int] = [self._max_events]
+                    for _, type_, data, _ in items:
+                        args += [type_, orjson.dumps(data).decode()]
+                    await self._append_script(self._keys(stream_id), args, client=pipe)
+                results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:
+            for stream_id, _, _, future in batch:
+                if not future.done():
+                    future.set_exception(_error(exc, stream_id))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (stream_id, items), result in zip(by_stream.items(), results, strict=True):
+            if isinstance(result, BaseException):
+                for *_, future in items:
+                    if not future.done():
+                        future.set_exception(_error(result, stream_id))
+                continue
+            seq = int(result) - len(items)
+            for _, type_, data, future in items:
+                seq += 1
+                if not future.done():
+                    future.set_result(Event(seq, type_, data))
+
+    async def close(self, stream_id: str) -> None:
+        try:
+            await self._close_script(self._keys(stream_id), [self._retention_ms])
+        except (RedisError, OSError) as exc:
+            raise _error(exc, stream_id) from exc
+
+    async def _range(
+        self, stream_id: str, after_seq: int, limit: int | None
+    ) -> tuple[list[Event], bool]:
+        """Events after `after_seq` from Redis, and whether the close marker came after them."""
+        key, meta = self._keys(stream_id)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.exists(meta)
+                pipe.xrange(key, f"({after_seq}-0", "+", count=limit)
+                found, entries = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _error(exc, stream_id) from exc
+        if not found:
+            raise StreamNotFoundError(f"no stream {stream_id!r}")
+        events: list[Event] = []
+        closed = False
+        for entry_id, fields in entries:
+            seq, marker = _split(entry_id)
+            if not events and seq + marker > after_seq + 1:
+                raise ResumeGoneError(
+                    f"events after {after_seq} are no longer retained; the oldest is {seq}"
+                )
+            if marker:
+                closed = True
+            else:
+                events.append(_event(seq, fields))
+        return events, closed
+
+    async def read(self, stream_id: str, after_seq: int = 0) -> list[Event]:
+        return (await self._range(stream_id, after_seq, None))[0]
+
+    async def last_seq(self, stream_id: str) -> int:
+        try:
+            last = await self._redis.hget(self._keys(stream_id)[1], "last")
+        except (RedisError, OSError) as exc:
+            raise _error(exc, stream_id) from exc
+        if last is None:
+            raise StreamNotFoundError(f"no stream {stream_id!r}")
+        return int(last)
+
+    async def exists(self, stream_id: str) -> bool:
+        try:
+            return bool(await self._redis.exists(self._keys(stream_id)[1]))
+        except (RedisError, OSError) as exc:
+            raise _error(exc, stream_id) from exc
+
+    async def subscribe(self, stream_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        async for batch in self.batches(stream_id, after_seq):
+            for event in batch:
+                yield event
+
+    async def batches(
+        self, stream_id: str, after_seq: int = 0, limit: int = BATCH_EVENTS
+    ) -> AsyncIterator[Sequence[Event]]:
+        """From this process's tail when it holds the position, else from Redis (a replay)."""
+        tail = await self._follow(stream_id)
+        try:
+            position = after_seq
+            while True:
+                wakeup = tail.wakeup
+                batch = tail.after(position, limit)
+                closed = tail.closed
+                if batch is None:
+                    batch, closed = await self._range(stream_id, position, limit)
+                if batch:
+                    yield batch
+                    position = batch[-1].seq
+                    if tail.position > position:
+                        await asyncio.sleep(0)  # more is there at once: let the others run
+                    continue
+                if closed:
+                    return
+                await wakeup.wait()
+        finally:
+            tail.subscribers -= 1
+            if tail.subscribers == 0 and self._tails.get(stream_id) is tail:
+                del self._tails[stream_id]
+
+    async def _follow(self, stream_id: str) -> _Tail:
+        """This process's tail of the stream, started (one Redis read) for its first reader."""
+        tail = self._tails.get(stream_id)
+        if tail is None:
+            async with self._opening:
+                tail = self._tails.get(stream_id)
+                if tail is None:
+                    tail = await self._open_tail(stream_id)
+                    self._tails[stream_id] = tail
+        tail.subscribers += 1
+        return tail
+
+    async def _open_tail(self, stream_id: str) -> _Tail:
+        """Starts with the stream's recent events, read at once with its last seq, so the
+        viewers that join a young stream from its start all read from here, not Redis."""
+        key, meta = self._keys(stream_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hmget(meta, ["last", "closed"])
+                pipe.xrevrange(key, "+", "-", count=TAIL_KEPT_EVENTS // 2)
+                (last, closed), recent = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _error(exc, stream_id) from exc
+        if last is None:
+            raise StreamNotFoundError(f"no stream {stream_id!r}")
+        events = [_event(_split(i)[0], f) for i, f in reversed(recent) if not _split(i)[1]]
+        tail = _Tail(key, int(last), closed is not None)
+        if events:
+            tail.events, tail.first = events, events[0].seq
+        if not tail.closed:
+            if self._dispatcher is None:
+                self._dispatcher = asyncio.create_task(self._dispatch())
+            else:  # the XREAD in flight does not name this stream yet: end its wait
+                await self._wake()
+        return tail
+
+    async def _wake(self) -> None:
+        """End the tail's blocking read, so it reads again with what changed."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {"w": 1}, maxlen=1)
+                pipe.expire(self._wake_key, WAKE_KEY_SECONDS)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _error(exc, self._wake_key) from exc
+
+    async def _dispatch(self) -> None:
+        """The one blocking read of this process: every open tailed stream, and the wake key
+        that `_open_tail` writes to when a stream joins."""
+        woken = "0-0"
+        retry = 0.05
+        while not self._stopping:
+            tails = {t.key: t for t in list(self._tails.values()) if not t.closed}
+            streams: dict[Any, Any] = {self._wake_key: woken}
+            streams.update({key: f"{t.position}-0" for key, t in tails.items()})
+            try:
+                reply = await self._blocking.xread(
+                    streams, count=TAIL_READ_COUNT, block=TAIL_BLOCK_MS
+                )
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                logger.warning("event log tail lost Redis, retrying: %s", type(exc).__name__)
+                await asyncio.sleep(retry)
+                retry = min(RETRY_MAX_SECONDS, retry * 2)
+                continue
+            retry = 0.05
+            for key, entries in cast(list[tuple[str, list[_Entry]]], reply or []):
+                if key == self._wake_key:
+                    woken = entries[-1][0]
+                elif key in tails:
+                    tails[key].take(entries)
