@@ -40,7 +40,12 @@ from symposia.storage.repositories import RunRepository
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_runs import SqlRunRepository
 from symposia.streaming.request_scope import RequestScopes
-from symposia.streaming.sse import ActiveStreams, EventStreamResponse, event_stream_response
+from symposia.streaming.sse import (
+    ActiveStreams,
+    EventSource,
+    EventStreamResponse,
+    event_stream_response,
+)
 
 # OpenAI-compatible servers on a private network often need no key; the SDK wants one.
 KEYLESS = "not-needed"
@@ -79,10 +84,13 @@ class Container:
         self.metrics.loop_lag.start()
         self.request_scopes.start()
 
-    def stream_response(self, stream_id: str, after_seq: int) -> EventStreamResponse:
-        """SSE of one stream from `after_seq`, with this server's heartbeat and timeouts."""
+    def stream_response(
+        self, stream_id: str, after_seq: int, source: EventSource | None = None
+    ) -> EventStreamResponse:
+        """SSE of one stream from `after_seq`, with this server's heartbeat and timeouts:
+        from the live log, or from `source` (a stream rebuilt from storage)."""
         return event_stream_response(
-            self.log,
+            source if source is not None else self.log,
             stream_id,
             after_seq,
             self.streams,

@@ -23,7 +23,7 @@ from symposia.errors import InvalidInputError
 from symposia.export import run_summary, run_transcript
 from symposia.services.runs import default_bots
 from symposia.settings import Settings
-from symposia.streaming.sse import event_stream_response, parse_last_event_id
+from symposia.streaming.sse import parse_last_event_id
 
 router = APIRouter(
     prefix="/api",
@@ -113,19 +113,10 @@ async def stream_run(
 ) -> Response:
     """Server-Sent Events of the run, replayed from the start or after `Last-Event-ID`."""
     after = parse_last_event_id(last_event_id, last_event_id_query)
-    stored = await container.runs.open_stream(run_id, owner=principal.id)  # 404: not yours
-    if stored is None:
-        return container.stream_response(run_id, after)
-    settings = container.settings  # the live log is gone: the stream rebuilt from storage
-    return event_stream_response(
-        stored,
-        run_id,
-        after,
-        container.streams,
-        heartbeat=settings.sse_heartbeat_seconds,
-        send_timeout=settings.sse_send_timeout,
-        shutdown_grace=settings.shutdown_grace_seconds,
-    )
+    # 404: unknown, or not yours. None while the live log has the run; else the stream
+    # rebuilt from storage.
+    stored = await container.runs.open_stream(run_id, owner=principal.id)
+    return container.stream_response(run_id, after, stored)
 
 
 @router.get("/export/{run_id}.json", responses=api_errors(404))
