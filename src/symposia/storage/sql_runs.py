@@ -36,8 +36,12 @@ def _rows(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _fenced_out(run_id: str, epoch: int) -> FencedOutError:
-    return FencedOutError(f"run {run_id} is no longer held at lease epoch {epoch}")
+async def _check_fence(session: AsyncSession, run_id: str, epoch: int) -> None:
+    """After a write at `epoch` matched no row: fenced out if the run is there at another
+    epoch. A run that is gone is not a lost lease; the write fails (or not) as without one."""
+    current = await session.scalar(select(RunRow.lease_epoch).where(RunRow.id == run_id))
+    if current is not None:
+        raise FencedOutError(f"run {run_id} is held at lease epoch {current}, not {epoch}")
 
 
 class SqlRunRepository:
@@ -142,8 +146,8 @@ class SqlRunRepository:
             statement = statement.where(RunRow.lease_epoch == epoch)
         async with self._sessions.begin() as session:
             result = await session.execute(statement.values(**values))
-        if epoch is not None and not _rows(result):
-            raise _fenced_out(run_id, epoch)
+            if epoch is not None and not _rows(result):
+                await _check_fence(session, run_id, epoch)
 
     async def claim(self, run_id: str) -> int:
         """Take the run's lease for this instance: bump its epoch (fencing out any earlier
@@ -191,7 +195,7 @@ class SqlRunRepository:
                     .values(lease_epoch=epoch)
                 )
                 if not _rows(held):
-                    raise _fenced_out(run_id, epoch)
+                    await _check_fence(session, run_id, epoch)
             seq = await next_seq(session, MessageRow.run_id, run_id)
             session.add(message_row(message, seq, run_id=run_id))
 
