@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from symposia.app import container_of, create_app
 from symposia.domain.events import Event
+from symposia.errors import FencedOutError
 from symposia.events.log import ResumeGoneError, StreamNotFoundError
 from symposia.events.memory import InMemoryEventLog
 from symposia.events.redis import RedisEventLog
@@ -110,6 +111,31 @@ async def test_appends_are_ordered_gap_free_and_read_after_a_position(backend: B
     assert [e.data["i"] for e in await log.read("s", 3)] == [3, 4]
     assert await log.read("s", 5) == []
     assert await log.last_seq("s") == 5
+
+
+async def test_an_append_at_a_lower_epoch_than_the_fence_is_refused(backend: Backend) -> None:
+    log = await backend.log()
+    other = await backend.peer(log)  # the process that took the stream over
+    await log.create("s")
+    await log.fence("s", 1)
+    kept = await log.append("s", "token", {"i": 1}, epoch=1)
+    await other.fence("s", 2)
+    with pytest.raises(FencedOutError):
+        await log.append("s", "token", {"i": 2}, epoch=1)
+    # Refused together with what was appended alongside it, and nothing written.
+    refused = await asyncio.gather(
+        *(log.append("s", "token", {"i": i}, epoch=1) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, FencedOutError) for r in refused)
+    with pytest.raises(FencedOutError):
+        await log.fence("s", 1)
+    assert await other.read("s") == [kept]
+    assert await other.last_seq("s") == 1
+    current = await other.append("s", "token", {"i": 3}, epoch=2)
+    assert current.seq == 2
+    assert [e.data["i"] for e in await log.read("s")] == [1, 3]
+    with pytest.raises(StreamNotFoundError):
+        await log.fence("missing", 1)
 
 
 async def test_concurrent_appenders_never_skip_or_repeat_a_seq(backend: Backend) -> None:

@@ -5,6 +5,7 @@ SymposiaError
 ├── UnauthorizedError          401  no valid credentials
 ├── NotFoundError              404  unknown run, conversation, message, bot index
 ├── ConflictError              409  the object is in a state that forbids the change
+│   └── FencedOutError               a run's writer lost its lease (a newer epoch holds it)
 ├── PayloadTooLargeError       413  a message over MAX_MESSAGE_CHARS
 ├── InvalidInputError          422  a field is wrong; `field` names it
 │   ├── UnknownProviderError         the `provider/` prefix is not registered
@@ -66,6 +67,13 @@ class NotFoundError(SymposiaError):
 class ConflictError(SymposiaError):
     status_code = 409
     code = "conflict"
+
+
+class FencedOutError(ConflictError):
+    """A write of a run by a process whose lease epoch is no longer the run's: another
+    process claimed the run since, so this one must stop writing. Never reaches a client."""
+
+    code = "fenced_out"
 
 
 class BadRequestError(SymposiaError):

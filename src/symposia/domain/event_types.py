@@ -210,6 +210,7 @@ def event(seq: int, payload: Payload) -> Event:
     return Event(seq, payload.type, payload.data())
 
 
-async def emit(log: EventLog, stream_id: str, payload: Payload) -> Event:
-    """Append `payload` to `stream_id`: the one way producers write events."""
-    return await log.append(stream_id, payload.type, payload.data())
+async def emit(log: EventLog, stream_id: str, payload: Payload, epoch: int | None = None) -> Event:
+    """Append `payload` to `stream_id`: the one way producers write events. A run's owner
+    passes its lease `epoch`, so the log refuses it once another process took the run."""
+    return await log.append(stream_id, payload.type, payload.data(), epoch)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from symposia.domain.events import Event, EventType
-from symposia.errors import SymposiaError
+from symposia.errors import FencedOutError, SymposiaError
 
 # Events handed over at once: enough to coalesce a replay into few socket writes, few enough
 # that one reader's batch holds the event loop for well under a millisecond.
@@ -33,10 +33,24 @@ class ResumeGoneError(SymposiaError):
     code = "resume_position_gone"
 
 
+def fenced_out(stream_id: str, epoch: int, current: int | str) -> FencedOutError:
+    return FencedOutError(f"stream {stream_id} is fenced at epoch {current}, not {epoch}")
+
+
 class EventLog(Protocol):
     async def create(self, stream_id: str) -> None: ...
 
-    async def append(self, stream_id: str, type: EventType, data: dict[str, Any]) -> Event: ...
+    async def append(
+        self, stream_id: str, type: EventType, data: dict[str, Any], epoch: int | None = None
+    ) -> Event:
+        """With `epoch` (the writer's lease), refused with `FencedOutError`, appending
+        nothing, when the stream was fenced at a higher epoch since."""
+        ...
+
+    async def fence(self, stream_id: str, epoch: int) -> None:
+        """Record `epoch` as the stream's current one: appends at a lower epoch are refused
+        from now on. Refused itself (`FencedOutError`) when a higher epoch is recorded."""
+        ...
 
     async def close(self, stream_id: str) -> None:
         """No more events will come; subscribers end after the last one."""

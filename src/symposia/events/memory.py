@@ -8,11 +8,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from symposia.domain.events import Event, EventType
-from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError
+from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError, fenced_out
 
 
 class _Stream:
-    __slots__ = ("closed", "closed_at", "events", "first_seq", "max_events", "next_seq", "wakeup")
+    __slots__ = (
+        "closed",
+        "closed_at",
+        "epoch",
+        "events",
+        "first_seq",
+        "max_events",
+        "next_seq",
+        "wakeup",
+    )
 
     def __init__(self, max_events: int) -> None:
         self.events: list[Event] = []
@@ -21,6 +30,7 @@ class _Stream:
         self.next_seq = 1
         self.closed = False
         self.closed_at = 0.0
+        self.epoch = 0
         self.wakeup = asyncio.Event()
 
     def notify(self) -> None:
@@ -76,15 +86,25 @@ class InMemoryEventLog:
         self._expire()
         self._streams.setdefault(stream_id, _Stream(self._max_events))
 
-    async def append(self, stream_id: str, type: EventType, data: dict[str, Any]) -> Event:
+    async def append(
+        self, stream_id: str, type: EventType, data: dict[str, Any], epoch: int | None = None
+    ) -> Event:
         stream = self._get(stream_id)
         if stream.closed:
             raise RuntimeError(f"stream {stream_id} is closed")
+        if epoch is not None and epoch < stream.epoch:
+            raise fenced_out(stream_id, epoch, stream.epoch)
         event = Event(stream.next_seq, type, data)
         stream.next_seq += 1
         stream.add(event)
         stream.notify()
         return event
+
+    async def fence(self, stream_id: str, epoch: int) -> None:
+        stream = self._get(stream_id)
+        if epoch < stream.epoch:
+            raise fenced_out(stream_id, epoch, stream.epoch)
+        stream.epoch = epoch
 
     async def close(self, stream_id: str) -> None:
         stream = self._get(stream_id)

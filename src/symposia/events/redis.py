@@ -34,7 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from symposia.domain.events import Event, EventType
 from symposia.errors import UnavailableError
-from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError
+from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError, fenced_out
 
 logger = logging.getLogger(__name__)
 
@@ -57,20 +57,38 @@ STOP_WAIT_SECONDS = 2.0
 _MISSING = "SYMPOSIA_STREAM_NOT_FOUND"
 _CLOSED = "SYMPOSIA_STREAM_CLOSED"
 
-# KEYS: stream, meta. ARGV: max length, then (type, data) pairs. Returns the last seq.
+_FENCED = "SYMPOSIA_STREAM_FENCED"
+
+# KEYS: stream, meta. ARGV: max length, the writer's epoch ('' for none), then (type, data)
+# pairs. Returns the last seq.
 _APPEND = f"""
 local last = redis.call('HGET', KEYS[2], 'last')
 if not last then return redis.error_reply('{_MISSING}') end
 if redis.call('HEXISTS', KEYS[2], 'closed') == 1 then return redis.error_reply('{_CLOSED}') end
--- FENCE: once runs hold leases, compare the writer's epoch (a new ARGV) with the run's
--- current epoch here and refuse a stale owner before anything is written.
+-- FENCE: a writer whose epoch is below the stream's is a stale owner: refuse it before
+-- anything is written.
+if ARGV[2] ~= '' then
+  local current = tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0')
+  if tonumber(ARGV[2]) < current then
+    return redis.error_reply('{_FENCED} ' .. current)
+  end
+end
 local seq = tonumber(last)
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   seq = seq + 1
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 't', ARGV[i], 'd', ARGV[i + 1])
 end
 redis.call('HSET', KEYS[2], 'last', seq)
 return seq
+"""
+
+# KEYS: meta. ARGV: epoch. Raises the stream's epoch to it, never lowers it.
+_FENCE = f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('{_MISSING}') end
+local current = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if tonumber(ARGV[1]) < current then return redis.error_reply('{_FENCED} ' .. current) end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+return 1
 """
 
 # KEYS: stream, meta. ARGV: retention in ms. The marker `<last>-1` ends every tail.
@@ -87,7 +105,7 @@ return 1
 """
 
 _Entry = tuple[str, dict[str, str]]
-_Pending = tuple[str, EventType, dict[str, Any], "asyncio.Future[Event]"]
+_Pending = tuple[str, EventType, dict[str, Any], int | None, "asyncio.Future[Event]"]
 
 
 class EventLogUnreachableError(Exception):
@@ -100,9 +118,11 @@ def _split(entry_id: str) -> tuple[int, bool]:
     return int(seq), part != "0"
 
 
-def _error(exc: BaseException, stream_id: str) -> BaseException:
+def _error(exc: BaseException, stream_id: str, epoch: int | None = None) -> BaseException:
     """A Redis failure as the error the in-memory log would raise, or a 503."""
     if isinstance(exc, ResponseError):
+        if _FENCED in str(exc):
+            return fenced_out(stream_id, -1 if epoch is None else epoch, str(exc).split()[-1])
         if _MISSING in str(exc):
             return StreamNotFoundError(f"no stream {stream_id!r}")
         if _CLOSED in str(exc):
@@ -191,6 +211,7 @@ class RedisEventLog:
         )
         self._append_script = self._redis.register_script(_APPEND)
         self._close_script = self._redis.register_script(_CLOSE)
+        self._fence_script = self._redis.register_script(_FENCE)
         self._wake_key = f"{prefix}wake:{uuid.uuid4().hex}"
         self._tails: dict[str, _Tail] = {}
         self._opening = asyncio.Lock()
@@ -241,9 +262,11 @@ class RedisEventLog:
         except (RedisError, OSError) as exc:
             raise _error(exc, stream_id) from exc
 
-    async def append(self, stream_id: str, type: EventType, data: dict[str, Any]) -> Event:
+    async def append(
+        self, stream_id: str, type: EventType, data: dict[str, Any], epoch: int | None = None
+    ) -> Event:
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        self._pending.append((stream_id, type, data, future))
+        self._pending.append((stream_id, type, data, epoch, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -259,35 +282,43 @@ class RedisEventLog:
             self._flusher = None
 
     async def _write(self, batch: list[_Pending]) -> None:
-        by_stream: dict[str, list[_Pending]] = {}
+        # One script call per stream and writer's epoch: a stale writer's events are
+        # refused together, without holding back the current owner's.
+        by_stream: dict[tuple[str, int | None], list[_Pending]] = {}
         for item in batch:
-            by_stream.setdefault(item[0], []).append(item)
+            by_stream.setdefault((item[0], item[3]), []).append(item)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for stream_id, items in by_stream.items():
-                    args: list[str | int] = [self._max_events]
-                    for _, type_, data, _ in items:
+                for (stream_id, epoch), items in by_stream.items():
+                    args: list[str | int] = [self._max_events, "" if epoch is None else epoch]
+                    for _, type_, data, _, _ in items:
                         args += [type_, orjson.dumps(data).decode()]
                     await self._append_script(self._keys(stream_id), args, client=pipe)
                 results = await pipe.execute(raise_on_error=False)
         except BaseException as exc:
-            for stream_id, _, _, future in batch:
+            for stream_id, _, _, epoch, future in batch:
                 if not future.done():
-                    future.set_exception(_error(exc, stream_id))
+                    future.set_exception(_error(exc, stream_id, epoch))
             if not isinstance(exc, Exception):
                 raise
             return
-        for (stream_id, items), result in zip(by_stream.items(), results, strict=True):
+        for ((stream_id, epoch), items), result in zip(by_stream.items(), results, strict=True):
             if isinstance(result, BaseException):
                 for *_, future in items:
                     if not future.done():
-                        future.set_exception(_error(result, stream_id))
+                        future.set_exception(_error(result, stream_id, epoch))
                 continue
             seq = int(result) - len(items)
-            for _, type_, data, future in items:
+            for _, type_, data, _, future in items:
                 seq += 1
                 if not future.done():
                     future.set_result(Event(seq, type_, data))
+
+    async def fence(self, stream_id: str, epoch: int) -> None:
+        try:
+            await self._fence_script([self._keys(stream_id)[1]], [epoch])
+        except (RedisError, OSError) as exc:
+            raise _error(exc, stream_id, epoch) from exc
 
     async def close(self, stream_id: str) -> None:
         try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from symposia.domain.event_types import Speaker, Token, emit
 from symposia.domain.models import Message, MessageStatus, TurnUsage, utcnow
-from symposia.errors import ProviderError, ProviderFailure, SymposiaError
+from symposia.errors import FencedOutError, ProviderError, ProviderFailure, SymposiaError
 from symposia.events.log import EventLog
 from symposia.observability.metrics import Metrics
 from symposia.providers.base import ChatMessage, CompletionRequest, StreamEnd, TextDelta
@@ -44,12 +44,13 @@ class Models:
 @dataclass(slots=True)
 class Generation:
     """Streams `models` (the first, then its fallbacks) into `stream_id` as the `token`
-    events of `speaker`."""
+    events of `speaker`, at the writer's lease `epoch` (None for an unleased stream)."""
 
     models: Models
     log: EventLog
     stream_id: str
     speaker: Speaker
+    epoch: int | None = None
     parts: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     first_token: float | None = None
@@ -81,11 +82,13 @@ class Generation:
                     if self.first_token is None:
                         self.first_token = time.perf_counter()
                     self.parts.append(delta.text)
-                    await emit(self.log, self.stream_id, Token(fields, delta.text))
+                    await emit(self.log, self.stream_id, Token(fields, delta.text), self.epoch)
                 else:
                     self.end = delta
         except ProviderError as exc:
             raise GenerationFailedError(exc.failure) from exc
+        except FencedOutError:
+            raise  # not the model's failure: the writer lost the run
         except SymposiaError as exc:
             provider, _, _ = (call.model or candidates[0]).partition("/")
             raise GenerationFailedError(

@@ -32,7 +32,10 @@ class TurnRunner:
     models: Models
     context_budget: int = DEFAULT_CONTEXT_BUDGET
 
-    async def take_turn(self, run: Run, bot_index: int, turn: int) -> Message:
+    async def take_turn(
+        self, run: Run, bot_index: int, turn: int, epoch: int | None = None
+    ) -> Message:
+        """Every write carries `epoch`, the run's lease held by this process."""
         bot = run.bots[bot_index]
         message = Message(
             role="assistant",
@@ -43,10 +46,10 @@ class TurnRunner:
             turn=turn,
         )
         speaker = BotTurn(turn, bot_index, bot.name)
-        started = await emit(self.log, run.id, TurnStart(speaker, bot.model))
+        started = await emit(self.log, run.id, TurnStart(speaker, bot.model), epoch)
         message.start_event = started.seq
         messages = fit(messages_for(run, bot_index), self.context_budget - bot.max_tokens)
-        generation = Generation(self.models, self.log, run.id, speaker)
+        generation = Generation(self.models, self.log, run.id, speaker, epoch)
         status = MessageStatus.PARTIAL
         try:
             await generation.stream(
@@ -56,16 +59,18 @@ class TurnRunner:
         finally:
             generation.finish(message, status, prompt_chars(messages))
             # A stop arriving now must not lose text the model already produced.
-            await complete(self._record(run, speaker, message))
+            await complete(self._record(run, speaker, message, epoch))
         return message
 
-    async def _record(self, run: Run, speaker: BotTurn, message: Message) -> None:
+    async def _record(
+        self, run: Run, speaker: BotTurn, message: Message, epoch: int | None
+    ) -> None:
         """Save the message, then say so. This task is the stream's only writer, so the
         `turn_complete` about to be sent is the next id, stored with the message."""
         if message.content:
             message.complete_event = await self.log.last_seq(run.id) + 1
-            await self.runs.add_message(run.id, message)
-        await emit(self.log, run.id, TurnComplete(speaker, message))
+            await self.runs.add_message(run.id, message, epoch)
+        await emit(self.log, run.id, TurnComplete(speaker, message), epoch)
 
 
 __all__ = ["GenerationFailedError", "TurnRunner"]

@@ -26,15 +26,25 @@ class RunRepository(Protocol):
         error: dict[str, Any] | None = None,
         error_message: str | None = None,
         stop_reason: str | None = None,
-    ) -> None: ...
+        epoch: int | None = None,
+    ) -> None:
+        """With `epoch` (the writer's lease), refused with `FencedOutError` unless the run
+        is still held at that epoch; so are `set_done_event` and `add_message`."""
+        ...
 
-    async def set_done_event(self, run_id: str, seq: int) -> None:
+    async def set_done_event(self, run_id: str, seq: int, epoch: int | None = None) -> None:
         """Record the id of the run stream's `done` event."""
+        ...
+
+    async def claim(self, run_id: str) -> int:
+        """Take the run's lease for this process; returns its new epoch (fencing token)."""
         ...
 
     async def update_bot(self, run_id: str, index: int, bot: BotConfig) -> None: ...
 
-    async def add_message(self, run_id: str, message: Message) -> None: ...
+    async def add_message(
+        self, run_id: str, message: Message, epoch: int | None = None
+    ) -> None: ...
 
     async def bot_edits(self, run_id: str) -> list[dict[str, Any]]: ...
 

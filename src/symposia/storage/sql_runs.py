@@ -3,6 +3,11 @@
 Each server process is an instance with an id. A run records the instance that runs it
 and a heartbeat that instance renews (`heartbeat`), so a second server on the same
 database can tell a run whose process died (`mark_interrupted`) from a live one.
+
+The process that generates a run holds its lease: `claim` bumps the run's `lease_epoch`
+(the fencing token) and the writes of that run (`add_message`, `set_status`,
+`set_done_event`) given an epoch are refused with `FencedOutError` once the stored epoch
+differs, so an owner that paused while another claimed the run can never write after it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import BotConfig, Message, Run, RunStatus, utcnow
+from symposia.errors import FencedOutError
 from symposia.storage.convert import bot_of, bot_row, message_of, message_row, run_of, run_row
 from symposia.storage.tables import MessageRow, RunBotEditRow, RunBotRow, RunRow
 
@@ -24,6 +30,18 @@ UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 async def next_seq(session: AsyncSession, column: Any, parent_id: str) -> int:
     current = await session.scalar(select(func.max(MessageRow.seq)).where(column == parent_id))
     return 0 if current is None else current + 1
+
+
+def _rows(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _check_fence(session: AsyncSession, run_id: str, epoch: int) -> None:
+    """After a write at `epoch` matched no row: fenced out if the run is there at another
+    epoch. A run that is gone is not a lost lease; the write fails (or not) as without one."""
+    current = await session.scalar(select(RunRow.lease_epoch).where(RunRow.id == run_id))
+    if current is not None:
+        raise FencedOutError(f"run {run_id} is held at lease epoch {current}, not {epoch}")
 
 
 class SqlRunRepository:
@@ -100,6 +118,7 @@ class SqlRunRepository:
         error: dict[str, Any] | None = None,
         error_message: str | None = None,
         stop_reason: str | None = None,
+        epoch: int | None = None,
     ) -> None:
         values: dict[str, Any] = {"status": status.value}
         now = utcnow()
@@ -115,12 +134,39 @@ class SqlRunRepository:
         ):
             if value is not None:
                 values[key] = value
-        async with self._sessions.begin() as session:
-            await session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+        await self._update(run_id, epoch, **values)
 
-    async def set_done_event(self, run_id: str, seq: int) -> None:
+    async def set_done_event(self, run_id: str, seq: int, epoch: int | None = None) -> None:
+        await self._update(run_id, epoch, done_event=seq)
+
+    async def _update(self, run_id: str, epoch: int | None, **values: Any) -> None:
+        """One UPDATE of the run; with `epoch`, only while the run is still held at it."""
+        statement = update(RunRow).where(RunRow.id == run_id)
+        if epoch is not None:
+            statement = statement.where(RunRow.lease_epoch == epoch)
         async with self._sessions.begin() as session:
-            await session.execute(update(RunRow).where(RunRow.id == run_id).values(done_event=seq))
+            result = await session.execute(statement.values(**values))
+            if epoch is not None and not _rows(result):
+                await _check_fence(session, run_id, epoch)
+
+    async def claim(self, run_id: str) -> int:
+        """Take the run's lease for this instance: bump its epoch (fencing out any earlier
+        holder) in one UPDATE, and return the new epoch, read in the same transaction."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id)
+                .values(
+                    lease_epoch=RunRow.lease_epoch + 1,
+                    instance_id=self.instance_id,
+                    heartbeat_at=utcnow(),
+                )
+            )
+            if not _rows(result):
+                raise LookupError(f"no run {run_id}")
+            epoch = await session.scalar(select(RunRow.lease_epoch).where(RunRow.id == run_id))
+            assert epoch is not None
+            return int(epoch)
 
     async def update_bot(self, run_id: str, index: int, bot: BotConfig) -> None:
         async with self._sessions.begin() as session:
@@ -138,8 +184,18 @@ class SqlRunRepository:
                 RunBotEditRow(run_id=run_id, position=index, changes=changes, created_at=utcnow())
             )
 
-    async def add_message(self, run_id: str, message: Message) -> None:
+    async def add_message(self, run_id: str, message: Message, epoch: int | None = None) -> None:
         async with self._sessions.begin() as session:
+            if epoch is not None:
+                # A no-op UPDATE of the run row: it checks the epoch and locks the row (so a
+                # claim waits for this transaction) before the message is inserted.
+                held = await session.execute(
+                    update(RunRow)
+                    .where(RunRow.id == run_id, RunRow.lease_epoch == epoch)
+                    .values(lease_epoch=epoch)
+                )
+                if not _rows(held):
+                    await _check_fence(session, run_id, epoch)
             seq = await next_seq(session, MessageRow.run_id, run_id)
             session.add(message_row(message, seq, run_id=run_id))
 
@@ -156,14 +212,16 @@ class SqlRunRepository:
             ]
 
     async def heartbeat(self) -> int:
-        """Say this instance is alive: one UPDATE for all its unfinished runs."""
+        """Say this instance is alive: one UPDATE for all its unfinished runs. A claim sets
+        `instance_id` with the epoch it bumps, so a run claimed by another instance since
+        (at a newer epoch) is no longer this instance's and is not renewed."""
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(RunRow)
                 .where(RunRow.instance_id == self.instance_id, RunRow.status.in_(UNFINISHED))
                 .values(heartbeat_at=utcnow())
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+            return _rows(result)
 
     async def mark_interrupted(self, stale_after: float) -> int:
         """Runs left `pending` or `running` by a process that died: another instance's runs
@@ -181,7 +239,7 @@ class SqlRunRepository:
                     stop_reason="the server stopped while the run was going on",
                 )
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+            return _rows(result)
 
     async def owner_of(self, run_id: str) -> tuple[str | None, RunStatus] | None:
         """(owner, status) of the run, or None if there is none: one small query, for the

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -60,6 +61,8 @@ class RunRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Id of the stream's `done` event, so a stream rebuilt from storage ends where it did.
     done_event: Mapped[int | None] = mapped_column(Integer)
+    # The fencing token: bumped by each claim, checked by every write of the run's owner.
+    lease_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class RunBotRow(Base):
