@@ -45,19 +45,25 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
 
 
+# Settings a developer's environment may hold that no test may inherit.
+ISOLATED_ENV = (
+    "OPENAI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "BASIC_AUTH_USER",
+    "BASIC_AUTH_PW_HASH",
+    "DEFAULT_MODEL",
+    "DEV_MODE",
+)
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests see only the settings they set: no developer .env, no real keys."""
     monkeypatch.chdir(tmp_path)
-    for name in (
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "DATABASE_URL",
-        "REDIS_URL",
-        "BASIC_AUTH_USER",
-        "BASIC_AUTH_PW_HASH",
-        "DEFAULT_MODEL",
-    ):
+    for name in ISOLATED_ENV:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -38,7 +38,7 @@ from symposia.security.api_keys import ApiKeyStore
 from symposia.settings import Settings
 from symposia.storage.db import create_engine, session_factory
 from symposia.storage.migrate import upgrade
-from tests.conftest import make_settings
+from tests.conftest import ISOLATED_ENV, make_settings
 from tests.fakes.databases import PostgresDatabases, pg_url, truncate
 
 MAX_EXAMPLES = 25
@@ -53,17 +53,6 @@ CHECKS = [
     allow_header_conformance,
 ]
 MODEL = "scripted/echo"
-SECRET_ENV = (
-    "OPENAI_API_KEY",
-    "OPENROUTER_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "BASIC_AUTH_USER",
-    "BASIC_AUTH_PW_HASH",
-    "DEFAULT_MODEL",
-    "DEV_MODE",
-)
 
 
 @dataclass(frozen=True)
@@ -105,7 +94,7 @@ def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
     with pytest.MonkeyPatch.context() as env:
-        for name in SECRET_ENV:
+        for name in ISOLATED_ENV:
             env.delenv(name, raising=False)
         postgres = request.getfixturevalue("postgres") if request.param == "api_key" else None
         settings = _settings(request.param, tmp_path_factory.mktemp("schemathesis"), postgres)
