@@ -34,7 +34,10 @@ HEARTBEAT, STALE = 0.2, 1.5  # margins for a loaded machine
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(
-        database_url=database_url, run_heartbeat_seconds=HEARTBEAT, run_stale_seconds=STALE
+        database_url=database_url,
+        run_heartbeat_seconds=HEARTBEAT,
+        run_lease_seconds=STALE,
+        run_resume=False,  # a run of a dead server is marked, not taken over (see test_takeover)
     )
 
 
@@ -138,5 +141,5 @@ async def test_a_run_whose_server_stops_beating_is_interrupted_once_stale(
 def test_the_stale_threshold_must_leave_room_for_heartbeats() -> None:
     from symposia.settings import SettingsError, load_settings
 
-    with pytest.raises(SettingsError, match="RUN_STALE_SECONDS"):
-        load_settings(_env_file=None, run_heartbeat_seconds=10, run_stale_seconds=15)
+    with pytest.raises(SettingsError, match="RUN_LEASE_SECONDS"):
+        load_settings(_env_file=None, run_heartbeat_seconds=10, run_lease_seconds=15)

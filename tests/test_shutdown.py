@@ -14,37 +14,50 @@ import httpx
 
 from tests.fakes.live import free_port, serve_process, wait_until_healthy
 from tests.fakes.provider_server import FakeProviderServer, Reply
-from tests.sse import frames
+from tests.sse import Frame, frames
 
 
-async def test_sigterm_cancels_runs_and_sends_streams_a_final_event(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
+def _env(port: int, **extra: str) -> dict[str, str]:
+    return {
         **os.environ,
         "PORT": str(port),
         "DEV_MODE": "true",
         "DEFAULT_MODEL": "scripted/count",
         "SCRIPTED_TOKEN_DELAY": "0.05",
         "SHUTDOWN_GRACE_SECONDS": "3",
+        **extra,
     }
-    process = serve_process(env, tmp_path, stderr=subprocess.PIPE)
+
+
+async def _sigterm_after(
+    client: httpx.AsyncClient, process: subprocess.Popen[bytes], run_id: str, frames_seen: int
+) -> tuple[list[Frame], float]:
+    """Watch the run, SIGTERM the server after `frames_seen` events; what the viewer got
+    (its response must end cleanly: a cut would raise) and how long after the signal."""
+    received: list[Frame] = []
+    async with client.stream("GET", f"/api/stream/{run_id}") as response:
+        async for frame in frames(response):
+            if frame.comment is not None:
+                continue
+            received.append(frame)
+            if len(received) == frames_seen:
+                process.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+    return received, time.monotonic() - signalled
+
+
+async def test_sigterm_without_resume_cancels_runs_and_sends_streams_a_final_event(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    process = serve_process(_env(port, RUN_RESUME="false"), tmp_path, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_until_healthy(base, process)
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             bots = [{"name": "A", "max_tokens": 2000}, {"name": "B", "max_tokens": 2000}]
             created = await client.post("/api/run", json={"topic": "t", "bots": bots})
-            run_id = created.json()["id"]
-            received = []
-            async with client.stream("GET", f"/api/stream/{run_id}") as response:
-                async for frame in frames(response):
-                    if frame.comment is not None:
-                        continue
-                    received.append(frame)
-                    if len(received) == 5:
-                        process.send_signal(signal.SIGTERM)
-                        signalled = time.monotonic()
-            closed_after = time.monotonic() - signalled
+            received, closed_after = await _sigterm_after(client, process, created.json()["id"], 5)
         assert [f.event for f in received[-3:]] == ["turn_complete", "run_status", "done"]
         assert received[-3].data["status"] == "partial"
         assert received[-2].data == {"status": "cancelled", "reason": "server shutdown"}
@@ -56,6 +69,66 @@ async def test_sigterm_cancels_runs_and_sends_streams_a_final_event(tmp_path: Pa
             process.kill()
         _, stderr = process.communicate(timeout=10)
     assert b"Traceback" not in stderr, stderr.decode()
+
+
+async def test_sigterm_hands_runs_over_and_a_restart_goes_on_from_the_next_turn(
+    tmp_path: Path,
+) -> None:
+    """Issue 11, points 4 and 5 for the embedded default (one process, SQLite, memory log):
+    SIGTERM cuts the turn (kept `partial`), says `interrupted`, ends the viewer's response
+    cleanly; the restarted server resumes the run, numbering on after the last id seen."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = serve_process(_env(port), tmp_path, stderr=subprocess.PIPE)
+    try:
+        await wait_until_healthy(base, process)
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            bots = [{"name": "A", "max_tokens": 2000}, {"name": "B", "max_tokens": 5}]
+            body = {"topic": "t", "bots": bots, "max_turns": 2}
+            run_id = (await client.post("/api/run", json=body)).json()["id"]
+            before, closed_after = await _sigterm_after(client, process, run_id, 5)
+        assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate(timeout=10)
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert [f.event for f in before[-2:]] == ["turn_complete", "interrupted"]
+    assert before[-2].data["status"] == "partial"
+    cut_text = before[-2].data["content"]
+    assert before[-1].data == {"reason": "handed over: the server is shutting down", "turn": 1}
+    assert closed_after < 3 + 2  # the grace for the turn, then the handover itself
+    last_seen = int(before[-1].id)
+
+    process = serve_process(_env(port), tmp_path, stderr=subprocess.PIPE)
+    try:
+        await wait_until_healthy(base, process)
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            headers = {"Last-Event-ID": str(last_seen)}
+            async with client.stream("GET", f"/api/stream/{run_id}", headers=headers) as response:
+                after = [f async for f in frames(response) if f.comment is None]
+            run = (await client.get(f"/api/run/{run_id}")).json()
+            transcript = (await client.get(f"/api/export/{run_id}.json")).json()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        _, stderr = process.communicate(timeout=10)
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert [int(f.id) for f in after] == list(range(last_seen + 1, last_seen + 1 + len(after)))
+    assert after[0].event == "resumed"
+    assert after[0].data == {"turn": 1, "takeovers": 1}
+    assert after[1].event == "turn_start"
+    assert after[1].data["turn"] == 1
+    assert [f.event for f in after[-2:]] == ["run_status", "done"]
+    assert run["status"] == "completed"
+    messages = transcript["messages"]
+    turns = [m for m in messages if m["bot_index"] is not None]
+    assert [(m["turn"], m["author"], m["status"]) for m in turns] == [
+        (0, "A", "partial"),
+        (1, "B", "complete"),
+    ]
+    assert turns[0]["content"] == cut_text
+    assert cut_text
 
 
 async def test_sigterm_ends_v1_streams_with_an_error_chunk_and_closes_their_upstream(

@@ -79,9 +79,13 @@ async def test_runs_survive_a_restart_and_unfinished_ones_become_interrupted(
     await repository.update_bot(run.id, 1, BotConfig("B", "scripted/count", "new", 1.0, 9))
     await engine.dispose()
 
-    # The "process" above is gone; its heartbeat goes stale after RUN_STALE_SECONDS.
+    # The "process" above is gone; its lease lapses after RUN_LEASE_SECONDS, and the run
+    # is marked (RUN_RESUME=false; taking it over is tested in test_takeover).
     settings = make_settings(
-        database_url=database_url, run_heartbeat_seconds=0.05, run_stale_seconds=0.2
+        database_url=database_url,
+        run_heartbeat_seconds=0.05,
+        run_lease_seconds=0.2,
+        run_resume=False,
     )
     await asyncio.sleep(0.3)
     app = create_app(settings, ProviderRegistry())

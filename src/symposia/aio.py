@@ -128,3 +128,11 @@ async def read_ahead(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+
+
+async def stopped_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `event`: whether it is set. A loop's sleep that ends early
+    when it is told to stop, letting the work under way finish rather than cancelling it."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()

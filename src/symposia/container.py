@@ -32,7 +32,7 @@ from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
 from symposia.services.models import ModelCatalog
 from symposia.services.run_liveness import RunLiveness
-from symposia.services.runs import RunService
+from symposia.services.runs import HANDOVER_WRITE_SECONDS, RunService
 from symposia.settings import Settings
 from symposia.storage.db import create_engine, session_factory
 from symposia.storage.migrate import upgrade
@@ -80,6 +80,7 @@ class Container:
         await self.log.start()
         await upgrade(self.engine)
         check_exposure(self.settings, await self.api_keys.any_active())
+        await self.runs.start()
         await self.liveness.start()
         self.metrics.loop_lag.start()
         self.request_scopes.start()
@@ -96,7 +97,8 @@ class Container:
             self.streams,
             heartbeat=self.settings.sse_heartbeat_seconds,
             send_timeout=self.settings.sse_send_timeout,
-            shutdown_grace=self.settings.shutdown_grace_seconds,
+            # Runs hand over within the grace, then readers are stopped: allow for both.
+            shutdown_grace=self.settings.shutdown_grace_seconds + HANDOVER_WRITE_SECONDS + 1,
         )
 
     async def shutdown(self) -> None:
@@ -108,6 +110,9 @@ class Container:
             self.conversations.shutdown(self.settings.shutdown_grace_seconds),
             self.request_scopes.shutdown(self.settings.shutdown_grace_seconds),
         )
+        # Viewers here get what the runs wrote as they left (the end, or `interrupted`) and
+        # their responses end cleanly; they reconnect elsewhere with Last-Event-ID.
+        self.log.stop_readers()
         for provider in self.providers:
             if isinstance(provider, LocalProvider):
                 provider.close()
@@ -191,7 +196,10 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     metrics = Metrics()
     models = Models(providers, policy, timeouts, metrics)
     turns = TurnRunner(repository, log, models, settings.context_budget_tokens)
-    loop = RunLoop(repository, log, turns)
+    # A turn writes at most its tokens (a delta is at least one) and its end.
+    loop = RunLoop(
+        repository, log, turns, settings.max_tokens_limit + 2, settings.run_max_takeovers
+    )
     catalog = ModelCatalog(providers, settings.models_cache_seconds)
     service = RunService(
         repository,
@@ -202,6 +210,8 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         settings.run_max_turns,
         settings.max_tokens_limit,
         settings.max_concurrent_runs_per_principal,
+        settings.run_lease_seconds,
+        settings.run_resume,
     )
     limits = ChatLimits(
         settings.default_model,
@@ -240,5 +250,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
             models, conversations, settings.default_max_tokens, settings.max_tokens_limit
         ),
         RequestScopes(),
-        RunLiveness(repository, settings.run_heartbeat_seconds, settings.run_stale_seconds),
+        RunLiveness(repository, settings.run_heartbeat_seconds, service.sweep),
     )

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     Field,
     SecretStr,
@@ -96,10 +97,20 @@ class Settings(BaseSettings):
     event_log_max_events: int = Field(default=100_000, ge=100)
     event_log_retention_seconds: float = Field(default=3600.0, ge=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=300)
-    # A live run's process renews its heartbeat this often; a run whose heartbeat is older
-    # than RUN_STALE_SECONDS lost its process and is marked `interrupted`.
-    run_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
-    run_stale_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # The process generating a run holds its lease, renewed every RUN_HEARTBEAT_SECONDS
+    # (when it also looks for the expired leases of others); a lease not renewed for
+    # RUN_LEASE_SECONDS (RUN_STALE_SECONDS, its former name, is still read) lost its process.
+    run_heartbeat_seconds: float = Field(default=3.0, gt=0, le=300)
+    run_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        validation_alias=AliasChoices("run_lease_seconds", "run_stale_seconds"),
+    )
+    # What happens to such a run: taken over and continued (at most RUN_MAX_TAKEOVERS
+    # times), or, with RUN_RESUME=false, marked `interrupted`.
+    run_resume: bool = True
+    run_max_takeovers: int = Field(default=3, ge=0, le=100)
 
     # Infrastructure: the embedded SQLite file when unset; limits in memory without Redis
     database_url: str | None = None
@@ -170,9 +181,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _stale_after_heartbeats(self) -> Settings:
-        if self.run_stale_seconds < 2 * self.run_heartbeat_seconds:
+        if self.run_lease_seconds < 2 * self.run_heartbeat_seconds:
             raise ValueError(
-                "RUN_STALE_SECONDS must be at least twice RUN_HEARTBEAT_SECONDS, or a live "
+                "RUN_LEASE_SECONDS must be at least twice RUN_HEARTBEAT_SECONDS, or a live "
                 "run of another server could be taken for a dead one"
             )
         return self

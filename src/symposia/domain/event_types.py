@@ -167,6 +167,32 @@ class ReplyDone:
 
 
 @dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The process generating the run stopped (it died, or handed the run over as it left):
+    `turn` is the turn the run goes on from when it is resumed."""
+
+    type: ClassVar[Literal["interrupted"]] = "interrupted"
+    reason: str
+    turn: int
+
+    def data(self) -> dict[str, Any]:
+        return {"reason": self.reason, "turn": self.turn}
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """Another process (or this one, restarted) took the run over and goes on from `turn`;
+    `takeovers` counts how many times that has happened to this run."""
+
+    type: ClassVar[Literal["resumed"]] = "resumed"
+    turn: int
+    takeovers: int
+
+    def data(self) -> dict[str, Any]:
+        return {"turn": self.turn, "takeovers": self.takeovers}
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Stands for events that are no longer kept one by one (a turn's tokens, compacted
     once the live log was gone): its id is the last id it stands for, `first_id` the
@@ -201,6 +227,8 @@ Payload = (
     | StreamError
     | RunDone
     | ReplyDone
+    | Interrupted
+    | Resumed
     | Snapshot
 )
 

@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EventType = Literal[
-    "run_status", "turn_start", "token", "turn_complete", "error", "done", "snapshot"
+    "run_status",
+    "turn_start",
+    "token",
+    "turn_complete",
+    "error",
+    "done",
+    "interrupted",
+    "resumed",
+    "snapshot",
 ]
 
 

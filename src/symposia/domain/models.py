@@ -136,6 +136,12 @@ class Run:
     finished_at: datetime | None = None
     # Id (seq) of the run stream's last event, `done`, once it was sent.
     done_event: int | None = None
+    # The lease's story (see storage.sql_runs): takeovers so far, a stop asked of the
+    # owner, the `turn_start` id of a turn under way, the last id a departing owner wrote.
+    takeovers: int = 0
+    stop_requested: str | None = None
+    open_turn_event: int | None = None
+    last_event: int | None = None
     # Set by listings that load no transcript, so `turn_count` still answers.
     counted_turns: int | None = None
 

@@ -40,6 +40,12 @@ def fenced_out(stream_id: str, epoch: int, current: int | str) -> FencedOutError
 class EventLog(Protocol):
     async def create(self, stream_id: str) -> None: ...
 
+    async def restore(self, stream_id: str, events: Sequence[Event]) -> None:
+        """Create the stream holding `events` (their ids as given, ascending; a `snapshot`
+        may stand for several ids), to go on numbering after the last: a run's stream
+        rebuilt from storage when the log that had it is gone. Nothing if it exists."""
+        ...
+
     async def append(
         self, stream_id: str, type: EventType, data: dict[str, Any], epoch: int | None = None
     ) -> Event:
@@ -54,6 +60,11 @@ class EventLog(Protocol):
 
     async def close(self, stream_id: str) -> None:
         """No more events will come; subscribers end after the last one."""
+        ...
+
+    def stop_readers(self) -> None:
+        """Readers in this process end after what is there now, instead of waiting for more:
+        the process is leaving, and its viewers reconnect elsewhere with `Last-Event-ID`."""
         ...
 
     async def read(self, stream_id: str, after_seq: int = 0) -> list[Event]: ...

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from symposia.domain.events import Event, EventType
@@ -15,6 +16,7 @@ class _Stream:
     __slots__ = (
         "closed",
         "closed_at",
+        "dense",
         "epoch",
         "events",
         "first_seq",
@@ -32,6 +34,9 @@ class _Stream:
         self.closed_at = 0.0
         self.epoch = 0
         self.wakeup = asyncio.Event()
+        # One event per id, so a position is an index; a restored stream may have a
+        # `snapshot` standing for several ids, and is searched instead.
+        self.dense = True
 
     def notify(self) -> None:
         """Wake every waiting subscriber; each waits on the Event it saw, so none is missed."""
@@ -44,7 +49,10 @@ class _Stream:
             raise ResumeGoneError(
                 f"events after {seq} are no longer retained; the oldest is {self.first_seq}"
             )
-        start = seq + 1 - self.first_seq
+        if self.dense:
+            start = seq + 1 - self.first_seq
+        else:
+            start = bisect.bisect_right(self.events, seq, key=_seq_of)
         return self.events[start : None if limit is None else start + limit]
 
     def add(self, event: Event) -> None:
@@ -53,7 +61,11 @@ class _Stream:
             # Trim a tenth at a time so appends stay amortised O(1).
             drop = max(1, self.max_events // 10)
             del self.events[:drop]
-            self.first_seq += drop
+            self.first_seq = self.events[0].seq if not self.dense else self.first_seq + drop
+
+
+def _seq_of(event: Event) -> int:
+    return event.seq
 
 
 class InMemoryEventLog:
@@ -63,6 +75,7 @@ class InMemoryEventLog:
         self._streams: dict[str, _Stream] = {}
         self._max_events = max_events
         self._retention = retention_seconds
+        self._leaving = False
 
     async def start(self) -> None:
         """Nothing to reach: memory is always there."""
@@ -85,6 +98,17 @@ class InMemoryEventLog:
     async def create(self, stream_id: str) -> None:
         self._expire()
         self._streams.setdefault(stream_id, _Stream(self._max_events))
+
+    async def restore(self, stream_id: str, events: Sequence[Event]) -> None:
+        if stream_id in self._streams:
+            return
+        stream = _Stream(self._max_events)
+        if events:
+            stream.events = list(events)
+            stream.next_seq = events[-1].seq + 1
+            stream.dense = events[-1].seq - events[0].seq == len(events) - 1
+            stream.first_seq = events[0].seq if stream.dense else 1
+        self._streams[stream_id] = stream
 
     async def append(
         self, stream_id: str, type: EventType, data: dict[str, Any], epoch: int | None = None
@@ -111,6 +135,11 @@ class InMemoryEventLog:
         if not stream.closed:
             stream.closed = True
             stream.closed_at = time.monotonic()
+            stream.notify()
+
+    def stop_readers(self) -> None:
+        self._leaving = True
+        for stream in self._streams.values():
             stream.notify()
 
     async def read(self, stream_id: str, after_seq: int = 0) -> list[Event]:
@@ -145,6 +174,6 @@ class InMemoryEventLog:
                 if stream.next_seq - 1 > position:
                     await asyncio.sleep(0)  # more is there at once: let the others run first
                 continue
-            if stream.closed:
+            if stream.closed or self._leaving:
                 return
             await wakeup.wait()

@@ -82,6 +82,19 @@ redis.call('HSET', KEYS[2], 'last', seq)
 return seq
 """
 
+# KEYS: stream, meta. ARGV: (seq, type, data) triples, ascending. Creates the stream with
+# these entries unless it exists. Returns 1 when it did.
+_RESTORE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local last = 0
+for i = 1, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], ARGV[i] .. '-0', 't', ARGV[i + 1], 'd', ARGV[i + 2])
+  last = ARGV[i]
+end
+redis.call('HSET', KEYS[2], 'last', last)
+return 1
+"""
+
 # KEYS: meta. ARGV: epoch. Raises the stream's epoch to it, never lowers it.
 _FENCE = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('{_MISSING}') end
@@ -212,11 +225,13 @@ class RedisEventLog:
         self._append_script = self._redis.register_script(_APPEND)
         self._close_script = self._redis.register_script(_CLOSE)
         self._fence_script = self._redis.register_script(_FENCE)
+        self._restore_script = self._redis.register_script(_RESTORE)
         self._wake_key = f"{prefix}wake:{uuid.uuid4().hex}"
         self._tails: dict[str, _Tail] = {}
         self._opening = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopping = False
+        self._leaving = False
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -259,6 +274,15 @@ class RedisEventLog:
     async def create(self, stream_id: str) -> None:
         try:
             await self._redis.hsetnx(self._keys(stream_id)[1], "last", 0)
+        except (RedisError, OSError) as exc:
+            raise _error(exc, stream_id) from exc
+
+    async def restore(self, stream_id: str, events: Sequence[Event]) -> None:
+        args: list[str | int] = []
+        for item in events:
+            args += [item.seq, item.type, orjson.dumps(item.data).decode()]
+        try:
+            await self._restore_script(self._keys(stream_id), args)
         except (RedisError, OSError) as exc:
             raise _error(exc, stream_id) from exc
 
@@ -344,7 +368,13 @@ class RedisEventLog:
         closed = False
         for entry_id, fields in entries:
             seq, marker = _split(entry_id)
-            if not events and seq + marker > after_seq + 1:
+            if marker:
+                first = seq + 1
+            elif fields.get("t") == "snapshot":  # it stands for the ids from its first_id
+                first = int(orjson.loads(fields["d"]).get("first_id", seq))
+            else:
+                first = seq
+            if not events and first > after_seq + 1:
                 raise ResumeGoneError(
                     f"events after {after_seq} are no longer retained; the oldest is {seq}"
                 )
@@ -353,6 +383,12 @@ class RedisEventLog:
             else:
                 events.append(_event(seq, fields))
         return events, closed
+
+    def stop_readers(self) -> None:
+        self._leaving = True
+        for tail in self._tails.values():
+            wakeup, tail.wakeup = tail.wakeup, asyncio.Event()
+            wakeup.set()
 
     async def read(self, stream_id: str, after_seq: int = 0) -> list[Event]:
         return (await self._range(stream_id, after_seq, None))[0]
@@ -396,7 +432,7 @@ class RedisEventLog:
                     if tail.position > position:
                         await asyncio.sleep(0)  # more is there at once: let the others run
                     continue
-                if closed:
+                if closed or self._leaving:
                     return
                 await wakeup.wait()
         finally:

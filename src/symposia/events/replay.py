@@ -125,3 +125,21 @@ def rebuild(run: Run) -> StoredStream:
     after = events[-1].seq
     events.extend(event(after + 1 + i, payload) for i, payload in enumerate(unplaced))
     return StoredStream(tuple(events))
+
+
+def resumable(run: Run, turn_events_max: int) -> list[Event]:
+    """The stream of an unfinished run whose live log is gone (it was in the memory of a
+    process that stopped), rebuilt to go on from: what storage knows, then one `snapshot`
+    standing for every id the lost log may have used after that, so the events appended
+    next never reuse an id a client saw. Those are the ids up to the departing owner's last
+    event when it recorded one (a handover), and those a turn cut under way may have used
+    (its `turn_start`, at most `turn_events_max` more) when the process died mid-turn."""
+    events = list(rebuild(run).events)
+    last = events[-1].seq
+    high = max(last, run.last_event or 0)
+    closed = max((m.complete_event or 0 for m in run.messages), default=0)
+    if run.open_turn_event is not None and run.open_turn_event > closed:
+        high = max(high, run.open_turn_event + turn_events_max)
+    if high > last:
+        events.append(event(high, Snapshot(last + 1)))
+    return events

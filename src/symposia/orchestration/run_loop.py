@@ -4,9 +4,16 @@ Every turn starts from the run as stored, so a bot edited mid-run speaks with it
 config next turn. A stop is a cancellation of this task: the current provider call is
 cancelled, its partial text saved, and the run marked `cancelled` with the reason.
 
-The task first claims the run's lease: the epoch it gets fences the run's rows and event
-stream, and every write carries it. If another process claims the run meanwhile, a write
-is refused (`FencedOutError`) and this task stops quietly: the run is the other's now.
+The task holds the run's lease: the epoch it got fences the run's rows and event stream,
+and every write carries it. If another process claims the run meanwhile, a write is
+refused (`FencedOutError`) and this task stops quietly: the run is the other's now.
+
+A process that leaves hands its runs over (`RunControl.handing_over`): the turn under way
+may finish, else it is cut and kept as `partial`; an `interrupted` event is written, the
+lease released and the stream left open. Whoever takes the run over (`resume`: another
+process, or this one restarted) closes a turn its predecessor was cut off in, says
+`interrupted` if that was not said, then `resumed`, and goes on from the next turn: a
+half-finished turn is never generated again (it would be paid for twice).
 """
 
 from __future__ import annotations
@@ -16,10 +23,22 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from symposia.domain.event_types import RunDone, RunStatusChanged, StreamError, emit
-from symposia.domain.models import RunStatus
+from symposia.domain.event_types import (
+    BotTurn,
+    Interrupted,
+    Resumed,
+    RunDone,
+    RunStatusChanged,
+    StreamError,
+    TurnComplete,
+    emit,
+)
+from symposia.domain.events import Event
+from symposia.domain.models import Message, MessageStatus, Run, RunStatus, utcnow
 from symposia.errors import FencedOutError
 from symposia.events.log import EventLog
+from symposia.events.replay import resumable
+from symposia.orchestration.control import HANDOVER, RunControl
 from symposia.orchestration.generation import GenerationFailedError
 from symposia.orchestration.strategies import STRATEGIES
 from symposia.orchestration.turns import TurnRunner
@@ -28,35 +47,116 @@ from symposia.storage.repositories import RunRepository
 
 logger = logging.getLogger(__name__)
 
+OWNER_LOST = "the process generating the run stopped"
+
+
+class _HandOverError(Exception):
+    """Raised between turns when this process is leaving."""
+
 
 @dataclass(slots=True)
 class RunLoop:
     runs: RunRepository
     log: EventLog
     turns: TurnRunner
+    # Most events one turn can write after its `turn_start` (its tokens and its end): the
+    # ids a turn cut off with its log may have used.
+    turn_events_max: int = 4096 + 2
+    max_takeovers: int = 3
 
-    async def execute(self, run_id: str, stop_reason: dict[str, str]) -> None:
-        """Drive the run to its end; `stop_reason` is filled in by whoever cancels us."""
+    async def execute(self, run_id: str, control: RunControl) -> None:
+        """Drive a new run to its end; `control` says why, if we are cancelled."""
         epoch = await self.runs.claim(run_id)
         try:
             await self.log.fence(run_id, epoch)
-            await self._drive(run_id, epoch, stop_reason)
+            await self._drive(run_id, epoch, control, begin=True)
         except FencedOutError as exc:
             _lost(run_id, exc)
 
-    async def _drive(self, run_id: str, epoch: int, stop_reason: dict[str, str]) -> None:
+    async def resume(self, run_id: str, epoch: int, takeovers: int, control: RunControl) -> None:
+        """Go on with a run taken over at `epoch` (see the module docstring)."""
         try:
-            await self._set_status(run_id, epoch, RunStatus.RUNNING)
-            await self._turns(run_id, epoch)
+            run = await self._run(run_id)
+            if not await self.log.exists(run_id):  # it lived in a stopped process's memory
+                await self.log.restore(run_id, resumable(run, self.turn_events_max))
+            await self.log.fence(run_id, epoch)
+            run = await self._close_cut_turn(run, epoch)
+            if run.stop_requested is not None:
+                await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested)
+                return
+            if takeovers > self.max_takeovers:
+                reason = f"taken over {takeovers - 1} times, the most allowed (RUN_MAX_TAKEOVERS)"
+                await self._finish(run_id, epoch, RunStatus.INTERRUPTED, reason)
+                return
+            await emit(self.log, run_id, Resumed(run.turn_count, takeovers), epoch)
+            logger.info("run %s: resumed at turn %d", run_id, run.turn_count)
+            await self._drive(run_id, epoch, control)
+        except FencedOutError as exc:
+            _lost(run_id, exc)
+
+    async def _run(self, run_id: str) -> Run:
+        run = await self.runs.get(run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id}")
+        return run
+
+    async def _close_cut_turn(self, run: Run, epoch: int) -> Run:
+        """Keep the turn the last owner was cut off in as `partial` (its text from the log,
+        none if the log lost it), and say the run was interrupted if it was not said."""
+        closed = max((m.complete_event or 0 for m in run.messages), default=0)
+        events = await self.log.read(run.id, closed)
+        cut = _open_turn(events)
+        opened = run.open_turn_event
+        if (
+            cut is None
+            and opened is not None
+            and opened > closed
+            and not any(e.seq == opened for e in events)  # the log that had the turn is gone
+        ):
+            turn = run.turn_count
+            bot = STRATEGIES[run.strategy].next_speaker(run, turn)
+            cut = (opened, BotTurn(turn, bot, run.bots[bot].name), None, "")
+        if cut is not None:
+            start, speaker, model, text = cut
+            message = Message(
+                role="assistant",
+                author=speaker.name,
+                content=text,
+                model=model or run.bots[speaker.bot].model,
+                status=MessageStatus.PARTIAL,
+                bot_index=speaker.bot,
+                turn=speaker.turn,
+                start_event=start,
+                completed_at=utcnow(),
+            )
+            # Saved even when empty: the turn was paid for, and is not taken again.
+            message.complete_event = await self.log.last_seq(run.id) + 1
+            await self.runs.add_message(run.id, message, epoch)
+            await emit(self.log, run.id, TurnComplete(speaker, message), epoch)
+            run = await self._run(run.id)
+        if cut is None and _interruption_said(events, run.last_event):
+            return run
+        await emit(self.log, run.id, Interrupted(OWNER_LOST, run.turn_count), epoch)
+        return run
+
+    async def _drive(
+        self, run_id: str, epoch: int, control: RunControl, begin: bool = False
+    ) -> None:
+        try:
+            if begin:
+                await self._set_status(run_id, epoch, RunStatus.RUNNING)
+            await self._turns(run_id, epoch, control)
         except FencedOutError:
             raise
+        except _HandOverError:
+            await self._hand_over(run_id, epoch)
         except asyncio.CancelledError:
-            reason = stop_reason.get(run_id, "stopped")
+            reason = control.stop_reasons.get(run_id, "stopped")
             try:
-                await asyncio.shield(
-                    self._set_status(run_id, epoch, RunStatus.CANCELLED, stop_reason=reason)
-                )
-                await asyncio.shield(self._end(run_id, epoch, RunStatus.CANCELLED))
+                if reason == HANDOVER:
+                    await asyncio.shield(self._hand_over(run_id, epoch))
+                else:
+                    await asyncio.shield(self._finish(run_id, epoch, RunStatus.CANCELLED, reason))
             except FencedOutError as exc:
                 _lost(run_id, exc)
             raise
@@ -76,17 +176,30 @@ class RunLoop:
                 await self._end(run_id, epoch, RunStatus.ERROR)
             raise
         else:
-            await self._set_status(run_id, epoch, RunStatus.COMPLETED)
-            await self._end(run_id, epoch, RunStatus.COMPLETED)
+            await self._finish(run_id, epoch, RunStatus.COMPLETED)
 
-    async def _turns(self, run_id: str, epoch: int) -> None:
-        run = await self.runs.get(run_id)
-        assert run is not None
+    async def _turns(self, run_id: str, epoch: int, control: RunControl) -> None:
+        run = await self._run(run_id)
         strategy = STRATEGIES[run.strategy]
         for turn in range(run.turn_count, run.max_turns):
-            run = await self.runs.get(run_id)  # the latest bot configs
-            assert run is not None
+            if control.handing_over:
+                raise _HandOverError
+            run = await self._run(run_id)  # the latest bot configs
             await self.turns.take_turn(run, strategy.next_speaker(run, turn), turn, epoch)
+
+    async def _hand_over(self, run_id: str, epoch: int) -> None:
+        """Leave the run to another process: say so, and release the lease. The stream
+        stays open for the events the next owner writes."""
+        run = await self._run(run_id)
+        said = await emit(self.log, run_id, Interrupted(HANDOVER, run.turn_count), epoch)
+        await self.runs.release(run_id, epoch, said.seq)
+        logger.info("run %s: handed over at turn %d", run_id, run.turn_count)
+
+    async def _finish(
+        self, run_id: str, epoch: int, status: RunStatus, reason: str | None = None
+    ) -> None:
+        await self._set_status(run_id, epoch, status, stop_reason=reason)
+        await self._end(run_id, epoch, status)
 
     async def _set_status(self, run_id: str, epoch: int, status: RunStatus, **details: Any) -> None:
         await self.runs.set_status(run_id, status, epoch=epoch, **details)
@@ -108,6 +221,34 @@ class RunLoop:
         finally:  # last: when viewers see the end, the run's work is done
             if not fenced:
                 await self.log.close(run_id)
+
+
+def _open_turn(events: list[Event]) -> tuple[int, BotTurn, str | None, str] | None:
+    """The turn `events` start and never complete: (its `turn_start` id, speaker, model,
+    its text so far), or None."""
+    start: Event | None = None
+    parts: list[str] = []
+    for item in events:
+        if item.type == "turn_start":
+            start, parts = item, []
+        elif item.type == "turn_complete":
+            start = None
+        elif item.type == "token" and start is not None:
+            parts.append(str(item.data.get("delta", "")))
+    if start is None:
+        return None
+    data = start.data
+    speaker = BotTurn(int(data["turn"]), int(data["bot"]), str(data["name"]))
+    return start.seq, speaker, data.get("model"), "".join(parts)
+
+
+def _interruption_said(events: list[Event], handed_over_at: int | None) -> bool:
+    """Whether the stream's last event says the run was interrupted: it is `interrupted`,
+    or it is the departing owner's own (`handed_over_at`), restored as a `snapshot`."""
+    if not events:
+        return False
+    last = events[-1]
+    return last.type == "interrupted" or (handed_over_at is not None and last.seq <= handed_over_at)
 
 
 def _lost(run_id: str, exc: FencedOutError) -> None:

@@ -46,6 +46,11 @@ class TurnRunner:
             turn=turn,
         )
         speaker = BotTurn(turn, bot_index, bot.name)
+        if epoch is not None:
+            # Recorded first, so a new owner knows the turn was cut even when the log that
+            # had its events is gone; this task is the stream's only writer, so the
+            # `turn_start` about to be sent is the next id.
+            await self.runs.set_open_turn(run.id, await self.log.last_seq(run.id) + 1, epoch)
         started = await emit(self.log, run.id, TurnStart(speaker, bot.model), epoch)
         message.start_event = started.seq
         messages = fit(messages_for(run, bot_index), self.context_budget - bot.max_tokens)

@@ -1,19 +1,20 @@
-"""Run liveness across servers sharing one database, until leases replace it.
+"""Run leases across servers sharing one database: renewed here, taken over when lapsed.
 
-This process renews the heartbeat of its live runs every `every` seconds, and marks
-`interrupted` the unfinished runs of other processes whose heartbeat is older than
-`stale_after` (their process died): at start-up, and on every beat after, so a run left
-by a process killed a moment ago is marked once its heartbeat has gone stale. A run
-whose process may still be alive is never touched.
+This process renews the leases of its live runs every `every` seconds (one UPDATE), then
+`sweep`s: the runs whose lease another process let lapse (it died) or released (it left)
+are taken over or marked `interrupted` (see `RunService.sweep`). It sweeps at start-up
+too, so a single process restarted goes on with the runs it had. A run whose lease is
+live is never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from symposia.aio import stopped_within
 from symposia.storage.failures import summary
 from symposia.storage.repositories import RunRepository
 
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 class RunLiveness:
     runs: RunRepository
     every: float
-    stale_after: float
+    sweep: Callable[[], Awaitable[int]]
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
@@ -33,24 +34,13 @@ class RunLiveness:
         await self.sweep()
         self._task = asyncio.create_task(self._beat(), name="run-heartbeat")
 
-    async def sweep(self) -> int:
-        interrupted = await self.runs.mark_interrupted(self.stale_after)
-        if interrupted:
-            logger.warning("marked %d runs of stopped servers as interrupted", interrupted)
-        return interrupted
-
     async def _beat(self) -> None:
-        while not await self._stopped_within(self.every):
+        while not await stopped_within(self._stop, self.every):
             try:
                 await self.runs.heartbeat()
                 await self.sweep()
             except Exception as exc:  # a database blip must not stop the heartbeat for good
                 logger.warning("run heartbeat failed: %s", summary(exc))
-
-    async def _stopped_within(self, seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
-        return self._stop.is_set()
 
     async def close(self) -> None:
         """Stop beating; a beat under way finishes first (cancelling it mid-query would

@@ -140,6 +140,10 @@ def run_of(row: RunRow, bots: list[BotConfig], messages: list[Message]) -> Run:
         started_at=aware(row.started_at),
         finished_at=aware(row.finished_at),
         done_event=row.done_event,
+        takeovers=row.takeovers,
+        stop_requested=row.stop_requested,
+        open_turn_event=row.open_turn_event,
+        last_event=row.last_event,
     )
 
 

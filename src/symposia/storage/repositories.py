@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from symposia.domain.models import BotConfig, Message, Run, RunStatus
@@ -39,6 +40,30 @@ class RunRepository(Protocol):
     async def claim(self, run_id: str) -> int:
         """Take the run's lease for this process; returns its new epoch (fencing token)."""
         ...
+
+    async def add_within(self, run: Run, limit: int) -> int | None:
+        """Add the run unless its owner has `limit` unfinished runs (then: how many)."""
+        ...
+
+    async def expired(self, lease_seconds: float, limit: int = 100) -> list[tuple[str, int]]:
+        """(id, epoch) of other processes' runs whose lease lapsed or was released."""
+        ...
+
+    async def take_over(
+        self, run_id: str, seen_epoch: int, lease_seconds: float
+    ) -> tuple[int, int] | None:
+        """Claim an expired lease still at `seen_epoch`: (new epoch, takeovers), or None."""
+        ...
+
+    async def release(self, run_id: str, epoch: int, last_event: int | None) -> None: ...
+
+    async def set_open_turn(self, run_id: str, seq: int, epoch: int) -> None: ...
+
+    async def request_stop(self, run_id: str, reason: str) -> bool: ...
+
+    async def stops_requested(self, run_ids: Sequence[str]) -> dict[str, str]: ...
+
+    async def lease_of(self, run_id: str) -> tuple[int, RunStatus] | None: ...
 
     async def update_bot(self, run_id: str, index: int, bot: BotConfig) -> None: ...
 

@@ -13,6 +13,7 @@ differs, so an owner that paused while another claimed the run can never write a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +31,10 @@ UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 async def next_seq(session: AsyncSession, column: Any, parent_id: str) -> int:
     current = await session.scalar(select(func.max(MessageRow.seq)).where(column == parent_id))
     return 0 if current is None else current + 1
+
+
+def _owned_by(owner: str | None) -> Any:
+    return RunRow.owner.is_(None) if owner is None else RunRow.owner == owner
 
 
 def _rows(result: object) -> int:
@@ -53,14 +58,42 @@ class SqlRunRepository:
 
     async def add(self, run: Run) -> None:
         async with self._sessions.begin() as session:
-            row = run_row(run)
-            row.instance_id, row.heartbeat_at = self.instance_id, utcnow()
-            session.add(row)
+            self._insert(session, run)
             await session.flush()
             session.add_all(bot_row(run.id, i, bot) for i, bot in enumerate(run.bots))
             await session.flush()
             for seq, message in enumerate(run.messages):
                 session.add(message_row(message, seq, run_id=run.id))
+
+    async def add_within(self, run: Run, limit: int) -> int | None:
+        """Add the run unless its owner already has `limit` unfinished runs; then return how
+        many they have. The count and the insert are one transaction, serialised per owner
+        on PostgreSQL, so workers on one database hold the limit together."""
+        async with self._sessions.begin() as session:
+            connection = await session.connection()
+            if connection.dialect.name == "postgresql":
+                await session.execute(
+                    select(func.pg_advisory_xact_lock(func.hashtext(f"runs:{run.owner}")))
+                )
+            running = await session.scalar(
+                select(func.count())
+                .select_from(RunRow)
+                .where(_owned_by(run.owner), RunRow.status.in_(UNFINISHED))
+            )
+            if running is not None and running >= limit:
+                return int(running)
+            self._insert(session, run)
+            await session.flush()
+            session.add_all(bot_row(run.id, i, bot) for i, bot in enumerate(run.bots))
+            await session.flush()
+            for seq, message in enumerate(run.messages):
+                session.add(message_row(message, seq, run_id=run.id))
+            return None
+
+    def _insert(self, session: AsyncSession, run: Run) -> None:
+        row = run_row(run)
+        row.instance_id, row.heartbeat_at = self.instance_id, utcnow()
+        session.add(row)
 
     async def get(self, run_id: str) -> Run | None:
         async with self._sessions() as session:
@@ -168,6 +201,88 @@ class SqlRunRepository:
             assert epoch is not None
             return int(epoch)
 
+    def _expired(self, lease_seconds: float) -> list[Any]:
+        """Unfinished runs whose lease another instance let lapse or released (its process
+        died, or handed the run over): never this instance's own."""
+        stale = utcnow() - timedelta(seconds=lease_seconds)
+        return [
+            RunRow.status.in_(UNFINISHED),
+            or_(RunRow.instance_id.is_(None), RunRow.instance_id != self.instance_id),
+            or_(RunRow.heartbeat_at.is_(None), RunRow.heartbeat_at < stale),
+        ]
+
+    async def expired(self, lease_seconds: float, limit: int = 100) -> list[tuple[str, int]]:
+        """(run id, lease epoch) of runs whose lease expired, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(RunRow.id, RunRow.lease_epoch)
+                .where(*self._expired(lease_seconds))
+                .order_by(RunRow.created_at)
+                .limit(limit)
+            )
+            return [(row.id, int(row.lease_epoch)) for row in rows]
+
+    async def take_over(
+        self, run_id: str, seen_epoch: int, lease_seconds: float
+    ) -> tuple[int, int] | None:
+        """Claim a run whose lease expired, if it is still at `seen_epoch` and still expired:
+        of several processes trying at once, one wins. Returns (new epoch, takeovers so far)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.lease_epoch == seen_epoch)
+                .where(*self._expired(lease_seconds))
+                .values(
+                    lease_epoch=seen_epoch + 1,
+                    instance_id=self.instance_id,
+                    heartbeat_at=utcnow(),
+                    takeovers=RunRow.takeovers + 1,
+                )
+            )
+            if not _rows(result):
+                return None
+            takeovers = await session.scalar(select(RunRow.takeovers).where(RunRow.id == run_id))
+            return seen_epoch + 1, int(takeovers or 0)
+
+    async def release(self, run_id: str, epoch: int, last_event: int | None) -> None:
+        """Give the lease up (a process leaving): any other may take the run at once."""
+        await self._update(
+            run_id, epoch, instance_id=None, heartbeat_at=None, last_event=last_event
+        )
+
+    async def set_open_turn(self, run_id: str, seq: int, epoch: int) -> None:
+        await self._update(run_id, epoch, open_turn_event=seq)
+
+    async def request_stop(self, run_id: str, reason: str) -> bool:
+        """Ask the run's owner, wherever it is, to stop it; False if it is finished."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status.in_(UNFINISHED))
+                .values(stop_requested=func.coalesce(RunRow.stop_requested, reason))
+            )
+            return bool(_rows(result))
+
+    async def stops_requested(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The stops asked of these runs (this process's live ones): one small query."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(RunRow.id, RunRow.stop_requested).where(
+                    RunRow.id.in_(list(run_ids)), RunRow.stop_requested.is_not(None)
+                )
+            )
+            return {row.id: str(row.stop_requested) for row in rows}
+
+    async def lease_of(self, run_id: str) -> tuple[int, RunStatus] | None:
+        """(lease epoch, status) of the run, or None if there is none."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(RunRow.lease_epoch, RunRow.status).where(RunRow.id == run_id)
+                )
+            ).first()
+            return None if row is None else (int(row.lease_epoch), RunStatus(row.status))
+
     async def update_bot(self, run_id: str, index: int, bot: BotConfig) -> None:
         async with self._sessions.begin() as session:
             row = await session.get(RunBotRow, (run_id, index))
@@ -224,16 +339,14 @@ class SqlRunRepository:
             return _rows(result)
 
     async def mark_interrupted(self, stale_after: float) -> int:
-        """Runs left `pending` or `running` by a process that died: another instance's runs
-        whose heartbeat is older than `stale_after` seconds (or absent). Returns how many."""
-        stale = utcnow() - timedelta(seconds=stale_after)
+        """Runs left `pending` or `running` by a process that died, when they are not to be
+        resumed (RUN_RESUME=false): those whose lease expired. Returns how many."""
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(RunRow)
-                .where(RunRow.status.in_(UNFINISHED))
-                .where(or_(RunRow.instance_id.is_(None), RunRow.instance_id != self.instance_id))
-                .where(or_(RunRow.heartbeat_at.is_(None), RunRow.heartbeat_at < stale))
+                .where(*self._expired(stale_after))
                 .values(
+                    lease_epoch=RunRow.lease_epoch + 1,  # fences out an owner not quite dead
                     status=RunStatus.INTERRUPTED.value,
                     finished_at=utcnow(),
                     stop_reason="the server stopped while the run was going on",

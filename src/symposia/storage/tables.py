@@ -63,6 +63,15 @@ class RunRow(Base):
     done_event: Mapped[int | None] = mapped_column(Integer)
     # The fencing token: bumped by each claim, checked by every write of the run's owner.
     lease_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Times another process took the run over from a dead (or departing) owner; capped.
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # A stop asked of whichever process holds the lease (it polls for it).
+    stop_requested: Mapped[str | None] = mapped_column(StorableText())
+    # Id of the `turn_start` of the turn being generated: tells a new owner a turn was cut.
+    open_turn_event: Mapped[int | None] = mapped_column(Integer)
+    # Id of the last event a departing owner wrote (its `interrupted`), so a stream that
+    # lived only in that process's memory goes on numbering after it.
+    last_event: Mapped[int | None] = mapped_column(Integer)
 
 
 class RunBotRow(Base):
