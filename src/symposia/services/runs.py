@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 STOP_WAIT_SECONDS = 5.0
 STOP_POLL_SECONDS = 0.5  # how soon a stop asked on another process takes effect
+LIVE_POLL_SECONDS = 0.2
+LIVE_WAIT_MARGIN_SECONDS = 5.0
 HANDOVER_WRITE_SECONDS = 2.0  # for a cut run to save its turn and release its lease
 KNOWN_OWNERS_MAX = 4096  # owners of runs no longer live here, remembered for joins
 STORED_STREAMS_MAX = 128  # finished runs' streams rebuilt from storage, kept for joins
@@ -215,7 +217,27 @@ class RunService:
         if await self.log.exists(run_id):
             return None
         stored = self._stored.get(run_id)
-        return stored if stored is not None else await self._replay_once(run_id)
+        if stored is None:
+            stored = await self._replay_once(run_id)
+            if not stored.finished and await self._live_soon(run_id):
+                return None
+        return stored
+
+    async def _live_soon(self, run_id: str) -> bool:
+        """Whether an unfinished run whose stream is not here gets one soon: a run found
+        going on at start-up (its stream died with the process) is taken over once its
+        lease lapses, and a viewer who came back meanwhile follows it then, rather than
+        getting the stored part only."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lease_seconds + LIVE_WAIT_MARGIN_SECONDS
+        while loop.time() < deadline:
+            await asyncio.sleep(LIVE_POLL_SECONDS)
+            if await self.log.exists(run_id):
+                return True
+            found = await self.runs.owner_of(run_id)
+            if found is None or found[1].finished:
+                return False
+        return False
 
     def _remember_owner(self, run_id: str, owner: str | None) -> None:
         self._known_owners[run_id] = owner
