@@ -66,6 +66,7 @@ class Worker:
     port: int
     env: dict[str, str]
     log_path: Path
+    args: tuple[str, ...] = ()  # more `serve` options, such as `--workers 2`
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -82,7 +83,10 @@ class Worker:
             log.write(f"--- {self.name} starts on port {self.port}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "symposia.cli", "serve", "--port", str(self.port)],
+                [
+                    *(sys.executable, "-m", "symposia.cli", "serve"),
+                    *("--port", str(self.port), *self.args),
+                ],
                 env=self.env,
                 cwd=self.log_path.parent,
                 stdout=subprocess.DEVNULL,
@@ -143,13 +147,14 @@ class Cluster:
     workers: list[Worker] = field(default_factory=list)
     viewers: list[Viewer] = field(default_factory=list)
 
-    def add(self, overrides: Mapping[str, str] | None = None) -> Worker:
+    def add(self, overrides: Mapping[str, str] | None = None, *args: str) -> Worker:
         index = len(self.workers) + 1
         worker = Worker(
             name=f"worker {index}",
             port=free_port(),
             env={**self.env, **(overrides or {})},
             log_path=self.directory / f"worker-{index}.log",
+            args=args,
         )
         self.workers.append(worker)
         return worker
