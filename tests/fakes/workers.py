@@ -206,6 +206,8 @@ def worker_env(database_url: str, **settings: str) -> dict[str, str]:
         "RUN_HEARTBEAT_SECONDS": "0.5",
         "SHUTDOWN_GRACE_SECONDS": "2",
         "SSE_HEARTBEAT_SECONDS": "1",
+        # Finished streams leave the shared Redis soon; their transcripts stay in the database.
+        "EVENT_LOG_RETENTION_SECONDS": "60",
         # The limiter lives in the shared Redis: the tests' runs must not trip it.
         "RATE_LIMIT_RUNS": "10000/minute",
         "MAX_CONCURRENT_RUNS_PER_PRINCIPAL": "20",
