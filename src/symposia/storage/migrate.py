@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 SCRIPT_LOCATION = "symposia.storage:migrations"
+# The PostgreSQL advisory lock every process of a deployment takes to migrate ("SYMP").
+MIGRATION_LOCK_ID = 0x53594D50
 
 
 def alembic_config(url: str = "") -> Config:
@@ -24,7 +27,13 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Migrate in one transaction. On PostgreSQL, workers started together on a fresh
+    database would each create the tables and all but one fail; an advisory lock held to
+    the commit makes them take turns, and the later ones find the schema already at head."""
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            lock = text("SELECT pg_advisory_xact_lock(:id)")
+            await connection.execute(lock, {"id": MIGRATION_LOCK_ID})
         await connection.run_sync(_upgrade, revision)
 
 
