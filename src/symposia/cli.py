@@ -12,7 +12,6 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from symposia.events.redis import EventLogUnreachableError
-from symposia.observability.logging import configure_logging
 from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import StartupRefusedError, check_exposure
 from symposia.security.passwords import hash_password
@@ -35,13 +34,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"symposia: {exc}", file=sys.stderr)
         return 2
     # The server's imports are for `serve` only: other commands start fast.
-    from symposia.app import container_of, create_app
-    from symposia.server import GracefulServer, server_config
+    from symposia.server import build_server
 
-    configure_logging(settings.log_level, json_lines=not (settings.dev_mode or sys.stderr.isatty()))
-    app = create_app(settings)
-    config = server_config(app, settings)
-    GracefulServer(config, container_of(app)).run()
+    build_server(settings).run()
     return 0
 
 
