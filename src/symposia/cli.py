@@ -11,8 +11,10 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from symposia.events.redis import EventLogUnreachableError
-from symposia.observability.logging import configure_logging
+from symposia.observability.logging import configure_serve_logging
 from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import StartupRefusedError, check_exposure
 from symposia.security.passwords import hash_password
@@ -29,20 +31,58 @@ def serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     try:
         settings = load_settings(**overrides)
+        if args.workers > 1:
+            _check_shared(settings, args.workers)
         asyncio.run(_check_exposure(settings))
         asyncio.run(_check_event_log(settings))
     except (SettingsError, StartupRefusedError, EventLogUnreachableError) as exc:
         print(f"symposia: {exc}", file=sys.stderr)
         return 2
     # The server's imports are for `serve` only: other commands start fast.
-    from symposia.app import container_of, create_app
-    from symposia.server import GracefulServer, server_config
+    if args.workers > 1:
+        from uvicorn.config import STARTUP_FAILURE
 
-    configure_logging(settings.log_level, json_lines=not (settings.dev_mode or sys.stderr.isatty()))
-    app = create_app(settings)
-    config = server_config(app, settings)
-    GracefulServer(config, container_of(app)).run()
+        from symposia.workers import Supervisor, SupervisorConfig
+
+        configure_serve_logging(settings)
+        try:
+            asyncio.run(_migrate(settings))  # once: workers starting together would race
+        except (OSError, SQLAlchemyError) as exc:
+            print(f"symposia: the database could not be migrated: {exc}", file=sys.stderr)
+            return STARTUP_FAILURE  # what a single process exits with when it cannot start
+        supervisor = Supervisor(SupervisorConfig(settings, args.workers))
+        supervisor.run()
+        return supervisor.exit_status
+    from symposia.server import build_server
+
+    build_server(settings).run()
     return 0
+
+
+def _check_shared(settings: Settings, workers: int) -> None:
+    """Several workers serve each other's runs: their event log must be shared too."""
+    if not settings.event_log_on_redis:
+        raise SettingsError(
+            f"--workers {workers} needs an event log the workers share: set REDIS_URL (with "
+            "EVENT_LOG auto or redis, not memory), and a DATABASE_URL they all reach "
+            "(PostgreSQL; the SQLite file serves only workers on one machine)"
+        )
+
+
+def _worker_count(value: str) -> int:
+    count = int(value) if value.isdigit() else 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return count
+
+
+async def _migrate(settings: Settings) -> None:
+    """Apply the migrations to DATABASE_URL."""
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 async def _check_exposure(settings: Settings) -> None:
@@ -153,6 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser = commands.add_parser("serve", help="run the HTTP server")
     serve_parser.add_argument("--host", help="overrides HOST")
     serve_parser.add_argument("--port", type=int, help="overrides PORT")
+    serve_parser.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        metavar="N",
+        help="N processes serving one socket, each restarted if it dies (default 1). Above 1 "
+        "needs REDIS_URL (the shared event log) and a DATABASE_URL they share: PostgreSQL, "
+        "or the SQLite file for workers on one machine.",
+    )
     serve_parser.set_defaults(handler=serve)
     db_parser = commands.add_parser("db", help="database maintenance")
     db_commands = db_parser.add_subparsers(dest="db_command", required=True)

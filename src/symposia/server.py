@@ -5,7 +5,8 @@ connection closes only when its run ends. So on SIGTERM we stop accepting, cance
 runs (each records `cancelled` and sends its stream a final `run_status` and `done`),
 and only then let uvicorn wait for the connections, which are closing by then.
 
-`server_config` is the one uvicorn configuration of `symposia serve`.
+`server_config` is the one uvicorn configuration of `symposia serve`, and `build_server` the
+server of its single process or of each of its workers (`symposia.workers`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import socket
 import uvicorn
 from starlette.types import ASGIApp
 
+from symposia.app import container_of, create_app
 from symposia.container import Container
+from symposia.observability.logging import configure_serve_logging
 from symposia.settings import Settings
 
 EXTRA_DRAIN_SECONDS = 5.0
@@ -60,3 +63,10 @@ class GracefulServer(uvicorn.Server):
             server.close()  # stop accepting before anything else
         await self._container.shutdown()
         await super().shutdown(sockets)
+
+
+def build_server(settings: Settings) -> GracefulServer:
+    """The app built from the settings, under its `GracefulServer`, with logging set up."""
+    configure_serve_logging(settings)
+    app = create_app(settings)
+    return GracefulServer(server_config(app, settings), container_of(app))

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import structlog
+
+if TYPE_CHECKING:
+    from symposia.settings import Settings
 
 # Third-party loggers that would print request bodies, headers or SQL parameters (so
 # message text) at DEBUG.
@@ -80,3 +83,9 @@ def configure_logging(
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     quiet_third_party()
+
+
+def configure_serve_logging(settings: Settings) -> None:
+    """`serve`'s logging, in its process or each worker's: JSON lines, or a readable console
+    in DEV_MODE or on a terminal."""
+    configure_logging(settings.log_level, json_lines=not (settings.dev_mode or sys.stderr.isatty()))
