@@ -48,8 +48,8 @@ async def test_a_stale_owner_cannot_write_after_another_claimed_the_run(
         new = await taker.claim(run.id)
         assert (old, new) == (1, 2)
         await other_log.fence(run.id, new)
-        assert await stale.heartbeat() == 0  # the lease is not the stale owner's to renew
-        assert await taker.heartbeat() == 1
+        assert await stale.heartbeat([run.id]) == 0  # the lease is not the stale owner's
+        assert await taker.heartbeat([run.id]) == 1
 
         message = Message("assistant", "A", "stale words", bot_index=0, turn=0)
         with pytest.raises(FencedOutError):

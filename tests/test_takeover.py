@@ -24,6 +24,7 @@ from symposia.container import Container, default_providers
 from symposia.domain.events import Event
 from symposia.domain.models import BotConfig, Run, RunStatus, utcnow
 from symposia.errors import RateLimitedError
+from symposia.orchestration.control import HANDOVER
 from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.storage.db import create_engine, session_factory
 from symposia.storage.migrate import upgrade
@@ -293,3 +294,22 @@ async def test_a_leaving_server_hands_its_runs_over(servers: Servers) -> None:
     assert events[resumed - 1].data["reason"] == "handed over: the server is shutting down"
     text = "".join(e.data["delta"] for e in events if e.type == "token" and e.data["turn"] == 1)
     assert stored.messages[1].content == text
+
+
+async def test_a_run_whose_task_is_gone_here_is_taken_up_again_here(servers: Servers) -> None:
+    """Leases are renewed only for runs this process has a task for: a run released (or
+    whose task died) without ending is taken over by the next sweep, this process's too."""
+    only = await servers()
+    run = await only.runs.create("t", _bots("scripted/slow"), 2, owner="dev")
+    await wait_for_event(only, run.id, lambda e: e.type == "token" and e.data["turn"] == 1)
+    task = only.runs._tasks[run.id]
+    only.runs.control.stop_reasons[run.id] = HANDOVER
+    task.cancel()
+    events = await _events(only, run.id)
+    kinds = [e.type for e in events]
+    assert kinds[kinds.index("interrupted") + 1] == "resumed"
+    stored = await only.run_repository.get(run.id)
+    assert stored is not None
+    assert stored.status is RunStatus.COMPLETED
+    assert stored.takeovers == 1
+    assert [m.status.value for m in stored.messages] == ["complete", "partial"]

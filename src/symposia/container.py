@@ -250,5 +250,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
             models, conversations, settings.default_max_tokens, settings.max_tokens_limit
         ),
         RequestScopes(),
-        RunLiveness(repository, settings.run_heartbeat_seconds, service.sweep),
+        RunLiveness(settings.run_heartbeat_seconds, service.renew, service.sweep),
     )

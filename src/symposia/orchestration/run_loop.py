@@ -76,11 +76,17 @@ class RunLoop:
     async def resume(self, run_id: str, epoch: int, takeovers: int, control: RunControl) -> None:
         """Go on with a run taken over at `epoch` (see the module docstring)."""
         try:
-            run = await self._run(run_id)
-            if not await self.log.exists(run_id):  # it lived in a stopped process's memory
-                await self.log.restore(run_id, resumable(run, self.turn_events_max))
-            await self.log.fence(run_id, epoch)
-            run = await self._close_cut_turn(run, epoch)
+            try:
+                run = await self._run(run_id)
+                if not await self.log.exists(run_id):  # it was in a stopped process's memory
+                    await self.log.restore(run_id, resumable(run, self.turn_events_max))
+                await self.log.fence(run_id, epoch)
+                run = await self._close_cut_turn(run, epoch)
+            except FencedOutError:
+                raise
+            except Exception as exc:  # a bug must still end the run and its stream
+                await self._crashed(run_id, epoch, exc)
+                raise
             if run.stop_requested is not None:
                 await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested)
                 return
@@ -168,15 +174,18 @@ class RunLoop:
             )
             await self._end(run_id, epoch, RunStatus.ERROR)
         except Exception as exc:  # a bug must still end the run and its stream
-            message = f"internal error: {type(exc).__name__}"
-            await emit(self.log, run_id, StreamError.internal(message), epoch)
-            try:  # the database may be what failed: the stream ends all the same
-                await self._set_status(run_id, epoch, RunStatus.ERROR, error_message=message)
-            finally:
-                await self._end(run_id, epoch, RunStatus.ERROR)
+            await self._crashed(run_id, epoch, exc)
             raise
         else:
             await self._finish(run_id, epoch, RunStatus.COMPLETED)
+
+    async def _crashed(self, run_id: str, epoch: int, exc: Exception) -> None:
+        message = f"internal error: {type(exc).__name__}"
+        await emit(self.log, run_id, StreamError.internal(message), epoch)
+        try:  # the database may be what failed: the stream ends all the same
+            await self._set_status(run_id, epoch, RunStatus.ERROR, error_message=message)
+        finally:
+            await self._end(run_id, epoch, RunStatus.ERROR)
 
     async def _turns(self, run_id: str, epoch: int, control: RunControl) -> None:
         run = await self._run(run_id)

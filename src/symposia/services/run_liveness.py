@@ -1,10 +1,10 @@
 """Run leases across servers sharing one database: renewed here, taken over when lapsed.
 
-This process renews the leases of its live runs every `every` seconds (one UPDATE), then
-`sweep`s: the runs whose lease another process let lapse (it died) or released (it left)
-are taken over or marked `interrupted` (see `RunService.sweep`). It sweeps at start-up
-too, so a single process restarted goes on with the runs it had. A run whose lease is
-live is never touched.
+Every `every` seconds this process renews the leases of the runs it has a task for (one
+UPDATE), then sweeps: the runs whose lease lapsed (their process died, or lost their task)
+or was released (their process left) are taken over or marked `interrupted` (see
+`RunService.sweep`). It sweeps at start-up too, so a single process restarted goes on with
+the runs it had. A run whose lease is live is never touched.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 
 from symposia.aio import stopped_within
 from symposia.storage.failures import summary
-from symposia.storage.repositories import RunRepository
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class RunLiveness:
-    runs: RunRepository
     every: float
+    renew: Callable[[], Awaitable[int]]
     sweep: Callable[[], Awaitable[int]]
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -37,7 +36,7 @@ class RunLiveness:
     async def _beat(self) -> None:
         while not await stopped_within(self._stop, self.every):
             try:
-                await self.runs.heartbeat()
+                await self.renew()
                 await self.sweep()
             except Exception as exc:  # a database blip must not stop the heartbeat for good
                 logger.warning("run heartbeat failed: %s", summary(exc))

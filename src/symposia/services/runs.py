@@ -129,6 +129,10 @@ class RunService:
         """Start listening for stops asked of this process's runs on other processes."""
         self._poller = asyncio.create_task(self._poll_stops(), name="run-stop-poller")
 
+    async def renew(self) -> int:
+        """Renew the leases of the runs this process has a task for."""
+        return await self.runs.heartbeat(list(self._tasks))
+
     async def sweep(self) -> int:
         """Take over (or, with RUN_RESUME=false, mark `interrupted`) the runs whose lease
         expired or was released. Returns how many."""

@@ -202,12 +202,11 @@ class SqlRunRepository:
             return int(epoch)
 
     def _expired(self, lease_seconds: float) -> list[Any]:
-        """Unfinished runs whose lease another instance let lapse or released (its process
-        died, or handed the run over): never this instance's own."""
+        """Unfinished runs whose lease lapsed or was released: their process died, handed
+        them over, or (this one) lost the task that generated them."""
         stale = utcnow() - timedelta(seconds=lease_seconds)
         return [
             RunRow.status.in_(UNFINISHED),
-            or_(RunRow.instance_id.is_(None), RunRow.instance_id != self.instance_id),
             or_(RunRow.heartbeat_at.is_(None), RunRow.heartbeat_at < stale),
         ]
 
@@ -326,13 +325,17 @@ class SqlRunRepository:
                 for r in rows
             ]
 
-    async def heartbeat(self) -> int:
-        """Say this instance is alive: one UPDATE for all its unfinished runs. A claim sets
-        `instance_id` with the epoch it bumps, so a run claimed by another instance since
-        (at a newer epoch) is no longer this instance's and is not renewed."""
+    async def heartbeat(self, run_ids: Sequence[str]) -> int:
+        """Renew this instance's leases of `run_ids` (the runs it has a task for): one UPDATE.
+        A claim sets `instance_id` with the epoch it bumps, so a run another instance took
+        since is not renewed; a run whose task is gone here is not either, so its lease
+        lapses and the run is taken over (by this instance too, if it is the one left)."""
+        if not run_ids:
+            return 0
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(RunRow)
+                .where(RunRow.id.in_(list(run_ids)))
                 .where(RunRow.instance_id == self.instance_id, RunRow.status.in_(UNFINISHED))
                 .values(heartbeat_at=utcnow())
             )
