@@ -57,7 +57,7 @@ async def test_a_run_whose_model_emits_nul_completes_with_the_text_stored(
     )
     run_id = created.json()["id"]
     events = await wait_done(container, run_id)
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
     tokens = [e.data["delta"] for e in events if e.type == "token" and e.data["turn"] == 0]
     assert "".join(tokens) == "before\x00after"  # live events relay what the model said
     export = (await client.get(f"/api/export/{run_id}.json")).json()

@@ -85,7 +85,7 @@ async def test_a_second_server_leaves_the_first_servers_live_run_alone(
     other = await second()
     assert (await other.runs.get(run_id, owner="dev")).status is RunStatus.RUNNING
     events = await wait_done(container, run_id)
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
     summary = (await client.get(f"/api/run/{run_id}")).json()
     assert summary["status"] == "completed"
     assert summary["stop_reason"] is None

@@ -121,7 +121,7 @@ async def test_two_local_bots_debate_for_two_turns_through_the_api(
     )
     assert response.status_code == 201
     events = await wait_done(container, response.json()["id"], timeout=60)
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
     completes = [e.data for e in events if e.type == "turn_complete"]
     assert [c["name"] for c in completes] == ["Ada", "Bert"]
     assert all(c["content"].strip() for c in completes)

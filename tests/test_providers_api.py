@@ -69,7 +69,7 @@ async def test_an_openai_bot_and_an_anthropic_bot_debate(
     fake_provider.enqueue("openai", Reply(tokens=["Tabs", " win."], prompt_tokens=9))
     fake_provider.enqueue("anthropic", Reply(tokens=["Spaces", " win."], prompt_tokens=14))
     run_id, events = await _run(api, remote, _bots())
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
     export = (await api.get(f"/api/export/{run_id}.json")).json()
     assert [(m["author"], m["model"], m["content"]) for m in export["messages"]] == [
         ("Ada", OPENAI, "Tabs win."),
@@ -109,7 +109,7 @@ async def test_retried_faults_are_invisible_to_the_user(
     )
     fake_provider.enqueue("anthropic", Reply(status=529), Reply(tokens=["fine"]))
     _run_id, events = await _run(api, remote, _bots())
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
     assert not [e for e in events if e.type == "error"]
     assert len(fake_provider.requests_to("openai")) == 3
 
@@ -162,7 +162,7 @@ async def test_a_fallback_answers_when_the_model_fails_first(
     fake_provider.enqueue("anthropic", Reply(tokens=["Fallback", " here."]), Reply())
     bots = _bots(OPENAI, "scripted/echo", fallbacks=[ANTHROPIC])
     run_id, events = await _run(api, remote, bots, max_turns=1)
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
     message = (await api.get(f"/api/export/{run_id}.json")).json()["messages"][0]
     assert (message["model"], message["content"]) == (ANTHROPIC, "Fallback here.")
 

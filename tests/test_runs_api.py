@@ -38,7 +38,7 @@ async def test_lifecycle_streams_turns_in_order_and_exports(
     assert kinds[0] == "run_status"
     assert frames[0].data == {"status": "running"}
     assert kinds[-2:] == ["run_status", "done"]
-    assert frames[-1].data == {"status": "completed"}
+    assert frames[-1].data == {"status": "completed", "ended_by": "max_turns"}
     starts = [f.data for f in frames if f.event == "turn_start"]
     assert [(s["turn"], s["bot"], s["name"]) for s in starts] == [
         (0, 0, "Ada"),
@@ -137,7 +137,11 @@ async def test_stop_mid_turn_keeps_partial_text_and_cancels(
     events = await wait_done(container, run_id, timeout=5)
     assert [e.type for e in events[-3:]] == ["turn_complete", "run_status", "done"]
     assert events[-3].data["status"] == "partial"
-    assert events[-2].data == {"status": "cancelled", "reason": "stopped by user"}
+    assert events[-2].data == {
+        "status": "cancelled",
+        "reason": "stopped by user",
+        "ended_by": "stop",
+    }
     export = (await client.get(f"/api/export/{run_id}.json")).json()
     assert export["status"] == "cancelled"
     assert [(m["content"], m["status"]) for m in export["messages"]] == [("Hello wor", "partial")]

@@ -60,7 +60,11 @@ async def test_sigterm_without_resume_cancels_runs_and_sends_streams_a_final_eve
             received, closed_after = await _sigterm_after(client, process, created.json()["id"], 5)
         assert [f.event for f in received[-3:]] == ["turn_complete", "run_status", "done"]
         assert received[-3].data["status"] == "partial"
-        assert received[-2].data == {"status": "cancelled", "reason": "server shutdown"}
+        assert received[-2].data == {
+            "status": "cancelled",
+            "reason": "server shutdown",
+            "ended_by": "stop",
+        }
         assert closed_after < 3
         # uvicorn re-raises the signal once it has shut down gracefully.
         assert process.wait(timeout=10) in (0, -signal.SIGTERM)

@@ -122,7 +122,7 @@ async def test_a_client_that_leaves_does_not_stop_the_run(
     run_id = await _start(http, "scripted/paced", max_turns=2)
     await collect(http, f"/api/stream/{run_id}", stop_after=3)
     events = await wait_done(container, run_id)
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
     assert len(tokens_of(events, 1)) > 0
 
 
@@ -141,7 +141,10 @@ async def test_a_reader_that_stops_reading_is_dropped(
     sock.sendall(f"GET /api/stream/{run_id} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     try:
         events = await wait_done(container, run_id, timeout=20)
-        assert events[-1].data == {"status": "completed"}  # the run was not held back
+        assert events[-1].data == {
+            "status": "completed",
+            "ended_by": "max_turns",
+        }  # the run was not held back
         # The stalled viewer's sends timed out: the server stopped following the log for it.
         for _ in range(300):
             if container.streams.count == 0:

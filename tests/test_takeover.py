@@ -233,7 +233,7 @@ async def test_takeovers_are_capped(servers: Servers, log_kind: str) -> None:
     assert stored.stop_reason == "taken over 0 times, the most allowed (RUN_MAX_TAKEOVERS)"
     assert [m.status.value for m in stored.messages] == ["complete", "partial"]
     assert [e.type for e in events][-4:] == ["turn_complete", "interrupted", "run_status", "done"]
-    assert events[-1].data == {"status": "interrupted"}
+    assert events[-1].data == {"status": "interrupted", "ended_by": "takeovers"}
 
 
 async def test_a_stop_sent_to_another_server_takes_effect_within_a_second(
@@ -249,7 +249,11 @@ async def test_a_stop_sent_to_another_server_takes_effect_within_a_second(
     assert stopped.stop_reason == "stopped by user"
     assert took < 1.5
     events = await _events(owner, run.id)
-    assert events[-2].data == {"status": "cancelled", "reason": "stopped by user"}
+    assert events[-2].data == {
+        "status": "cancelled",
+        "reason": "stopped by user",
+        "ended_by": "stop",
+    }
 
 
 async def test_a_stop_of_a_run_whose_owner_is_gone_ends_it_there(servers: Servers) -> None:

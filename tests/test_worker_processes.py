@@ -88,7 +88,7 @@ async def test_viewers_on_other_workers_follow_a_run_token_by_token(
     assert {e.worker for e in events} == {two.name}  # one connection, to worker 2
     for other in viewers[1:]:
         assert _keys(other.events) == _keys(events)
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
     assert _turn_indices(events) == [0, 1, 2, 3]
     turns = reassembled(events)
     assert [t.content for t in turns.values()] == [COUNTED] * 4
@@ -117,14 +117,18 @@ async def test_a_stop_from_a_third_worker_ends_the_run_within_a_second(
     for viewer in (watching, also):
         events = await viewer.wait_done(timeout=5)
         assert events[-1].at - answered < 1.0, "the stream did not end within a second"
-        assert events[-2].data == {"status": "cancelled", "reason": "stopped by user"}
-        assert events[-1].data == {"status": "cancelled"}
+        assert events[-2].data == {
+            "status": "cancelled",
+            "reason": "stopped by user",
+            "ended_by": "stop",
+        }
+        assert events[-1].data == {"status": "cancelled", "ended_by": "stop"}
         assert gap_free(events)
     assert _keys(also.events) == _keys(watching.events)
     assert (await api.run(one, stopped_id))["status"] == "cancelled"
     # The other run of the same owner, on the same worker, went on to its end.
     events = await going.wait_done()
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
     assert gap_free(events)
 
 
@@ -175,7 +179,7 @@ async def test_a_killed_owners_run_is_taken_over_and_its_viewer_misses_nothing(
     # The cut turn is never replayed: each turn starts once, and the run goes to its end.
     assert [e.data["turn"] for e in events if e.event == "turn_start"] == [0, 1, 2, 3]
     assert _turn_indices(events) == [0, 1, 2, 3]
-    assert events[-1].data == {"status": "completed"}
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
 
     transcript = await api.transcript(two, run_id)
     assert transcript["status"] == "completed"
@@ -218,7 +222,7 @@ async def test_a_rolling_restart_with_sigterm_loses_no_run(cluster: Cluster, api
             assert edited.status_code == 200, edited.text
     for viewer in viewers:
         events = await viewer.wait_done(timeout=40)
-        assert events[-1].data == {"status": "completed"}, cluster.logs()
+        assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}, cluster.logs()
         assert gap_free(events), [e.id for e in events]
         assert _turn_indices(events) == list(range(turns))
         kinds = [e.event for e in events]

@@ -41,6 +41,7 @@ def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
         temperature=bot.temperature,
         max_tokens=bot.max_tokens or settings.default_max_tokens,
         fallbacks=tuple(bot.fallbacks),
+        description=bot.description,
     )
 
 
@@ -58,7 +59,15 @@ async def create_run(
         bots = default_bots(settings.default_model, settings.default_max_tokens)
     else:
         bots = [_bot_config(bot, index, settings) for index, bot in enumerate(body.bots)]
-    run = await runs.create(body.topic, bots, body.max_turns, owner=principal.id)
+    run = await runs.create(
+        body.topic,
+        bots,
+        body.max_turns,
+        owner=principal.id,
+        policy=body.policy,
+        policy_config=body.policy_config,
+        ending=body.termination,
+    )
     return {
         "id": run.id,
         "status": run.status.value,

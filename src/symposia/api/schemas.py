@@ -43,6 +43,7 @@ PageOffset = Annotated[int, Query(ge=0, le=OFFSET_MAX)]
 NAME_MAX = 64
 TOPIC_MAX = 10_000
 PROMPT_MAX = 20_000
+DESCRIPTION_MAX = 2_000
 MAX_FALLBACKS = 4
 
 
@@ -65,6 +66,9 @@ class BotIn(_Body):
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1)
     fallbacks: list[ModelName] = Field(default_factory=list, max_length=MAX_FALLBACKS)
+    description: Annotated[Storable, StringConstraints(max_length=DESCRIPTION_MAX)] = Field(
+        default="", description="What the agent is for: a supervisor picks speakers by it."
+    )
 
     @model_validator(mode="after")
     def _join_provider(self) -> BotIn:
@@ -84,6 +88,21 @@ class RunCreate(_Body):
     topic: Annotated[Text, StringConstraints(min_length=1, max_length=TOPIC_MAX)]
     bots: list[BotIn] | None = Field(default=None, min_length=2, max_length=8)
     max_turns: int = Field(default=6, ge=1)
+    policy: Annotated[Text, StringConstraints(min_length=1, max_length=40)] = Field(
+        default="round_robin",
+        description="Who speaks when: `GET /api/policies` lists them with their settings.",
+    )
+    policy_config: dict[str, Any] = Field(
+        default_factory=dict, description="The policy's settings; each policy documents its own."
+    )
+    termination: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "When the run ends besides `max_turns`: one condition or an `any`/`all` of them "
+            '(for example `{"any": [{"mention": "TERMINATE"}, {"max_cost_usd": 0.5}]}`).'
+        ),
+        examples=[{"any": [{"mention": "TERMINATE"}, {"max_tokens": 20000}]}],
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> RunCreate:

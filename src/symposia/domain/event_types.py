@@ -66,6 +66,7 @@ class RunStatusChanged:
     status: RunStatus
     reason: str | None = None
     error: str | None = None
+    ended_by: str | None = None  # the termination condition that ended the run
 
     def data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"status": self.status.value}
@@ -73,6 +74,8 @@ class RunStatusChanged:
             data["reason"] = self.reason
         if self.error:
             data["error"] = self.error
+        if self.ended_by:
+            data["ended_by"] = self.ended_by
         return data
 
 
@@ -142,8 +145,11 @@ class RunDone:
 
     type: ClassVar[Literal["done"]] = "done"
     status: RunStatus
+    ended_by: str | None = None
 
     def data(self) -> dict[str, Any]:
+        if self.ended_by:
+            return {"status": self.status.value, "ended_by": self.ended_by}
         return {"status": self.status.value}
 
 

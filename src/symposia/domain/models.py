@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
+AgentKind = Literal["bot", "human"]
 
 
 def utcnow() -> datetime:
@@ -26,10 +27,13 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     ERROR = "error"
     INTERRUPTED = "interrupted"
+    # Waiting for a person (an agent of kind `human`): no task, no lease, until they speak
+    # or the wait times out.
+    AWAITING_INPUT = "awaiting_input"
 
     @property
     def finished(self) -> bool:
-        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_INPUT)
 
 
 class MessageStatus(StrEnum):
@@ -48,6 +52,10 @@ class BotConfig:
     temperature: float = 0.7
     max_tokens: int = 256
     fallbacks: tuple[str, ...] = ()
+    # `bot` (a model speaks) or `human` (the run waits for that person); `description`
+    # tells a supervisor what the agent is for.
+    kind: AgentKind = "bot"
+    description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +65,8 @@ class BotConfig:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "fallbacks": list(self.fallbacks),
+            "kind": self.kind,
+            "description": self.description,
         }
 
 
@@ -99,6 +109,9 @@ class Message:
     # stream rebuilt from storage numbers its events as the live one did.
     start_event: int | None = None
     complete_event: int | None = None
+    # The policy's round this turn belongs to (`rounds`, `moderated`), and what it cost.
+    round: int | None = None
+    cost_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,7 +123,9 @@ class Message:
             "status": self.status.value,
             "bot_index": self.bot_index,
             "turn": self.turn,
+            "round": self.round,
             "usage": self.usage.to_dict() if self.usage else None,
+            "cost_usd": self.cost_usd,
             "created_at": self.created_at.isoformat(),
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
         }
@@ -141,7 +156,17 @@ class Run:
     takeovers: int = 0
     stop_requested: str | None = None
     open_turn_event: int | None = None
+    open_turn_bot: int | None = None
     last_event: int | None = None
+    # The policy (`strategy` names it), its settings and state; the termination conditions
+    # and the name of the one that ended the run; the branch parent; a human wait's end.
+    policy_config: dict[str, Any] = field(default_factory=dict)
+    policy_state: dict[str, Any] = field(default_factory=dict)
+    termination: dict[str, Any] | None = None
+    ended_by: str | None = None
+    parent_id: str | None = None
+    branch_turn: int | None = None
+    awaiting_until: datetime | None = None
     # Set by listings that load no transcript, so `turn_count` still answers.
     counted_turns: int | None = None
 

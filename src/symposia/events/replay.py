@@ -77,8 +77,12 @@ def _ending(run: Run) -> list[Payload]:
         ending.append(
             StreamError(run.error) if run.error else StreamError.internal(run.error_message or "")
         )
-    ending.append(RunStatusChanged(run.status, reason=run.stop_reason, error=run.error_message))
-    ending.append(RunDone(run.status))
+    ending.append(
+        RunStatusChanged(
+            run.status, reason=run.stop_reason, error=run.error_message, ended_by=run.ended_by
+        )
+    )
+    ending.append(RunDone(run.status, run.ended_by))
     return ending
 
 

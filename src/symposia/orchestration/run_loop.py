@@ -38,9 +38,11 @@ from symposia.domain.models import Message, MessageStatus, Run, RunStatus, utcno
 from symposia.errors import FencedOutError
 from symposia.events.log import EventLog
 from symposia.events.replay import resumable
+from symposia.orchestration import termination
 from symposia.orchestration.control import HANDOVER, RunControl
 from symposia.orchestration.generation import GenerationFailedError
-from symposia.orchestration.strategies import STRATEGIES
+from symposia.orchestration.policies import AwaitHuman, Finish, PolicyContext, policy_named
+from symposia.orchestration.policies.round_robin import next_in_turn
 from symposia.orchestration.turns import TurnRunner
 from symposia.storage.failures import log_failure
 from symposia.storage.repositories import RunRepository
@@ -88,11 +90,11 @@ class RunLoop:
                 await self._crashed(run_id, epoch, exc)
                 raise
             if run.stop_requested is not None:
-                await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested)
+                await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested, "stop")
                 return
             if takeovers > self.max_takeovers:
                 reason = f"taken over {takeovers - 1} times, the most allowed (RUN_MAX_TAKEOVERS)"
-                await self._finish(run_id, epoch, RunStatus.INTERRUPTED, reason)
+                await self._finish(run_id, epoch, RunStatus.INTERRUPTED, reason, "takeovers")
                 return
             await emit(self.log, run_id, Resumed(run.turn_count, takeovers), epoch)
             logger.info("run %s: resumed at turn %d", run_id, run.turn_count)
@@ -120,7 +122,7 @@ class RunLoop:
             and not any(e.seq == opened for e in events)  # the log that had the turn is gone
         ):
             turn = run.turn_count
-            bot = STRATEGIES[run.strategy].next_speaker(run, turn)
+            bot = run.open_turn_bot if run.open_turn_bot is not None else next_in_turn(run)
             cut = (opened, BotTurn(turn, bot, run.bots[bot].name), None, "")
         if cut is not None:
             start, speaker, model, text = cut
@@ -151,7 +153,7 @@ class RunLoop:
         try:
             if begin:
                 await self._set_status(run_id, epoch, RunStatus.RUNNING)
-            await self._turns(run_id, epoch, control)
+            finish = await self._turns(run_id, epoch, control)
         except FencedOutError:
             raise
         except _HandOverError:
@@ -162,7 +164,9 @@ class RunLoop:
                 if reason == HANDOVER:
                     await asyncio.shield(self._hand_over(run_id, epoch))
                 else:
-                    await asyncio.shield(self._finish(run_id, epoch, RunStatus.CANCELLED, reason))
+                    await asyncio.shield(
+                        self._finish(run_id, epoch, RunStatus.CANCELLED, reason, "stop")
+                    )
             except FencedOutError as exc:
                 _lost(run_id, exc)
             raise
@@ -177,7 +181,7 @@ class RunLoop:
             await self._crashed(run_id, epoch, exc)
             raise
         else:
-            await self._finish(run_id, epoch, RunStatus.COMPLETED)
+            await self._finish(run_id, epoch, RunStatus.COMPLETED, finish.reason, finish.ended_by)
 
     async def _crashed(self, run_id: str, epoch: int, exc: Exception) -> None:
         message = f"internal error: {type(exc).__name__}"
@@ -187,14 +191,27 @@ class RunLoop:
         finally:
             await self._end(run_id, epoch, RunStatus.ERROR)
 
-    async def _turns(self, run_id: str, epoch: int, control: RunControl) -> None:
-        run = await self._run(run_id)
-        strategy = STRATEGIES[run.strategy]
-        for turn in range(run.turn_count, run.max_turns):
+    async def _turns(self, run_id: str, epoch: int, control: RunControl) -> Finish:
+        """Ask the run's policy what comes next until it, or a termination condition, ends
+        the run. Every step starts from the run as stored (the latest bot configs, the
+        policy's state), so whoever holds the run goes on from where it is."""
+        context = PolicyContext(self.runs, self.log, self.turns.models, epoch)
+        while True:
             if control.handing_over:
                 raise _HandOverError
-            run = await self._run(run_id)  # the latest bot configs
-            await self.turns.take_turn(run, strategy.next_speaker(run, turn), turn, epoch)
+            run = await self._run(run_id)
+            ended_by = termination.met(run.termination, run, utcnow())
+            if ended_by is not None:
+                return Finish(ended_by)
+            decision = await policy_named(run.strategy).decide(run, context)
+            if isinstance(decision, Finish):
+                return decision
+            if isinstance(decision, AwaitHuman):
+                raise NotImplementedError("waiting for a person")
+            if len(decision.agents) != 1:
+                raise NotImplementedError("agents speaking in parallel")
+            (agent,) = decision.agents
+            await self.turns.take_turn(run, agent, run.turn_count, epoch, decision.round)
 
     async def _hand_over(self, run_id: str, epoch: int) -> None:
         """Leave the run to another process: say so, and release the lease. The stream
@@ -205,20 +222,30 @@ class RunLoop:
         logger.info("run %s: handed over at turn %d", run_id, run.turn_count)
 
     async def _finish(
-        self, run_id: str, epoch: int, status: RunStatus, reason: str | None = None
+        self,
+        run_id: str,
+        epoch: int,
+        status: RunStatus,
+        reason: str | None = None,
+        ended_by: str | None = None,
     ) -> None:
-        await self._set_status(run_id, epoch, status, stop_reason=reason)
-        await self._end(run_id, epoch, status)
+        await self._set_status(run_id, epoch, status, stop_reason=reason, ended_by=ended_by)
+        await self._end(run_id, epoch, status, ended_by)
 
     async def _set_status(self, run_id: str, epoch: int, status: RunStatus, **details: Any) -> None:
         await self.runs.set_status(run_id, status, epoch=epoch, **details)
         changed = RunStatusChanged(
-            status, reason=details.get("stop_reason"), error=details.get("error_message")
+            status,
+            reason=details.get("stop_reason"),
+            error=details.get("error_message"),
+            ended_by=details.get("ended_by"),
         )
         await emit(self.log, run_id, changed, epoch)
 
-    async def _end(self, run_id: str, epoch: int, status: RunStatus) -> None:
-        done = await emit(self.log, run_id, RunDone(status), epoch)
+    async def _end(
+        self, run_id: str, epoch: int, status: RunStatus, ended_by: str | None = None
+    ) -> None:
+        done = await emit(self.log, run_id, RunDone(status, ended_by), epoch)
         fenced = False
         try:  # what lets a stream rebuilt from storage end at the same id
             await self.runs.set_done_event(run_id, done.seq, epoch)

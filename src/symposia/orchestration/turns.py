@@ -33,7 +33,12 @@ class TurnRunner:
     context_budget: int = DEFAULT_CONTEXT_BUDGET
 
     async def take_turn(
-        self, run: Run, bot_index: int, turn: int, epoch: int | None = None
+        self,
+        run: Run,
+        bot_index: int,
+        turn: int,
+        epoch: int | None = None,
+        round: int | None = None,
     ) -> Message:
         """Every write carries `epoch`, the run's lease held by this process."""
         bot = run.bots[bot_index]
@@ -44,13 +49,15 @@ class TurnRunner:
             model=bot.model,
             bot_index=bot_index,
             turn=turn,
+            round=round,
         )
         speaker = BotTurn(turn, bot_index, bot.name)
         if epoch is not None:
             # Recorded first, so a new owner knows the turn was cut even when the log that
             # had its events is gone; this task is the stream's only writer, so the
             # `turn_start` about to be sent is the next id.
-            await self.runs.set_open_turn(run.id, await self.log.last_seq(run.id) + 1, epoch)
+            next_id = await self.log.last_seq(run.id) + 1
+            await self.runs.set_open_turn(run.id, next_id, bot_index, epoch)
         started = await emit(self.log, run.id, TurnStart(speaker, bot.model), epoch)
         message.start_event = started.seq
         messages = fit(messages_for(run, bot_index), self.context_budget - bot.max_tokens)

@@ -25,7 +25,9 @@ from symposia.domain.models import BotConfig, Run
 from symposia.errors import ConflictError, InvalidInputError, NotFoundError, RateLimitedError
 from symposia.events.log import EventLog
 from symposia.events.replay import StoredStream, rebuild
+from symposia.orchestration import termination
 from symposia.orchestration.control import HANDOVER, RunControl
+from symposia.orchestration.policies import policy_named
 from symposia.orchestration.run_loop import RunLoop
 from symposia.providers.registry import ProviderRegistry
 from symposia.services.models import ModelCatalog
@@ -98,14 +100,30 @@ class RunService:
             )
 
     async def create(
-        self, topic: str, bots: list[BotConfig], max_turns: int, *, owner: str | None
+        self,
+        topic: str,
+        bots: list[BotConfig],
+        max_turns: int,
+        *,
+        owner: str | None,
+        policy: str = "round_robin",
+        policy_config: dict[str, Any] | None = None,
+        ending: dict[str, Any] | None = None,
     ) -> Run:
         for index, bot in enumerate(bots):
             self._check_max_tokens(bot.max_tokens, f"bots.{index}.max_tokens")
             await self._check_model(bot.model, f"bots.{index}.model")
             for position, fallback in enumerate(bot.fallbacks):
                 await self._check_model(fallback, f"bots.{index}.fallbacks.{position}")
-        run = Run(topic=topic, bots=bots, max_turns=min(max_turns, self.max_turns_cap), owner=owner)
+        run = Run(
+            topic=topic,
+            bots=bots,
+            max_turns=min(max_turns, self.max_turns_cap),
+            owner=owner,
+            strategy=policy,
+        )
+        run.policy_config = policy_named(policy).configure(policy_config or {}, run)
+        run.termination = termination.validate(ending) if ending is not None else None
         async with self._creating:  # SQLite does not serialise the count; this process does
             running = await self.runs.add_within(run, self.max_running_per_owner)
         if running is not None:

@@ -46,6 +46,8 @@ def message_row(
         total_ms=usage.total_ms if usage else None,
         created_at=message.created_at,
         completed_at=message.completed_at,
+        round=message.round,
+        cost_usd=message.cost_usd,
         start_event=message.start_event,
         complete_event=message.complete_event,
     )
@@ -77,6 +79,8 @@ def message_of(row: MessageRow) -> Message:
         completed_at=aware(row.completed_at),
         start_event=row.start_event,
         complete_event=row.complete_event,
+        round=row.round,
+        cost_usd=row.cost_usd,
     )
 
 
@@ -90,6 +94,8 @@ def bot_row(run_id: str, position: int, bot: BotConfig) -> RunBotRow:
         temperature=bot.temperature,
         max_tokens=bot.max_tokens,
         fallbacks=list(bot.fallbacks),
+        kind=bot.kind,
+        description=bot.description,
     )
 
 
@@ -101,6 +107,8 @@ def bot_of(row: RunBotRow) -> BotConfig:
         temperature=row.temperature,
         max_tokens=row.max_tokens,
         fallbacks=tuple(row.fallbacks or ()),
+        kind=row.kind,  # type: ignore[arg-type]
+        description=row.description or "",
     )
 
 
@@ -118,6 +126,11 @@ def run_row(run: Run) -> RunRow:
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
+        policy_config=run.policy_config or None,
+        policy_state=run.policy_state or None,
+        termination=run.termination,
+        parent_id=run.parent_id,
+        branch_turn=run.branch_turn,
     )
 
 
@@ -143,7 +156,15 @@ def run_of(row: RunRow, bots: list[BotConfig], messages: list[Message]) -> Run:
         takeovers=row.takeovers,
         stop_requested=row.stop_requested,
         open_turn_event=row.open_turn_event,
+        open_turn_bot=row.open_turn_bot,
         last_event=row.last_event,
+        policy_config=row.policy_config or {},
+        policy_state=row.policy_state or {},
+        termination=row.termination,
+        ended_by=row.ended_by,
+        parent_id=row.parent_id,
+        branch_turn=row.branch_turn,
+        awaiting_until=aware(row.awaiting_until),
     )
 
 

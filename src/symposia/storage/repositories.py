@@ -28,6 +28,7 @@ class RunRepository(Protocol):
         error_message: str | None = None,
         stop_reason: str | None = None,
         epoch: int | None = None,
+        ended_by: str | None = None,
     ) -> None:
         """With `epoch` (the writer's lease), refused with `FencedOutError` unless the run
         is still held at that epoch; so are `set_done_event` and `add_message`."""
@@ -57,7 +58,9 @@ class RunRepository(Protocol):
 
     async def release(self, run_id: str, epoch: int, last_event: int | None) -> None: ...
 
-    async def set_open_turn(self, run_id: str, seq: int, epoch: int) -> None: ...
+    async def set_open_turn(self, run_id: str, seq: int, bot: int, epoch: int) -> None: ...
+
+    async def set_policy_state(self, run_id: str, state: dict[str, Any], epoch: int) -> None: ...
 
     async def request_stop(self, run_id: str, reason: str) -> bool: ...
 

@@ -152,6 +152,7 @@ class SqlRunRepository:
         error_message: str | None = None,
         stop_reason: str | None = None,
         epoch: int | None = None,
+        ended_by: str | None = None,
     ) -> None:
         values: dict[str, Any] = {"status": status.value}
         now = utcnow()
@@ -164,6 +165,7 @@ class SqlRunRepository:
             ("error", error),
             ("error_message", error_message),
             ("stop_reason", stop_reason),
+            ("ended_by", ended_by),
         ):
             if value is not None:
                 values[key] = value
@@ -249,8 +251,11 @@ class SqlRunRepository:
             run_id, epoch, instance_id=None, heartbeat_at=None, last_event=last_event
         )
 
-    async def set_open_turn(self, run_id: str, seq: int, epoch: int) -> None:
-        await self._update(run_id, epoch, open_turn_event=seq)
+    async def set_open_turn(self, run_id: str, seq: int, bot: int, epoch: int) -> None:
+        await self._update(run_id, epoch, open_turn_event=seq, open_turn_bot=bot)
+
+    async def set_policy_state(self, run_id: str, state: dict[str, Any], epoch: int) -> None:
+        await self._update(run_id, epoch, policy_state=state)
 
     async def request_stop(self, run_id: str, reason: str) -> bool:
         """Ask the run's owner, wherever it is, to stop it; False if it is finished."""

@@ -69,9 +69,21 @@ class RunRow(Base):
     stop_requested: Mapped[str | None] = mapped_column(StorableText())
     # Id of the `turn_start` of the turn being generated: tells a new owner a turn was cut.
     open_turn_event: Mapped[int | None] = mapped_column(Integer)
+    open_turn_bot: Mapped[int | None] = mapped_column(Integer)  # and who was speaking
     # Id of the last event a departing owner wrote (its `interrupted`), so a stream that
     # lived only in that process's memory goes on numbering after it.
     last_event: Mapped[int | None] = mapped_column(Integer)
+    # The turn policy's settings and its state (all of it: a run taken over goes on under
+    # the same state), and the conditions that end the run; `ended_by` names the one that did.
+    policy_config: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    policy_state: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    termination: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    ended_by: Mapped[str | None] = mapped_column(StorableText())
+    # A branch: the run it was branched from, and after how many of its turns.
+    parent_id: Mapped[str | None] = mapped_column(StorableString(32))
+    branch_turn: Mapped[int | None] = mapped_column(Integer)
+    # While `awaiting_input`: when the wait times out.
+    awaiting_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RunBotRow(Base):
@@ -85,6 +97,8 @@ class RunBotRow(Base):
     temperature: Mapped[float] = mapped_column(Float)
     max_tokens: Mapped[int] = mapped_column(Integer)
     fallbacks: Mapped[list[str]] = mapped_column(StorableJSON())
+    kind: Mapped[str] = mapped_column(StorableString(20), default="bot", server_default="bot")
+    description: Mapped[str] = mapped_column(StorableText(), default="", server_default="")
 
 
 class RunBotEditRow(Base):
@@ -129,6 +143,8 @@ class MessageRow(Base):
     total_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    round: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
     # Ids of the turn's `turn_start` and `turn_complete` events in its stream.
     start_event: Mapped[int | None] = mapped_column(Integer)
     complete_event: Mapped[int | None] = mapped_column(Integer)
