@@ -78,10 +78,11 @@ class TurnRunner:
         self, run: Run, speaker: BotTurn, message: Message, epoch: int | None
     ) -> None:
         """Save the message, then say so. This task is the stream's only writer, so the
-        `turn_complete` about to be sent is the next id, stored with the message."""
-        if message.content:
-            message.complete_event = await self.log.last_seq(run.id) + 1
-            await self.runs.add_message(run.id, message, epoch)
+        `turn_complete` about to be sent is the next id, stored with the message. A turn
+        that said nothing is saved too: it was taken (and paid for), and the policy goes on
+        from the turns stored."""
+        message.complete_event = await self.log.last_seq(run.id) + 1
+        await self.runs.add_message(run.id, message, epoch)
         await emit(self.log, run.id, TurnComplete(speaker, message), epoch)
 
 
