@@ -20,6 +20,7 @@ from symposia.providers.bedrock import BedrockAdapter
 from symposia.providers.config import ProviderConfig
 from symposia.providers.local import LocalProvider
 from symposia.providers.openai_adapter import OpenAIAdapter
+from symposia.providers.pricing import PriceTable
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.resilience import RetryPolicy, Timeouts
 from symposia.providers.scripted import ScriptedProvider
@@ -195,10 +196,11 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     timeouts = Timeouts(settings.llm_timeout, settings.llm_idle_timeout)
     metrics = Metrics()
     models = Models(providers, policy, timeouts, metrics)
-    turns = TurnRunner(repository, log, models, settings.context_budget_tokens)
+    prices = PriceTable.load(settings.prices_file)
+    turns = TurnRunner(repository, log, models, settings.context_budget_tokens, prices)
     # A turn writes at most its tokens (a delta is at least one) and its end.
     loop = RunLoop(
-        repository, log, turns, settings.max_tokens_limit + 2, settings.run_max_takeovers
+        repository, log, turns, settings.max_tokens_limit + 2, settings.run_max_takeovers, prices
     )
     catalog = ModelCatalog(providers, settings.models_cache_seconds)
     service = RunService(
@@ -212,6 +214,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         settings.max_concurrent_runs_per_principal,
         settings.run_lease_seconds,
         settings.run_resume,
+        prices,
     )
     limits = ChatLimits(
         settings.default_model,

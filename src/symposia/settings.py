@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     default_max_tokens: int = Field(default=256, ge=1, le=1_000_000)
     max_message_chars: int = Field(default=100_000, ge=1)
     context_budget_tokens: int = Field(default=8000, ge=256)
+    # A JSON file of model prices ({"provider/model": {"input": $, "output": $}} per million
+    # tokens) over the shipped table; turns' costs and cost budgets use it.
+    prices_file: str | None = None
 
     # Local model
     local_model_path: str | None = None
@@ -187,6 +190,15 @@ class Settings(BaseSettings):
                 "run of another server could be taken for a dead one"
             )
         return self
+
+    @field_validator("prices_file")
+    @classmethod
+    def _prices_load(cls, value: str | None) -> str | None:
+        if value:
+            from symposia.providers.pricing import PriceTable
+
+            PriceTable.load(value)  # a ValueError naming the file and the entry
+        return value
 
     @model_validator(mode="after")
     def _redis_log_has_url(self) -> Settings:

@@ -44,6 +44,7 @@ from symposia.orchestration.generation import GenerationFailedError
 from symposia.orchestration.policies import AwaitHuman, Finish, PolicyContext, policy_named
 from symposia.orchestration.policies.round_robin import next_in_turn
 from symposia.orchestration.turns import TurnRunner
+from symposia.providers.pricing import PriceTable
 from symposia.storage.failures import log_failure
 from symposia.storage.repositories import RunRepository
 
@@ -65,6 +66,7 @@ class RunLoop:
     # ids a turn cut off with its log may have used.
     turn_events_max: int = 4096 + 2
     max_takeovers: int = 3
+    prices: PriceTable | None = None
 
     async def execute(self, run_id: str, control: RunControl) -> None:
         """Drive a new run to its end; `control` says why, if we are cancelled."""
@@ -200,7 +202,10 @@ class RunLoop:
             if control.handing_over:
                 raise _HandOverError
             run = await self._run(run_id)
-            ended_by = termination.met(run.termination, run, utcnow())
+            next_cost = 0.0
+            if self.prices is not None and termination.uses(run.termination, "max_cost_usd"):
+                next_cost = self.prices.next_turn_at_most(run)
+            ended_by = termination.met(run.termination, run, utcnow(), next_cost)
             if ended_by is not None:
                 return Finish(ended_by)
             decision = await policy_named(run.strategy).decide(run, context)

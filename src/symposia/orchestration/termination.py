@@ -115,6 +115,16 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names[k] for k in kinds))
 
 
+def uses(condition: dict[str, Any] | None, name: str) -> bool:
+    """Whether `condition` has a condition called `name`, at any depth."""
+    if not condition:
+        return False
+    ((key, value),) = condition.items()
+    if key in ("any", "all"):
+        return any(uses(item, name) for item in value)
+    return key == name
+
+
 def met(
     condition: dict[str, Any] | None, run: Run, now: datetime, next_cost: float = 0.0
 ) -> str | None:

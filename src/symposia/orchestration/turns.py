@@ -20,6 +20,7 @@ from symposia.orchestration.generation import (
     prompt_chars,
 )
 from symposia.orchestration.perspective import messages_for
+from symposia.providers.pricing import PriceTable
 from symposia.storage.repositories import RunRepository
 
 DEFAULT_CONTEXT_BUDGET = 8000
@@ -31,6 +32,7 @@ class TurnRunner:
     log: EventLog
     models: Models
     context_budget: int = DEFAULT_CONTEXT_BUDGET
+    prices: PriceTable | None = None
 
     async def take_turn(
         self,
@@ -70,6 +72,8 @@ class TurnRunner:
             status = MessageStatus.COMPLETE
         finally:
             generation.finish(message, status, prompt_chars(messages))
+            if self.prices is not None:
+                message.cost_usd = self.prices.cost(message.model, message.usage)
             # A stop arriving now must not lose text the model already produced.
             await complete(self._record(run, speaker, message, epoch))
         return message

@@ -29,6 +29,7 @@ from symposia.orchestration import termination
 from symposia.orchestration.control import HANDOVER, RunControl
 from symposia.orchestration.policies import policy_named
 from symposia.orchestration.run_loop import RunLoop
+from symposia.providers.pricing import PriceTable
 from symposia.providers.registry import ProviderRegistry
 from symposia.services.models import ModelCatalog
 from symposia.storage.failures import log_failure, summary
@@ -81,6 +82,7 @@ class RunService:
     max_running_per_owner: int = 5
     lease_seconds: float = 15.0
     resume: bool = True
+    prices: PriceTable | None = None
     control: RunControl = field(default_factory=RunControl)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _owners: dict[str, str | None] = field(default_factory=dict)
@@ -110,11 +112,6 @@ class RunService:
         policy_config: dict[str, Any] | None = None,
         ending: dict[str, Any] | None = None,
     ) -> Run:
-        for index, bot in enumerate(bots):
-            self._check_max_tokens(bot.max_tokens, f"bots.{index}.max_tokens")
-            await self._check_model(bot.model, f"bots.{index}.model")
-            for position, fallback in enumerate(bot.fallbacks):
-                await self._check_model(fallback, f"bots.{index}.fallbacks.{position}")
         run = Run(
             topic=topic,
             bots=bots,
@@ -124,6 +121,13 @@ class RunService:
         )
         run.policy_config = policy_named(policy).configure(policy_config or {}, run)
         run.termination = termination.validate(ending) if ending is not None else None
+        if termination.uses(run.termination, "max_cost_usd"):
+            self._check_prices(run)
+        for index, bot in enumerate(run.bots):
+            self._check_max_tokens(bot.max_tokens, f"bots.{index}.max_tokens")
+            await self._check_model(bot.model, f"bots.{index}.model")
+            for position, fallback in enumerate(bot.fallbacks):
+                await self._check_model(fallback, f"bots.{index}.fallbacks.{position}")
         async with self._creating:  # SQLite does not serialise the count; this process does
             running = await self.runs.add_within(run, self.max_running_per_owner)
         if running is not None:
@@ -136,6 +140,16 @@ class RunService:
         await self.log.create(run.id)
         self._spawn(run.id, owner, self.loop.execute(run.id, self.control))
         return run
+
+    def _check_prices(self, run: Run) -> None:
+        """A cost budget is kept only if every bot's cost is known."""
+        for index, bot in enumerate(run.bots):
+            if bot.kind == "bot" and (self.prices is None or self.prices.price(bot.model) is None):
+                raise InvalidInputError(
+                    f"a cost budget needs the price of {bot.model!r}, which is not in the "
+                    "price table: add it with PRICES_FILE",
+                    f"bots.{index}.model",
+                )
 
     def _spawn(self, run_id: str, owner: str | None, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work, name=f"run-{run_id}")
