@@ -114,7 +114,7 @@ class TurnComplete:
         return {
             **self.speaker.fields(),
             "model": message.model,
-            "message_id": message.id if self.saved else None,
+            "message_id": message.id if self.saved and message.complete_event else None,
             "status": message.status.value,
             "content": message.content,
             "usage": message.usage.to_dict() if message.usage else None,

@@ -83,10 +83,14 @@ class TurnRunner:
     ) -> None:
         """Save the message, then say so. This task is the stream's only writer, so the
         `turn_complete` about to be sent is the next id, stored with the message. A turn
-        that said nothing is saved too: it was taken (and paid for), and the policy goes on
-        from the turns stored."""
-        message.complete_event = await self.log.last_seq(run.id) + 1
-        await self.runs.add_message(run.id, message, epoch)
+        the model completed saying nothing is saved too: it was taken, and the policy goes
+        on from the turns stored. A turn cut before its first word is not (the run ends,
+        or, handed over, the turn is taken again: nothing of it was generated)."""
+        if message.content or message.status is MessageStatus.COMPLETE:
+            message.complete_event = await self.log.last_seq(run.id) + 1
+            await self.runs.add_message(run.id, message, epoch)
+        else:
+            message.complete_event = None
         await emit(self.log, run.id, TurnComplete(speaker, message), epoch)
 
 
