@@ -206,3 +206,15 @@ def test_a_bad_prices_file_stops_start_up_naming_it(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(SettingsError, match="PRICES_FILE"):
         load_settings(_env_file=None, prices_file=str(bad))
+
+
+async def test_the_policies_are_listed(client: httpx.AsyncClient) -> None:
+    listed = (await client.get("/api/policies")).json()["items"]
+    names = [item["name"] for item in listed]
+    assert "round_robin" in names
+    assert all(item["description"] for item in listed)
+    response = await client.post(
+        "/api/run", json={"topic": "t", "bots": _bots(), "policy": "nonesuch"}
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "policy"

@@ -15,6 +15,9 @@ def next_in_turn(run: Run) -> int:
 
 
 class RoundRobin:
+    """The agents speak in the order they were given, over and over; an agent of kind
+    `human` is waited for in its turn. No settings."""
+
     name = "round_robin"
 
     def configure(self, config: dict[str, Any], run: Run) -> dict[str, Any]:
