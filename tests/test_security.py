@@ -496,7 +496,16 @@ async def test_fields_that_would_redirect_provider_traffic_are_ignored(
     )
     assert response.status_code == 201
     bot = (await http.get(f"/api/run/{response.json()['id']}", headers=alice)).json()["bots"][0]
-    assert set(bot) == {"name", "model", "system_prompt", "temperature", "max_tokens", "fallbacks"}
+    assert set(bot) == {
+        "name",
+        "model",
+        "system_prompt",
+        "temperature",
+        "max_tokens",
+        "fallbacks",
+        "kind",
+        "description",
+    }
 
 
 @pytest.mark.parametrize("secure_overrides", [{"cors_origins": ["https://app.example.test"]}])
