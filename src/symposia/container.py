@@ -31,6 +31,8 @@ from symposia.security.redact import remember_secrets
 from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
 from symposia.services.models import ModelCatalog
+from symposia.services.replies import ReplyTasks
+from symposia.services.reply_liveness import ReplyLiveness
 from symposia.services.run_liveness import RunLiveness
 from symposia.services.runs import RunService
 from symposia.settings import Settings
@@ -38,6 +40,7 @@ from symposia.storage.db import create_engine, session_factory
 from symposia.storage.migrate import upgrade
 from symposia.storage.repositories import RunRepository
 from symposia.storage.sql_conversations import SqlConversationRepository
+from symposia.storage.sql_replies import SqlReplyRepository
 from symposia.storage.sql_runs import SqlRunRepository
 from symposia.streaming.request_scope import RequestScopes
 from symposia.streaming.sse import (
@@ -73,6 +76,7 @@ class Container:
     completions: CompletionService
     request_scopes: RequestScopes
     liveness: RunLiveness
+    reply_liveness: ReplyLiveness
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -81,6 +85,7 @@ class Container:
         await upgrade(self.engine)
         check_exposure(self.settings, await self.api_keys.any_active())
         await self.liveness.start()
+        await self.reply_liveness.start()
         self.metrics.loop_lag.start()
         self.request_scopes.start()
 
@@ -103,6 +108,7 @@ class Container:
         """Cancel active runs (they record it and close their streams) and end `/v1`
         requests in flight (an error chunk, or a 503), then free providers."""
         await self.liveness.close()
+        await self.reply_liveness.close()
         await asyncio.gather(
             self.runs.shutdown(self.settings.shutdown_grace_seconds),
             self.conversations.shutdown(self.settings.shutdown_grace_seconds),
@@ -209,8 +215,18 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         settings.default_max_tokens,
         settings.context_budget_tokens,
     )
+    conversation_repository = SqlConversationRepository(sessions)
+    reply_repository = SqlReplyRepository(sessions, repository.instance_id)
+    reply_tasks = ReplyTasks(reply_repository, conversation_repository, log, models)
     conversations = ConversationService(
-        SqlConversationRepository(sessions), log, models, catalog, limits
+        conversation_repository,
+        reply_repository,
+        reply_tasks,
+        log,
+        models,
+        catalog,
+        limits,
+        shared_log=settings.event_log_on_redis,
     )
     streams = ActiveStreams()
     metrics.watch(lambda: streams.count, lambda: service.active_count)
@@ -241,4 +257,11 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         ),
         RequestScopes(),
         RunLiveness(repository, settings.run_heartbeat_seconds, settings.run_stale_seconds),
+        ReplyLiveness(
+            reply_tasks,
+            reply_repository,
+            log,
+            settings.run_heartbeat_seconds,
+            settings.run_stale_seconds,
+        ),
     )
