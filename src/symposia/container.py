@@ -217,7 +217,9 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     )
     conversation_repository = SqlConversationRepository(sessions)
     reply_repository = SqlReplyRepository(sessions, repository.instance_id)
-    reply_tasks = ReplyTasks(reply_repository, conversation_repository, log, models)
+    reply_tasks = ReplyTasks(
+        reply_repository, conversation_repository, log, models, settings.event_log_on_redis
+    )
     conversations = ConversationService(
         conversation_repository,
         reply_repository,
@@ -226,7 +228,6 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         models,
         catalog,
         limits,
-        shared_log=settings.event_log_on_redis,
     )
     streams = ActiveStreams()
     metrics.watch(lambda: streams.count, lambda: service.active_count)

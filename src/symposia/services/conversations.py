@@ -51,9 +51,6 @@ class ConversationService:
     models: Models
     catalog: ModelCatalog
     limits: ChatLimits
-    # Whether other processes read and write the same event log (Redis): then a reply
-    # another process generates is followed live from it.
-    shared_log: bool = False
     # A finished reply's stream never changes: rebuilt once, kept for who joins next.
     _stored: dict[str, StoredStream] = field(default_factory=dict)
 
@@ -240,7 +237,7 @@ class ConversationService:
         if reply is None:
             raise NotFoundError(f"reply {reply_id!r} not found")
         if reply.status is ReplyStatus.RUNNING and (
-            self.shared_log or reply.instance_id == self.replies.instance_id
+            self.tasks.shared_log or reply.instance_id == self.replies.instance_id
         ):
             await self.log.create(stream_id)
             return stream_id, None

@@ -74,6 +74,9 @@ class ReplyTasks:
     conversations: SqlConversationRepository
     log: EventLog
     models: Models
+    # Whether other processes share the event log: then the one that took a reply over
+    # ends its stream; otherwise no one else can, and this one closes it.
+    shared_log: bool = False
     # By conversation: a conversation has at most one reply running anywhere.
     _tasks: dict[str, _Task] = field(default_factory=dict)
 
@@ -200,6 +203,8 @@ class ReplyTasks:
             unsaved = not written and to_save is not None
         except FencedOutError as exc:
             logger.warning("reply %s was taken over before it ended: %s", reply.id, exc)
+            if not self.shared_log:  # its viewers here must not wait for an end forever
+                await self.log.close(stream_id)
             return
         except Exception as exc:  # the stream must still end, and say so
             logger.error("could not save a reply of %s: %s", reply.conversation_id, summary(exc))
