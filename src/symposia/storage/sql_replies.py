@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,6 +29,9 @@ from symposia.storage.sql_runs import next_seq
 from symposia.storage.tables import ConversationRow, MessageRow, ReplyRow
 
 RUNNING = ReplyStatus.RUNNING.value
+# A literal, not a bound parameter: so the planners (SQLite's, PostgreSQL's generic plans)
+# can see the query needs only what the partial index `ux_replies_one_running` holds.
+IS_RUNNING = ReplyRow.status == literal_column(f"'{RUNNING}'")
 
 
 def _rows(result: object) -> int:
@@ -48,9 +51,7 @@ async def _lock(session: AsyncSession, conversation_id: str) -> None:
 
 async def _refuse_if_running(session: AsyncSession, conversation_id: str) -> None:
     running = await session.scalar(
-        select(ReplyRow.id).where(
-            ReplyRow.conversation_id == conversation_id, ReplyRow.status == RUNNING
-        )
+        select(ReplyRow.id).where(ReplyRow.conversation_id == conversation_id, IS_RUNNING)
     )
     if running is not None:
         raise ReplyInProgressError(conversation_id)
@@ -173,7 +174,7 @@ class SqlReplyRepository:
                 .where(
                     ReplyRow.id == reply.id,
                     ReplyRow.epoch == reply.epoch,
-                    ReplyRow.status == RUNNING,
+                    IS_RUNNING,
                 )
                 .values(**values)
             )
@@ -200,7 +201,7 @@ class SqlReplyRepository:
                 .where(
                     ReplyRow.id.in_(reply_ids),
                     ReplyRow.instance_id == self.instance_id,
-                    ReplyRow.status == RUNNING,
+                    IS_RUNNING,
                 )
                 .values(heartbeat_at=utcnow())
                 .returning(ReplyRow.id)
@@ -213,7 +214,7 @@ class SqlReplyRepository:
         before = utcnow() - timedelta(seconds=stale_after)
         async with self._sessions() as session:
             rows = await session.scalars(
-                select(ReplyRow).where(ReplyRow.status == RUNNING, ReplyRow.heartbeat_at < before)
+                select(ReplyRow).where(IS_RUNNING, ReplyRow.heartbeat_at < before)
             )
             return [reply_of(row) for row in rows]
 
@@ -226,7 +227,7 @@ class SqlReplyRepository:
                 update(ReplyRow)
                 .where(
                     ReplyRow.id == reply_id,
-                    ReplyRow.status == RUNNING,
+                    IS_RUNNING,
                     ReplyRow.heartbeat_at < before,
                 )
                 .values(
