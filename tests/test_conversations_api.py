@@ -211,7 +211,7 @@ async def test_deleting_a_conversation_while_its_reply_streams_cancels_it(
     scripted.add_script("stall", Script(chunks=["thinking", "..."], stall_after=1))
     conversation = await _conversation(client, default_model="scripted/stall")
     await _say(client, conversation["id"], "hi")
-    stream_id = await container.conversations.reply_stream(conversation["id"], owner="dev")
+    stream_id, _ = await container.conversations.reply_stream(conversation["id"], owner="dev")
     async for event in container.log.subscribe(stream_id):
         if event.type == "token":
             break
@@ -329,8 +329,8 @@ async def test_a_reply_survives_its_viewer_leaving_and_nothing_is_left_behind(
             await asyncio.sleep(0.01)
     assert [(r["status"], r["content"]) for r in replies] == [("complete", "".join(chunks))]
     for _ in range(100):
-        if container.streams.count == 0 and not container.conversations._replies:
+        if container.streams.count == 0 and container.conversations.tasks.count == 0:
             break
         await asyncio.sleep(0.01)
     assert container.streams.count == 0
-    assert container.conversations._replies == {}
+    assert container.conversations.tasks.count == 0

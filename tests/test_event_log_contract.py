@@ -113,6 +113,26 @@ async def test_appends_are_ordered_gap_free_and_read_after_a_position(backend: B
     assert await log.last_seq("s") == 5
 
 
+async def test_creating_a_stream_that_exists_leaves_it_as_it_is(backend: Backend) -> None:
+    """Two processes may both create a reply's stream (its writer, and a viewer that got
+    there first): neither resets what the other wrote, nor reopens a closed stream."""
+    log = await backend.log()
+    other = await backend.peer(log)
+    await log.create("s")
+    await log.fence("s", 2)
+    first = [await log.append("s", "token", {"i": i}, epoch=2) for i in range(3)]
+    await other.create("s")
+    assert await other.last_seq("s") == 3
+    assert await other.read("s") == first
+    with pytest.raises(FencedOutError):  # nor its fence
+        await other.append("s", "token", {"i": 9}, epoch=1)
+    await log.close("s")
+    await other.create("s")
+    with pytest.raises(RuntimeError):  # still closed
+        await other.append("s", "token", {"i": 3})
+    assert await _drain(other, "s") == first
+
+
 async def test_an_append_at_a_lower_epoch_than_the_fence_is_refused(backend: Backend) -> None:
     log = await backend.log()
     other = await backend.peer(log)  # the process that took the stream over

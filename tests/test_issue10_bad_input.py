@@ -162,10 +162,11 @@ async def test_a_request_failing_after_its_conversation_was_created_leaves_none(
     monkeypatch: pytest.MonkeyPatch,
     surface: str,
 ) -> None:
-    async def disk_full(conversation_id: str, message: Message) -> None:
+    async def disk_full(conversation_id: str, message: Message, reply_model: object = None) -> None:
         raise OperationalError("INSERT INTO messages", {}, Exception("database or disk is full"))
 
-    monkeypatch.setattr(container.conversations.repo, "add_message", disk_full)
+    # Where a user message is written (with its reply, for /api/chat/stream).
+    monkeypatch.setattr(container.conversations.replies, "add_question", disk_full)
     if surface == "chat":
         response = await client.post("/api/chat/stream", json={"message": "hi"})
     else:

@@ -184,7 +184,7 @@ async def test_a_chat_reply_that_cannot_be_saved_ends_with_an_error_and_done(
     asked = await client.post(
         f"/api/conversations/{conversation_id}/messages", json={"message": "hi"}
     )
-    stream_id = await container.conversations.reply_stream(conversation_id, owner="dev")
+    stream_id, _ = await container.conversations.reply_stream(conversation_id, owner="dev")
     assert stream_id == f"reply-{asked.json()['id']}"
     reader = asyncio.create_task(
         _sse(client, "GET", f"/api/conversations/{conversation_id}/stream")

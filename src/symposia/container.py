@@ -32,6 +32,8 @@ from symposia.security.redact import remember_secrets
 from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
 from symposia.services.models import ModelCatalog
+from symposia.services.replies import ReplyTasks
+from symposia.services.reply_liveness import ReplyLiveness
 from symposia.services.run_liveness import RunLiveness
 from symposia.services.runs import HANDOVER_WRITE_SECONDS, RunService
 from symposia.settings import Settings
@@ -39,6 +41,7 @@ from symposia.storage.db import create_engine, session_factory
 from symposia.storage.migrate import upgrade
 from symposia.storage.repositories import RunRepository
 from symposia.storage.sql_conversations import SqlConversationRepository
+from symposia.storage.sql_replies import SqlReplyRepository
 from symposia.storage.sql_runs import SqlRunRepository
 from symposia.streaming.request_scope import RequestScopes
 from symposia.streaming.sse import (
@@ -74,6 +77,7 @@ class Container:
     completions: CompletionService
     request_scopes: RequestScopes
     liveness: RunLiveness
+    reply_liveness: ReplyLiveness
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -83,6 +87,7 @@ class Container:
         check_exposure(self.settings, await self.api_keys.any_active())
         await self.runs.start()
         await self.liveness.start()
+        await self.reply_liveness.start()
         self.metrics.loop_lag.start()
         self.request_scopes.start()
 
@@ -106,6 +111,7 @@ class Container:
         """Cancel active runs (they record it and close their streams) and end `/v1`
         requests in flight (an error chunk, or a 503), then free providers."""
         await self.liveness.close()
+        await self.reply_liveness.close()
         await asyncio.gather(
             self.runs.shutdown(self.settings.shutdown_grace_seconds),
             self.conversations.shutdown(self.settings.shutdown_grace_seconds),
@@ -222,8 +228,19 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         settings.default_max_tokens,
         settings.context_budget_tokens,
     )
+    conversation_repository = SqlConversationRepository(sessions)
+    reply_repository = SqlReplyRepository(sessions, repository.instance_id)
+    reply_tasks = ReplyTasks(
+        reply_repository, conversation_repository, log, models, settings.event_log_on_redis
+    )
     conversations = ConversationService(
-        SqlConversationRepository(sessions), log, models, catalog, limits
+        conversation_repository,
+        reply_repository,
+        reply_tasks,
+        log,
+        models,
+        catalog,
+        limits,
     )
     streams = ActiveStreams()
     metrics.watch(lambda: streams.count, lambda: service.active_count)
@@ -254,4 +271,11 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         ),
         RequestScopes(),
         RunLiveness(settings.run_heartbeat_seconds, service.renew, service.sweep),
+        ReplyLiveness(
+            reply_tasks,
+            reply_repository,
+            log,
+            settings.run_heartbeat_seconds,
+            settings.run_lease_seconds,
+        ),
     )

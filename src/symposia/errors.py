@@ -5,7 +5,8 @@ SymposiaError
 ├── UnauthorizedError          401  no valid credentials
 ├── NotFoundError              404  unknown run, conversation, message, bot index
 ├── ConflictError              409  the object is in a state that forbids the change
-│   └── FencedOutError               a run's writer lost its lease (a newer epoch holds it)
+│   ├── ReplyInProgressError         a conversation's reply is still being generated
+│   └── FencedOutError               a writer lost its lease (a newer epoch holds it)
 ├── PayloadTooLargeError       413  a message over MAX_MESSAGE_CHARS
 ├── InvalidInputError          422  a field is wrong; `field` names it
 │   ├── UnknownProviderError         the `provider/` prefix is not registered
@@ -69,9 +70,23 @@ class ConflictError(SymposiaError):
     code = "conflict"
 
 
+class ReplyInProgressError(ConflictError):
+    """A conversation answers one message at a time: a reply is still being generated."""
+
+    code = "reply_in_progress"
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(
+            f"a reply in conversation {conversation_id!r} is still being generated: wait "
+            "for its `done` event (GET /api/conversations/{id}/stream follows it) before "
+            "sending another message"
+        )
+
+
 class FencedOutError(ConflictError):
-    """A write of a run by a process whose lease epoch is no longer the run's: another
-    process claimed the run since, so this one must stop writing. Never reaches a client."""
+    """A write of a run (or a reply) by a process whose lease epoch is no longer its own:
+    another process claimed it since, so this one must stop writing. Never reaches a
+    client."""
 
     code = "fenced_out"
 

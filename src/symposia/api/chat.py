@@ -21,14 +21,15 @@ router = APIRouter(
     "/stream",
     response_class=EventSourceResponse,
     dependencies=[rate_limited("chat")],
-    responses=api_errors(400, 404, 413, 429),
+    responses=api_errors(400, 404, 409, 413, 429),
 )
 async def chat_stream(
     body: ChatStreamRequest, container: ContainerDep, principal: PrincipalDep
 ) -> Response:
     """Continues `conversation_id`, or the conversation holding `previous_response_id`, or
     starts a new one. The final `done` event carries `response_id` (the reply's message
-    id, the next call's `previous_response_id`) and `conversation_id`."""
+    id, the next call's `previous_response_id`) and `conversation_id`. 409
+    `reply_in_progress` while the conversation's previous reply is still being generated."""
     conversations, owner = container.conversations, principal.id
     conversations.check_text(body.message)
     created = False
@@ -42,8 +43,7 @@ async def chat_stream(
         conversation_id = (await conversations.create(default_model=body.model, owner=owner)).id
         created = True
     try:
-        await conversations.add_user_message(conversation_id, body.message, body.model, owner=owner)
-        stream_id = await conversations.reply_stream(conversation_id, owner=owner)
+        stream_id = await conversations.ask(conversation_id, body.message, body.model, owner=owner)
     except BaseException:
         if created:  # a failed request leaves no empty conversation behind
             await conversations.discard(conversation_id)

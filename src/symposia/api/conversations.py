@@ -94,7 +94,7 @@ async def delete_conversation(
     "/{conversation_id}/messages",
     status_code=201,
     dependencies=[rate_limited("chat")],
-    responses=api_errors(400, 404, 413, 429),
+    responses=api_errors(400, 404, 409, 413, 429),
 )
 async def add_message(
     conversation_id: str,
@@ -102,7 +102,8 @@ async def add_message(
     conversations: ConversationsDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
-    """Adds a user message; `model` overrides the conversation's default for the reply."""
+    """Adds a user message; `model` overrides the conversation's default for the reply.
+    409 `reply_in_progress` while a reply of the conversation is being generated."""
     message = await conversations.add_user_message(
         conversation_id, body.message, body.model, owner=principal.id
     )
@@ -136,9 +137,10 @@ async def stream_reply(
     last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
 ) -> Response:
     """The assistant's reply to the latest user message, saved when complete; the final
-    `done` event carries the new message's id. Resumable with `Last-Event-ID`."""
+    `done` event carries the new message's id. A reply already on its way is joined, from
+    any server process. Resumable with `Last-Event-ID`, also once answered."""
     after = parse_last_event_id(last_event_id, last_event_id_query)
-    stream_id = await container.conversations.reply_stream(
+    stream_id, stored = await container.conversations.reply_stream(
         conversation_id, model, resuming=after > 0, owner=principal.id
     )
-    return container.stream_response(stream_id, after)
+    return container.stream_response(stream_id, after, stored)

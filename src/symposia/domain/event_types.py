@@ -19,7 +19,7 @@ from symposia.domain.models import Message, RunStatus
 if TYPE_CHECKING:
     from symposia.events.log import EventLog
 
-ReplyOutcome = Literal["completed", "cancelled", "error"]
+ReplyOutcome = Literal["completed", "cancelled", "error", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)

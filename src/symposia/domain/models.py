@@ -36,6 +36,17 @@ class RunStatus(StrEnum):
         return self not in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_INPUT)
 
 
+class ReplyStatus(StrEnum):
+    """A conversation reply's state: `running` while some process generates it, then how
+    its stream ended (its `done` event's `status`)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
 class MessageStatus(StrEnum):
     COMPLETE = "complete"
     PARTIAL = "partial"
@@ -191,3 +202,36 @@ class Conversation:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     message_count: int = 0
+
+
+@dataclass(slots=True)
+class ReplyRecord:
+    """One reply stream of a conversation, as the database keeps it: which process writes
+    it (`instance_id`, at lease `epoch`) and, once it ended, where its events sat, so its
+    stream can be rebuilt with the ids it had live. `id` is the user message it answers;
+    the stream is `reply-<id>`."""
+
+    id: str
+    conversation_id: str
+    model: str
+    status: ReplyStatus = ReplyStatus.RUNNING
+    epoch: int = 1
+    instance_id: str | None = None
+    heartbeat_at: datetime | None = None
+    # The saved reply (none when nothing was said, or it could not be saved).
+    message: Message | None = None
+    # The failure its `error` event showed, and that event's id.
+    error: dict[str, Any] | None = None
+    error_event: int | None = None
+    done_event: int | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    @property
+    def stream_id(self) -> str:
+        return reply_stream_id(self.id)
+
+
+def reply_stream_id(question_id: str) -> str:
+    """The event stream of the reply to user message `question_id`."""
+    return f"reply-{question_id}"

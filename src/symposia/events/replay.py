@@ -86,7 +86,7 @@ def _ending(run: Run) -> list[Payload]:
     return ending
 
 
-def _cover_gaps(known: dict[int, Payload]) -> None:
+def cover_gaps(known: dict[int, Payload]) -> None:
     """Every id up to the last known one stands for something: a gap becomes a snapshot
     with no text, numbered with the gap's last id."""
     covered = 0
@@ -124,7 +124,7 @@ def rebuild(run: Run) -> StoredStream:
                 known[done - offset] = payload
         else:
             unplaced.extend(ending)
-    _cover_gaps(known)
+    cover_gaps(known)
     events = [event(seq, known[seq]) for seq in sorted(known)]
     after = events[-1].seq
     events.extend(event(after + 1 + i, payload) for i, payload in enumerate(unplaced))

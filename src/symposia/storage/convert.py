@@ -9,11 +9,13 @@ from symposia.domain.models import (
     Conversation,
     Message,
     MessageStatus,
+    ReplyRecord,
+    ReplyStatus,
     Run,
     RunStatus,
     TurnUsage,
 )
-from symposia.storage.tables import ConversationRow, MessageRow, RunBotRow, RunRow
+from symposia.storage.tables import ConversationRow, MessageRow, ReplyRow, RunBotRow, RunRow
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -193,4 +195,42 @@ def conversation_of(row: ConversationRow, message_count: int = 0) -> Conversatio
         created_at=created,
         updated_at=updated,
         message_count=message_count,
+    )
+
+
+def reply_row(reply: ReplyRecord) -> ReplyRow:
+    return ReplyRow(
+        id=reply.id,
+        conversation_id=reply.conversation_id,
+        model=reply.model,
+        status=reply.status.value,
+        epoch=reply.epoch,
+        instance_id=reply.instance_id,
+        heartbeat_at=reply.heartbeat_at,
+        message_id=reply.message.id if reply.message is not None else None,
+        error=reply.error,
+        error_event=reply.error_event,
+        done_event=reply.done_event,
+        created_at=reply.created_at,
+        finished_at=reply.finished_at,
+    )
+
+
+def reply_of(row: ReplyRow, message: Message | None = None) -> ReplyRecord:
+    created = aware(row.created_at)
+    assert created is not None
+    return ReplyRecord(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        model=row.model,
+        status=ReplyStatus(row.status),
+        epoch=row.epoch,
+        instance_id=row.instance_id,
+        heartbeat_at=aware(row.heartbeat_at),
+        message=message,
+        error=row.error,
+        error_event=row.error_event,
+        done_event=row.done_event,
+        created_at=created,
+        finished_at=aware(row.finished_at),
     )

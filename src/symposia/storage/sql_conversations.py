@@ -16,7 +16,7 @@ from symposia.storage.convert import (
     message_row,
 )
 from symposia.storage.sql_runs import next_seq
-from symposia.storage.tables import ConversationRow, MessageRow
+from symposia.storage.tables import ConversationRow, MessageRow, ReplyRow
 
 
 class SqlConversationRepository:
@@ -72,6 +72,9 @@ class SqlConversationRepository:
             await session.execute(
                 delete(MessageRow).where(MessageRow.conversation_id == conversation_id)
             )
+            await session.execute(
+                delete(ReplyRow).where(ReplyRow.conversation_id == conversation_id)
+            )
             result = await session.execute(
                 delete(ConversationRow).where(ConversationRow.id == conversation_id)
             )
@@ -118,8 +121,9 @@ class SqlConversationRepository:
             )
 
     async def reply_target(self, conversation_id: str) -> ReplyTarget | None:
-        """The conversation's owner and its latest message's id and role, in one query: what
-        joining the stream of a reply needs, without reading the conversation or messages."""
+        """The conversation's owner, its latest message's id and role, and its latest
+        reply's id, in one query: what joining the stream of a reply needs, without
+        reading the conversation or its messages."""
         last = (
             select(MessageRow.id, MessageRow.role)
             .where(MessageRow.conversation_id == conversation_id)
@@ -127,14 +131,21 @@ class SqlConversationRepository:
             .limit(1)
             .subquery()
         )
+        latest_reply = (
+            select(ReplyRow.id)
+            .where(ReplyRow.conversation_id == conversation_id)
+            .order_by(ReplyRow.created_at.desc(), ReplyRow.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         query = (
-            select(ConversationRow.owner, last.c.id, last.c.role)
+            select(ConversationRow.owner, last.c.id, last.c.role, latest_reply)
             .outerjoin(last, true())
             .where(ConversationRow.id == conversation_id)
         )
         async with self._sessions() as session:
             row = (await session.execute(query)).first()
-            return None if row is None else ReplyTarget(row[0], row[1], row[2])
+            return None if row is None else ReplyTarget(row[0], row[1], row[2], row[3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +153,4 @@ class ReplyTarget:
     owner: str | None
     last_message_id: str | None
     last_role: str | None
+    latest_reply_id: str | None

@@ -150,6 +150,38 @@ class MessageRow(Base):
     complete_event: Mapped[int | None] = mapped_column(Integer)
 
 
+class ReplyRow(Base):
+    """A conversation's reply stream: at most one `running` per conversation (the partial
+    unique index), written by `instance_id` at lease `epoch` while its heartbeat is fresh."""
+
+    __tablename__ = "replies"
+    __table_args__ = (
+        Index("ix_replies_conversation_created", "conversation_id", "created_at"),
+        Index(
+            "ux_replies_one_running",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    # The user message answered; the stream is `reply-<id>`.
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(StorableString(200))
+    status: Mapped[str] = mapped_column(StorableString(20))
+    epoch: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[str | None] = mapped_column(StorableString(32))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[str | None] = mapped_column(ID)
+    error: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    error_event: Mapped[int | None] = mapped_column(Integer)
+    done_event: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class ApiKeyRow(Base):
     """An API key: only a SHA-256 of its secret is kept (keys are random, 256-bit)."""
 

@@ -1,0 +1,176 @@
+"""Replies whose process died are ended, not left hanging, and never generated again.
+
+The same idea as the runs' heartbeat (`run_liveness`), with its settings: every
+`RUN_HEARTBEAT_SECONDS` this process renews the heartbeat of the replies it generates
+(and stops those it no longer holds: deleted, or taken over), then looks for running
+replies whose heartbeat is older than `RUN_LEASE_SECONDS`. It takes each over at a new
+epoch, which fences its old writer out of the database and the event log, and ends its
+stream: the text the log has is kept as a `partial` message, then `turn_complete`, an
+`error` (`reply_interrupted`) and `done` (`interrupted`). A reply is not generated again:
+that would bill the model call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from symposia.domain.event_types import (
+    Payload,
+    Reply,
+    ReplyDone,
+    StreamError,
+    TurnComplete,
+    TurnStart,
+    emit,
+)
+from symposia.domain.events import Event
+from symposia.domain.models import (
+    Message,
+    MessageStatus,
+    ReplyRecord,
+    ReplyStatus,
+    TurnUsage,
+    utcnow,
+)
+from symposia.events.log import EventLog
+from symposia.orchestration.generation import CHARS_PER_TOKEN_ESTIMATE
+from symposia.services.replies import ReplyTasks
+from symposia.storage.failures import summary
+from symposia.storage.sql_replies import SqlReplyRepository
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED = {
+    "code": "reply_interrupted",
+    "message": "the server generating this reply stopped before it was finished; "
+    "the text it had written is kept as a partial message",
+}
+
+
+@dataclass(slots=True)
+class ReplyLiveness:
+    tasks: ReplyTasks
+    repo: SqlReplyRepository
+    log: EventLog
+    every: float
+    stale_after: float
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    async def start(self) -> None:
+        """End what dead processes left (once stale), then beat in the background."""
+        await self.sweep()
+        self._task = asyncio.create_task(self._beat(), name="reply-heartbeat")
+
+    async def beat(self) -> None:
+        live = self.tasks.live()
+        held = await self.repo.renew(live)
+        self.tasks.lost(reply_id for reply_id in live if reply_id not in held)
+        await self.sweep()
+
+    async def sweep(self) -> int:
+        """End every reply whose heartbeat is stale; how many this process ended."""
+        ended = 0
+        for stale in await self.repo.stale(self.stale_after):
+            reply = await self.repo.take_over(stale.id, self.stale_after)
+            if reply is None:
+                continue  # renewed meanwhile, or another process took it
+            try:
+                await end_interrupted(self.log, self.repo, reply)
+                ended += 1
+            except Exception as exc:  # it goes stale again and is retried
+                logger.error("could not end interrupted reply %s: %s", reply.id, summary(exc))
+        if ended:
+            logger.warning("ended %d replies whose server stopped", ended)
+        return ended
+
+    async def _beat(self) -> None:
+        while not await self._stopped_within(self.every):
+            try:
+                await self.beat()
+            except Exception as exc:  # a database blip must not stop the heartbeat for good
+                logger.warning("reply heartbeat failed: %s", summary(exc))
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
+    async def close(self) -> None:
+        """Stop beating; a beat under way finishes first."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+
+async def end_interrupted(log: EventLog, repo: SqlReplyRepository, reply: ReplyRecord) -> None:
+    """End the stream of `reply`, taken over from a dead writer (see the module docstring).
+
+    Without its stream (an in-memory log that died with its process) only the record
+    ends; a stream rebuilt from storage then numbers its end after what it knows."""
+    stream_id = reply.stream_id
+    if not await log.exists(stream_id):
+        await repo.finish(reply, ReplyStatus.INTERRUPTED, error=INTERRUPTED)
+        return
+    await log.fence(stream_id, reply.epoch)  # the old writer can append nothing more
+    events = await log.read(stream_id)
+    done = next((e for e in reversed(events) if e.type == "done"), None)
+    if done is not None:  # its writer ended the stream, but could not record that
+        failure = next((e for e in reversed(events) if e.type == "error"), None)
+        await repo.finish(
+            reply,
+            ReplyStatus(done.data["status"]),
+            error=failure.data if failure is not None else None,
+            error_event=failure.seq if failure is not None else None,
+            done_event=done.seq,
+        )
+        await log.close(stream_id)
+        return
+    speaker = Reply(reply.conversation_id, reply.id)
+    payloads: list[Payload] = [] if events else [TurnStart(speaker, reply.model)]
+    message = None
+    if not any(e.type == "turn_complete" for e in events):
+        message = _partial(reply, events, complete_event=_next(events) + len(payloads))
+        payloads.append(TurnComplete(speaker, message, saved=bool(message.content)))
+    saved = message if message is not None and message.content else None
+    error_event = _next(events) + len(payloads)
+    payloads += [
+        StreamError(INTERRUPTED),
+        ReplyDone(reply.conversation_id, "interrupted", saved.id if saved else None),
+    ]
+    await repo.finish(
+        reply,
+        ReplyStatus.INTERRUPTED,
+        message=saved,
+        error=INTERRUPTED,
+        error_event=error_event,
+        done_event=error_event + 1,
+    )
+    for payload in payloads:
+        await emit(log, stream_id, payload, reply.epoch)
+    await log.close(stream_id)
+
+
+def _next(events: list[Event]) -> int:
+    return events[-1].seq + 1 if events else 1
+
+
+def _partial(reply: ReplyRecord, events: list[Event], complete_event: int) -> Message:
+    """The text the stream's tokens carried, as the reply's partial message."""
+    text = "".join(e.data["delta"] for e in events if e.type == "token")
+    start = next((e.seq for e in events if e.type == "turn_start"), 1)
+    return Message(
+        role="assistant",
+        author="assistant",
+        content=text,
+        model=reply.model,
+        status=MessageStatus.PARTIAL,
+        usage=TurnUsage(completion_tokens=len(text) // CHARS_PER_TOKEN_ESTIMATE, estimated=True),
+        completed_at=utcnow(),
+        start_event=start,
+        complete_event=complete_event,
+    )
