@@ -9,7 +9,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from symposia import __version__
-from symposia.api import chat, conversations, health, metrics, models, openai_compat, runs
+from symposia.api import (
+    chat,
+    conversations,
+    health,
+    metrics,
+    models,
+    openai_compat,
+    policies,
+    runs,
+)
 from symposia.api.errors import install_error_handlers
 from symposia.api.responses import openai_without_422
 from symposia.container import Container, build_container
@@ -71,6 +80,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(runs.router)
+    app.include_router(policies.router)
     app.include_router(models.router)
     app.include_router(conversations.router)
     app.include_router(chat.router)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -22,7 +21,6 @@ from symposia.api.schemas import BotIn, BotPatch, PageLimit, PageOffset, RunCrea
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
 from symposia.export import run_summary, run_transcript
-from symposia.orchestration.policies import POLICIES
 from symposia.services.runs import default_bots
 from symposia.settings import Settings
 from symposia.streaming.sse import parse_last_event_id
@@ -75,18 +73,6 @@ async def create_run(
         "status": run.status.value,
         "max_turns": run.max_turns,
         "stream_url": f"/api/stream/{run.id}",
-    }
-
-
-@router.get("/policies")
-async def list_policies() -> dict[str, Any]:
-    """The turn policies a run may name in `policy`, each with what it does (its settings,
-    `policy_config`, are described there and in the project's docs/policies.md)."""
-    return {
-        "items": [
-            {"name": name, "description": inspect.getdoc(type(policy)) or ""}
-            for name, policy in sorted(POLICIES.items())
-        ]
     }
 
 

@@ -1,0 +1,31 @@
+"""The turn policies a run may follow."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from symposia.api.deps import get_principal
+from symposia.api.responses import api_errors
+from symposia.orchestration.policies import POLICIES
+
+router = APIRouter(
+    prefix="/api",
+    tags=["runs"],
+    dependencies=[Depends(get_principal)],
+    responses=api_errors(401, 503),
+)
+
+
+@router.get("/policies")
+async def list_policies() -> dict[str, Any]:
+    """The turn policies a run may name in `policy`, each with what it does (its settings,
+    `policy_config`, are described there and in the project's docs/policies.md)."""
+    return {
+        "items": [
+            {"name": name, "description": inspect.getdoc(type(policy)) or ""}
+            for name, policy in sorted(POLICIES.items())
+        ]
+    }
