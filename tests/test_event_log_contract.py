@@ -5,7 +5,6 @@ own; it skips when Redis is down, and fails instead when CI is set."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,9 +25,9 @@ from symposia.events.select import ManagedEventLog
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.scripted import ScriptedProvider
 from tests.conftest import make_settings
+from tests.fakes.redis_server import REDIS_URL
+from tests.fakes.redis_server import require_redis as _require_redis
 from tests.sse import collect
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
@@ -48,19 +47,6 @@ class Backend:
 
     async def peer(self, log: ManagedEventLog) -> ManagedEventLog:
         return log if self.name == "memory" else await self.log()
-
-
-async def _require_redis() -> None:
-    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except (OSError, aioredis.ConnectionError) as exc:
-        message = f"Redis at {REDIS_URL} is not reachable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    finally:
-        await client.aclose()
 
 
 async def _delete_prefix(prefix: str) -> None:

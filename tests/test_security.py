@@ -30,11 +30,11 @@ from symposia.security.passwords import hash_password
 from symposia.settings import Settings
 from tests.conftest import make_settings
 from tests.fakes.live import free_port, serve_process, wait_until_healthy
+from tests.fakes.redis_server import REDIS_URL, require_redis
 from tests.helpers import wait_done
 
 PASSWORD = "correct horse battery staple"
 PASSWORD_HASH = hash_password(PASSWORD, rounds=4)  # cheap rounds: tests only
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def basic(user: str | bytes, password: str | bytes) -> dict[str, str]:
@@ -330,15 +330,7 @@ async def test_the_eleventh_run_in_a_minute_is_429(
 
 @pytest.fixture
 async def redis_up() -> None:
-    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except (OSError, aioredis.ConnectionError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    finally:
-        await client.aclose()
+    await require_redis()
 
 
 @pytest.mark.usefixtures("redis_up")

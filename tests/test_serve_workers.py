@@ -21,13 +21,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from tests.fakes.databases import pg_url, truncate
 from tests.fakes.live import free_port
+from tests.fakes.redis_server import REDIS_URL, require_redis
 from tests.sse import Frame, frames
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SERVE = [sys.executable, "-m", "symposia.cli", "serve"]
 GRACE = 3.0
 pytestmark = pytest.mark.skipif(
@@ -63,15 +62,7 @@ def test_workers_are_refused_without_a_shared_event_log(
 
 @pytest.fixture
 async def redis_up() -> None:
-    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except (OSError, aioredis.ConnectionError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    finally:
-        await client.aclose()
+    await require_redis()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import pytest
 
 from symposia.events.redis import KEY_PREFIX
 from tests.fakes.databases import PostgresDatabases, pg_url
+from tests.fakes.redis_server import require_redis_sync
 from tests.fakes.workers import (
     Api,
     Cluster,
@@ -31,7 +32,6 @@ from tests.fakes.workers import (
     gap_free,
     reassembled,
     redis_has,
-    require_redis,
     stored_turns,
     worker_env,
 )
@@ -46,7 +46,7 @@ async def cluster(postgres: PostgresDatabases, tmp_path: Path) -> AsyncIterator[
     """Workers on a fresh database of their own (they start together and migrate it, as
     `--workers` starts them) and the shared Redis; all killed at the end, whatever the
     test did to them."""
-    require_redis()
+    require_redis_sync()
     made = Cluster(worker_env(pg_url(postgres.create())), tmp_path)
     try:
         yield made

@@ -24,30 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import redis
 
 from tests.fakes.live import free_port
+from tests.fakes.redis_server import REDIS_URL
 from tests.sse import frames
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 START_SECONDS = 30.0  # a loaded 2-core machine starts Python slowly
 STOP_SECONDS = 20.0
 LOG_TAIL_LINES = 40
-
-
-def require_redis() -> None:
-    """Skip (fail under CI) when the Redis the workers share is not reachable."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except (OSError, redis.RedisError) as exc:
-        message = f"Redis at {REDIS_URL} is not reachable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    finally:
-        client.close()
 
 
 def redis_has(key: str) -> bool:

@@ -58,12 +58,7 @@ class SqlRunRepository:
 
     async def add(self, run: Run) -> None:
         async with self._sessions.begin() as session:
-            self._insert(session, run)
-            await session.flush()
-            session.add_all(bot_row(run.id, i, bot) for i, bot in enumerate(run.bots))
-            await session.flush()
-            for seq, message in enumerate(run.messages):
-                session.add(message_row(message, seq, run_id=run.id))
+            await self._insert(session, run)
 
     async def add_within(self, run: Run, limit: int) -> int | None:
         """Add the run unless its owner already has `limit` unfinished runs; then return how
@@ -82,18 +77,19 @@ class SqlRunRepository:
             )
             if running is not None and running >= limit:
                 return int(running)
-            self._insert(session, run)
-            await session.flush()
-            session.add_all(bot_row(run.id, i, bot) for i, bot in enumerate(run.bots))
-            await session.flush()
-            for seq, message in enumerate(run.messages):
-                session.add(message_row(message, seq, run_id=run.id))
+            await self._insert(session, run)
             return None
 
-    def _insert(self, session: AsyncSession, run: Run) -> None:
+    async def _insert(self, session: AsyncSession, run: Run) -> None:
+        """The run, its bots and its messages (a branch starts with some), held here."""
         row = run_row(run)
         row.instance_id, row.heartbeat_at = self.instance_id, utcnow()
         session.add(row)
+        await session.flush()
+        session.add_all(bot_row(run.id, i, bot) for i, bot in enumerate(run.bots))
+        await session.flush()
+        for seq, message in enumerate(run.messages):
+            session.add(message_row(message, seq, run_id=run.id))
 
     async def get(self, run_id: str) -> Run | None:
         async with self._sessions() as session:
