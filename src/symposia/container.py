@@ -31,10 +31,10 @@ from symposia.security.rate_limit import RateLimiter
 from symposia.security.redact import remember_secrets
 from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
+from symposia.services.heartbeat import Heartbeat
 from symposia.services.models import ModelCatalog
 from symposia.services.replies import ReplyTasks
-from symposia.services.reply_liveness import ReplyLiveness
-from symposia.services.run_liveness import RunLiveness
+from symposia.services.reply_leases import ReplyLeases
 from symposia.services.runs import HANDOVER_WRITE_SECONDS, RunService
 from symposia.settings import Settings
 from symposia.storage.db import create_engine, session_factory
@@ -76,8 +76,8 @@ class Container:
     trusted_proxies: list[Network]
     completions: CompletionService
     request_scopes: RequestScopes
-    liveness: RunLiveness
-    reply_liveness: ReplyLiveness
+    liveness: Heartbeat
+    reply_liveness: Heartbeat
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -233,6 +233,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     reply_tasks = ReplyTasks(
         reply_repository, conversation_repository, log, models, settings.event_log_on_redis
     )
+    reply_leases = ReplyLeases(reply_tasks, reply_repository, log, settings.run_lease_seconds)
     conversations = ConversationService(
         conversation_repository,
         reply_repository,
@@ -270,12 +271,6 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
             models, conversations, settings.default_max_tokens, settings.max_tokens_limit
         ),
         RequestScopes(),
-        RunLiveness(settings.run_heartbeat_seconds, service.renew, service.sweep),
-        ReplyLiveness(
-            reply_tasks,
-            reply_repository,
-            log,
-            settings.run_heartbeat_seconds,
-            settings.run_lease_seconds,
-        ),
+        Heartbeat("run", settings.run_heartbeat_seconds, service.renew, service.sweep),
+        Heartbeat("reply", settings.run_heartbeat_seconds, reply_leases.renew, reply_leases.sweep),
     )

@@ -1,10 +1,9 @@
-"""Run leases across servers sharing one database: renewed here, taken over when lapsed.
+"""A heartbeat: every `every` seconds, renew the leases this process holds, then sweep for
+the lapsed or released leases of others.
 
-Every `every` seconds this process renews the leases of the runs it has a task for (one
-UPDATE), then sweeps: the runs whose lease lapsed (their process died, or lost their task)
-or was released (their process left) are taken over or marked `interrupted` (see
-`RunService.sweep`). It sweeps at start-up too, so a single process restarted goes on with
-the runs it had. A run whose lease is live is never touched.
+Runs and conversation replies each have one (`RunService.renew`/`sweep`,
+`ReplyLeases.renew`/`sweep`). It beats at start-up too, so a single process restarted
+goes on with what it had. A lease that is live is never touched.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class RunLiveness:
+class Heartbeat:
+    name: str
     every: float
     renew: Callable[[], Awaitable[int]]
     sweep: Callable[[], Awaitable[int]]
@@ -31,7 +31,7 @@ class RunLiveness:
     async def start(self) -> None:
         """Sweep once (so start-up reports what it found), then beat in the background."""
         await self.sweep()
-        self._task = asyncio.create_task(self._beat(), name="run-heartbeat")
+        self._task = asyncio.create_task(self._beat(), name=f"{self.name}-heartbeat")
 
     async def _beat(self) -> None:
         while not await stopped_within(self._stop, self.every):
@@ -39,7 +39,7 @@ class RunLiveness:
                 await self.renew()
                 await self.sweep()
             except Exception as exc:  # a database blip must not stop the heartbeat for good
-                logger.warning("run heartbeat failed: %s", summary(exc))
+                logger.warning("%s heartbeat failed: %s", self.name, summary(exc))
 
     async def close(self) -> None:
         """Stop beating; a beat under way finishes first (cancelling it mid-query would

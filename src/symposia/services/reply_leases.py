@@ -1,6 +1,6 @@
 """Replies whose process died are ended, not left hanging, and never generated again.
 
-The same idea as the runs' heartbeat (`run_liveness`), with its settings: every
+The same idea as the runs' leases (`services/heartbeat.py` drives both), with their settings: every
 `RUN_HEARTBEAT_SECONDS` this process renews the heartbeat of the replies it generates
 (and stops those it no longer holds: deleted, or taken over), then looks for running
 replies whose heartbeat is older than `RUN_LEASE_SECONDS`. It takes each over at a new
@@ -12,10 +12,8 @@ that would bill the model call twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from symposia.domain.event_types import (
     Payload,
@@ -51,25 +49,20 @@ INTERRUPTED = {
 
 
 @dataclass(slots=True)
-class ReplyLiveness:
+class ReplyLeases:
+    """The replies' side of the heartbeat (`Heartbeat` drives it: `renew`, then `sweep`)."""
+
     tasks: ReplyTasks
     repo: SqlReplyRepository
     log: EventLog
-    every: float
     stale_after: float
-    _task: asyncio.Task[None] | None = field(default=None, init=False)
-    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
-    async def start(self) -> None:
-        """End what dead processes left (once stale), then beat in the background."""
-        await self.sweep()
-        self._task = asyncio.create_task(self._beat(), name="reply-heartbeat")
-
-    async def beat(self) -> None:
+    async def renew(self) -> int:
+        """Renew this process's replies; stop those it no longer holds."""
         live = self.tasks.live()
         held = await self.repo.renew(live)
         self.tasks.lost(reply_id for reply_id in live if reply_id not in held)
-        await self.sweep()
+        return len(held)
 
     async def sweep(self) -> int:
         """End every reply whose heartbeat is stale; how many this process ended."""
@@ -86,25 +79,6 @@ class ReplyLiveness:
         if ended:
             logger.warning("ended %d replies whose server stopped", ended)
         return ended
-
-    async def _beat(self) -> None:
-        while not await self._stopped_within(self.every):
-            try:
-                await self.beat()
-            except Exception as exc:  # a database blip must not stop the heartbeat for good
-                logger.warning("reply heartbeat failed: %s", summary(exc))
-
-    async def _stopped_within(self, seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
-        return self._stop.is_set()
-
-    async def close(self) -> None:
-        """Stop beating; a beat under way finishes first."""
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
 
 
 async def end_interrupted(log: EventLog, repo: SqlReplyRepository, reply: ReplyRecord) -> None:
