@@ -17,7 +17,7 @@ from symposia.api.deps import (
     rate_limited,
 )
 from symposia.api.responses import api_errors
-from symposia.api.schemas import BotIn, BotPatch, PageLimit, PageOffset, RunCreate
+from symposia.api.schemas import BotIn, BotPatch, PageLimit, PageOffset, RunBranch, RunCreate
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
 from symposia.export import run_summary, run_transcript
@@ -128,11 +128,40 @@ async def stream_run(
     return container.stream_response(run_id, after, stored)
 
 
+@router.post(
+    "/run/{run_id}/branch",
+    status_code=201,
+    dependencies=[rate_limited("runs")],
+    responses=api_errors(400, 404, 413, 429),
+)
+async def branch_run(
+    run_id: str, body: RunBranch, runs: RunsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Start a new run from the first `at_turn` turns of this one (it may still be going on),
+    with the same topic, policy and termination, and the bot changes given; the new run
+    records its parent and branch point, and its stream carries its own turns."""
+    changes: dict[int, dict[str, Any]] = {}
+    for change in body.bots:
+        if change.index in changes:
+            raise InvalidInputError(f"bot {change.index} is changed twice", "bots")
+        changes[change.index] = change.model_dump(exclude_none=True, exclude={"index"})
+    run = await runs.branch(run_id, body.at_turn, changes, body.max_turns, owner=principal.id)
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "parent_id": run.parent_id,
+        "branch_turn": run.branch_turn,
+        "max_turns": run.max_turns,
+        "stream_url": f"/api/stream/{run.id}",
+    }
+
+
 @router.get("/export/{run_id}.json", responses=api_errors(404))
 async def export_json(run_id: str, runs: RunsDep, principal: PrincipalDep) -> JSONResponse:
     """The transcript so far (final or partial), with bots, status, timestamps and usage."""
     run = await runs.get(run_id, owner=principal.id)
+    branches = await runs.branches(run_id)
     return JSONResponse(
-        run_transcript(run),
+        {**run_transcript(run), "branches": branches},
         headers={"Content-Disposition": f'attachment; filename="run-{run.id}.json"'},
     )

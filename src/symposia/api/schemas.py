@@ -124,6 +124,30 @@ class BotPatch(_Body):
         return self.model_dump(exclude_none=True)
 
 
+class BotChange(BotPatch):
+    """A change to bot `index` of a run being branched."""
+
+    index: int = Field(ge=0, le=7)
+
+
+class RunBranch(_Body):
+    """Start a new run from the first `at_turn` turns of this one."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [{"at_turn": 2, "bots": [{"index": 1, "temperature": 1.2}]}]
+        },
+    )
+
+    at_turn: int = Field(ge=0, description="How many of the original's turns the branch keeps.")
+    bots: list[BotChange] = Field(
+        default_factory=list, max_length=8, description="Changes to bots, as PATCH takes them."
+    )
+    max_turns: int | None = Field(default=None, ge=1)
+
+
 # Over MAX_MESSAGE_CHARS is a 413, checked by the service; here only "not empty".
 MessageText = Annotated[Text, StringConstraints(min_length=1)]
 

@@ -105,6 +105,8 @@ def rebuild(run: Run) -> StoredStream:
     for message in run.messages:
         if message.bot_index is None:
             continue  # not a turn: never an event
+        if run.parent_id is not None and message.start_event is None:
+            continue  # inherited by a branch: its stream carries only its own turns
         speaker, start, complete = _turn(message)
         first, last = message.start_event, message.complete_event
         if first is not None and last is not None and first < last:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from symposia.aio import stopped_within
-from symposia.domain.models import BotConfig, Run
+from symposia.domain.models import BotConfig, Message, Run, new_id
 from symposia.errors import ConflictError, InvalidInputError, NotFoundError, RateLimitedError
 from symposia.events.log import EventLog
 from symposia.events.replay import StoredStream, rebuild
@@ -128,6 +128,10 @@ class RunService:
             await self._check_model(bot.model, f"bots.{index}.model")
             for position, fallback in enumerate(bot.fallbacks):
                 await self._check_model(fallback, f"bots.{index}.fallbacks.{position}")
+        return await self._start(run)
+
+    async def _start(self, run: Run) -> Run:
+        """Store the run (within its owner's limit of running runs) and start its loop."""
         async with self._creating:  # SQLite does not serialise the count; this process does
             running = await self.runs.add_within(run, self.max_running_per_owner)
         if running is not None:
@@ -138,7 +142,7 @@ class RunService:
                 headers={"Retry-After": "10"},
             )
         await self.log.create(run.id)
-        self._spawn(run.id, owner, self.loop.execute(run.id, self.control))
+        self._spawn(run.id, run.owner, self.loop.execute(run.id, self.control))
         return run
 
     def _check_prices(self, run: Run) -> None:
@@ -305,6 +309,66 @@ class RunService:
         self._replays.pop(run_id, None)
         if not task.cancelled():
             task.exception()  # each waiter got it; marked retrieved for the ones who left
+
+    async def branch(
+        self,
+        run_id: str,
+        at_turn: int,
+        bot_changes: dict[int, dict[str, Any]],
+        max_turns: int | None,
+        *,
+        owner: str | None,
+    ) -> Run:
+        """A new run whose transcript is the original's first `at_turn` turns (the person's
+        messages among them too), with the same policy and termination, some bots changed;
+        it records its parent and branch point, and goes on from there."""
+        parent = await self.get(run_id, owner=owner)
+        turns = parent.turn_count
+        if at_turn > turns:
+            raise InvalidInputError(
+                f"run {run_id!r} has taken {turns} turns; at_turn must be 0 to {turns}", "at_turn"
+            )
+        bots = list(parent.bots)
+        for index, changes in bot_changes.items():
+            if index >= len(bots):
+                raise InvalidInputError(
+                    f"run {run_id!r} has no bot {index} (it has {len(bots)})", "bots"
+                )
+            if "model" in changes:
+                await self._check_model(changes["model"], f"bots.{index}.model")
+            if "max_tokens" in changes:
+                self._check_max_tokens(changes["max_tokens"], f"bots.{index}.max_tokens")
+            bots[index] = replace(bots[index], **changes)
+        kept: list[Message] = []
+        taken = 0
+        for message in parent.messages:
+            if message.bot_index is not None:
+                if taken == at_turn:
+                    break
+                taken += 1
+            # A copy: its own id, and no event ids (the branch's stream has its own turns).
+            kept.append(replace(message, id=new_id(), start_event=None, complete_event=None))
+        run = Run(
+            topic=parent.topic,
+            bots=bots,
+            max_turns=min(max_turns or parent.max_turns, self.max_turns_cap),
+            strategy=parent.strategy,
+            messages=kept,
+            owner=owner,
+            policy_config=dict(parent.policy_config),
+            termination=parent.termination,
+            parent_id=parent.id,
+            branch_turn=at_turn,
+        )
+        if termination.uses(run.termination, "max_cost_usd"):
+            self._check_prices(run)
+        return await self._start(run)
+
+    async def branches(self, run_id: str) -> list[dict[str, Any]]:
+        """The runs branched from this one: id and branch point, oldest first."""
+        return [
+            {"id": child, "branch_turn": turn} for child, turn in await self.runs.branches(run_id)
+        ]
 
     async def page(self, limit: int = 50, offset: int = 0, *, owner: str | None) -> list[Run]:
         return await self.runs.page(limit=limit, offset=offset, owner=owner)

@@ -273,6 +273,15 @@ class SqlRunRepository:
             )
             return {row.id: str(row.stop_requested) for row in rows}
 
+    async def branches(self, run_id: str) -> list[tuple[str, int | None]]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(RunRow.id, RunRow.branch_turn)
+                .where(RunRow.parent_id == run_id)
+                .order_by(RunRow.created_at, RunRow.id)
+            )
+            return [(row.id, row.branch_turn) for row in rows]
+
     async def lease_of(self, run_id: str) -> tuple[int, RunStatus] | None:
         """(lease epoch, status) of the run, or None if there is none."""
         async with self._sessions() as session:
