@@ -221,6 +221,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         settings.run_lease_seconds,
         settings.run_resume,
         prices,
+        max_message_chars=settings.max_message_chars,
     )
     limits = ChatLimits(
         settings.default_model,

@@ -17,7 +17,15 @@ from symposia.api.deps import (
     rate_limited,
 )
 from symposia.api.responses import api_errors
-from symposia.api.schemas import BotIn, BotPatch, PageLimit, PageOffset, RunBranch, RunCreate
+from symposia.api.schemas import (
+    BotIn,
+    BotPatch,
+    PageLimit,
+    PageOffset,
+    RunBranch,
+    RunCreate,
+    RunSay,
+)
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
 from symposia.export import run_summary, run_transcript
@@ -126,6 +134,17 @@ async def stream_run(
     # rebuilt from storage.
     stored = await container.runs.open_stream(run_id, owner=principal.id)
     return container.stream_response(run_id, after, stored)
+
+
+@router.post("/run/{run_id}/messages", status_code=201, responses=api_errors(404, 409, 413))
+async def say_in_run(
+    run_id: str, body: RunSay, runs: RunsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """A person speaks in a running run: the message is stored at once, streamed (as a
+    `person_message` event) before the next turn, and the next speaker sees it."""
+    author = body.author or principal.name or principal.id
+    message = await runs.say(run_id, body.content, author, owner=principal.id)
+    return {"run_id": run_id, "message": message.to_dict()}
 
 
 @router.post(

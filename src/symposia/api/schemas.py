@@ -152,6 +152,21 @@ class RunBranch(_Body):
 MessageText = Annotated[Text, StringConstraints(min_length=1)]
 
 
+class RunSay(_Body):
+    """A person's message to a running run."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        json_schema_extra={"examples": [{"content": "Consider the cost, too.", "author": "Ana"}]},
+    )
+
+    content: MessageText = Field(validation_alias=AliasChoices("content", "message"))
+    author: Annotated[Text, StringConstraints(min_length=1, max_length=NAME_MAX)] | None = Field(
+        default=None, description="Who speaks; by default the caller's principal id, or `user`."
+    )
+
+
 class ConversationCreate(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
     default_model: ModelName | None = None

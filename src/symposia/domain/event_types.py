@@ -173,6 +173,23 @@ class ReplyDone:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonSaid:
+    """A person's message added to a running run (`POST /api/run/{id}/messages`), streamed
+    by the run's owner before the next speaker, who sees it."""
+
+    type: ClassVar[Literal["person_message"]] = "person_message"
+    message: Message
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message.id,
+            "author": self.message.author,
+            "content": self.message.content,
+            "turn": self.message.turn,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     """The process generating the run stopped (it died, or handed the run over as it left):
     `turn` is the turn the run goes on from when it is resumed."""
@@ -233,6 +250,7 @@ Payload = (
     | StreamError
     | RunDone
     | ReplyDone
+    | PersonSaid
     | Interrupted
     | Resumed
     | Snapshot

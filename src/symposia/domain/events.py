@@ -13,6 +13,7 @@ EventType = Literal[
     "turn_complete",
     "error",
     "done",
+    "person_message",
     "interrupted",
     "resumed",
     "snapshot",

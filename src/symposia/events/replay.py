@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from symposia.domain.event_types import (
     BotTurn,
     Payload,
+    PersonSaid,
     RunDone,
     RunStatusChanged,
     Snapshot,
@@ -104,7 +105,9 @@ def rebuild(run: Run) -> StoredStream:
     unplaced: list[Payload] = []
     for message in run.messages:
         if message.bot_index is None:
-            continue  # not a turn: never an event
+            if message.role == "user" and message.start_event is not None:
+                known[message.start_event] = PersonSaid(message)  # a person spoke in
+            continue
         if run.parent_id is not None and message.start_event is None:
             continue  # inherited by a branch: its stream carries only its own turns
         speaker, start, complete = _turn(message)

@@ -26,6 +26,7 @@ from typing import Any
 from symposia.domain.event_types import (
     BotTurn,
     Interrupted,
+    PersonSaid,
     Resumed,
     RunDone,
     RunStatusChanged,
@@ -202,6 +203,7 @@ class RunLoop:
             if control.handing_over:
                 raise _HandOverError
             run = await self._run(run_id)
+            await self._announce(run, epoch)
             next_cost = 0.0
             if self.prices is not None and termination.uses(run.termination, "max_cost_usd"):
                 next_cost = self.prices.next_turn_at_most(run)
@@ -217,6 +219,21 @@ class RunLoop:
                 raise NotImplementedError("agents speaking in parallel")
             (agent,) = decision.agents
             await self.turns.take_turn(run, agent, run.turn_count, epoch, decision.round)
+
+    async def _announce(self, run: Run, epoch: int) -> None:
+        """Stream the people's messages added since the last step (any process stores them;
+        only the owner writes the stream, so its ids stay its own to number)."""
+        since = run.branch_turn or 0
+        for message in run.messages:
+            if (
+                message.role == "user"
+                and message.bot_index is None
+                and message.start_event is None
+                and (message.turn or 0) >= since
+            ):
+                said = await emit(self.log, run.id, PersonSaid(message), epoch)
+                await self.runs.set_said_event(run.id, message.id, said.seq, epoch)
+                message.start_event = message.complete_event = said.seq
 
     async def _hand_over(self, run_id: str, epoch: int) -> None:
         """Leave the run to another process: say so, and release the lease. The stream

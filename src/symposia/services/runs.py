@@ -22,7 +22,13 @@ from typing import Any
 
 from symposia.aio import stopped_within
 from symposia.domain.models import BotConfig, Message, Run, new_id
-from symposia.errors import ConflictError, InvalidInputError, NotFoundError, RateLimitedError
+from symposia.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+)
 from symposia.events.log import EventLog
 from symposia.events.replay import StoredStream, rebuild
 from symposia.orchestration import termination
@@ -83,6 +89,7 @@ class RunService:
     lease_seconds: float = 15.0
     resume: bool = True
     prices: PriceTable | None = None
+    max_message_chars: int = 100_000
     control: RunControl = field(default_factory=RunControl)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _owners: dict[str, str | None] = field(default_factory=dict)
@@ -363,6 +370,21 @@ class RunService:
         if termination.uses(run.termination, "max_cost_usd"):
             self._check_prices(run)
         return await self._start(run)
+
+    async def say(self, run_id: str, content: str, author: str, *, owner: str | None) -> Message:
+        """Add a person's message to a running run: stored now (any process may take it),
+        streamed by the run's owner before the next turn, whose speaker sees it."""
+        if len(content) > self.max_message_chars:
+            raise PayloadTooLargeError(
+                f"message is {len(content)} characters; the limit is {self.max_message_chars} "
+                "(MAX_MESSAGE_CHARS)"
+            )
+        run = await self.get(run_id, owner=owner)
+        message = Message(role="user", author=author, content=content, turn=run.turn_count)
+        if run.status.finished or not await self.runs.add_said(run_id, message):
+            run = await self.get(run_id, owner=owner)
+            raise ConflictError(f"run {run_id!r} is {run.status.value}; it takes no messages")
+        return message
 
     async def branches(self, run_id: str) -> list[dict[str, Any]]:
         """The runs branched from this one: id and branch point, oldest first."""

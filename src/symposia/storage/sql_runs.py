@@ -26,6 +26,7 @@ from symposia.storage.convert import bot_of, bot_row, message_of, message_row, r
 from symposia.storage.tables import MessageRow, RunBotEditRow, RunBotRow, RunRow
 
 UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+LIVE = (*UNFINISHED, RunStatus.AWAITING_INPUT.value)  # a person may still speak in
 
 
 async def next_seq(session: AsyncSession, column: Any, parent_id: str) -> int:
@@ -322,6 +323,37 @@ class SqlRunRepository:
                     await _check_fence(session, run_id, epoch)
             seq = await next_seq(session, MessageRow.run_id, run_id)
             session.add(message_row(message, seq, run_id=run_id))
+
+    async def add_said(self, run_id: str, message: Message) -> bool:
+        """Add a person's message to an unfinished run (False: it is finished). The run's
+        row is written first, so this and its owner's messages are numbered one at a time."""
+        async with self._sessions.begin() as session:
+            held = await session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status.in_(LIVE))
+                .values(lease_epoch=RunRow.lease_epoch)
+            )
+            if not _rows(held):
+                return False
+            seq = await next_seq(session, MessageRow.run_id, run_id)
+            session.add(message_row(message, seq, run_id=run_id))
+            return True
+
+    async def set_said_event(self, run_id: str, message_id: str, seq: int, epoch: int) -> None:
+        """Record the id of the event that streamed a person's message, as its owner."""
+        async with self._sessions.begin() as session:
+            held = await session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.lease_epoch == epoch)
+                .values(lease_epoch=epoch)
+            )
+            if not _rows(held):
+                await _check_fence(session, run_id, epoch)
+            await session.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id)
+                .values(start_event=seq, complete_event=seq)
+            )
 
     async def bot_edits(self, run_id: str) -> list[dict[str, Any]]:
         async with self._sessions() as session:
