@@ -136,7 +136,7 @@ async def stream_run(
     return container.stream_response(run_id, after, stored)
 
 
-@router.post("/run/{run_id}/messages", status_code=201, responses=api_errors(404, 409, 413))
+@router.post("/run/{run_id}/messages", status_code=201, responses=api_errors(400, 404, 409, 413))
 async def say_in_run(
     run_id: str, body: RunSay, runs: RunsDep, principal: PrincipalDep
 ) -> dict[str, Any]:
