@@ -63,3 +63,30 @@ async def test_messages_to_a_finished_or_unknown_run_are_refused(
     assert empty.status_code == 422
     huge = await client.post(f"/api/run/{run_id}/messages", json={"content": "x" * 100_001})
     assert huge.status_code == 413
+
+
+async def test_a_bot_edit_is_an_event_before_the_turn_that_uses_it(
+    client: httpx.AsyncClient, container: Container, scripted: ScriptedProvider
+) -> None:
+    scripted.add_script("slow", Script(chunks=[f"w{i} " for i in range(10)], delay=0.02))
+    bots = [{"name": "A", "model": "scripted/slow"}, {"name": "B", "model": "scripted/echo"}]
+    created = await client.post("/api/run", json={"topic": "t", "bots": bots, "max_turns": 3})
+    run_id = created.json()["id"]
+    await wait_for_event(container, run_id, lambda e: e.type == "token")
+    patched = await client.patch(f"/api/run/{run_id}/bot/1", json={"temperature": 1.5})
+    assert patched.status_code == 200, patched.text
+    events = await wait_done(container, run_id)
+    kinds = [e.type for e in events]
+    at = kinds.index("bot_updated")
+    assert events[at].data == {"bot": 1, "name": "B", "changes": {"temperature": 1.5}, "turn": 1}
+    assert kinds[at - 1] == "turn_complete"
+    assert (kinds[at + 1], events[at + 1].data["turn"]) == ("turn_start", 1)
+    assert scripted.requests[-2].temperature == 1.5  # B's turn 1 used it
+    exported = (await client.get(f"/api/export/{run_id}.json")).json()
+    assert [(e["bot"], e["changes"], e["turn"]) for e in exported["edits"]] == [
+        (1, {"temperature": 1.5}, 1)
+    ]
+    container.log._streams.pop(run_id)  # type: ignore[attr-defined]  # the live log is gone
+    rebuilt = await collect(client, f"/api/stream/{run_id}")
+    again = next(f for f in rebuilt if f.event == "bot_updated")
+    assert (int(again.id or 0), again.data) == (events[at].seq, events[at].data)

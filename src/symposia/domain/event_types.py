@@ -190,6 +190,21 @@ class PersonSaid:
 
 
 @dataclass(frozen=True, slots=True)
+class BotUpdated:
+    """A bot was changed while the run went on (`PATCH /api/run/{id}/bot/{index}`); it
+    speaks with the change from turn `turn` on."""
+
+    type: ClassVar[Literal["bot_updated"]] = "bot_updated"
+    bot: int
+    name: str
+    changes: dict[str, Any]
+    turn: int
+
+    def data(self) -> dict[str, Any]:
+        return {"bot": self.bot, "name": self.name, "changes": self.changes, "turn": self.turn}
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     """The process generating the run stopped (it died, or handed the run over as it left):
     `turn` is the turn the run goes on from when it is resumed."""
@@ -251,6 +266,7 @@ Payload = (
     | RunDone
     | ReplyDone
     | PersonSaid
+    | BotUpdated
     | Interrupted
     | Resumed
     | Snapshot

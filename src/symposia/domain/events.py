@@ -14,6 +14,7 @@ EventType = Literal[
     "error",
     "done",
     "person_message",
+    "bot_updated",
     "interrupted",
     "resumed",
     "snapshot",

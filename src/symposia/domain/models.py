@@ -143,6 +143,28 @@ class Message:
 
 
 @dataclass(slots=True)
+class BotEdit:
+    """A change to bot `bot` made while the run went on; `turn` is the first turn it took
+    effect in and `event` the id of the `bot_updated` event that said so (None until the
+    run's owner announced it, before its next turn)."""
+
+    id: int
+    bot: int
+    changes: dict[str, Any]
+    at: datetime
+    event: int | None = None
+    turn: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bot": self.bot,
+            "changes": self.changes,
+            "at": self.at.isoformat(),
+            "turn": self.turn,
+        }
+
+
+@dataclass(slots=True)
 class Run:
     """A topic, 2 to 8 bots taking turns on it, and what they said."""
 
@@ -178,6 +200,7 @@ class Run:
     parent_id: str | None = None
     branch_turn: int | None = None
     awaiting_until: datetime | None = None
+    edits: list[BotEdit] = field(default_factory=list)
     # Set by listings that load no transcript, so `turn_count` still answers.
     counted_turns: int | None = None
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from symposia.domain.event_types import (
     BotTurn,
+    BotUpdated,
     Payload,
     PersonSaid,
     RunDone,
@@ -103,6 +104,10 @@ def rebuild(run: Run) -> StoredStream:
     """The run's stream as storage knows it (see the module docstring)."""
     known: dict[int, Payload] = {FIRST_ID: RunStatusChanged(RunStatus.RUNNING)}
     unplaced: list[Payload] = []
+    for change in run.edits:
+        if change.event is not None and change.turn is not None:
+            name = run.bots[change.bot].name
+            known[change.event] = BotUpdated(change.bot, name, change.changes, change.turn)
     for message in run.messages:
         if message.bot_index is None:
             if message.role == "user" and message.start_event is not None:

@@ -36,4 +36,8 @@ def run_summary(run: Run) -> dict[str, Any]:
 
 
 def run_transcript(run: Run) -> dict[str, Any]:
-    return {**run_summary(run), "messages": [message.to_dict() for message in run.messages]}
+    return {
+        **run_summary(run),
+        "messages": [message.to_dict() for message in run.messages],
+        "edits": [change.to_dict() for change in run.edits],
+    }

@@ -25,6 +25,7 @@ from typing import Any
 
 from symposia.domain.event_types import (
     BotTurn,
+    BotUpdated,
     Interrupted,
     PersonSaid,
     Resumed,
@@ -221,8 +222,18 @@ class RunLoop:
             await self.turns.take_turn(run, agent, run.turn_count, epoch, decision.round)
 
     async def _announce(self, run: Run, epoch: int) -> None:
-        """Stream the people's messages added since the last step (any process stores them;
-        only the owner writes the stream, so its ids stay its own to number)."""
+        """Stream the bot edits and people's messages added since the last step (any
+        process stores them; only the owner writes the stream, so its ids stay its own to
+        number). The next turn is the first to see them."""
+        for change in run.edits:
+            if change.event is None:
+                name = run.bots[change.bot].name
+                updated = BotUpdated(change.bot, name, change.changes, run.turn_count)
+                announced = await emit(self.log, run.id, updated, epoch)
+                await self.runs.set_edit_event(
+                    run.id, change.id, announced.seq, run.turn_count, epoch
+                )
+                change.event, change.turn = announced.seq, run.turn_count
         since = run.branch_turn or 0
         for message in run.messages:
             if (

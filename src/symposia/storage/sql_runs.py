@@ -20,9 +20,17 @@ from typing import Any
 from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from symposia.domain.models import BotConfig, Message, Run, RunStatus, utcnow
+from symposia.domain.models import BotConfig, BotEdit, Message, Run, RunStatus, utcnow
 from symposia.errors import FencedOutError
-from symposia.storage.convert import bot_of, bot_row, message_of, message_row, run_of, run_row
+from symposia.storage.convert import (
+    aware,
+    bot_of,
+    bot_row,
+    message_of,
+    message_row,
+    run_of,
+    run_row,
+)
 from symposia.storage.tables import MessageRow, RunBotEditRow, RunBotRow, RunRow
 
 UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
@@ -32,6 +40,11 @@ LIVE = (*UNFINISHED, RunStatus.AWAITING_INPUT.value)  # a person may still speak
 async def next_seq(session: AsyncSession, column: Any, parent_id: str) -> int:
     current = await session.scalar(select(func.max(MessageRow.seq)).where(column == parent_id))
     return 0 if current is None else current + 1
+
+
+def _edit_of(row: RunBotEditRow) -> BotEdit:
+    at = aware(row.created_at) or utcnow()
+    return BotEdit(row.id, row.position, row.changes, at, row.event, row.turn)
 
 
 def _owned_by(owner: str | None) -> Any:
@@ -103,7 +116,19 @@ class SqlRunRepository:
             messages = await session.scalars(
                 select(MessageRow).where(MessageRow.run_id == run_id).order_by(MessageRow.seq)
             )
-            return run_of(row, [bot_of(b) for b in bots], [message_of(m) for m in messages])
+            run = run_of(row, [bot_of(b) for b in bots], [message_of(m) for m in messages])
+            edits = await session.scalars(
+                select(RunBotEditRow)
+                .where(RunBotEditRow.run_id == run_id)
+                .order_by(RunBotEditRow.id)
+            )
+            run.edits = [
+                BotEdit(
+                    e.id, e.position, e.changes, aware(e.created_at) or utcnow(), e.event, e.turn
+                )
+                for e in edits
+            ]
+            return run
 
     async def page(self, limit: int = 50, offset: int = 0, owner: str | None = None) -> list[Run]:
         """Newest first; bots included, transcripts not (use `get` for those)."""
@@ -355,17 +380,23 @@ class SqlRunRepository:
                 .values(start_event=seq, complete_event=seq)
             )
 
-    async def bot_edits(self, run_id: str) -> list[dict[str, Any]]:
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(RunBotEditRow)
-                .where(RunBotEditRow.run_id == run_id)
-                .order_by(RunBotEditRow.id)
+    async def set_edit_event(
+        self, run_id: str, edit_id: int, seq: int, turn: int, epoch: int
+    ) -> None:
+        """Record the `bot_updated` event that announced an edit, as the run's owner."""
+        async with self._sessions.begin() as session:
+            held = await session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.lease_epoch == epoch)
+                .values(lease_epoch=epoch)
             )
-            return [
-                {"bot": r.position, "changes": r.changes, "at": r.created_at.isoformat()}
-                for r in rows
-            ]
+            if not _rows(held):
+                await _check_fence(session, run_id, epoch)
+            await session.execute(
+                update(RunBotEditRow)
+                .where(RunBotEditRow.id == edit_id)
+                .values(event=seq, turn=turn)
+            )
 
     async def heartbeat(self, run_ids: Sequence[str]) -> int:
         """Renew this instance's leases of `run_ids` (the runs it has a task for): one UPDATE.

@@ -111,6 +111,9 @@ class RunBotEditRow(Base):
     position: Mapped[int] = mapped_column(Integer)
     changes: Mapped[dict[str, Any]] = mapped_column(StorableJSON())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The `bot_updated` event that announced it, and the turn it took effect from.
+    event: Mapped[int | None] = mapped_column(Integer)
+    turn: Mapped[int | None] = mapped_column(Integer)
 
 
 class MessageRow(Base):

@@ -33,6 +33,9 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("description", sa.Text(), nullable=False, server_default=sa.text("''"))
         )
+    with op.batch_alter_table("run_bot_edits") as batch:
+        batch.add_column(sa.Column("event", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("turn", sa.Integer(), nullable=True))
     with op.batch_alter_table("messages") as batch:
         batch.add_column(sa.Column("round", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("cost_usd", sa.Float(), nullable=True))
@@ -42,6 +45,9 @@ def downgrade() -> None:
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("cost_usd")
         batch.drop_column("round")
+    with op.batch_alter_table("run_bot_edits") as batch:
+        batch.drop_column("turn")
+        batch.drop_column("event")
     with op.batch_alter_table("run_bots") as batch:
         batch.drop_column("description")
         batch.drop_column("kind")
