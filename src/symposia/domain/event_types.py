@@ -205,6 +205,29 @@ class BotUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeakerSelected:
+    """The supervisor (policy `selector`) chose who speaks next: `answer` is what it said
+    (trimmed), `attempts` how many times it was asked, `fallback` whether no answer named
+    an allowed agent and the documented fallback chose."""
+
+    type: ClassVar[Literal["speaker_selected"]] = "speaker_selected"
+    bot: int
+    name: str
+    answer: str
+    attempts: int
+    fallback: bool
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "bot": self.bot,
+            "name": self.name,
+            "answer": self.answer,
+            "attempts": self.attempts,
+            "fallback": self.fallback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     """The process generating the run stopped (it died, or handed the run over as it left):
     `turn` is the turn the run goes on from when it is resumed."""
@@ -267,6 +290,7 @@ Payload = (
     | ReplyDone
     | PersonSaid
     | BotUpdated
+    | SpeakerSelected
     | Interrupted
     | Resumed
     | Snapshot

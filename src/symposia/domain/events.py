@@ -15,6 +15,7 @@ EventType = Literal[
     "done",
     "person_message",
     "bot_updated",
+    "speaker_selected",
     "interrupted",
     "resumed",
     "snapshot",

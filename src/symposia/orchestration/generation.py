@@ -131,5 +131,30 @@ class Generation:
         return usage
 
 
+async def answer_of(
+    models: Models, model: str, messages: Sequence[ChatMessage], max_tokens: int = 200
+) -> str:
+    """A model's whole answer, not streamed to anyone: a supervisor's choice, a verdict.
+    Asked at temperature 0, with the retries of any call; a failure is GenerationFailedError."""
+    request = CompletionRequest("", messages, temperature=0.0, max_tokens=max_tokens)
+    metrics = models.metrics
+    call = ModelCall(
+        models.registry,
+        models.policy,
+        models.timeouts,
+        [model],
+        request,
+        observe=metrics.provider_call if metrics is not None else None,
+    )
+    parts: list[str] = []
+    try:
+        async for delta in call:
+            if isinstance(delta, TextDelta):
+                parts.append(delta.text)
+    except ProviderError as exc:
+        raise GenerationFailedError(exc.failure) from exc
+    return "".join(parts)
+
+
 def prompt_chars(messages: Sequence[ChatMessage]) -> int:
     return sum(len(m.content) for m in messages)

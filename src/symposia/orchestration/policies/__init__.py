@@ -12,8 +12,9 @@ from symposia.orchestration.policies.base import (
     Speak,
 )
 from symposia.orchestration.policies.round_robin import RoundRobin
+from symposia.orchestration.policies.selector import Selector
 
-POLICIES: dict[str, Policy] = {policy.name: policy for policy in (RoundRobin(),)}
+POLICIES: dict[str, Policy] = {policy.name: policy for policy in (RoundRobin(), Selector())}
 
 
 def policy_named(name: str) -> Policy:
