@@ -206,7 +206,13 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     turns = TurnRunner(repository, log, models, settings.context_budget_tokens, prices)
     # A turn writes at most its tokens (a delta is at least one) and its end.
     loop = RunLoop(
-        repository, log, turns, settings.max_tokens_limit + 2, settings.run_max_takeovers, prices
+        repository,
+        log,
+        turns,
+        settings.max_tokens_limit + 2,
+        settings.run_max_takeovers,
+        prices,
+        settings.human_timeout_seconds,
     )
     catalog = ModelCatalog(providers, settings.models_cache_seconds)
     service = RunService(

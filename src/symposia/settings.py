@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     # times), or, with RUN_RESUME=false, marked `interrupted`.
     run_resume: bool = True
     run_max_takeovers: int = Field(default=3, ge=0, le=100)
+    # How long a run waits for an agent of kind `human` before its `on_human_timeout`.
+    human_timeout_seconds: float = Field(default=600.0, gt=0, le=7 * 86_400)
 
     # Infrastructure: the embedded SQLite file when unset; limits in memory without Redis
     database_url: str | None = None

@@ -42,6 +42,14 @@ router = APIRouter(
 
 
 def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
+    if bot.kind == "human":
+        return BotConfig(
+            name=bot.name or f"Person {index + 1}",
+            model="",
+            system_prompt="",
+            kind="human",
+            description=bot.description,
+        )
     return BotConfig(
         name=bot.name or f"Bot {index + 1}",
         model=bot.model or settings.default_model,
@@ -75,6 +83,7 @@ async def create_run(
         policy=body.policy,
         policy_config=body.policy_config,
         ending=body.termination,
+        on_human_timeout=body.on_human_timeout,
     )
     return {
         "id": run.id,
@@ -142,8 +151,8 @@ async def say_in_run(
 ) -> dict[str, Any]:
     """A person speaks in a running run: the message is stored at once, streamed (as a
     `person_message` event) before the next turn, and the next speaker sees it."""
-    author = body.author or principal.name or principal.id
-    message = await runs.say(run_id, body.content, author, owner=principal.id)
+    caller = principal.name or principal.id
+    message = await runs.say(run_id, body.content, body.author, caller=caller, owner=principal.id)
     return {"run_id": run_id, "message": message.to_dict()}
 
 

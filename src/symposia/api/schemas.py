@@ -3,7 +3,7 @@ services."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from pydantic import (
@@ -69,6 +69,19 @@ class BotIn(_Body):
     description: Annotated[Storable, StringConstraints(max_length=DESCRIPTION_MAX)] = Field(
         default="", description="What the agent is for: a supervisor picks speakers by it."
     )
+    kind: Literal["bot", "human"] = Field(
+        default="bot",
+        description=(
+            "`human`: a person, whom the run waits for in their turn (they answer with "
+            "POST /api/run/{id}/messages); they take no model settings."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _human_has_no_model(self) -> BotIn:
+        if self.kind == "human" and (self.model or self.provider or self.fallbacks):
+            raise ValueError("an agent of kind `human` takes no model, provider or fallbacks")
+        return self
 
     @model_validator(mode="after")
     def _join_provider(self) -> BotIn:
@@ -102,6 +115,13 @@ class RunCreate(_Body):
             '(for example `{"any": [{"mention": "TERMINATE"}, {"max_cost_usd": 0.5}]}`).'
         ),
         examples=[{"any": [{"mention": "TERMINATE"}, {"max_tokens": 20000}]}],
+    )
+    on_human_timeout: Literal["skip", "end"] = Field(
+        default="end",
+        description=(
+            "When an agent of kind `human` does not answer within HUMAN_TIMEOUT_SECONDS: "
+            "`end` the run (ended_by `human_timeout`) or `skip` their turn."
+        ),
     )
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ to a conversation's user message (conversation_id, in_reply_to, name).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from symposia.domain.events import Event
@@ -228,6 +229,19 @@ class SpeakerSelected:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitingInput:
+    """The run waits for the person behind agent `bot` (of kind `human`) until `until`."""
+
+    type: ClassVar[Literal["awaiting_input"]] = "awaiting_input"
+    bot: int
+    name: str
+    until: datetime
+
+    def data(self) -> dict[str, Any]:
+        return {"bot": self.bot, "name": self.name, "until": self.until.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     """The process generating the run stopped (it died, or handed the run over as it left):
     `turn` is the turn the run goes on from when it is resumed."""
@@ -291,6 +305,7 @@ Payload = (
     | PersonSaid
     | BotUpdated
     | SpeakerSelected
+    | AwaitingInput
     | Interrupted
     | Resumed
     | Snapshot

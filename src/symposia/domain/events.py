@@ -16,6 +16,7 @@ EventType = Literal[
     "person_message",
     "bot_updated",
     "speaker_selected",
+    "awaiting_input",
     "interrupted",
     "resumed",
     "snapshot",

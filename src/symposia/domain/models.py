@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 AgentKind = Literal["bot", "human"]
+HumanTimeout = Literal["skip", "end"]
 
 
 def utcnow() -> datetime:
@@ -200,6 +201,7 @@ class Run:
     parent_id: str | None = None
     branch_turn: int | None = None
     awaiting_until: datetime | None = None
+    on_human_timeout: HumanTimeout = "end"
     edits: list[BotEdit] = field(default_factory=list)
     # Set by listings that load no transcript, so `turn_count` still answers.
     counted_turns: int | None = None

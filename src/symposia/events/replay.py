@@ -109,9 +109,11 @@ def rebuild(run: Run) -> StoredStream:
             name = run.bots[change.bot].name
             known[change.event] = BotUpdated(change.bot, name, change.changes, change.turn)
     for message in run.messages:
+        if message.role == "user":  # a person: spoke in, or took their turn
+            if message.start_event is not None:
+                known[message.start_event] = PersonSaid(message)
+            continue
         if message.bot_index is None:
-            if message.role == "user" and message.start_event is not None:
-                known[message.start_event] = PersonSaid(message)  # a person spoke in
             continue
         if run.parent_id is not None and message.start_event is None:
             continue  # inherited by a branch: its stream carries only its own turns

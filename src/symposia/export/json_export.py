@@ -23,6 +23,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         "ended_by": run.ended_by,
         "parent_id": run.parent_id,
         "branch_turn": run.branch_turn,
+        "on_human_timeout": run.on_human_timeout,
+        "awaiting_until": _iso(run.awaiting_until),
         "bots": [bot.to_dict() for bot in run.bots],
         "max_turns": run.max_turns,
         "turn_count": run.turn_count,

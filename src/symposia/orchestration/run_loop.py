@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from symposia.domain.event_types import (
+    AwaitingInput,
     BotTurn,
     BotUpdated,
     Interrupted,
@@ -59,6 +61,13 @@ class _HandOverError(Exception):
     """Raised between turns when this process is leaving."""
 
 
+class _WaitingError(Exception):
+    """Raised when the run waits for a person: it holds no task and no lease meanwhile."""
+
+
+HUMAN_TIMEOUT = "human_timeout"
+
+
 @dataclass(slots=True)
 class RunLoop:
     runs: RunRepository
@@ -69,6 +78,7 @@ class RunLoop:
     turn_events_max: int = 4096 + 2
     max_takeovers: int = 3
     prices: PriceTable | None = None
+    human_timeout: float = 600.0
 
     async def execute(self, run_id: str, control: RunControl) -> None:
         """Drive a new run to its end; `control` says why, if we are cancelled."""
@@ -162,6 +172,8 @@ class RunLoop:
             raise
         except _HandOverError:
             await self._hand_over(run_id, epoch)
+        except _WaitingError:
+            return  # a person's message (or the timeout) wakes the run: see `wake`
         except asyncio.CancelledError:
             reason = control.stop_reasons.get(run_id, "stopped")
             try:
@@ -215,11 +227,54 @@ class RunLoop:
             if isinstance(decision, Finish):
                 return decision
             if isinstance(decision, AwaitHuman):
-                raise NotImplementedError("waiting for a person")
+                await self._wait(run, decision.agent, epoch)
+                raise _WaitingError
             if len(decision.agents) != 1:
                 raise NotImplementedError("agents speaking in parallel")
             (agent,) = decision.agents
             await self.turns.take_turn(run, agent, run.turn_count, epoch, decision.round)
+
+    async def _wait(self, run: Run, agent: int, epoch: int) -> None:
+        """Say whom the run waits for and until when, then release it: `awaiting_input`."""
+        until = utcnow() + timedelta(seconds=self.human_timeout)
+        waiting = RunStatusChanged(RunStatus.AWAITING_INPUT)
+        await emit(self.log, run.id, waiting, epoch)
+        await emit(self.log, run.id, AwaitingInput(agent, run.bots[agent].name, until), epoch)
+        await self.runs.wait_for(run.id, agent, until, epoch)
+
+    async def wake(
+        self, run_id: str, epoch: int, control: RunControl, timed_out: bool = False
+    ) -> None:
+        """Go on with a run that waited for a person, claimed at `epoch` by whoever woke it:
+        the person spoke (their turn is stored), the wait timed out (the turn is skipped or
+        the run ends, as the run says), or a stop came."""
+        try:
+            run = await self._run(run_id)
+            if not await self.log.exists(run_id):  # it waited longer than a process lived
+                await self.log.restore(run_id, resumable(run, self.turn_events_max))
+            await self.log.fence(run_id, epoch)
+            if run.stop_requested is not None:
+                await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested, "stop")
+                return
+            await emit(self.log, run_id, RunStatusChanged(RunStatus.RUNNING), epoch)
+            if timed_out:
+                if run.on_human_timeout == "end":
+                    await self._finish(run_id, epoch, RunStatus.COMPLETED, None, HUMAN_TIMEOUT)
+                    return
+                agent = run.open_turn_bot if run.open_turn_bot is not None else 0
+                skipped = Message(
+                    role="user",
+                    author=run.bots[agent].name,
+                    content="",
+                    status=MessageStatus.PARTIAL,
+                    bot_index=agent,
+                    turn=run.turn_count,
+                    completed_at=utcnow(),
+                )
+                await self.runs.add_message(run_id, skipped, epoch)
+            await self._drive(run_id, epoch, control)
+        except FencedOutError as exc:
+            _lost(run_id, exc)
 
     async def _announce(self, run: Run, epoch: int) -> None:
         """Stream the bot edits and people's messages added since the last step (any
@@ -238,7 +293,6 @@ class RunLoop:
         for message in run.messages:
             if (
                 message.role == "user"
-                and message.bot_index is None
                 and message.start_event is None
                 and (message.turn or 0) >= since
             ):

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from symposia.aio import stopped_within
-from symposia.domain.models import BotConfig, Message, Run, new_id
+from symposia.domain.models import (
+    BotConfig,
+    HumanTimeout,
+    Message,
+    Run,
+    RunStatus,
+    new_id,
+    utcnow,
+)
 from symposia.errors import (
     ConflictError,
     InvalidInputError,
@@ -118,6 +126,7 @@ class RunService:
         policy: str = "round_robin",
         policy_config: dict[str, Any] | None = None,
         ending: dict[str, Any] | None = None,
+        on_human_timeout: HumanTimeout = "end",
     ) -> Run:
         run = Run(
             topic=topic,
@@ -125,12 +134,15 @@ class RunService:
             max_turns=min(max_turns, self.max_turns_cap),
             owner=owner,
             strategy=policy,
+            on_human_timeout=on_human_timeout,
         )
         run.policy_config = policy_named(policy).configure(policy_config or {}, run)
         run.termination = termination.validate(ending) if ending is not None else None
         if termination.uses(run.termination, "max_cost_usd"):
             self._check_prices(run)
         for index, bot in enumerate(run.bots):
+            if bot.kind == "human":
+                continue  # a person: no model to check
             self._check_max_tokens(bot.max_tokens, f"bots.{index}.max_tokens")
             await self._check_model(bot.model, f"bots.{index}.model")
             for position, fallback in enumerate(bot.fallbacks):
@@ -186,10 +198,23 @@ class RunService:
             return interrupted
         if self.control.handing_over:
             return 0
-        taken = 0
+        taken = await self._wake_timed_out()
         for run_id, epoch in await self.runs.expired(self.lease_seconds):
             taken += await self._take_over(run_id, epoch)
         return taken
+
+    async def _wake_timed_out(self) -> int:
+        """Go on with the runs whose wait for a person timed out (one process each)."""
+        woken = 0
+        for run_id in await self.runs.waits_over():
+            epoch = await self.runs.wake(run_id, timed_out=True)
+            if epoch is not None:
+                found = await self.runs.owner_of(run_id)
+                owner = found[0] if found is not None else None
+                work = self.loop.wake(run_id, epoch, self.control, timed_out=True)
+                self._spawn(run_id, owner, work)
+                woken += 1
+        return woken
 
     async def _take_over(self, run_id: str, epoch: int) -> bool:
         """Claim the run from a dead or departed owner and go on with it here; False when
@@ -371,15 +396,34 @@ class RunService:
             self._check_prices(run)
         return await self._start(run)
 
-    async def say(self, run_id: str, content: str, author: str, *, owner: str | None) -> Message:
+    async def say(
+        self, run_id: str, content: str, author: str | None, *, caller: str, owner: str | None
+    ) -> Message:
         """Add a person's message to a running run: stored now (any process may take it),
-        streamed by the run's owner before the next turn, whose speaker sees it."""
+        streamed by the run's owner before the next turn, whose speaker sees it. When the
+        run waits for this person (an agent of kind `human`, named by `author` or by none),
+        the message is their turn, and the run goes on here."""
         if len(content) > self.max_message_chars:
             raise PayloadTooLargeError(
                 f"message is {len(content)} characters; the limit is {self.max_message_chars} "
                 "(MAX_MESSAGE_CHARS)"
             )
         run = await self.get(run_id, owner=owner)
+        awaited = run.open_turn_bot if run.status is RunStatus.AWAITING_INPUT else None
+        if awaited is not None and author in (None, run.bots[awaited].name):
+            turn = Message(
+                role="user",
+                author=run.bots[awaited].name,
+                content=content,
+                bot_index=awaited,
+                turn=run.turn_count,
+                completed_at=utcnow(),
+            )
+            epoch = await self.runs.wake(run_id, turn)
+            if epoch is not None:
+                self._spawn(run_id, run.owner, self.loop.wake(run_id, epoch, self.control))
+                return turn
+        author = author or caller
         message = Message(role="user", author=author, content=content, turn=run.turn_count)
         if run.status.finished or not await self.runs.add_said(run_id, message):
             run = await self.get(run_id, owner=owner)
@@ -431,6 +475,12 @@ class RunService:
             lease = await self.runs.lease_of(run_id)
             if lease is None or lease[1].finished:
                 break
+            if lease[1] is RunStatus.AWAITING_INPUT:  # no owner: end it here
+                epoch = await self.runs.wake(run_id)
+                if epoch is not None:
+                    self._spawn(run_id, owner, self.loop.wake(run_id, epoch, self.control))
+                    await asyncio.wait({self._tasks[run_id]}, timeout=left)
+                    break
             if await self._take_over(run_id, lease[0]):
                 await asyncio.wait({self._tasks[run_id]}, timeout=left)
                 break

@@ -133,6 +133,7 @@ def run_row(run: Run) -> RunRow:
         termination=run.termination,
         parent_id=run.parent_id,
         branch_turn=run.branch_turn,
+        on_human_timeout=run.on_human_timeout,
     )
 
 
@@ -167,6 +168,7 @@ def run_of(row: RunRow, bots: list[BotConfig], messages: list[Message]) -> Run:
         parent_id=row.parent_id,
         branch_turn=row.branch_turn,
         awaiting_until=aware(row.awaiting_until),
+        on_human_timeout="skip" if row.on_human_timeout == "skip" else "end",
     )
 
 

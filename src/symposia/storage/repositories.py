@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from symposia.domain.models import BotConfig, Message, Run, RunStatus
@@ -81,6 +82,14 @@ class RunRepository(Protocol):
     async def add_said(self, run_id: str, message: Message) -> bool:
         """Add a person's message to an unfinished run; False when it is finished."""
         ...
+
+    async def wait_for(self, run_id: str, agent: int, until: datetime, epoch: int) -> None: ...
+
+    async def wake(
+        self, run_id: str, message: Message | None = None, *, timed_out: bool = False
+    ) -> int | None: ...
+
+    async def waits_over(self, limit: int = 100) -> list[str]: ...
 
     async def set_said_event(self, run_id: str, message_id: str, seq: int, epoch: int) -> None: ...
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, true, update
@@ -284,7 +284,7 @@ class SqlRunRepository:
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(RunRow)
-                .where(RunRow.id == run_id, RunRow.status.in_(UNFINISHED))
+                .where(RunRow.id == run_id, RunRow.status.in_(LIVE))
                 .values(stop_requested=func.coalesce(RunRow.stop_requested, reason))
             )
             return bool(_rows(result))
@@ -363,6 +363,61 @@ class SqlRunRepository:
             seq = await next_seq(session, MessageRow.run_id, run_id)
             session.add(message_row(message, seq, run_id=run_id))
             return True
+
+    async def wait_for(self, run_id: str, agent: int, until: datetime, epoch: int) -> None:
+        """The run waits for a person: `awaiting_input` until `until`, its lease released
+        (a waiting run holds no lease: no process renews it, none takes it over)."""
+        await self._update(
+            run_id,
+            epoch,
+            status=RunStatus.AWAITING_INPUT.value,
+            awaiting_until=until,
+            open_turn_bot=agent,
+            instance_id=None,
+            heartbeat_at=None,
+        )
+
+    async def wake(
+        self, run_id: str, message: Message | None = None, *, timed_out: bool = False
+    ) -> int | None:
+        """End a run's wait and claim it for this process, with `message` (the person's
+        turn) stored in the same transaction; only while it waits (and, with `timed_out`,
+        only once its wait is over). Of several processes, one wins: its new epoch."""
+        async with self._sessions.begin() as session:
+            statement = update(RunRow).where(
+                RunRow.id == run_id, RunRow.status == RunStatus.AWAITING_INPUT.value
+            )
+            if timed_out:
+                statement = statement.where(RunRow.awaiting_until <= utcnow())
+            result = await session.execute(
+                statement.values(
+                    status=RunStatus.RUNNING.value,
+                    awaiting_until=None,
+                    lease_epoch=RunRow.lease_epoch + 1,
+                    instance_id=self.instance_id,
+                    heartbeat_at=utcnow(),
+                )
+            )
+            if not _rows(result):
+                return None
+            if message is not None:
+                seq = await next_seq(session, MessageRow.run_id, run_id)
+                session.add(message_row(message, seq, run_id=run_id))
+            epoch = await session.scalar(select(RunRow.lease_epoch).where(RunRow.id == run_id))
+            return int(epoch or 0)
+
+    async def waits_over(self, limit: int = 100) -> list[str]:
+        """Runs whose wait for a person has timed out."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(RunRow.id)
+                .where(
+                    RunRow.status == RunStatus.AWAITING_INPUT.value,
+                    RunRow.awaiting_until <= utcnow(),
+                )
+                .limit(limit)
+            )
+            return list(rows)
 
     async def set_said_event(self, run_id: str, message_id: str, seq: int, epoch: int) -> None:
         """Record the id of the event that streamed a person's message, as its owner."""

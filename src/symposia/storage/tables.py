@@ -84,6 +84,7 @@ class RunRow(Base):
     branch_turn: Mapped[int | None] = mapped_column(Integer)
     # While `awaiting_input`: when the wait times out.
     awaiting_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    on_human_timeout: Mapped[str | None] = mapped_column(StorableString(10))  # skip | end
 
 
 class RunBotRow(Base):

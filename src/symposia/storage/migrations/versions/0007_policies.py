@@ -26,6 +26,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("branch_turn", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("awaiting_until", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("open_turn_bot", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("on_human_timeout", sa.String(10), nullable=True))
     with op.batch_alter_table("run_bots") as batch:
         batch.add_column(
             sa.Column("kind", sa.String(20), nullable=False, server_default=sa.text("'bot'"))
@@ -53,6 +54,7 @@ def downgrade() -> None:
         batch.drop_column("kind")
     with op.batch_alter_table("runs") as batch:
         for column in (
+            "on_human_timeout",
             "open_turn_bot",
             "awaiting_until",
             "branch_turn",
