@@ -126,3 +126,29 @@ async def test_bad_settings_are_a_422(
     )
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
+
+
+async def test_presets_are_listed_and_start_a_run_from_a_topic_alone(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    listed = {p["name"]: p for p in (await client.get("/api/presets")).json()["items"]}
+    assert {"debate", "panel"} <= set(listed)
+    assert listed["panel"]["body"]["policy"] == "selector"
+    created = await client.post("/api/run", json={"topic": "cars in cities", "preset": "debate"})
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    await wait_done(container, run_id)
+    run = (await client.get(f"/api/export/{run_id}.json")).json()
+    assert [b["name"] for b in run["bots"]] == ["Proponent", "Opponent"]
+    assert [b["model"] for b in run["bots"]] == ["scripted/echo"] * 2  # DEFAULT_MODEL
+    assert run["turn_count"] == 6
+    # Fields given replace the preset's.
+    created = await client.post("/api/run", json={"topic": "t", "preset": "panel", "max_turns": 1})
+    run_id = created.json()["id"]
+    await wait_done(container, run_id)
+    run = (await client.get(f"/api/export/{run_id}.json")).json()
+    assert (run["policy"], run["turn_count"], len(run["bots"])) == ("selector", 1, 3)
+    assert run["termination"] == {"mention": "TERMINATE"}
+    unknown = await client.post("/api/run", json={"topic": "t", "preset": "nope"})
+    assert unknown.status_code == 422
+    assert unknown.json()["field"] == "preset"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from symposia.api.deps import get_principal
 from symposia.api.responses import api_errors
 from symposia.orchestration.policies import POLICIES
+from symposia.orchestration.presets import PRESETS
 
 router = APIRouter(
     prefix="/api",
@@ -17,6 +18,18 @@ router = APIRouter(
     dependencies=[Depends(get_principal)],
     responses=api_errors(401, 503),
 )
+
+
+@router.get("/presets")
+async def list_presets() -> dict[str, Any]:
+    """The presets a run may start from (`"preset": name` in `POST /api/run`): what each
+    is, and the run body it stands for (its bots take the server's DEFAULT_MODEL)."""
+    return {
+        "items": [
+            {"name": preset.name, "description": preset.description, "body": preset.body}
+            for preset in PRESETS.values()
+        ]
+    }
 
 
 @router.get("/policies")

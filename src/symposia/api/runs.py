@@ -29,6 +29,7 @@ from symposia.api.schemas import (
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
 from symposia.export import run_summary, run_transcript
+from symposia.orchestration.presets import preset_named
 from symposia.services.runs import default_bots
 from symposia.settings import Settings
 from symposia.streaming.sse import parse_last_event_id
@@ -71,6 +72,10 @@ async def create_run(
     body: RunCreate, runs: RunsDep, settings: SettingsDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """Start a run; its turns go on in the background. Watch it at `/api/stream/{id}`."""
+    if body.preset is not None:
+        base = preset_named(body.preset).with_model(settings.default_model)
+        given = body.model_dump(include=body.model_fields_set, by_alias=False)
+        body = RunCreate.model_validate({**base, **given})
     if body.bots is None:
         bots = default_bots(settings.default_model, settings.default_max_tokens)
     else:

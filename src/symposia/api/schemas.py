@@ -98,7 +98,26 @@ class BotIn(_Body):
 
 
 class RunCreate(_Body):
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"topic": "Should cities ban cars?", "preset": "debate"},
+                {
+                    "topic": "Is remote work here to stay?",
+                    "bots": [{"name": "Optimist"}, {"name": "Skeptic"}],
+                    "max_turns": 4,
+                },
+            ]
+        },
+    )
+
     topic: Annotated[Text, StringConstraints(min_length=1, max_length=TOPIC_MAX)]
+    preset: Annotated[Text, StringConstraints(min_length=1, max_length=40)] | None = Field(
+        default=None,
+        description="Start from a preset (`GET /api/presets`); the fields given replace its own.",
+    )
     bots: list[BotIn] | None = Field(default=None, min_length=2, max_length=8)
     max_turns: int = Field(default=6, ge=1)
     policy: Annotated[Text, StringConstraints(min_length=1, max_length=40)] = Field(
