@@ -105,9 +105,10 @@ async def test_runs_survive_a_restart_and_unfinished_ones_become_interrupted(
             frames = (await client.get(f"/api/stream/{run.id}")).text
             assert "event: done" in frames
             assert '"status":"interrupted"' in frames
-        edits = await container.run_repository.bot_edits(run.id)
-        assert edits[0]["bot"] == 1
-        assert edits[0]["changes"]["model"] == "scripted/count"
+        stored = await container.run_repository.get(run.id)
+        assert stored is not None
+        assert stored.edits[0].bot == 1
+        assert stored.edits[0].changes["model"] == "scripted/count"
     finally:
         await container.shutdown()
 
