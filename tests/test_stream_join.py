@@ -100,7 +100,7 @@ async def test_joining_a_finished_run_costs_one_small_query_then_none(
         assert await _first_frame(http, f"/api/stream/{run.id}") == 200
     with counting_queries(container.engine) as second:
         assert await _first_frame(http, f"/api/stream/{run.id}") == 200
-    assert len(first) <= 4  # the owner's row; the run, its bots, its messages to replay
+    assert len(first) <= 5  # the owner's row; the run, its bots, messages and edits to replay
     assert second == []  # the owner is remembered, the log is there
     other = Run(topic="t", bots=default_bots("scripted/echo", 100), max_turns=1, owner="dev")
     await container.run_repository.add(other)

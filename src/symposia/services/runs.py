@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -56,6 +56,7 @@ STOP_POLL_SECONDS = 0.5  # how soon a stop asked on another process takes effect
 LIVE_POLL_SECONDS = 0.2
 LIVE_WAIT_MARGIN_SECONDS = 5.0
 HANDOVER_WRITE_SECONDS = 2.0  # for a cut run to save its turn and release its lease
+SETTLE_SECONDS = 10.0  # at most, for the writes of cut runs to finish before the engine goes
 KNOWN_OWNERS_MAX = 4096  # owners of runs no longer live here, remembered for joins
 STORED_STREAMS_MAX = 128  # finished runs' streams rebuilt from storage, kept for joins
 _UNKNOWN = object()
@@ -518,6 +519,7 @@ class RunService:
                     for run_id, task in tasks.items()
                 )
             )
+            await self._settle(tasks.values())
             return
         logger.info("handing %d active runs over for shutdown", len(tasks))
         self.control.handing_over = True
@@ -531,3 +533,13 @@ class RunService:
                 if task in cut
             )
         )
+        await self._settle(tasks.values())
+
+    async def _settle(self, tasks: Iterable[asyncio.Task[None]]) -> None:
+        """Let cut runs finish writing (a loaded database may be slow): the engine is
+        disposed next, and a write it cut off would fail in the driver's thread."""
+        pending = [task for task in tasks if not task.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=SETTLE_SECONDS)
+            if late:
+                logger.warning("%d runs were still writing when the server stopped", len(late))
