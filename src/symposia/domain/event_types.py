@@ -18,7 +18,7 @@ from symposia.domain.events import Event
 from symposia.domain.models import Message, RunStatus
 
 if TYPE_CHECKING:
-    from symposia.events.log import EventLog
+    from symposia.events.log import Appender
 
 ReplyOutcome = Literal["completed", "cancelled", "error", "interrupted"]
 
@@ -30,12 +30,15 @@ class BotTurn:
     turn: int
     bot: int
     name: str
+    round: int | None = None  # the policy's round (`rounds`), when it has rounds
 
     def fields(self) -> dict[str, Any]:
-        return {"turn": self.turn, "bot": self.bot, "name": self.name}
+        if self.round is None:
+            return {"turn": self.turn, "bot": self.bot, "name": self.name}
+        return {"turn": self.turn, "bot": self.bot, "name": self.name, "round": self.round}
 
     def token_fields(self) -> dict[str, Any]:
-        return self.fields()
+        return {"turn": self.turn, "bot": self.bot, "name": self.name}
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +245,26 @@ class AwaitingInput:
 
 
 @dataclass(frozen=True, slots=True)
+class Verdict:
+    """The run's final answer: by `vote` (`votes`: each answer, normalised, with its count)
+    or by a `judge` (`reason`: what the judge said)."""
+
+    type: ClassVar[Literal["verdict"]] = "verdict"
+    method: str
+    answer: str
+    votes: dict[str, int]
+    reason: str
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "answer": self.answer,
+            "votes": self.votes,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     """The process generating the run stopped (it died, or handed the run over as it left):
     `turn` is the turn the run goes on from when it is resumed."""
@@ -306,6 +329,7 @@ Payload = (
     | BotUpdated
     | SpeakerSelected
     | AwaitingInput
+    | Verdict
     | Interrupted
     | Resumed
     | Snapshot
@@ -317,7 +341,7 @@ def event(seq: int, payload: Payload) -> Event:
     return Event(seq, payload.type, payload.data())
 
 
-async def emit(log: EventLog, stream_id: str, payload: Payload, epoch: int | None = None) -> Event:
+async def emit(log: Appender, stream_id: str, payload: Payload, epoch: int | None = None) -> Event:
     """Append `payload` to `stream_id`: the one way producers write events. A run's owner
     passes its lease `epoch`, so the log refuses it once another process took the run."""
     return await log.append(stream_id, payload.type, payload.data(), epoch)

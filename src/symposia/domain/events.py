@@ -17,6 +17,7 @@ EventType = Literal[
     "bot_updated",
     "speaker_selected",
     "awaiting_input",
+    "verdict",
     "interrupted",
     "resumed",
     "snapshot",

@@ -10,6 +10,7 @@ reader does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
@@ -35,6 +36,30 @@ class ResumeGoneError(SymposiaError):
 
 def fenced_out(stream_id: str, epoch: int, current: int | str) -> FencedOutError:
     return FencedOutError(f"stream {stream_id} is fenced at epoch {current}, not {epoch}")
+
+
+class Appender(Protocol):
+    """What writes events: an event log, or a `SerialAppender` in front of one."""
+
+    async def append(
+        self, stream_id: str, type: EventType, data: dict[str, Any], epoch: int | None = None
+    ) -> Event: ...
+
+
+class SerialAppender:
+    """Several writers of one stream (the turns of a round, in parallel), one append at a
+    time: inside `lock`, a writer may read the last id, act on "the next id", and append,
+    with no other writer's event in between."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self.lock = asyncio.Lock()
+
+    async def append(
+        self, stream_id: str, type: EventType, data: dict[str, Any], epoch: int | None = None
+    ) -> Event:
+        async with self.lock:
+            return await self.log.append(stream_id, type, data, epoch)
 
 
 class EventLog(Protocol):

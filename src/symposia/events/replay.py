@@ -68,7 +68,7 @@ class StoredStream:
 
 
 def _turn(message: Message) -> tuple[BotTurn, TurnStart, TurnComplete]:
-    speaker = BotTurn(message.turn or 0, message.bot_index or 0, message.author)
+    speaker = BotTurn(message.turn or 0, message.bot_index or 0, message.author, message.round)
     return speaker, TurnStart(speaker, message.model), TurnComplete(speaker, message)
 
 

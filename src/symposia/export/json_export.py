@@ -21,6 +21,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "policy_config": run.policy_config,
         "termination": run.termination,
         "ended_by": run.ended_by,
+        "verdict": run.policy_state.get("verdict"),
         "parent_id": run.parent_id,
         "branch_turn": run.branch_turn,
         "on_human_timeout": run.on_human_timeout,

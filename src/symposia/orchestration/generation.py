@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from symposia.domain.event_types import Speaker, Token, emit
 from symposia.domain.models import Message, MessageStatus, TurnUsage, utcnow
 from symposia.errors import FencedOutError, ProviderError, ProviderFailure, SymposiaError
-from symposia.events.log import EventLog
+from symposia.events.log import Appender
 from symposia.observability.metrics import Metrics
 from symposia.providers.base import ChatMessage, CompletionRequest, StreamEnd, TextDelta
 from symposia.providers.registry import ProviderRegistry
@@ -47,7 +47,7 @@ class Generation:
     events of `speaker`, at the writer's lease `epoch` (None for an unleased stream)."""
 
     models: Models
-    log: EventLog
+    log: Appender
     stream_id: str
     speaker: Speaker
     epoch: int | None = None

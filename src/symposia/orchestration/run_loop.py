@@ -40,12 +40,19 @@ from symposia.domain.event_types import (
 from symposia.domain.events import Event
 from symposia.domain.models import Message, MessageStatus, Run, RunStatus, utcnow
 from symposia.errors import FencedOutError
-from symposia.events.log import EventLog
+from symposia.events.log import EventLog, SerialAppender
 from symposia.events.replay import resumable
 from symposia.orchestration import termination
 from symposia.orchestration.control import HANDOVER, RunControl
 from symposia.orchestration.generation import GenerationFailedError
-from symposia.orchestration.policies import AwaitHuman, Finish, PolicyContext, policy_named
+from symposia.orchestration.perspective import messages_for
+from symposia.orchestration.policies import (
+    AwaitHuman,
+    Finish,
+    PolicyContext,
+    Speak,
+    policy_named,
+)
 from symposia.orchestration.policies.round_robin import next_in_turn
 from symposia.orchestration.turns import TurnRunner
 from symposia.providers.pricing import PriceTable
@@ -126,20 +133,24 @@ class RunLoop:
         """Keep the turn the last owner was cut off in as `partial` (its text from the log,
         none if the log lost it), and say the run was interrupted if it was not said."""
         closed = max((m.complete_event or 0 for m in run.messages), default=0)
-        events = await self.log.read(run.id, closed)
-        cut = _open_turn(events)
+        # The turns of a round run side by side: one may have started before another's
+        # end was stored, so look back as far as the last turns of every agent.
+        recent = [m.start_event for m in run.messages if m.start_event is not None]
+        floor = min(recent[-len(run.bots) :], default=1) - 1 if recent else 0
+        events = await self.log.read(run.id, min(floor, closed))
+        stored = {m.turn for m in run.messages if m.bot_index is not None}
+        cuts = [cut for cut in _open_turns(events) if cut[1].turn not in stored]
         opened = run.open_turn_event
         if (
-            cut is None
+            not cuts
             and opened is not None
             and opened > closed
             and not any(e.seq == opened for e in events)  # the log that had the turn is gone
         ):
             turn = run.turn_count
             bot = run.open_turn_bot if run.open_turn_bot is not None else next_in_turn(run)
-            cut = (opened, BotTurn(turn, bot, run.bots[bot].name), None, "")
-        if cut is not None:
-            start, speaker, model, text = cut
+            cuts = [(opened, BotTurn(turn, bot, run.bots[bot].name), None, "")]
+        for start, speaker, model, text in cuts:
             message = Message(
                 role="assistant",
                 author=speaker.name,
@@ -148,6 +159,7 @@ class RunLoop:
                 status=MessageStatus.PARTIAL,
                 bot_index=speaker.bot,
                 turn=speaker.turn,
+                round=speaker.round,
                 start_event=start,
                 completed_at=utcnow(),
             )
@@ -155,8 +167,9 @@ class RunLoop:
             message.complete_event = await self.log.last_seq(run.id) + 1
             await self.runs.add_message(run.id, message, epoch)
             await emit(self.log, run.id, TurnComplete(speaker, message), epoch)
+        if cuts:
             run = await self._run(run.id)
-        if cut is None and _interruption_said(events, run.last_event):
+        if not cuts and _interruption_said(events, run.last_event):
             return run
         await emit(self.log, run.id, Interrupted(OWNER_LOST, run.turn_count), epoch)
         return run
@@ -229,10 +242,35 @@ class RunLoop:
             if isinstance(decision, AwaitHuman):
                 await self._wait(run, decision.agent, epoch)
                 raise _WaitingError
-            if len(decision.agents) != 1:
-                raise NotImplementedError("agents speaking in parallel")
+            await self._speak(run, decision, epoch)
+
+    async def _speak(self, run: Run, decision: Speak, epoch: int) -> None:
+        """The turns the policy asked for: one, or several at once (each its own turn
+        number, all in one round), their events interleaved on the run's stream. If one
+        fails or the run is stopped, the others are cut too, each keeping its text."""
+        perspective = decision.perspective or messages_for
+        if len(decision.agents) == 1:
             (agent,) = decision.agents
-            await self.turns.take_turn(run, agent, run.turn_count, epoch, decision.round)
+            await self.turns.take_turn(
+                run, agent, run.turn_count, epoch, decision.round, perspective=perspective
+            )
+            return
+        writer = SerialAppender(self.log)
+        tasks = [
+            asyncio.create_task(
+                self.turns.take_turn(
+                    run, agent, run.turn_count + i, epoch, decision.round, writer, perspective
+                )
+            )
+            for i, agent in enumerate(decision.agents)
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     async def _wait(self, run: Run, agent: int, epoch: int) -> None:
         """Say whom the run waits for and until when, then release it: `awaiting_input`."""
@@ -346,23 +384,28 @@ class RunLoop:
                 await self.log.close(run_id)
 
 
-def _open_turn(events: list[Event]) -> tuple[int, BotTurn, str | None, str] | None:
-    """The turn `events` start and never complete: (its `turn_start` id, speaker, model,
-    its text so far), or None."""
-    start: Event | None = None
-    parts: list[str] = []
+def _open_turns(events: list[Event]) -> list[tuple[int, BotTurn, str | None, str]]:
+    """The turns `events` start and never complete (several when a round was cut): for
+    each, its `turn_start` id, speaker, model and text so far, in the order they started."""
+    started: dict[int, Event] = {}
+    parts: dict[int, list[str]] = {}
     for item in events:
+        if item.type not in ("turn_start", "turn_complete", "token"):
+            continue
+        turn = int(item.data["turn"])
         if item.type == "turn_start":
-            start, parts = item, []
+            started[turn], parts[turn] = item, []
         elif item.type == "turn_complete":
-            start = None
-        elif item.type == "token" and start is not None:
-            parts.append(str(item.data.get("delta", "")))
-    if start is None:
-        return None
-    data = start.data
-    speaker = BotTurn(int(data["turn"]), int(data["bot"]), str(data["name"]))
-    return start.seq, speaker, data.get("model"), "".join(parts)
+            started.pop(turn, None)
+        elif turn in started:
+            parts[turn].append(str(item.data.get("delta", "")))
+    cuts = []
+    for turn, start in sorted(started.items(), key=lambda item: item[1].seq):
+        data = start.data
+        round_ = data.get("round")
+        speaker = BotTurn(turn, int(data["bot"]), str(data["name"]), round_)
+        cuts.append((start.seq, speaker, data.get("model"), "".join(parts[turn])))
+    return cuts
 
 
 def _interruption_said(events: list[Event], handed_over_at: int | None) -> bool:

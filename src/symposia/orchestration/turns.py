@@ -6,12 +6,15 @@ after the first delta keeps what was said, with status `partial`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from symposia.aio import complete
 from symposia.domain.event_types import BotTurn, TurnComplete, TurnStart, emit
 from symposia.domain.models import Message, MessageStatus, Run
-from symposia.events.log import EventLog
+from symposia.events.log import EventLog, SerialAppender
 from symposia.orchestration.context import fit
 from symposia.orchestration.generation import (
     Generation,
@@ -20,10 +23,13 @@ from symposia.orchestration.generation import (
     prompt_chars,
 )
 from symposia.orchestration.perspective import messages_for
+from symposia.providers.base import ChatMessage
 from symposia.providers.pricing import PriceTable
 from symposia.storage.repositories import RunRepository
 
 DEFAULT_CONTEXT_BUDGET = 8000
+# What a bot is shown of the run: by default `messages_for`; a policy may show less.
+Perspective = Callable[[Run, int], list[ChatMessage]]
 
 
 @dataclass(slots=True)
@@ -41,8 +47,11 @@ class TurnRunner:
         turn: int,
         epoch: int | None = None,
         round: int | None = None,
+        writer: SerialAppender | None = None,
+        perspective: Perspective = messages_for,
     ) -> Message:
-        """Every write carries `epoch`, the run's lease held by this process."""
+        """Every write carries `epoch`, the run's lease held by this process. Turns taken
+        in parallel share a `writer`, so each one's "next id" is still its own."""
         bot = run.bots[bot_index]
         message = Message(
             role="assistant",
@@ -53,17 +62,18 @@ class TurnRunner:
             turn=turn,
             round=round,
         )
-        speaker = BotTurn(turn, bot_index, bot.name)
-        if epoch is not None:
-            # Recorded first, so a new owner knows the turn was cut even when the log that
-            # had its events is gone; this task is the stream's only writer, so the
-            # `turn_start` about to be sent is the next id.
-            next_id = await self.log.last_seq(run.id) + 1
-            await self.runs.set_open_turn(run.id, next_id, bot_index, epoch)
-        started = await emit(self.log, run.id, TurnStart(speaker, bot.model), epoch)
+        speaker = BotTurn(turn, bot_index, bot.name, round)
+        async with _alone(writer):
+            if epoch is not None:
+                # Recorded first, so a new owner knows the turn was cut even when the log
+                # that had its events is gone; no other writer appends meanwhile, so the
+                # `turn_start` about to be sent is the next id.
+                next_id = await self.log.last_seq(run.id) + 1
+                await self.runs.set_open_turn(run.id, next_id, bot_index, epoch)
+            started = await emit(self.log, run.id, TurnStart(speaker, bot.model), epoch)
         message.start_event = started.seq
-        messages = fit(messages_for(run, bot_index), self.context_budget - bot.max_tokens)
-        generation = Generation(self.models, self.log, run.id, speaker, epoch)
+        messages = fit(perspective(run, bot_index), self.context_budget - bot.max_tokens)
+        generation = Generation(self.models, writer or self.log, run.id, speaker, epoch)
         status = MessageStatus.PARTIAL
         try:
             await generation.stream(
@@ -75,23 +85,34 @@ class TurnRunner:
             if self.prices is not None:
                 message.cost_usd = self.prices.cost(message.model, message.usage)
             # A stop arriving now must not lose text the model already produced.
-            await complete(self._record(run, speaker, message, epoch))
+            await complete(self._record(run, speaker, message, epoch, writer))
         return message
 
     async def _record(
-        self, run: Run, speaker: BotTurn, message: Message, epoch: int | None
+        self,
+        run: Run,
+        speaker: BotTurn,
+        message: Message,
+        epoch: int | None,
+        writer: SerialAppender | None = None,
     ) -> None:
         """Save the message, then say so. This task is the stream's only writer, so the
         `turn_complete` about to be sent is the next id, stored with the message. A turn
         the model completed saying nothing is saved too: it was taken, and the policy goes
         on from the turns stored. A turn cut before its first word is not (the run ends,
         or, handed over, the turn is taken again: nothing of it was generated)."""
-        if message.content or message.status is MessageStatus.COMPLETE:
-            message.complete_event = await self.log.last_seq(run.id) + 1
-            await self.runs.add_message(run.id, message, epoch)
-        else:
-            message.complete_event = None
-        await emit(self.log, run.id, TurnComplete(speaker, message), epoch)
+        async with _alone(writer):
+            if message.content or message.status is MessageStatus.COMPLETE:
+                message.complete_event = await self.log.last_seq(run.id) + 1
+                await self.runs.add_message(run.id, message, epoch)
+            else:
+                message.complete_event = None
+            await emit(self.log, run.id, TurnComplete(speaker, message), epoch)
+
+
+def _alone(writer: SerialAppender | None) -> contextlib.AbstractAsyncContextManager[Any]:
+    """No other writer's event until the block ends (nothing to do for a lone writer)."""
+    return writer.lock if writer is not None else contextlib.nullcontext()
 
 
 __all__ = ["GenerationFailedError", "TurnRunner"]

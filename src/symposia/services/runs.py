@@ -138,6 +138,7 @@ class RunService:
             on_human_timeout=on_human_timeout,
         )
         run.policy_config = policy_named(policy).configure(policy_config or {}, run)
+        run.max_turns = min(run.max_turns, self.max_turns_cap)  # a policy may have raised it
         run.termination = termination.validate(ending) if ending is not None else None
         if termination.uses(run.termination, "max_cost_usd"):
             self._check_prices(run)

@@ -12,9 +12,12 @@ from symposia.orchestration.policies.base import (
     Speak,
 )
 from symposia.orchestration.policies.round_robin import RoundRobin
+from symposia.orchestration.policies.rounds import Rounds
 from symposia.orchestration.policies.selector import Selector
 
-POLICIES: dict[str, Policy] = {policy.name: policy for policy in (RoundRobin(), Selector())}
+POLICIES: dict[str, Policy] = {
+    policy.name: policy for policy in (RoundRobin(), Rounds(), Selector())
+}
 
 
 def policy_named(name: str) -> Policy:

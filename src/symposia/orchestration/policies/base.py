@@ -18,15 +18,18 @@ from symposia.domain.events import Event
 from symposia.domain.models import Run
 from symposia.events.log import EventLog
 from symposia.orchestration.generation import Models
+from symposia.orchestration.turns import Perspective
 from symposia.storage.repositories import RunRepository
 
 
 @dataclass(frozen=True, slots=True)
 class Speak:
-    """These agents (bot indexes) speak next: one, or several in parallel (a round)."""
+    """These agents (bot indexes) speak next: one, or several in parallel (a round), each
+    shown what `perspective` gives it (by default the whole conversation from its seat)."""
 
     agents: tuple[int, ...]
     round: int | None = None
+    perspective: Perspective | None = None
 
 
 @dataclass(frozen=True, slots=True)
