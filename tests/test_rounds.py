@@ -90,7 +90,13 @@ async def test_the_majority_vote_is_the_verdict(
     bots = _agents("scripted/right", "scripted/wrong", "scripted/right")
     events, run = await _rounds_run(client, container, bots, max_rounds=1, aggregation="vote")
     verdict = next(e for e in events if e.type == "verdict").data
-    assert verdict == {"method": "vote", "answer": "42.", "votes": {"42": 2, "41": 1}, "reason": ""}
+    assert verdict == {
+        "method": "vote",
+        "answer": "42.",
+        "votes": {"42": 2, "41": 1},
+        "reason": "",
+        "winner": None,
+    }
     assert run["verdict"] == verdict
     assert [e.type for e in events][-3:] == ["verdict", "run_status", "done"]
 

@@ -246,14 +246,16 @@ class AwaitingInput:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The run's final answer: by `vote` (`votes`: each answer, normalised, with its count)
-    or by a `judge` (`reason`: what the judge said)."""
+    """The run's final answer: by `vote` (`votes`: each answer, normalised, with its count),
+    a `judge` or the `moderator` (`reason`: what they said; `winner`: the side that won, in
+    a moderated debate)."""
 
     type: ClassVar[Literal["verdict"]] = "verdict"
     method: str
     answer: str
     votes: dict[str, int]
     reason: str
+    winner: str | None = None
 
     def data(self) -> dict[str, Any]:
         return {
@@ -261,6 +263,7 @@ class Verdict:
             "answer": self.answer,
             "votes": self.votes,
             "reason": self.reason,
+            "winner": self.winner,
         }
 
 

@@ -22,6 +22,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "termination": run.termination,
         "ended_by": run.ended_by,
         "verdict": run.policy_state.get("verdict"),
+        "moderation": run.policy_state.get("moderation"),
         "parent_id": run.parent_id,
         "branch_turn": run.branch_turn,
         "on_human_timeout": run.on_human_timeout,

@@ -76,6 +76,45 @@ PRESETS: dict[str, Preset] = {
                 ],
             },
         ),
+        Preset(
+            "du2023",
+            "Three agents answer in parallel for three rounds, each seeing the others' "
+            "answers, then a majority vote (Du et al. 2023).",
+            {
+                "policy": "rounds",
+                "policy_config": {"max_rounds": 3, "aggregation": "vote"},
+                "bots": [
+                    {
+                        "name": f"Agent {n}",
+                        "system_prompt": "Reason step by step. End with a "
+                        "line 'Answer: <your answer>'.",
+                    }
+                    for n in (1, 2, 3)
+                ],
+            },
+        ),
+        Preset(
+            "mad",
+            "An affirmative and a negative side debate; a moderator ends it once one side "
+            "has won, else a judge decides after three rounds (Liang et al. 2023).",
+            {
+                "policy": "moderated",
+                "policy_config": {"max_rounds": 3},
+                "bots": [
+                    {
+                        "name": "Affirmative",
+                        "system_prompt": "You are the affirmative side. Argue for your answer "
+                        "and against the other side's, in a few sentences.",
+                    },
+                    {
+                        "name": "Negative",
+                        "system_prompt": "You are the negative side. You disagree with the "
+                        "affirmative side; give your own answer and reasons, in a few "
+                        "sentences.",
+                    },
+                ],
+            },
+        ),
     )
 }
 

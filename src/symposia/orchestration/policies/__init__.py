@@ -11,12 +11,13 @@ from symposia.orchestration.policies.base import (
     PolicyContext,
     Speak,
 )
+from symposia.orchestration.policies.moderated import Moderated
 from symposia.orchestration.policies.round_robin import RoundRobin
 from symposia.orchestration.policies.rounds import Rounds
 from symposia.orchestration.policies.selector import Selector
 
 POLICIES: dict[str, Policy] = {
-    policy.name: policy for policy in (RoundRobin(), Rounds(), Selector())
+    policy.name: policy for policy in (RoundRobin(), Rounds(), Selector(), Moderated())
 }
 
 
