@@ -164,9 +164,14 @@ def remote_providers(settings: Settings) -> list[Provider]:
                 _secret(settings.anthropic_api_key),
                 "ANTHROPIC_API_KEY",
                 settings.anthropic_base_url,
-            )
+            ),
+            settings.provider_max_tokens_default,
         ),
-        BedrockAdapter(settings.aws_region, endpoint_url=settings.bedrock_endpoint_url),
+        BedrockAdapter(
+            settings.aws_region,
+            endpoint_url=settings.bedrock_endpoint_url,
+            max_tokens_default=settings.provider_max_tokens_default,
+        ),
     ]
     for name, entry in settings.openai_compatible.items():
         key = _secret(entry.api_key) or KEYLESS
@@ -179,7 +184,10 @@ def default_providers(settings: Settings) -> ProviderRegistry:
     return ProviderRegistry(
         [
             LocalProvider(
-                settings.local_model_path, settings.local_n_ctx, settings.local_n_threads
+                settings.local_model_path,
+                settings.local_n_ctx,
+                settings.local_n_threads,
+                settings.provider_max_tokens_default,
             ),
             ScriptedProvider(token_delay=settings.scripted_token_delay),
             *remote_providers(settings),
@@ -274,9 +282,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         Authenticator(settings, api_keys),
         limiter,
         parse_networks(settings.trusted_proxies),
-        CompletionService(
-            models, conversations, settings.default_max_tokens, settings.max_tokens_limit
-        ),
+        CompletionService(models, conversations, settings.max_tokens_limit),
         RequestScopes(),
         Heartbeat("run", settings.run_heartbeat_seconds, service.renew, service.sweep),
         Heartbeat("reply", settings.run_heartbeat_seconds, reply_leases.renew, reply_leases.sweep),
