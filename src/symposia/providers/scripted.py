@@ -17,7 +17,15 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
-from symposia.providers.base import CompletionRequest, Delta, Feature, StreamEnd, TextDelta
+from symposia.providers.base import (
+    CompletionRequest,
+    Delta,
+    Feature,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
 from symposia.providers.utf8 import Utf8Joiner
 
 BUILTIN_MODELS = ("echo", "count")
@@ -41,6 +49,11 @@ class Script:
     failure: ProviderFailure | None = None
     stall_after: int | None = None
     report_usage: bool = True
+    # Calls made after the text, each streamed as OpenAI does: the id and name first,
+    # then the arguments in two pieces; the answer then ends with "tool_calls".
+    tool_calls: Sequence[ToolCall] = ()
+    # What the model does instead when the latest message is a tool's result.
+    after_tool: Script | None = None
 
 
 @dataclass(slots=True)
@@ -74,7 +87,9 @@ class ScriptedProvider:
 
     def _script_for(self, request: CompletionRequest) -> Script:
         if request.model in self.scripts:
-            return self.scripts[request.model]
+            script = self.scripts[request.model]
+            answered = request.messages and request.messages[-1].role == "tool"
+            return script.after_tool if answered and script.after_tool else script
         if request.model == "echo":
             last = request.messages[-1].content if request.messages else ""
             words = f"You said: {last[:ECHO_QUOTE_CHARS]}".split(" ")
@@ -115,11 +130,17 @@ async def _play(script: Script, request: CompletionRequest) -> AsyncGenerator[De
         raise ProviderError(script.failure or _default_failure(request.model))
     if tail := joiner.flush():
         yield TextDelta(tail)
+    for index, call in enumerate(script.tool_calls):
+        half = len(call.arguments) // 2
+        yield ToolCallDelta(index, call.id, call.name, call.arguments[:half])
+        yield ToolCallDelta(index, arguments=call.arguments[half:])
+        sent += 1
+    finish = "tool_calls" if script.tool_calls else "stop"
     if script.report_usage:
         prompt = sum(len(m.content.split()) for m in request.messages)
-        yield StreamEnd("stop", prompt_tokens=prompt, completion_tokens=sent)
+        yield StreamEnd(finish, prompt_tokens=prompt, completion_tokens=sent)
     else:
-        yield StreamEnd("stop")
+        yield StreamEnd(finish)
 
 
 def _default_failure(model: str) -> ProviderFailure:

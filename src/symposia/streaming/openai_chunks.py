@@ -21,9 +21,21 @@ DONE = b"data: [DONE]\n\n"
 
 
 class ChunkEncoder:
-    __slots__ = ("_head", "_prefix", "_suffix", "_usage_null")
+    """`legacy` speaks the dialect of a client that sent `functions`: a call is a
+    `function_call` and its finish reason is `function_call`."""
 
-    def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
+    __slots__ = ("_head", "_legacy", "_prefix", "_suffix", "_usage_null")
+
+    def __init__(
+        self,
+        completion_id: str,
+        created: int,
+        model: str,
+        include_usage: bool,
+        *,
+        legacy: bool = False,
+    ) -> None:
+        self._legacy = legacy
         head = orjson.dumps(
             {
                 "id": completion_id,
@@ -61,17 +73,19 @@ class ChunkEncoder:
         """A piece of a tool call as OpenAI streams it: the first piece of a call has its
         id, type and name, every piece a fragment of the arguments."""
         function: dict[str, str] = {"arguments": delta.arguments}
+        if delta.name is not None:
+            function = {"name": delta.name, **function}
+        if self._legacy:
+            return self._choice(orjson.dumps({"function_call": function}), None)
         call: dict[str, Any] = {"index": delta.index}
         if delta.id is not None:
             call["id"] = delta.id
             call["type"] = "function"
-        if delta.name is not None:
-            function = {"name": delta.name, **function}
         call["function"] = function
         return self._choice(orjson.dumps({"tool_calls": [call]}), None)
 
     def finish(self, reason: str) -> bytes:
-        return self._choice(b"{}", reason)
+        return self._choice(b"{}", legacy_reason(reason) if self._legacy else reason)
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         usage = orjson.dumps(
@@ -124,6 +138,10 @@ async def encode_stream(
     yield end
 
 
+def legacy_reason(reason: str) -> str:
+    return "function_call" if reason == "tool_calls" else reason
+
+
 def completion_object(
     *,
     completion_id: str,
@@ -133,15 +151,20 @@ def completion_object(
     tool_calls: Sequence[ToolCall],
     finish_reason: str,
     usage: TurnUsage,
+    legacy: bool = False,
 ) -> dict[str, Any]:
     """A whole answer as OpenAI's `chat.completion` object; `content` is null when the
-    model only called tools, as OpenAI's is."""
+    model only called tools, as OpenAI's is. `legacy`: see `ChunkEncoder`."""
     message: dict[str, Any] = {
         "role": "assistant",
         "content": text if text or not tool_calls else None,
         "refusal": None,
     }
-    if tool_calls:
+    if legacy and tool_calls:
+        call = tool_calls[0]  # legacy functions are asked one call at most
+        message["function_call"] = {"name": call.name, "arguments": call.arguments}
+        finish_reason = legacy_reason(finish_reason)
+    elif tool_calls:
         message["tool_calls"] = [
             {
                 "id": call.id,
