@@ -624,7 +624,7 @@ def anthropic_models(models: list[str]) -> dict[str, Any]:
 # Bedrock wire format (the frames themselves: bedrock_wire)
 # --------------------------------------------------------------------------------------------
 
-_BEDROCK_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+_BEDROCK_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
 def bedrock_stream_plan(reply: Reply) -> _StreamPlan:
@@ -633,11 +633,16 @@ def bedrock_stream_plan(reply: Reply) -> _StreamPlan:
         bedrock_wire.token(text, corrupt=index == reply.malformed_at)
         for index, text in enumerate(reply.tokens)
     ]
-    stop_reason = _BEDROCK_STOP_REASONS.get(reply.finish_reason, reply.finish_reason)
+    stop_reason = _BEDROCK_STOP_REASONS.get(reply.finish, reply.finish)
+    tools = [
+        event
+        for index, call in enumerate(reply.tool_calls, start=1)
+        for event in bedrock_wire.tool_use(index, call.id, call.name, call.fragments)
+    ]
     plan = _StreamPlan(
         bedrock_wire.preamble(),
         tokens,
-        bedrock_wire.trailer(stop_reason, reply.prompt_tokens, reply.output_tokens),
+        bedrock_wire.trailer(stop_reason, reply.prompt_tokens, reply.output_tokens, tools),
     )
     if reply.error_event is None:
         return plan

@@ -29,7 +29,13 @@ from symposia.providers.config import ProviderConfig
 from symposia.providers.failures import not_configured, stream_failure
 from symposia.providers.openai_adapter import sdk_failure
 from symposia.providers.sdk_adapter import SdkAdapter
-from symposia.providers.tool_turns import ToolResult, Turn, arguments_of, block_turns
+from symposia.providers.tool_turns import (
+    NO_PARAMETERS,
+    ToolResult,
+    Turn,
+    arguments_of,
+    block_turns,
+)
 
 if TYPE_CHECKING:
     import anthropic
@@ -41,8 +47,6 @@ STOP_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-# An input schema for a tool that declares no parameters.
-NO_PARAMETERS = {"type": "object", "properties": {}}
 
 
 class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):

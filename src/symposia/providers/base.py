@@ -161,17 +161,7 @@ def merge_consecutive(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     return merged
 
 
-# Providers that need a user turn first get this one when the assistant would open.
+# Providers that need a user turn first get this one when the assistant would open
+# (`tool_turns.block_turns`).
 OPENING_USER_TURN = "(The conversation begins.)"
 
-
-def system_and_alternating(messages: Sequence[ChatMessage]) -> tuple[str | None, list[ChatMessage]]:
-    """Split out the system prompt; merge the rest so roles alternate, the user first.
-
-    Anthropic's and Bedrock's rules; other adapters pass messages as they are.
-    """
-    system = "\n\n".join(m.content for m in messages if m.role == "system") or None
-    turns = merge_consecutive([m for m in messages if m.role != "system"])
-    if not turns or turns[0].role != "user":
-        turns.insert(0, ChatMessage("user", OPENING_USER_TURN))
-    return system, turns

@@ -16,6 +16,9 @@ from typing import Any, Literal
 from symposia.errors import InvalidInputError
 from symposia.providers.base import OPENING_USER_TURN, ChatMessage, ToolCall
 
+# An input schema for a tool that declares no parameters.
+NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
