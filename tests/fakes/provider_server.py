@@ -345,6 +345,12 @@ def openai_chunk(
     return chunk
 
 
+def openai_logprobs(token: str) -> dict[str, Any]:
+    """A token's `logprobs` of a streamed choice: a fixed log probability."""
+    entry = {"token": token, "logprob": -0.25, "bytes": list(token.encode()), "top_logprobs": []}
+    return {"content": [entry], "refusal": None}
+
+
 def openai_choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
     return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
@@ -412,6 +418,11 @@ def _openai_stream_plan(reply: Reply, model: str, request: dict[str, Any]) -> _S
         return sse_data(payload)
 
     tokens = [chunk([openai_choice({"content": token})]) for token in reply.tokens]
+    if request.get("logprobs") is True:  # each token's entry, as OpenAI sends them
+        tokens = [
+            chunk([{**openai_choice({"content": token}), "logprobs": openai_logprobs(token)}])
+            for token in reply.tokens
+        ]
     if reply.malformed_at is not None and 0 <= reply.malformed_at < len(tokens):
         tokens[reply.malformed_at] = (
             b'data: {"id":"' + completion_id.encode() + b'","object":"chat.completion.chunk",'

@@ -91,6 +91,7 @@ def _router(prefix: str) -> APIRouter:
                         finish_reason=done.finish_reason,
                         usage=done.usage,
                         legacy=body.legacy,
+                        logprobs=done.logprobs,
                     )
                     return JSONResponse(answer, headers=headers)
                 started = await container.completions.start(call)

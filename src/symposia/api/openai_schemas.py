@@ -145,6 +145,8 @@ class ChatCompletionBody(_Loose):
     functions: list[FunctionIn] | None = None  # legacy tools
     function_call: Literal["auto", "none"] | NamedFunction | None = None
     seed: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
 
     @property
     def legacy(self) -> bool:
@@ -208,6 +210,8 @@ class ChatCompletionBody(_Loose):
             tool_choice=choice,
             parallel_tool_calls=False if self.legacy else self.parallel_tool_calls,
             seed=self.seed,
+            logprobs=self.logprobs,
+            top_logprobs=self.top_logprobs,
         )
 
     def _chat_messages(self) -> list[ChatMessage]:

@@ -77,7 +77,11 @@ class CompletionRequest:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """Text of the answer; `logprobs`, when the request asked for them and the provider
+    gave them, are OpenAI's per-token entries (`{token, logprob, bytes, top_logprobs}`)."""
+
     text: str
+    logprobs: tuple[Any, ...] | None = None
     kind: Literal["text"] = "text"
 
 
@@ -164,4 +168,3 @@ def merge_consecutive(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
 # Providers that need a user turn first get this one when the assistant would open
 # (`tool_turns.block_turns`).
 OPENING_USER_TURN = "(The conversation begins.)"
-

@@ -89,6 +89,8 @@ class _Tail:
     error: ProviderFailure | None = None
     # Pieces of tool calls read with the text of the latest batch, for the caller to pass on.
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    # The logprobs entries of the latest batch's text, when the request asked for them.
+    logprobs: list[Any] = field(default_factory=list)
 
 
 class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
@@ -168,7 +170,11 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
                     async for batch in sse_batches(chunks):
                         text = self._read(batch, request.model, tail)
                         if text:  # all that arrived since the last step, as one delta
-                            yield TextDelta(text)
+                            if tail.logprobs:
+                                yield TextDelta(text, tuple(tail.logprobs))
+                                tail.logprobs.clear()
+                            else:
+                                yield TextDelta(text)
                         if tail.tool_calls:
                             for piece in tail.tool_calls:
                                 yield piece
@@ -201,6 +207,9 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
                 content = delta.get("content")
                 if content:
                     texts.append(content)
+                    logprobs = choice.get("logprobs")
+                    if logprobs and logprobs.get("content"):
+                        tail.logprobs.extend(logprobs["content"])
                 if delta.get("tool_calls"):
                     tail.tool_calls.extend(tool_call_pieces(delta["tool_calls"]))
                 if choice.get("finish_reason"):

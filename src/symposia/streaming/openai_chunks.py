@@ -50,13 +50,15 @@ class ChunkEncoder:
         self._prefix = self._head + b',"choices":[{"index":0,"delta":{"content":'
         self._suffix = b'},"logprobs":null,"finish_reason":null}]' + self._usage_null + b"}\n\n"
 
-    def _choice(self, delta: bytes, finish_reason: str | None) -> bytes:
+    def _choice(self, delta: bytes, finish_reason: str | None, logprobs: bytes = b"null") -> bytes:
         reason = orjson.dumps(finish_reason)
         return (
             self._head
             + b',"choices":[{"index":0,"delta":'
             + delta
-            + b',"logprobs":null,"finish_reason":'
+            + b',"logprobs":'
+            + logprobs
+            + b',"finish_reason":'
             + reason
             + b"}]"
             + self._usage_null
@@ -68,6 +70,11 @@ class ChunkEncoder:
 
     def content(self, text: str) -> bytes:
         return self._prefix + orjson.dumps(text) + self._suffix
+
+    def content_logprobs(self, text: str, logprobs: tuple[Any, ...]) -> bytes:
+        """Text with the logprobs entries the client asked for (`logprobs: true`)."""
+        delta = orjson.dumps({"content": text})
+        return self._choice(delta, None, orjson.dumps({"content": logprobs, "refusal": None}))
 
     def tool_call(self, delta: ToolCallDelta) -> bytes:
         """A piece of a tool call as OpenAI streams it: the first piece of a call has its
@@ -119,7 +126,10 @@ async def encode_stream(
         delta: Delta | None = first
         while delta is not None:
             if type(delta) is TextDelta:
-                yield head + encoder.content(delta.text)
+                if delta.logprobs is None:
+                    yield head + encoder.content(delta.text)
+                else:
+                    yield head + encoder.content_logprobs(delta.text, delta.logprobs)
                 head = b""
             elif type(delta) is ToolCallDelta:
                 yield head + encoder.tool_call(delta)
@@ -152,9 +162,11 @@ def completion_object(
     finish_reason: str,
     usage: TurnUsage,
     legacy: bool = False,
+    logprobs: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """A whole answer as OpenAI's `chat.completion` object; `content` is null when the
-    model only called tools, as OpenAI's is. `legacy`: see `ChunkEncoder`."""
+    model only called tools, as OpenAI's is. `legacy`: see `ChunkEncoder`; `logprobs`:
+    the entries of the answer's tokens, when the client asked for them."""
     message: dict[str, Any] = {
         "role": "assistant",
         "content": text if text or not tool_calls else None,
@@ -180,7 +192,12 @@ def completion_object(
         "model": model,
         "system_fingerprint": None,
         "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None if logprobs is None else {"content": logprobs, "refusal": None},
+                "finish_reason": finish_reason,
+            }
         ],
         "usage": {
             "prompt_tokens": usage.prompt_tokens,
