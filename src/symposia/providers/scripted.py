@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
 from symposia.providers.base import CompletionRequest, Delta, StreamEnd, TextDelta
@@ -32,9 +32,12 @@ class Script:
     `chunks` are streamed one by one `delay` seconds apart (bytes are decoded incrementally,
     so a split multi-byte character can be scripted). `fail_after` raises `failure` after
     that many chunks; `stall_after` stops sending after that many chunks until cancelled.
+    `respond`, when set, answers each request with text of its own instead of `chunks`
+    (a model whose answer depends on what it was asked).
     """
 
     chunks: Sequence[str | bytes] = ()
+    respond: Callable[[CompletionRequest], str] | None = None
     delay: float = 0.0
     fail_after: int | None = None
     failure: ProviderFailure | None = None
@@ -71,7 +74,12 @@ class ScriptedProvider:
 
     def _script_for(self, request: CompletionRequest) -> Script:
         if request.model in self.scripts:
-            return self.scripts[request.model]
+            script = self.scripts[request.model]
+            if script.respond is None:
+                return script
+            words = script.respond(request).split(" ")
+            chunks = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+            return replace(script, chunks=chunks, respond=None)
         if request.model == "echo":
             last = request.messages[-1].content if request.messages else ""
             words = f"You said: {last[:ECHO_QUOTE_CHARS]}".split(" ")

@@ -39,6 +39,8 @@ class ConversationRow(Base):
     system_prompt: Mapped[str | None] = mapped_column(StorableText())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Its supervisor's specialists (`Panel.to_dict`), when it has a panel.
+    panel: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
 
 
 class RunRow(Base):
@@ -152,6 +154,8 @@ class MessageRow(Base):
     # Ids of the turn's `turn_start` and `turn_complete` events in its stream.
     start_event: Mapped[int | None] = mapped_column(Integer)
     complete_event: Mapped[int | None] = mapped_column(Integer)
+    # A panel's routing of the question this message answers.
+    routing: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
 
 
 class ReplyRow(Base):
@@ -184,6 +188,8 @@ class ReplyRow(Base):
     done_event: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A panel's routing of the question (the stream's first event, `routing`).
+    routing: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
 
 
 class ApiKeyRow(Base):
