@@ -160,6 +160,12 @@ class BotPatch(_Body):
     model: ModelName | None = None
     max_tokens: int | None = Field(default=None, ge=1)
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"system_prompt": "Argue the other side now.", "temperature": 1.1}]
+        }
+    )
+
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
 
@@ -288,6 +294,32 @@ class ConversationCreate(_Body):
         ),
     )
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Rivers", "default_model": "local/smollm2", "system_prompt": "Be brief."},
+                {
+                    "title": "Support desk",
+                    "default_model": "openai/gpt-4o-mini",
+                    "panel": {
+                        "agents": [
+                            {
+                                "name": "billing",
+                                "description": "Invoices, refunds, payment methods.",
+                                "model": "openai/gpt-4o-mini",
+                            },
+                            {
+                                "name": "tech",
+                                "description": "Installation, errors, configuration.",
+                                "model": "anthropic/claude-3-5-haiku-latest",
+                            },
+                        ]
+                    },
+                },
+            ]
+        }
+    )
+
 
 class ConversationPatch(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
@@ -295,6 +327,15 @@ class ConversationPatch(_Body):
     system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] | None = None
     panel: PanelIn | None = Field(
         default=None, description="A new panel; `null` removes the panel."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Rivers of Europe", "default_model": "local/smollm2"},
+                {"panel": None},
+            ]
+        }
     )
 
     def changes(self) -> dict[str, Any]:
@@ -308,6 +349,10 @@ class ConversationPatch(_Body):
 class MessageCreate(_Body):
     message: MessageText
     model: ModelName | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"message": "Which is longest?", "model": "local/smollm2"}]}
+    )
 
 
 class ChatStreamRequest(_Body):
@@ -323,6 +368,33 @@ class ChatStreamRequest(_Body):
             "Starts the new conversation with this panel (`model` is its supervisor); "
             "only when neither `conversation_id` nor `previous_response_id` is given."
         ),
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"message": "Name three rivers."},
+                {"message": "Which is longest?", "previous_response_id": "9a1e0c..."},
+                {
+                    "message": "My invoice shows the wrong amount.",
+                    "model": "openai/gpt-4o-mini",
+                    "panel": {
+                        "agents": [
+                            {
+                                "name": "billing",
+                                "description": "Invoices, refunds, payment methods.",
+                                "model": "openai/gpt-4o-mini",
+                            },
+                            {
+                                "name": "tech",
+                                "description": "Installation, errors, configuration.",
+                                "model": "local/smollm2",
+                            },
+                        ]
+                    },
+                },
+            ]
+        }
     )
 
     @model_validator(mode="after")
