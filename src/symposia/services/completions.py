@@ -135,6 +135,21 @@ class CompletionService:
             observe=metrics.provider_call if metrics is not None else None,
         )
 
+    async def deltas(self, call: CompletionCall) -> AsyncIterator[Delta]:
+        """The model call's typed deltas, for the transports other than chat completions
+        (the Responses API); the tokens that went through are counted."""
+        texts = 0
+        try:
+            async for delta in self._model_call(call):
+                if type(delta) is TextDelta:
+                    texts += 1
+                yield delta
+        finally:
+            metrics = self.models.metrics
+            if metrics is not None and texts:
+                provider, _, model = call.model.partition("/")
+                metrics.tokens.labels(provider, model).inc(texts)
+
     async def start(self, call: CompletionCall) -> AsyncIterator[bytes]:
         """Await the first delta (a failure now raises, for an HTTP error), then return
         the byte stream of the response."""

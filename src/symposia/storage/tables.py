@@ -202,3 +202,18 @@ class ApiKeyRow(Base):
     secret_sha256: Mapped[str] = mapped_column(StorableString(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ResponseRow(Base):
+    """A stored answer of `POST /v1/responses` (`store`), for `GET /v1/responses/{id}` and
+    for `previous_response_id` chains, whatever the provider: `input` holds the request's
+    items and `body` the Response object as it was returned."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(StorableString(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(StorableString(200), index=True)
+    previous_id: Mapped[str | None] = mapped_column(StorableString(64))
+    input: Mapped[list[Any]] = mapped_column(StorableJSON())
+    body: Mapped[dict[str, Any]] = mapped_column(StorableJSON())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
