@@ -16,7 +16,9 @@ from fastapi import FastAPI
 
 from symposia.app import container_of, create_app
 from symposia.container import Container, default_providers
+from symposia.providers.base import ChatMessage, CompletionRequest
 from symposia.providers.scripted import Script, ScriptedProvider
+from symposia.streaming.openai_chunks import ChunkEncoder, encode_stream
 from tests.conftest import remote_settings
 from tests.fakes.live import LiveServer, start_live_server
 from tests.fakes.provider_server import FakeProviderServer, Reply
@@ -475,18 +477,11 @@ async def test_chunks_made_together_leave_as_one_write(
     """The role chunk goes with the first text, and the finish, usage and [DONE] go
     together: every write costs a pass through the middleware and a system call."""
     scripted.add_script("abc", Script(chunks=["a", "b", "c"]))
-    call = await compat.completions.prepare(
-        model="scripted/abc",
-        messages=[("user", "hi")],
-        temperature=None,
-        top_p=None,
-        max_tokens=None,
-        stop=(),
-        include_usage=True,
-        owner=None,
-        conversation=None,
-    )
-    writes = [piece async for piece in await compat.completions.start(call)]
+    request = CompletionRequest("", [ChatMessage("user", "hi")])
+    call = await compat.completions.prepare("scripted/abc", request, owner=None, conversation=None)
+    started = await compat.completions.start(call)
+    encoder = ChunkEncoder("chatcmpl-1", 1, "scripted/abc", include_usage=True)
+    writes = [w async for w in encode_stream(started.first, started.rest, encoder, True)]
 
     def payloads(write: bytes) -> list[Any]:
         events = write.decode().removesuffix("\n\n").split("\n\n")

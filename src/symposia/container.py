@@ -167,9 +167,14 @@ def remote_providers(settings: Settings) -> list[Provider]:
                 _secret(settings.anthropic_api_key),
                 "ANTHROPIC_API_KEY",
                 settings.anthropic_base_url,
-            )
+            ),
+            settings.provider_max_tokens_default,
         ),
-        BedrockAdapter(settings.aws_region, endpoint_url=settings.bedrock_endpoint_url),
+        BedrockAdapter(
+            settings.aws_region,
+            endpoint_url=settings.bedrock_endpoint_url,
+            max_tokens_default=settings.provider_max_tokens_default,
+        ),
     ]
     for name, entry in settings.openai_compatible.items():
         key = _secret(entry.api_key) or KEYLESS
@@ -182,7 +187,10 @@ def default_providers(settings: Settings) -> ProviderRegistry:
     return ProviderRegistry(
         [
             LocalProvider(
-                settings.local_model_path, settings.local_n_ctx, settings.local_n_threads
+                settings.local_model_path,
+                settings.local_n_ctx,
+                settings.local_n_threads,
+                settings.provider_max_tokens_default,
             ),
             ScriptedProvider(token_delay=settings.scripted_token_delay),
             *remote_providers(settings),
@@ -262,9 +270,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         on_reject=lambda scope: metrics.rate_limited.labels(scope).inc(),
         on_fallback=metrics.redis_fallbacks.inc,
     )
-    completions = CompletionService(
-        models, conversations, settings.default_max_tokens, settings.max_tokens_limit
-    )
+    completions = CompletionService(models, conversations, settings.max_tokens_limit)
     return Container(
         settings,
         providers,

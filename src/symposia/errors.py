@@ -141,6 +141,12 @@ class UnknownModelError(InvalidInputError):
     code = "unknown_model"
 
 
+class UnsupportedParameterError(InvalidInputError):
+    """A parameter the chosen provider cannot honour: refused, never silently dropped."""
+
+    code = "unsupported_parameter"
+
+
 class ProviderNotConfiguredError(InvalidInputError):
     code = "provider_not_configured"
 

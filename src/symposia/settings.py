@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     models_cache_seconds: float = Field(default=3600.0, ge=0)
     max_tokens_limit: int = Field(default=4096, ge=1, le=1_000_000)
     default_max_tokens: int = Field(default=256, ge=1, le=1_000_000)
+    # max_tokens sent to a provider that requires one (Anthropic, Bedrock; the local
+    # model's answer limit) when the client set none. Not a cap: MAX_TOKENS_LIMIT is.
+    provider_max_tokens_default: int = Field(default=4096, ge=1, le=1_000_000)
     max_message_chars: int = Field(default=100_000, ge=1)
     context_budget_tokens: int = Field(default=8000, ge=256)
     # A JSON file of model prices ({"provider/model": {"input": $, "output": $}} per million

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from symposia.errors import ProviderError, ProviderFailure
-from symposia.providers.base import ChatMessage, CompletionRequest, Delta, StreamEnd, TextDelta
+from symposia.providers.base import (
+    ChatMessage,
+    CompletionRequest,
+    Delta,
+    Feature,
+    StreamEnd,
+    TextDelta,
+)
 from symposia.providers.failures import from_status, is_retryable_status, parse_retry_after
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.resilience import ModelCall, RetryPolicy, Timeouts
@@ -39,6 +46,7 @@ class Flaky:
     outcomes: list[object]
     calls: list[str] = field(default_factory=list)
     configured: bool = True
+    features: frozenset[Feature] = frozenset()
 
     def check_model(self, model: str) -> None:
         pass

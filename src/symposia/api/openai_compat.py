@@ -6,6 +6,8 @@ Served at `/v1/...` and `/api/v1/...`. Authentication is a Symposia API key as
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -22,6 +24,7 @@ from symposia.api.deps import (
 from symposia.api.openai_schemas import ChatCompletionBody
 from symposia.api.responses import openai_errors
 from symposia.errors import InvalidInputError
+from symposia.streaming.openai_chunks import ChunkEncoder, completion_object, encode_stream
 from symposia.streaming.relay_response import RelayResponse
 from symposia.streaming.request_scope import ClientGoneError, RequestScope
 
@@ -67,29 +70,33 @@ def _router(prefix: str) -> APIRouter:
         streamed or not)."""
         container, principal = caller.container, caller.principal
         try:
-            messages = [(m.role, m.text()) for m in body.messages]
+            request = body.completion_request()
         except ValueError as exc:
             raise InvalidInputError(str(exc), "messages") from None
         call = await container.completions.prepare(
-            model=body.model,
-            messages=messages,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            max_tokens=body.token_limit,
-            stop=body.stop_sequences(),
-            include_usage=body.include_usage,
-            owner=principal.id,
-            conversation=conversation,
+            body.model, request, owner=principal.id, conversation=conversation
         )
         headers = {CONVERSATION_HEADER: call.conversation_id} if call.conversation_id else {}
+        completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         try:
             with scope:
                 if not body.stream:
-                    answer = await container.completions.complete(call)
+                    done = await container.completions.complete(call)
+                    answer = completion_object(
+                        completion_id=completion_id,
+                        created=created,
+                        model=body.model,
+                        text=done.text,
+                        tool_calls=done.tool_calls,
+                        finish_reason=done.finish_reason,
+                        usage=done.usage,
+                    )
                     return JSONResponse(answer, headers=headers)
-                stream = await container.completions.start(call)
+                started = await container.completions.start(call)
         except ClientGoneError:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
+        encoder = ChunkEncoder(completion_id, created, body.model, body.include_usage)
+        stream = encode_stream(started.first, started.rest, encoder, body.include_usage)
         return RelayResponse(stream, scope, headers, container.settings.sse_send_timeout)
 
     @router.get("/models", dependencies=[Depends(get_principal)], responses=openai_errors(401, 503))

@@ -10,8 +10,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from symposia.api.schemas import ModelName, no_nul
+from symposia.providers.base import ChatMessage, ChatRole, CompletionRequest
 
 MAX_STOP_SEQUENCES = 4
+ROLES: dict[str, ChatRole] = {
+    "developer": "system",
+    "system": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
 
 
 class _Loose(BaseModel):
@@ -35,6 +42,9 @@ class ChatMessageIn(_Loose):
             if text is not None:
                 no_nul(text)
         return value
+
+    def chat_message(self) -> ChatMessage:
+        return ChatMessage(ROLES[self.role], self.text())
 
     def text(self) -> str:
         """The message as plain text; text parts are joined, other parts refused."""
@@ -86,3 +96,15 @@ class ChatCompletionBody(_Loose):
     @property
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def completion_request(self) -> CompletionRequest:
+        """The model call this body asks for; what the client did not set stays None
+        (not sent: the model's own defaults apply). ValueError for unusable messages."""
+        return CompletionRequest(
+            model="",
+            messages=[m.chat_message() for m in self.messages],
+            temperature=self.temperature,
+            max_tokens=self.token_limit,
+            top_p=self.top_p,
+            stop=self.stop_sequences(),
+        )

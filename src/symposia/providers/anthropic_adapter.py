@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from symposia.errors import ProviderError
 from symposia.providers.base import (
+    PROVIDER_MAX_TOKENS_DEFAULT,
     CompletionRequest,
     Delta,
+    Feature,
     StreamEnd,
     TextDelta,
     system_and_alternating,
 )
+from symposia.providers.config import ProviderConfig
 from symposia.providers.failures import not_configured, stream_failure
 from symposia.providers.openai_adapter import sdk_failure
 from symposia.providers.sdk_adapter import SdkAdapter
@@ -30,6 +33,17 @@ STOP_REASONS = {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "st
 
 
 class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
+    """Anthropic requires `max_tokens`: a request that sets none gets `max_tokens_default`
+    (the setting PROVIDER_MAX_TOKENS_DEFAULT)."""
+
+    features: frozenset[Feature] = frozenset({"tools"})
+
+    def __init__(
+        self, config: ProviderConfig, max_tokens_default: int = PROVIDER_MAX_TOKENS_DEFAULT
+    ) -> None:
+        super().__init__(config)
+        self.max_tokens_default = max_tokens_default
+
     def _make_client(self) -> anthropic.AsyncAnthropic:
         import anthropic
 
@@ -49,7 +63,7 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
         params: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in turns],
-            "max_tokens": request.max_tokens,
+            "max_tokens": request.max_tokens or self.max_tokens_default,
             # No temperature: the current Messages API (SDK 2.x) no longer takes one.
             "stream": True,
         }

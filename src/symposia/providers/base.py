@@ -1,40 +1,96 @@
 """The one interface every model provider implements, and the deltas it streams.
 
-Adapters translate their vendor's stream into `TextDelta`s followed by one `StreamEnd`;
-nothing past the adapter knows what a vendor chunk looked like.
+Adapters translate their vendor's stream into `TextDelta`s and `ToolCallDelta`s followed
+by one `StreamEnd` (why it ended, and the usage); nothing past the adapter knows what a
+vendor chunk looked like. A request's optional parameters are None when the client did
+not set them: then they are not sent, and the model's own defaults apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from symposia.domain.models import Role
+# What a provider that requires max_tokens is sent when the caller set none (the setting
+# PROVIDER_MAX_TOKENS_DEFAULT): high enough not to cut a normal answer.
+PROVIDER_MAX_TOKENS_DEFAULT = 4096
+
+ChatRole = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asked for: `arguments` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: Role
+    """One message of a prompt. An assistant's may carry the `tool_calls` it made; a
+    `tool` message answers the call `tool_call_id` with `content`."""
+
+    role: ChatRole
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call; `parameters` is its JSON schema."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+# "auto", "none", "required" (some tool), or a tool's name (that one).
+ToolChoice = Literal["auto", "none", "required"] | str
 
 
 @dataclass(frozen=True, slots=True)
 class CompletionRequest:
-    """One model call. `model` is the provider's own name (no `provider/` prefix)."""
+    """One model call. `model` is the provider's own name (no `provider/` prefix).
+
+    None means "not set by the caller": the adapter does not send it (an adapter whose
+    provider requires a value, such as Anthropic's max_tokens, sends its documented one).
+    """
 
     model: str
     messages: Sequence[ChatMessage]
-    temperature: float = 0.7
-    max_tokens: int = 256
+    temperature: float | None = None
+    max_tokens: int | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    seed: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
     kind: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of tool call number `index` of this answer: the first piece of a call
+    carries its `id` and `name`, every piece a fragment of its JSON `arguments`."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    kind: Literal["tool_call"] = "tool_call"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +103,33 @@ class StreamEnd:
     kind: Literal["end"] = "end"
 
 
-Delta = TextDelta | StreamEnd
+Delta = TextDelta | ToolCallDelta | StreamEnd
+
+
+# What a request may ask beyond plain text, which not every provider can honour.
+Feature = Literal["tools", "seed", "logprobs"]
+NO_FEATURES: frozenset[Feature] = frozenset()
+
+
+def features_of(request: CompletionRequest) -> dict[Feature, str]:
+    """The features `request` uses, each with the parameter that asks for it."""
+    used: dict[Feature, str] = {}
+    if request.tools or request.tool_choice is not None:
+        used["tools"] = "tools"
+    if request.seed is not None:
+        used["seed"] = "seed"
+    if request.logprobs or request.top_logprobs is not None:
+        used["logprobs"] = "logprobs" if request.logprobs else "top_logprobs"
+    return used
 
 
 @runtime_checkable
 class Provider(Protocol):
-    """A source of model completions, addressed by the `provider/` prefix of a model name."""
+    """A source of model completions, addressed by the `provider/` prefix of a model name.
+    `features` says which of the optional `Feature`s it honours."""
 
     name: str
+    features: frozenset[Feature]
 
     @property
     def configured(self) -> bool:

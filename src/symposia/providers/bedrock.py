@@ -19,8 +19,10 @@ from typing import Any
 
 from symposia.errors import ProviderError, ProviderFailure
 from symposia.providers.base import (
+    PROVIDER_MAX_TOKENS_DEFAULT,
     CompletionRequest,
     Delta,
+    Feature,
     StreamEnd,
     TextDelta,
     system_and_alternating,
@@ -70,7 +72,10 @@ def error_status(code: str, http_status: object) -> int | None:
 
 
 class BedrockAdapter:
+    """Sends `max_tokens_default` (PROVIDER_MAX_TOKENS_DEFAULT) when a request sets none."""
+
     name = "bedrock"
+    features: frozenset[Feature] = frozenset({"tools"})
 
     def __init__(
         self,
@@ -78,8 +83,10 @@ class BedrockAdapter:
         client_factory: Callable[[], Any] | None = None,
         *,
         endpoint_url: str | None = None,
+        max_tokens_default: int = PROVIDER_MAX_TOKENS_DEFAULT,
     ) -> None:
         self._region = region
+        self.max_tokens_default = max_tokens_default
         self._factory = client_factory
         self._endpoint_url = endpoint_url
         self._client: Any = None
@@ -124,11 +131,11 @@ class BedrockAdapter:
         params: dict[str, Any] = {
             "modelId": request.model,
             "messages": [{"role": m.role, "content": [{"text": m.content}]} for m in turns],
-            "inferenceConfig": {
-                "maxTokens": request.max_tokens,
-                "temperature": min(request.temperature, 1.0),
-            },
+            # Sent whether or not the caller set it: models' own limits on Bedrock are low.
+            "inferenceConfig": {"maxTokens": request.max_tokens or self.max_tokens_default},
         }
+        if request.temperature is not None:
+            params["inferenceConfig"]["temperature"] = min(request.temperature, 1.0)
         if system:
             params["system"] = [{"text": system}]
         if request.top_p is not None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
 from symposia.providers.base import (
+    NO_FEATURES,
+    PROVIDER_MAX_TOKENS_DEFAULT,
     ChatMessage,
     CompletionRequest,
     Delta,
@@ -51,12 +53,18 @@ class LocalProvider:
     """Runs the bundled SmolLM2 model in a dedicated thread."""
 
     name = "local"
+    features = NO_FEATURES  # no tools, no seed, no logprobs: refused with a 400
 
     def __init__(
-        self, model_path: str | Path | None, n_ctx: int, n_threads: int | None = None
+        self,
+        model_path: str | Path | None,
+        n_ctx: int,
+        n_threads: int | None = None,
+        max_tokens_default: int = PROVIDER_MAX_TOKENS_DEFAULT,
     ) -> None:
         self._path = Path(model_path) if model_path else default_model_path()
         self._n_ctx = n_ctx
+        self.max_tokens_default = max_tokens_default
         self._n_threads = n_threads or os.cpu_count() or 1
         self._llama: Any = None
         self._formatter: Any = None
@@ -128,13 +136,20 @@ class LocalProvider:
         import llama_cpp
 
         llama = self._ensure_loaded()
-        prompt_tokens = self._prompt_tokens(llama, request)
+        reserved = self._reserved(request)
+        prompt_tokens = self._prompt_tokens(llama, request, reserved)
+        # Unset, the answer may fill the context (llama.cpp's n_predict = -1), up to
+        # PROVIDER_MAX_TOKENS_DEFAULT.
+        limit = request.max_tokens or min(self.max_tokens_default, self._n_ctx - len(prompt_tokens))
+        sampling: dict[str, float] = {}
+        if request.temperature is not None:
+            sampling["temp"] = request.temperature
         joiner = Utf8Joiner()
         produced = 0
         finish = "length"
         for token in llama.generate(
             prompt_tokens,
-            temp=request.temperature,
+            **sampling,
             top_p=request.top_p if request.top_p is not None else TOP_P,
             top_k=TOP_K,
             repeat_penalty=REPEAT_PENALTY,
@@ -148,15 +163,22 @@ class LocalProvider:
             produced += 1
             if text := joiner.feed(llama.detokenize([token])):
                 emit(TextDelta(text))
-            if produced >= request.max_tokens:
+            if produced >= limit:
                 break
         if tail := joiner.flush():
             emit(TextDelta(tail))
         emit(StreamEnd(finish, prompt_tokens=len(prompt_tokens), completion_tokens=produced))
 
-    def _prompt_tokens(self, llama: Any, request: CompletionRequest) -> list[int]:
+    def _reserved(self, request: CompletionRequest) -> int:
+        """Tokens of the context kept for the answer: its max_tokens, or when none was
+        set, half the context (at most PROVIDER_MAX_TOKENS_DEFAULT)."""
+        if request.max_tokens is not None:
+            return request.max_tokens
+        return min(self.max_tokens_default, self._n_ctx // 2)
+
+    def _prompt_tokens(self, llama: Any, request: CompletionRequest, reserved: int) -> list[int]:
         """Render the chat template, dropping the oldest turns until the reply fits."""
-        budget = max(self._n_ctx - request.max_tokens, 16)
+        budget = max(self._n_ctx - reserved, 16)
         messages = merge_consecutive(request.messages)
         while True:
             tokens = self._render(llama, messages)

@@ -15,7 +15,7 @@ import orjson
 
 from symposia.aio import read_ahead
 from symposia.errors import ProviderError, ProviderFailure
-from symposia.providers.base import CompletionRequest, Delta, StreamEnd, TextDelta
+from symposia.providers.base import CompletionRequest, Delta, Feature, StreamEnd, TextDelta
 from symposia.providers.failures import (
     connection_failure,
     from_status,
@@ -45,6 +45,8 @@ class _Tail:
 class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
     """`provider/model` names whose provider speaks OpenAI's chat completions."""
 
+    features: frozenset[Feature] = frozenset({"tools", "seed", "logprobs"})
+
     def _make_client(self) -> openai.AsyncOpenAI:
         import openai
 
@@ -64,20 +66,21 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
             raise ProviderError(self._failure(exc, "")) from exc
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        if request.top_p is not None:
-            extra["top_p"] = request.top_p
-        if request.stop:
-            extra["stop"] = list(request.stop)
-        return {
-            **extra,
+        """The body: only the parameters that were set (the model's defaults apply to
+        the others), with the usage asked for at the end of the stream."""
+        params: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        for name in ("temperature", "max_tokens", "top_p"):
+            value = getattr(request, name)
+            if value is not None:
+                params[name] = value
+        if request.stop:
+            params["stop"] = list(request.stop)
+        return params
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         """Through the SDK's client (auth, base URL, headers, status errors), reading the raw

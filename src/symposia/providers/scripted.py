@@ -1,11 +1,11 @@
 """`scripted/...`: a deterministic in-process provider for tests and demos.
 
 Built-in models need no set-up: `scripted/echo` answers by quoting the last message, and
-`scripted/count` streams "1 2 3 ..." up to `max_tokens`. Tests register their own scripts
-with `add_script` (text chunks, pacing, a failure or a stall at a given chunk), read
-`requests` to see exactly what the latest calls received (the last `KEPT_REQUESTS`: it is
-registered in production too, so it must not keep every request it ever got), and
-`streaming` to see how many calls are still being answered.
+`scripted/count` streams "1 2 3 ..." up to `max_tokens` (`COUNT_UNLIMITED` when unset).
+Tests register their own scripts with `add_script` (text chunks, pacing, a failure or a
+stall at a given chunk), read `requests` to see exactly what the latest calls received
+(the last `KEPT_REQUESTS`: it is registered in production too, so it must not keep every
+request it ever got), and `streaming` to see how many calls are still being answered.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
 from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
-from symposia.providers.base import CompletionRequest, Delta, StreamEnd, TextDelta
+from symposia.providers.base import CompletionRequest, Delta, Feature, StreamEnd, TextDelta
 from symposia.providers.utf8 import Utf8Joiner
 
 BUILTIN_MODELS = ("echo", "count")
 ECHO_QUOTE_CHARS = 80
 KEPT_REQUESTS = 100
+COUNT_UNLIMITED = 64  # how far `scripted/count` counts when no max_tokens was set
 
 
 @dataclass(slots=True)
@@ -51,6 +52,8 @@ class ScriptedProvider:
 
     token_delay: float = 0.02
     name: str = "scripted"
+    # Scripts may call tools; a seed changes nothing of an answer that is always the same.
+    features: frozenset[Feature] = frozenset({"tools", "seed"})
     scripts: dict[str, Script] = field(default_factory=dict)
     requests: deque[CompletionRequest] = field(default_factory=lambda: deque(maxlen=KEPT_REQUESTS))
     streaming: int = 0
@@ -84,7 +87,7 @@ class ScriptedProvider:
             last = request.messages[-1].content if request.messages else ""
             words = f"You said: {last[:ECHO_QUOTE_CHARS]}".split(" ")
         elif request.model == "count":
-            words = [str(number) for number in range(1, request.max_tokens + 1)]
+            words = [str(n) for n in range(1, (request.max_tokens or COUNT_UNLIMITED) + 1)]
         else:
             self.check_model(request.model)
         chunks = [word if i == 0 else f" {word}" for i, word in enumerate(words)]

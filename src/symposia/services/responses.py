@@ -17,10 +17,26 @@ from typing import Any
 from symposia.aio import complete
 from symposia.api.responses_schemas import ResponsesBody
 from symposia.errors import InvalidInputError, NotFoundError, SymposiaError
-from symposia.orchestration.generation import CHARS_PER_TOKEN_ESTIMATE
-from symposia.providers.base import Delta, StreamEnd, TextDelta
+from symposia.providers.base import (
+    ChatMessage,
+    CompletionRequest,
+    Delta,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
 from symposia.services.completions import CompletionCall, CompletionService
-from symposia.services.response_items import input_items, message_item, new_id, to_messages
+from symposia.services.response_items import (
+    call_item,
+    input_items,
+    message_item,
+    new_id,
+    text_part,
+    to_messages,
+    tool_choice_of,
+    tools_of,
+)
 from symposia.storage.sql_responses import SqlResponseRepository
 from symposia.streaming.openai_errors import openai_error
 from symposia.streaming.responses_events import ResponseEvents
@@ -28,31 +44,20 @@ from symposia.streaming.responses_events import ResponseEvents
 
 @dataclass(slots=True)
 class ResponseCall:
-    """One validated `POST /v1/responses`, ready to run."""
+    """One validated `POST /v1/responses`, ready to run, and what it produced."""
 
     body: ResponsesBody
     items: list[dict[str, Any]]
     completion: CompletionCall
     owner: str | None
     id: str = field(default_factory=lambda: new_id("resp"))
-    message_id: str = field(default_factory=lambda: new_id("msg"))
     created: int = field(default_factory=lambda: int(time.time()))
-    parts: list[str] = field(default_factory=list)
-    end: StreamEnd | None = None
+    output: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    status: str = "completed"
 
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    def usage(self) -> dict[str, Any]:
-        end = self.end
-        if end is not None and end.prompt_tokens is not None and end.completion_tokens is not None:
-            prompt, completion = end.prompt_tokens, end.completion_tokens
-        else:  # the provider said nothing: estimated, as everywhere else
-            chars = sum(len(m.content) for m in self.completion.request.messages)
-            prompt = max(1, chars // CHARS_PER_TOKEN_ESTIMATE)
-            completion = len(self.text) // CHARS_PER_TOKEN_ESTIMATE
-        return {
+    def set_usage(self, prompt: int, completion: int) -> None:
+        self.usage = {
             "input_tokens": prompt,
             "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": completion,
@@ -60,16 +65,13 @@ class ResponseCall:
             "total_tokens": prompt + completion,
         }
 
-    def output(self, status: str) -> list[dict[str, Any]]:
-        return [message_item(self.message_id, self.text, status)] if self.parts else []
+    def end(self, finish_reason: str | None) -> None:
+        self.status = "incomplete" if finish_reason == "length" else "completed"
 
-    def object(
-        self, status: str, *, final: bool = False, error: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def object(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         """The Response object, as OpenAI's schema has it, at `status`."""
         body = self.body
-        finished = status in ("completed", "failed", "incomplete")
-        incomplete = status == "incomplete"
+        finished = status != "in_progress"
         return {
             "id": self.id,
             "object": "response",
@@ -77,11 +79,13 @@ class ResponseCall:
             "status": status,
             "completed_at": int(time.time()) if finished else None,
             "error": error,
-            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "incomplete_details": (
+                {"reason": "max_output_tokens"} if status == "incomplete" else None
+            ),
             "instructions": body.instructions,
             "max_output_tokens": body.max_output_tokens,
             "model": self.completion.model,
-            "output": self.output("incomplete" if incomplete else "completed") if final else [],
+            "output": self.output if finished else [],
             "parallel_tool_calls": body.parallel_tool_calls is not False,
             "previous_response_id": body.previous_response_id,
             "reasoning": {"effort": None, "summary": None},
@@ -92,7 +96,7 @@ class ResponseCall:
             "tools": body.tools or [],
             "top_p": body.top_p,
             "truncation": "disabled",
-            "usage": self.usage() if final else None,
+            "usage": self.usage if finished else None,
             "user": None,
             "metadata": body.metadata or {},
         }
@@ -106,126 +110,87 @@ class ResponseService:
     async def prepare(self, body: ResponsesBody, owner: str | None) -> ResponseCall:
         """Validate everything (the chain included) before any model is called."""
         body.refuse_unhonoured()
-        if body.tools:
-            raise_unsupported("tools")
         if body.text and (body.text.get("format") or {}).get("type", "text") != "text":
-            raise_unsupported("text.format")
-        history: list[tuple[str, str]] = []
+            raise InvalidInputError(
+                "`text.format` other than text is not supported by /v1/responses yet",
+                "text.format",
+            )
+        history: list[ChatMessage] = []
         if body.previous_response_id is not None:
-            chain = await self.repo.chain(body.previous_response_id)
-            if (
-                not chain
-                or chain[-1].id != body.previous_response_id
-                or not _visible(chain[-1].owner, owner)
-            ):
-                raise NotFoundError(f"previous response {body.previous_response_id!r} not found")
-            for stored in chain:
-                history += to_messages(stored.input)
-                history += to_messages(
-                    [
-                        item
-                        for item in stored.body.get("output", [])
-                        if item.get("type") == "message"
-                    ],
-                    "previous_response_id",
-                )
+            history = await self._history(body.previous_response_id, owner)
         items = input_items(body.input)
-        system = [("system", body.instructions)] if body.instructions else []
-        completion = await self.completions.prepare(
-            model=body.model,
-            messages=[*system, *history, *to_messages(items)],
+        system = [ChatMessage("system", body.instructions)] if body.instructions else []
+        request = CompletionRequest(
+            "",
+            [*system, *history, *to_messages(items)],
             temperature=body.temperature,
-            top_p=body.top_p,
             max_tokens=body.max_output_tokens,
-            stop=(),
-            include_usage=True,
-            owner=owner,
-            conversation=None,
+            top_p=body.top_p,
+            tools=tools_of(body.tools),
+            tool_choice=tool_choice_of(body.tool_choice),
+            parallel_tool_calls=body.parallel_tool_calls,
+        )
+        completion = await self.completions.prepare(
+            body.model, request, owner=owner, conversation=None
         )
         return ResponseCall(body, items, completion, owner)
 
+    async def _history(self, previous_id: str, owner: str | None) -> list[ChatMessage]:
+        """The chain `previous_id` ends, as messages: each response's input, then its
+        output (its messages and function calls)."""
+        chain = await self.repo.chain(previous_id)
+        if not chain or chain[-1].id != previous_id or not _visible(chain[-1].owner, owner):
+            raise NotFoundError(f"previous response {previous_id!r} not found")
+        history: list[ChatMessage] = []
+        for stored in chain:
+            history += to_messages(stored.input)
+            history += to_messages(stored.body.get("output", []), "previous_response_id")
+        return history
+
     async def create(self, call: ResponseCall) -> dict[str, Any]:
         """The whole answer as one Response object; stored first when asked to."""
-        async for delta in self.completions.deltas(call.completion):
-            _take(call, delta)
-        final = call.object(_status(call), final=True)
+        answer = await self.completions.complete(call.completion)
+        if answer.text:
+            call.output.append(message_item(new_id("msg"), answer.text, "completed"))
+        call.output += [call_item(new_id("fc"), c, "completed") for c in answer.tool_calls]
+        call.set_usage(answer.usage.prompt_tokens, answer.usage.completion_tokens)
+        call.end(answer.finish_reason)
+        final = call.object(call.status)
         await self._store(call, final)
         return final
 
     async def start(self, call: ResponseCall) -> AsyncIterator[bytes]:
         """Await the first delta (a failure now raises, for an HTTP error), then return
         the stream of typed events."""
-        deltas = aiter(self.completions.deltas(call.completion))
-        try:
-            first: Delta = await anext(deltas)
-        except StopAsyncIteration:
-            first = StreamEnd("stop")
-        return self._events(call, deltas, first)
+        started = await self.completions.start(call.completion)
+        return self._events(call, started.first, started.rest)
 
     async def _events(
-        self, call: ResponseCall, deltas: AsyncIterator[Delta], first: Delta
+        self, call: ResponseCall, first: Delta, rest: AsyncIterator[Delta]
     ) -> AsyncIterator[bytes]:
-        events = ResponseEvents()
-        head = events.emit("response.created", response=call.object("in_progress"))
-        head += events.emit("response.in_progress", response=call.object("in_progress"))
-        item = {"output_index": 0, "item_id": call.message_id}
+        stream = _Stream(call, ResponseEvents())
+        head = stream.events.emit("response.created", response=call.object("in_progress"))
+        head += stream.events.emit("response.in_progress", response=call.object("in_progress"))
         try:
             delta: Delta | None = first
             while delta is not None:
-                if type(delta) is TextDelta and delta.text:
-                    if not call.parts:
-                        head += events.emit(
-                            "response.output_item.added",
-                            output_index=0,
-                            item={
-                                **message_item(call.message_id, "", "in_progress"),
-                                "content": [],
-                            },
-                        )
-                        head += events.emit(
-                            "response.content_part.added",
-                            **item,
-                            content_index=0,
-                            part=_part(""),
-                        )
-                    call.parts.append(delta.text)
-                    yield head + events.emit(
-                        "response.output_text.delta",
-                        **item,
-                        content_index=0,
-                        delta=delta.text,
-                        logprobs=[],
-                    )
+                head += stream.take(delta)
+                if head and type(delta) is not StreamEnd:
+                    yield head
                     head = b""
-                else:
-                    _take(call, delta)
-                delta = await anext(deltas, None)
-            status = _status(call)
-            if call.parts:
-                text = call.text
-                head += events.emit(
-                    "response.output_text.done", **item, content_index=0, text=text, logprobs=[]
-                )
-                head += events.emit(
-                    "response.content_part.done", **item, content_index=0, part=_part(text)
-                )
-                head += events.emit(
-                    "response.output_item.done",
-                    output_index=0,
-                    item=message_item(call.message_id, text, status_of_item(status)),
-                )
-            final = call.object(status, final=True)
+                delta = await anext(rest, None)
+            head += stream.close()
+            final = call.object(call.status)
             await complete(self._store(call, final))  # retrievable before the client sees it
-            kind = "response.completed" if status == "completed" else "response.incomplete"
-            end = head + events.emit(kind, response=final)
+            kind = "response.completed" if call.status == "completed" else "response.incomplete"
+            end = head + stream.events.emit(kind, response=final)
         except SymposiaError as exc:  # after output began: the response failed
             error = openai_error(exc)[1]["error"]
-            failed = call.object(
-                "failed", final=True, error={"code": error["code"], "message": error["message"]}
-            )
-            end = head + events.emit("response.failed", response=failed)
+            head += stream.close()
+            failed = call.object("failed", {"code": error["code"], "message": error["message"]})
+            end = head + stream.events.emit("response.failed", response=failed)
         finally:
-            aclose = getattr(deltas, "aclose", None)
+            aclose = getattr(rest, "aclose", None)
             if aclose is not None:
                 await aclose()
         yield end
@@ -247,29 +212,100 @@ class ResponseService:
         await self.repo.delete(response_id)
 
 
-def raise_unsupported(name: str) -> None:
-    raise InvalidInputError(f"`{name}` is not supported by /v1/responses yet", name)
+@dataclass(slots=True)
+class _Stream:
+    """The output items of a streamed response, opened and closed as deltas arrive: a
+    message item for text, a function-call item for each tool call, one after another."""
+
+    call: ResponseCall
+    events: ResponseEvents
+    item_id: str = ""
+    text: list[str] = field(default_factory=list)
+    tool: int | None = None  # the tool call's index, when a function-call item is open
+    tool_call: ToolCall | None = None
+    arguments: list[str] = field(default_factory=list)
+
+    @property
+    def _where(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "output_index": len(self.call.output)}
+
+    def take(self, delta: Delta) -> bytes:
+        emit = self.events.emit
+        if type(delta) is TextDelta:
+            out = b""
+            if not self.item_id or self.tool is not None:
+                out = self.close() + self._open_message()
+            self.text.append(delta.text)
+            return out + emit(
+                "response.output_text.delta",
+                **self._where,
+                content_index=0,
+                delta=delta.text,
+                logprobs=[],
+            )
+        if type(delta) is ToolCallDelta:
+            out = b""
+            if self.tool != delta.index:
+                out = self.close() + self._open_call(delta)
+            if delta.arguments:
+                self.arguments.append(delta.arguments)
+                out += emit(
+                    "response.function_call_arguments.delta", **self._where, delta=delta.arguments
+                )
+            return out
+        if isinstance(delta, StreamEnd):
+            self.call.end(delta.finish_reason)
+            if delta.prompt_tokens is not None and delta.completion_tokens is not None:
+                self.call.set_usage(delta.prompt_tokens, delta.completion_tokens)
+        return b""
+
+    def _open_message(self) -> bytes:
+        self.item_id = new_id("msg")
+        item = message_item(self.item_id, "", "in_progress")
+        out = self.events.emit(
+            "response.output_item.added", output_index=len(self.call.output), item=item
+        )
+        return out + self.events.emit(
+            "response.content_part.added", **self._where, content_index=0, part=text_part("")
+        )
+
+    def _open_call(self, delta: ToolCallDelta) -> bytes:
+        self.item_id, self.tool = new_id("fc"), delta.index
+        self.tool_call = ToolCall(delta.id or new_id("call"), delta.name or "", "")
+        item = call_item(self.item_id, self.tool_call, "in_progress")
+        return self.events.emit(
+            "response.output_item.added", output_index=len(self.call.output), item=item
+        )
+
+    def close(self) -> bytes:
+        """Close the open item, if any: its `done` events; it joins the output."""
+        if not self.item_id:
+            return b""
+        emit, where = self.events.emit, self._where
+        status = "incomplete" if self.call.status == "incomplete" else "completed"
+        if self.tool_call is not None:
+            call = ToolCall(self.tool_call.id, self.tool_call.name, "".join(self.arguments))
+            item = call_item(self.item_id, call, status)
+            out = emit(
+                "response.function_call_arguments.done",
+                **where,
+                name=call.name,
+                arguments=call.arguments,
+            )
+        else:
+            text = "".join(self.text)
+            item = message_item(self.item_id, text, status)
+            out = emit(
+                "response.output_text.done", **where, content_index=0, text=text, logprobs=[]
+            )
+            out += emit(
+                "response.content_part.done", **where, content_index=0, part=text_part(text)
+            )
+        out += emit("response.output_item.done", output_index=where["output_index"], item=item)
+        self.call.output.append(item)
+        self.item_id, self.text, self.tool, self.tool_call, self.arguments = "", [], None, None, []
+        return out
 
 
 def _visible(stored_owner: str | None, owner: str | None) -> bool:
     return owner is None or stored_owner == owner
-
-
-def _take(call: ResponseCall, delta: Delta) -> None:
-    if type(delta) is TextDelta:
-        call.parts.append(delta.text)
-    elif isinstance(delta, StreamEnd):
-        call.end = delta
-
-
-def _status(call: ResponseCall) -> str:
-    reason = call.end.finish_reason if call.end is not None else None
-    return "incomplete" if reason == "length" else "completed"
-
-
-def status_of_item(status: str) -> str:
-    return "incomplete" if status == "incomplete" else "completed"
-
-
-def _part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}

@@ -1,4 +1,5 @@
-"""OpenAI's `chat.completion.chunk` stream, byte for byte, built from templates.
+"""OpenAI's chat completions on the wire: the `chat.completion.chunk` stream, byte for
+byte, built from templates, and the `chat.completion` object.
 
 Relaying a token is one `orjson.dumps` of its text between a prefix and a suffix made
 once per response: no model object, no dict, no logging per chunk.
@@ -6,9 +7,15 @@ once per response: no model object, no dict, no logging per chunk.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import orjson
+
+from symposia.domain.models import TurnUsage
+from symposia.errors import SymposiaError
+from symposia.providers.base import Delta, StreamEnd, TextDelta, ToolCall, ToolCallDelta
+from symposia.streaming.openai_errors import openai_error
 
 DONE = b"data: [DONE]\n\n"
 
@@ -50,6 +57,19 @@ class ChunkEncoder:
     def content(self, text: str) -> bytes:
         return self._prefix + orjson.dumps(text) + self._suffix
 
+    def tool_call(self, delta: ToolCallDelta) -> bytes:
+        """A piece of a tool call as OpenAI streams it: the first piece of a call has its
+        id, type and name, every piece a fragment of the arguments."""
+        function: dict[str, str] = {"arguments": delta.arguments}
+        call: dict[str, Any] = {"index": delta.index}
+        if delta.id is not None:
+            call["id"] = delta.id
+            call["type"] = "function"
+        if delta.name is not None:
+            function = {"name": delta.name, **function}
+        call["function"] = function
+        return self._choice(orjson.dumps({"tool_calls": [call]}), None)
+
     def finish(self, reason: str) -> bytes:
         return self._choice(b"{}", reason)
 
@@ -66,3 +86,82 @@ class ChunkEncoder:
     @staticmethod
     def error(error: dict[str, Any]) -> bytes:
         return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+
+
+async def encode_stream(
+    first: Delta, rest: AsyncGenerator[Delta], encoder: ChunkEncoder, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """The response's bytes for a stream of deltas whose `first` has arrived.
+
+    Chunks produced at the same moment leave as one write (the role chunk with the first
+    output; the finish, usage and `[DONE]` together): each write costs a trip through the
+    middleware and a system call. The end leaves only once `rest` is exhausted, so what
+    its producer does last (keeping the reply) is done before the client sees the end.
+    A failure after output began becomes a final error chunk, without `[DONE]`.
+    """
+    head = encoder.role()  # leaves with the first output, or with the end
+    end = b""
+    try:
+        delta: Delta | None = first
+        while delta is not None:
+            if type(delta) is TextDelta:
+                yield head + encoder.content(delta.text)
+                head = b""
+            elif type(delta) is ToolCallDelta:
+                yield head + encoder.tool_call(delta)
+                head = b""
+            elif type(delta) is StreamEnd:
+                end = head + encoder.finish(delta.finish_reason or "stop")
+                if include_usage:
+                    end += encoder.usage(delta.prompt_tokens or 0, delta.completion_tokens or 0)
+                end += DONE
+                head = b""
+            delta = await anext(rest, None)
+    except SymposiaError as exc:
+        end = head + encoder.error(openai_error(exc)[1])
+    finally:
+        await rest.aclose()
+    yield end
+
+
+def completion_object(
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    text: str,
+    tool_calls: Sequence[ToolCall],
+    finish_reason: str,
+    usage: TurnUsage,
+) -> dict[str, Any]:
+    """A whole answer as OpenAI's `chat.completion` object; `content` is null when the
+    model only called tools, as OpenAI's is."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text if text or not tool_calls else None,
+        "refusal": None,
+    }
+    if tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in tool_calls
+        ]
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+        ],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        },
+    }
