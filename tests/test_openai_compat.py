@@ -298,11 +298,11 @@ def _chunks(body: str) -> list[Any]:
 
 
 def _normalised(chunks: list[Any]) -> list[Any]:
-    """Ids, times and model names differ by nature; usage *_details are OpenAI's
-    breakdowns (cached, reasoning tokens) that a relay cannot know."""
+    """Ids, times, model names and system fingerprints differ by nature; usage *_details
+    are OpenAI's breakdowns (cached, reasoning tokens) that a relay cannot know."""
     for chunk in chunks:
         if isinstance(chunk, dict):
-            chunk.update(id="X", created=0, model="M")
+            chunk.update(id="X", created=0, model="M", system_fingerprint="fp")
             if chunk.get("usage"):
                 chunk["usage"] = {
                     k: v for k, v in chunk["usage"].items() if not k.endswith("_details")

@@ -24,7 +24,7 @@ from symposia.providers.resilience import ModelCall
 from symposia.providers.stop import StopFilter
 from symposia.services.conversations import ConversationService
 from symposia.storage.failures import summary
-from symposia.streaming.openai_chunks import DONE, ChunkEncoder
+from symposia.streaming.openai_chunks import DONE, SYSTEM_FINGERPRINT, ChunkEncoder
 from symposia.streaming.openai_errors import openai_error
 
 logger = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class CompletionService:
             "object": "chat.completion",
             "created": call.created,
             "model": call.model,
-            "system_fingerprint": None,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
             "choices": [
                 {
                     "index": 0,

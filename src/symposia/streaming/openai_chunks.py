@@ -10,7 +10,12 @@ from typing import Any
 
 import orjson
 
+from symposia import __version__
+
 DONE = b"data: [DONE]\n\n"
+# OpenAI's spec types `system_fingerprint` as a string (its SDKs read null too): ours names
+# the server's version, the backend configuration a client can compare answers by.
+SYSTEM_FINGERPRINT = f"fp_symposia_{__version__}"
 
 
 class ChunkEncoder:
@@ -23,7 +28,7 @@ class ChunkEncoder:
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": model,
-                "system_fingerprint": None,
+                "system_fingerprint": SYSTEM_FINGERPRINT,
             }
         )[:-1]  # without the closing brace: choices follow
         self._head = b"data: " + head
