@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from symposia.api.deps import Caller, ContainerDep, PrincipalDep, get_principal, rate_limited_caller
 from symposia.api.openai_compat import CLIENT_CLOSED_REQUEST, RequestScopeDep
-from symposia.api.responses import openai_errors
+from symposia.api.responses import json_or_stream, openai_errors
 from symposia.api.responses_schemas import ResponsesBody
 from symposia.streaming.relay_response import RelayResponse
 from symposia.streaming.request_scope import ClientGoneError
@@ -20,7 +20,13 @@ from symposia.streaming.request_scope import ClientGoneError
 def _router(prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["openai"])
 
-    @router.post("/responses", responses=openai_errors(400, 401, 404, 413, 429, 502, 503, 504))
+    @router.post(
+        "/responses",
+        responses={
+            **json_or_stream("A Response, or with `stream: true` its typed events"),
+            **openai_errors(400, 401, 404, 413, 429, 502, 503, 504),
+        },
+    )
     async def create_response(
         body: ResponsesBody,
         caller: Annotated[Caller, rate_limited_caller("chat")],
@@ -44,7 +50,7 @@ def _router(prefix: str) -> APIRouter:
     @router.get(
         "/responses/{response_id}",
         dependencies=[Depends(get_principal)],
-        responses=openai_errors(401, 404),
+        responses=openai_errors(401, 404, 503),
     )
     async def get_response(
         response_id: str, container: ContainerDep, principal: PrincipalDep
@@ -55,7 +61,7 @@ def _router(prefix: str) -> APIRouter:
     @router.delete(
         "/responses/{response_id}",
         dependencies=[Depends(get_principal)],
-        responses=openai_errors(401, 404),
+        responses=openai_errors(401, 404, 503),
     )
     async def delete_response(
         response_id: str, container: ContainerDep, principal: PrincipalDep
