@@ -304,3 +304,70 @@ async def test_a_model_whose_provider_cannot_list_now_is_a_503_not_a_404(
     assert failed.headers["retry-after"] == "5"
     fake_provider.models_status = 200  # not cached: the next call lists again
     assert (await http.get("/v1/models/openai/gpt-4o")).status_code == 200
+
+
+# The Responses API --------------------------------------------------------------------
+
+RESPONSE_EVENTS = {
+    "response.created": "ResponseCreatedEvent",
+    "response.in_progress": "ResponseInProgressEvent",
+    "response.output_item.added": "ResponseOutputItemAddedEvent",
+    "response.content_part.added": "ResponseContentPartAddedEvent",
+    "response.output_text.delta": "ResponseTextDeltaEvent",
+    "response.output_text.done": "ResponseTextDoneEvent",
+    "response.content_part.done": "ResponseContentPartDoneEvent",
+    "response.output_item.done": "ResponseOutputItemDoneEvent",
+    "response.function_call_arguments.delta": "ResponseFunctionCallArgumentsDeltaEvent",
+    "response.function_call_arguments.done": "ResponseFunctionCallArgumentsDoneEvent",
+    "response.completed": "ResponseCompletedEvent",
+    "response.incomplete": "ResponseIncompleteEvent",
+    "response.failed": "ResponseFailedEvent",
+}
+
+
+def _typed_events(body: str) -> list[dict[str, Any]]:
+    """The events of a Responses stream, each checked: `event:` names its `type`."""
+    events = []
+    for frame in body.removesuffix("\n\n").split("\n\n"):
+        kind, data = frame.split("\n", 1)
+        event = json.loads(data.removeprefix("data: "))
+        assert kind == f"event: {event['type']}"
+        events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("model", ["scripted/echo", *UPSTREAM_MODELS.values()])
+async def test_a_response_and_its_stream_events_follow_openais_schemas(
+    http: httpx.AsyncClient, fake_provider: FakeProviderServer, model: str
+) -> None:
+    provider = model.partition("/")[0]
+    for _ in range(2):
+        if provider in UPSTREAM_MODELS:
+            fake_provider.enqueue(provider, Reply(tokens=["Up", "stream"]))
+    body = {"model": model, "input": "hello", "instructions": "Be brief.", "metadata": {"a": "b"}}
+    response = await http.post("/v1/responses", json=body)
+    assert response.status_code == 200, response.text
+    conforms("Response", response.json())
+    stored = await http.get(f"/v1/responses/{response.json()['id']}")
+    conforms("Response", stored.json())
+
+    streamed = await http.post("/api/v1/responses", json={**body, "stream": True})
+    assert streamed.status_code == 200, streamed.text
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = _typed_events(streamed.text)
+    for event in events:
+        conforms(RESPONSE_EVENTS[event["type"]], event)
+    assert events[-1]["type"] == "response.completed"
+
+
+async def test_an_incomplete_response_follows_the_schema(
+    http: httpx.AsyncClient, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.enqueue("openai", Reply(tokens=["Cut"], finish_reason="length"))
+    body = {"model": "openai/gpt-4o-mini", "input": "hello", "max_output_tokens": 1}
+    streamed = await http.post("/v1/responses", json={**body, "stream": True})
+    events = _typed_events(streamed.text)
+    for event in events:
+        conforms(RESPONSE_EVENTS[event["type"]], event)
+    assert events[-1]["type"] == "response.incomplete"
+    assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}

@@ -18,6 +18,20 @@ ROOTS = (
     "ErrorResponse",
     "Model",
     "ListModelsResponse",
+    "Response",
+    "ResponseCreatedEvent",
+    "ResponseInProgressEvent",
+    "ResponseOutputItemAddedEvent",
+    "ResponseContentPartAddedEvent",
+    "ResponseTextDeltaEvent",
+    "ResponseTextDoneEvent",
+    "ResponseContentPartDoneEvent",
+    "ResponseOutputItemDoneEvent",
+    "ResponseFunctionCallArgumentsDeltaEvent",
+    "ResponseFunctionCallArgumentsDoneEvent",
+    "ResponseCompletedEvent",
+    "ResponseIncompleteEvent",
+    "ResponseFailedEvent",
 )
 REF_PREFIX = "#/components/schemas/"
 

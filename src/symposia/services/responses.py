@@ -72,7 +72,7 @@ class ResponseCall:
         """The Response object, as OpenAI's schema has it, at `status`."""
         body = self.body
         finished = status != "in_progress"
-        return {
+        response: dict[str, Any] = {
             "id": self.id,
             "object": "response",
             "created_at": self.created,
@@ -96,10 +96,15 @@ class ResponseCall:
             "tools": body.tools or [],
             "top_p": body.top_p,
             "truncation": "disabled",
-            "usage": self.usage if finished else None,
-            "user": None,
             "metadata": body.metadata or {},
         }
+        # The schema types both as present or absent, never null.
+        if finished and self.usage is not None:
+            response["usage"] = self.usage
+        user = (body.model_extra or {}).get("user")
+        if isinstance(user, str):
+            response["user"] = user
+        return response
 
 
 @dataclass(slots=True)
