@@ -21,12 +21,22 @@ from symposia.container import Container, default_providers
 from symposia.providers.scripted import ScriptedProvider
 from tests.conftest import remote_settings
 from tests.fakes.provider_server import FakeProviderServer, Reply
-from tests.openapi.schemas import conforms
+from tests.openapi.extract import ROOTS as SCHEMA_ROOTS
+from tests.openapi.extract import referenced
+from tests.openapi.schemas import conforms, spec
 
 HELLO = [{"role": "user", "content": "hello world"}]
 ROOTS = ["/v1", "/api/v1"]
 MAX_BODY_BYTES = 4096
 UPSTREAM_MODELS = {"openai": "openai/gpt-4o-mini", "anthropic": "anthropic/claude-haiku-4-5"}
+
+
+def test_the_copy_holds_its_roots_and_all_they_reference_and_no_more() -> None:
+    copy = spec()
+    assert copy["x-source"]["repository"] == "https://github.com/openai/openai-openapi"
+    assert len(copy["x-source"]["commit"]) == 40
+    schemas = copy["components"]["schemas"]
+    assert referenced(schemas, SCHEMA_ROOTS) == sorted(schemas)
 
 
 @pytest.fixture
@@ -129,6 +139,26 @@ async def test_every_stream_chunk_is_a_create_chat_completion_stream_response(
     (fingerprint,) = {chunk["system_fingerprint"] for chunk in chunks}  # one, a string
     assert fingerprint.startswith("fp_")
     assert ("usage" in chunks[-1] and chunks[-1]["choices"] == []) is include_usage
+
+
+@pytest.mark.local_model
+async def test_the_local_models_answers_are_openais_too(
+    http: httpx.AsyncClient, container: Container
+) -> None:
+    if not container.providers.get("local").configured:
+        pytest.skip("the local model is not installed")
+    body = {"model": "local/smollm2", "messages": HELLO, "max_tokens": 8, "temperature": 0}
+    whole = await http.post("/v1/chat/completions", json=body)
+    assert whole.status_code == 200, whole.text
+    conforms("CreateChatCompletionResponse", whole.json())
+    streamed = await http.post(
+        "/v1/chat/completions",
+        json={**body, "stream": True, "stream_options": {"include_usage": True}},
+    )
+    *chunks, done = _events(streamed.text)
+    assert done == "[DONE]"
+    for chunk in chunks:
+        conforms("CreateChatCompletionStreamResponse", chunk)
 
 
 async def test_an_error_after_the_stream_began_is_an_error_response(
