@@ -217,6 +217,22 @@ async def test_an_error_after_the_stream_began_is_an_error_response(
         (("POST", "/models", {}), 405, "method_not_allowed", None),
         (("POST", "/chat/completions", {"content": b"{" * (MAX_BODY_BYTES + 1)}), 413, None, None),
     ],
+    ids=[
+        "missing-field",
+        "out-of-range",
+        "wrong-type",
+        "not-json",
+        "unknown-model",
+        "completions",
+        "embeddings",
+        "unknown-path",
+        "root",
+        "unknown-model-retrieved",
+        "model-without-provider",
+        "get-chat-completions",
+        "post-models",
+        "over-max-body-bytes",
+    ],
 )
 async def test_client_errors_are_error_responses(
     http: httpx.AsyncClient,
@@ -234,7 +250,7 @@ async def test_client_errors_are_error_responses(
         assert error["code"] == code
     assert error["param"] == param
     if status == 405:
-        assert response.headers["allow"] in ("POST", "GET")
+        assert response.headers["allow"] == {"/chat/completions": "POST", "/models": "GET"}[path]
 
 
 async def test_an_unknown_path_names_the_routes_that_exist(http: httpx.AsyncClient) -> None:
@@ -334,3 +350,30 @@ async def test_a_model_whose_provider_cannot_list_now_is_a_503_not_a_404(
     assert failed.headers["retry-after"] == "5"
     fake_provider.models_status = 200  # not cached: the next call lists again
     assert (await http.get("/v1/models/openai/gpt-4o")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("GET", "/api/nope", {}, 404, "not_found"),
+        ("GET", "/v10/models", {}, 404, "not_found"),
+        ("GET", "/api/v1x/models", {}, 404, "not_found"),
+        ("PUT", "/api/conversations", {}, 405, "method_not_allowed"),
+        ("POST", "/api/run", {"content": b"{" * (MAX_BODY_BYTES + 1)}, 413, "payload_too_large"),
+        ("POST", "/api/conversations", {"json": {"title": 3}}, 422, "invalid_input"),
+    ],
+)
+async def test_routes_outside_v1_keep_symposias_own_error_shape(
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    response = await http.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert "error" not in body
+    assert body["code"] == code
+    assert body["message"]
