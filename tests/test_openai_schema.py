@@ -21,12 +21,22 @@ from symposia.container import Container, default_providers
 from symposia.providers.scripted import ScriptedProvider
 from tests.conftest import remote_settings
 from tests.fakes.provider_server import FakeProviderServer, Reply
-from tests.openapi.schemas import conforms
+from tests.openapi.extract import ROOTS as SCHEMA_ROOTS
+from tests.openapi.extract import referenced
+from tests.openapi.schemas import conforms, spec
 
 HELLO = [{"role": "user", "content": "hello world"}]
 ROOTS = ["/v1", "/api/v1"]
 MAX_BODY_BYTES = 4096
 UPSTREAM_MODELS = {"openai": "openai/gpt-4o-mini", "anthropic": "anthropic/claude-haiku-4-5"}
+
+
+def test_the_copy_holds_its_roots_and_all_they_reference_and_no_more() -> None:
+    copy = spec()
+    assert copy["x-source"]["repository"] == "https://github.com/openai/openai-openapi"
+    assert len(copy["x-source"]["commit"]) == 40
+    schemas = copy["components"]["schemas"]
+    assert referenced(schemas, SCHEMA_ROOTS) == sorted(schemas)
 
 
 @pytest.fixture
@@ -131,6 +141,26 @@ async def test_every_stream_chunk_is_a_create_chat_completion_stream_response(
     assert ("usage" in chunks[-1] and chunks[-1]["choices"] == []) is include_usage
 
 
+@pytest.mark.local_model
+async def test_the_local_models_answers_are_openais_too(
+    http: httpx.AsyncClient, container: Container
+) -> None:
+    if not container.providers.get("local").configured:
+        pytest.skip("the local model is not installed")
+    body = {"model": "local/smollm2", "messages": HELLO, "max_tokens": 8, "temperature": 0}
+    whole = await http.post("/v1/chat/completions", json=body)
+    assert whole.status_code == 200, whole.text
+    conforms("CreateChatCompletionResponse", whole.json())
+    streamed = await http.post(
+        "/v1/chat/completions",
+        json={**body, "stream": True, "stream_options": {"include_usage": True}},
+    )
+    *chunks, done = _events(streamed.text)
+    assert done == "[DONE]"
+    for chunk in chunks:
+        conforms("CreateChatCompletionStreamResponse", chunk)
+
+
 async def test_an_error_after_the_stream_began_is_an_error_response(
     http: httpx.AsyncClient, fake_provider: FakeProviderServer
 ) -> None:
@@ -187,6 +217,22 @@ async def test_an_error_after_the_stream_began_is_an_error_response(
         (("POST", "/models", {}), 405, "method_not_allowed", None),
         (("POST", "/chat/completions", {"content": b"{" * (MAX_BODY_BYTES + 1)}), 413, None, None),
     ],
+    ids=[
+        "missing-field",
+        "out-of-range",
+        "wrong-type",
+        "not-json",
+        "unknown-model",
+        "completions",
+        "embeddings",
+        "unknown-path",
+        "root",
+        "unknown-model-retrieved",
+        "model-without-provider",
+        "get-chat-completions",
+        "post-models",
+        "over-max-body-bytes",
+    ],
 )
 async def test_client_errors_are_error_responses(
     http: httpx.AsyncClient,
@@ -204,7 +250,7 @@ async def test_client_errors_are_error_responses(
         assert error["code"] == code
     assert error["param"] == param
     if status == 405:
-        assert response.headers["allow"] in ("POST", "GET")
+        assert response.headers["allow"] == {"/chat/completions": "POST", "/models": "GET"}[path]
 
 
 async def test_an_unknown_path_names_the_routes_that_exist(http: httpx.AsyncClient) -> None:
@@ -304,6 +350,33 @@ async def test_a_model_whose_provider_cannot_list_now_is_a_503_not_a_404(
     assert failed.headers["retry-after"] == "5"
     fake_provider.models_status = 200  # not cached: the next call lists again
     assert (await http.get("/v1/models/openai/gpt-4o")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("GET", "/api/nope", {}, 404, "not_found"),
+        ("GET", "/v10/models", {}, 404, "not_found"),
+        ("GET", "/api/v1x/models", {}, 404, "not_found"),
+        ("PUT", "/api/conversations", {}, 405, "method_not_allowed"),
+        ("POST", "/api/run", {"content": b"{" * (MAX_BODY_BYTES + 1)}, 413, "payload_too_large"),
+        ("POST", "/api/conversations", {"json": {"title": 3}}, 422, "invalid_input"),
+    ],
+)
+async def test_routes_outside_v1_keep_symposias_own_error_shape(
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    response = await http.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert "error" not in body
+    assert body["code"] == code
+    assert body["message"]
 
 
 # The Responses API --------------------------------------------------------------------
