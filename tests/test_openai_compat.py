@@ -148,6 +148,23 @@ async def test_models_list_shape(client: openai.AsyncOpenAI) -> None:
     assert (entry.object, entry.owned_by) == ("model", "openai")
 
 
+async def test_models_retrieve_takes_ids_with_a_slash(
+    client: openai.AsyncOpenAI, compat: Container
+) -> None:
+    """The SDK sends `local/smollm2` as `local%2Fsmollm2`; both spellings name the model."""
+    ids = ["scripted/echo", "openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"]
+    if compat.providers.get("local").configured:
+        ids.append("local/smollm2")
+    for model_id in ids:
+        model = await client.models.retrieve(model_id)
+        assert (model.id, model.object) == (model_id, "model")
+        assert model.owned_by == model_id.partition("/")[0]
+    for missing in ("scripted/nope", "openai/gpt-nope", "nope/x", "nope"):
+        with pytest.raises(openai.NotFoundError) as refused:
+            await client.models.retrieve(missing)
+        assert refused.value.code == "model_not_found"
+
+
 @pytest.mark.parametrize("route", ["openai", "anthropic"])
 async def test_upstream_providers_through_the_relay(
     client: openai.AsyncOpenAI, fake_provider: FakeProviderServer, route: str
@@ -283,11 +300,11 @@ def _chunks(body: str) -> list[Any]:
 
 
 def _normalised(chunks: list[Any]) -> list[Any]:
-    """Ids, times and model names differ by nature; usage *_details are OpenAI's
-    breakdowns (cached, reasoning tokens) that a relay cannot know."""
+    """Ids, times, model names and system fingerprints differ by nature; usage *_details
+    are OpenAI's breakdowns (cached, reasoning tokens) that a relay cannot know."""
     for chunk in chunks:
         if isinstance(chunk, dict):
-            chunk.update(id="X", created=0, model="M")
+            chunk.update(id="X", created=0, model="M", system_fingerprint="fp")
             if chunk.get("usage"):
                 chunk["usage"] = {
                     k: v for k, v in chunk["usage"].items() if not k.endswith("_details")

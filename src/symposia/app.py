@@ -16,6 +16,7 @@ from symposia.api import (
     metrics,
     models,
     openai_compat,
+    openai_responses,
     policies,
     runs,
 )
@@ -75,7 +76,7 @@ def create_app(
     install_error_handlers(app)
     # The OpenAI-compatible routes first: they are the hot path, and routes are matched
     # in order (their paths, under /v1 and /api/v1, overlap no other route).
-    for router in openai_compat.routers:
+    for router in [*openai_compat.routers, *openai_responses.routers]:
         app.include_router(router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -35,6 +35,7 @@ from symposia.services.heartbeat import Heartbeat
 from symposia.services.models import ModelCatalog
 from symposia.services.replies import ReplyTasks
 from symposia.services.reply_leases import ReplyLeases
+from symposia.services.responses import ResponseService
 from symposia.services.runs import HANDOVER_WRITE_SECONDS, RunService
 from symposia.settings import Settings
 from symposia.storage.db import create_engine, session_factory
@@ -42,6 +43,7 @@ from symposia.storage.migrate import upgrade
 from symposia.storage.repositories import RunRepository
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_replies import SqlReplyRepository
+from symposia.storage.sql_responses import SqlResponseRepository
 from symposia.storage.sql_runs import SqlRunRepository
 from symposia.streaming.request_scope import RequestScopes
 from symposia.streaming.sse import (
@@ -78,6 +80,7 @@ class Container:
     request_scopes: RequestScopes
     liveness: Heartbeat
     reply_liveness: Heartbeat
+    responses: ResponseService
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -267,6 +270,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         on_reject=lambda scope: metrics.rate_limited.labels(scope).inc(),
         on_fallback=metrics.redis_fallbacks.inc,
     )
+    completions = CompletionService(models, conversations, settings.max_tokens_limit)
     return Container(
         settings,
         providers,
@@ -282,8 +286,9 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         Authenticator(settings, api_keys),
         limiter,
         parse_networks(settings.trusted_proxies),
-        CompletionService(models, conversations, settings.max_tokens_limit),
+        completions,
         RequestScopes(),
         Heartbeat("run", settings.run_heartbeat_seconds, service.renew, service.sweep),
         Heartbeat("reply", settings.run_heartbeat_seconds, reply_leases.renew, reply_leases.sweep),
+        ResponseService(completions, SqlResponseRepository(sessions)),
     )

@@ -4,6 +4,7 @@ SymposiaError
 ├── BadRequestError            400  malformed protocol input (e.g. Last-Event-ID)
 ├── UnauthorizedError          401  no valid credentials
 ├── NotFoundError              404  unknown run, conversation, message, bot index
+│   └── ModelNotFoundError           no such model here (GET /v1/models/{model})
 ├── ConflictError              409  the object is in a state that forbids the change
 │   ├── ReplyInProgressError         a conversation's reply is still being generated
 │   └── FencedOutError               a writer lost its lease (a newer epoch holds it)
@@ -63,6 +64,10 @@ class RateLimitedError(SymposiaError):
 class NotFoundError(SymposiaError):
     status_code = 404
     code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model_not_found"
 
 
 class ConflictError(SymposiaError):

@@ -40,10 +40,15 @@ async def chat_stream(
             body.previous_response_id, owner=owner
         )
     else:
-        conversation_id = (await conversations.create(default_model=body.model, owner=owner)).id
+        panel = body.panel.to_panel() if body.panel is not None else None
+        conversation_id = (
+            await conversations.create(default_model=body.model, owner=owner, panel=panel)
+        ).id
         created = True
+    # A new panel's `model` is its supervisor, not a per-message override.
+    override = None if body.panel is not None else body.model
     try:
-        stream_id = await conversations.ask(conversation_id, body.message, body.model, owner=owner)
+        stream_id = await conversations.ask(conversation_id, body.message, override, owner=owner)
     except BaseException:
         if created:  # a failed request leaves no empty conversation behind
             await conversations.discard(conversation_id)

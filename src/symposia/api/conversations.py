@@ -39,8 +39,15 @@ router = APIRouter(
 async def create_conversation(
     body: ConversationCreate, conversations: ConversationsDep, principal: PrincipalDep
 ) -> dict[str, Any]:
+    """With a `panel`, each user message is routed by the supervisor (`default_model`) to
+    one of its agents, or answered by the supervisor; the reply's stream starts with a
+    `routing` event saying who answers and why."""
     conversation = await conversations.create(
-        body.title, body.default_model, body.system_prompt, owner=principal.id
+        body.title,
+        body.default_model,
+        body.system_prompt,
+        owner=principal.id,
+        panel=body.panel.to_panel() if body.panel is not None else None,
     )
     return conversation_view(conversation)
 
@@ -74,7 +81,7 @@ async def update_conversation(
     changes = body.changes()
     if not changes:
         raise InvalidInputError(
-            "nothing to change: send title, default_model or system_prompt", "body"
+            "nothing to change: send title, default_model, system_prompt or panel", "body"
         )
     return conversation_view(
         await conversations.update(conversation_id, changes, owner=principal.id)
@@ -144,3 +151,14 @@ async def stream_reply(
         conversation_id, model, resuming=after > 0, owner=principal.id
     )
     return container.stream_response(stream_id, after, stored)
+
+
+@router.get("/{conversation_id}/export.json", responses=api_errors(404))
+async def export_conversation(
+    conversation_id: str, conversations: ConversationsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """The conversation with its settings (its panel, if any) and every message, each
+    answer of a panel with its `routing`."""
+    conversation = await conversations.get(conversation_id, owner=principal.id)
+    messages = await conversations.messages(conversation_id, None, 0, owner=principal.id)
+    return {**conversation_view(conversation), "messages": [m.to_dict() for m in messages]}

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
@@ -20,7 +20,7 @@ from symposia.storage.failures import (
     is_connection_failure,
     summary,
 )
-from symposia.streaming.openai_errors import openai_error
+from symposia.streaming.openai_errors import OPENAI_ROOTS, is_openai_path, openai_error
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,11 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-OPENAI_PREFIXES = ("/v1/", "/api/v1/")
 DATABASE_DOWN = "the database is unavailable right now; try again shortly"
 
 
 def _openai_path(request: Request) -> bool:
-    return request.url.path.startswith(OPENAI_PREFIXES)
+    return is_openai_path(request.url.path)
 
 
 def _openai_response(exc: SymposiaError) -> JSONResponse:
@@ -58,8 +57,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}"
-    if _openai_path(request):
-        return _openai_response(InvalidInputError(message, first["field"]))
+    if _openai_path(request):  # `param` names a parameter; the body as a whole is none
+        param = first["field"] if first["field"] != "body" else None
+        return _openai_response(InvalidInputError(message, param))
     return JSONResponse(
         {"code": "invalid_input", "message": message, "field": first["field"], "errors": errors},
         status_code=422,
@@ -113,18 +113,38 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+def _openai_routes(request: Request) -> str:
+    """The OpenAI-compatible routes under the request's root, for a 404 that says what
+    exists (a client trying `/v1/embeddings` learns this server has none). Read from the
+    OpenAPI document, built once and cached by FastAPI."""
+    path = request.url.path
+    root = next(r for r in sorted(OPENAI_ROOTS, key=len, reverse=True) if path.startswith(r))
+    paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    served = [
+        f"{method.upper()} {route}"
+        for route, operations in paths.items()
+        if route.startswith(root + "/")
+        for method in operations
+    ]
+    return ", ".join(served)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's and FastAPI's own errors (404 route, 405, an unreadable body), in the
     shape of every other error instead of `{"detail": ...}`."""
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     message = exc.detail
+    where = f"{request.method} {request.url.path}"
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
+        message = f"{where} is not allowed; this path takes {headers['Allow']}"
     if isinstance(exc.__cause__, UnicodeDecodeError):
         message = "the request body is not valid UTF-8"
     code = HTTP_CODES.get(exc.status_code, "http_error")
     if _openai_path(request):
+        if exc.status_code == 404:  # OpenAI's own words for it, then what exists here
+            message = f"Invalid URL ({where}); this server serves {_openai_routes(request)}"
         error = SymposiaError(message, headers)
         error.status_code, error.code = exc.status_code, code
         return _openai_response(error)
@@ -145,7 +165,17 @@ async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(busy.to_dict(), status_code=busy.status_code, headers=busy.headers)
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """A bug of ours: still OpenAI's shape under `/v1` (an OpenAI client raises its own
+    InternalServerError), Starlette's plain 500 elsewhere. The exception goes on to the
+    server, which logs its traceback."""
+    if _openai_path(request):
+        return _openai_response(SymposiaError("internal error; it has been logged"))
+    return PlainTextResponse("Internal Server Error", status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(SymposiaError, _symposia_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -22,7 +22,7 @@ from symposia.api.deps import (
     rate_limited_caller,
 )
 from symposia.api.openai_schemas import ChatCompletionBody
-from symposia.api.responses import openai_errors
+from symposia.api.responses import json_or_stream, openai_errors
 from symposia.errors import InvalidInputError
 from symposia.streaming.openai_chunks import ChunkEncoder, completion_object, encode_stream
 from symposia.streaming.relay_response import RelayResponse
@@ -48,12 +48,26 @@ async def request_scope(request: Request) -> AsyncIterator[RequestScope]:
 RequestScopeDep = Annotated[RequestScope, Depends(request_scope)]
 
 
+def _model_object(entry: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": entry["id"],
+        "object": "model",
+        "created": MODEL_CREATED,
+        "owned_by": entry["provider"],
+    }
+
+
 def _router(prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["openai"])
 
     @router.post(
         "/chat/completions",
-        responses=openai_errors(400, 401, 404, 409, 413, 429, 502, 503, 504),
+        responses={
+            **json_or_stream(
+                "A `chat.completion`, or with `stream: true` its `chat.completion.chunk` events"
+            ),
+            **openai_errors(400, 401, 404, 409, 413, 429, 502, 503, 504),
+        },
     )
     async def chat_completions(
         body: ChatCompletionBody,
@@ -107,18 +121,17 @@ def _router(prefix: str) -> APIRouter:
     async def list_models(container: ContainerDep) -> dict[str, Any]:
         """OpenAI's model list, from every configured provider's discovery."""
         listing = await container.models.listing()
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": m["id"],
-                    "object": "model",
-                    "created": MODEL_CREATED,
-                    "owned_by": m["provider"],
-                }
-                for m in listing["models"]
-            ],
-        }
+        return {"object": "list", "data": [_model_object(m) for m in listing["models"]]}
+
+    @router.get(
+        "/models/{model:path}",
+        dependencies=[Depends(get_principal)],
+        responses=openai_errors(401, 404, 503),
+    )
+    async def retrieve_model(model: str, container: ContainerDep) -> dict[str, Any]:
+        """OpenAI's model object for one model (ids hold a slash: `local/smollm2`); a
+        404 `model_not_found` for a model this server cannot use."""
+        return _model_object(await container.models.find(model))
 
     return router
 

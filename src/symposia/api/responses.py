@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
-OPENAI_PREFIXES = ("/v1/", "/api/v1/")
+from symposia.streaming.openai_errors import is_openai_path
 
 DESCRIPTIONS = {
     400: "Malformed request (a body that is not UTF-8 JSON, a bad Last-Event-ID)",
@@ -63,6 +63,16 @@ def api_errors(*statuses: int) -> Responses:
     return {s: {"model": ApiError, "description": DESCRIPTIONS[s]} for s in statuses}
 
 
+def json_or_stream(description: str) -> Responses:
+    """A 200 that is a JSON object, or with `stream: true` server-sent events."""
+    return {
+        200: {
+            "description": description,
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+
+
 def openai_errors(*statuses: int) -> Responses:
     return {s: {"model": OpenAIError, "description": DESCRIPTIONS[s]} for s in statuses}
 
@@ -75,7 +85,7 @@ def openai_without_422(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             for path, operations in generate()["paths"].items():
-                if path.startswith(OPENAI_PREFIXES):
+                if is_openai_path(path):
                     for operation in operations.values():
                         operation["responses"].pop("422", None)
         return app.openapi_schema or generate()

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from symposia.domain.models import Panel, PanelAgent
 from symposia.storage.storable import unstorable
 
 
@@ -159,6 +160,12 @@ class BotPatch(_Body):
     model: ModelName | None = None
     max_tokens: int | None = Field(default=None, ge=1)
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"system_prompt": "Argue the other side now.", "temperature": 1.1}]
+        }
+    )
+
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
 
@@ -206,24 +213,146 @@ class RunSay(_Body):
     )
 
 
+class PanelAgentIn(_Body):
+    """A specialist of a panel: the supervisor routes to it by its name and description."""
+
+    name: Annotated[Text, StringConstraints(min_length=1, max_length=NAME_MAX)]
+    description: Annotated[Text, StringConstraints(min_length=1, max_length=DESCRIPTION_MAX)]
+    model: ModelName
+    system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] = ""
+    temperature: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="Unset: the conversation default (0.7)."
+    )
+
+
+class PanelIn(_Body):
+    """A supervisor (the conversation's `default_model`) and its specialists: each user
+    message is routed to one of them, or answered by the supervisor."""
+
+    agents: list[PanelAgentIn] = Field(min_length=1, max_length=8)
+    prompt: Annotated[Storable, StringConstraints(min_length=1, max_length=PROMPT_MAX)] | None = (
+        Field(
+            default=None,
+            description=(
+                "The routing prompt, with {agents}, {history}, {question} and {names}; "
+                "unset: the documented default."
+            ),
+        )
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=5, description="Times the supervisor is asked for a valid answer."
+    )
+    fallback: Annotated[Text, StringConstraints(min_length=1, max_length=NAME_MAX)] = Field(
+        default="supervisor",
+        description="Who answers when no valid choice comes: an agent's name, or `supervisor`.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "agents": [
+                        {
+                            "name": "billing",
+                            "description": "Invoices, refunds, payment methods.",
+                            "model": "openai/gpt-4o-mini",
+                            "system_prompt": "You answer billing questions.",
+                        },
+                        {
+                            "name": "tech",
+                            "description": "Installation, errors, configuration.",
+                            "model": "anthropic/claude-3-5-haiku-latest",
+                        },
+                    ],
+                    "fallback": "supervisor",
+                }
+            ]
+        }
+    )
+
+    def to_panel(self) -> Panel:
+        return Panel(
+            agents=tuple(
+                PanelAgent(a.name, a.description, a.model, a.system_prompt, a.temperature)
+                for a in self.agents
+            ),
+            prompt=self.prompt,
+            max_attempts=self.max_attempts,
+            fallback=self.fallback,
+        )
+
+
 class ConversationCreate(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
     default_model: ModelName | None = None
     system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] | None = None
+    panel: PanelIn | None = Field(
+        default=None,
+        description=(
+            "Specialists a supervisor routes each message to; `default_model` is the "
+            "supervisor. Each reply then starts with a `routing` event."
+        ),
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Rivers", "default_model": "local/smollm2", "system_prompt": "Be brief."},
+                {
+                    "title": "Support desk",
+                    "default_model": "openai/gpt-4o-mini",
+                    "panel": {
+                        "agents": [
+                            {
+                                "name": "billing",
+                                "description": "Invoices, refunds, payment methods.",
+                                "model": "openai/gpt-4o-mini",
+                            },
+                            {
+                                "name": "tech",
+                                "description": "Installation, errors, configuration.",
+                                "model": "anthropic/claude-3-5-haiku-latest",
+                            },
+                        ]
+                    },
+                },
+            ]
+        }
+    )
 
 
 class ConversationPatch(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
     default_model: ModelName | None = None
     system_prompt: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX)] | None = None
+    panel: PanelIn | None = Field(
+        default=None, description="A new panel; `null` removes the panel."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Rivers of Europe", "default_model": "local/smollm2"},
+                {"panel": None},
+            ]
+        }
+    )
 
     def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
+        """What to change: the fields sent, `panel` as a `Panel` (None: remove it)."""
+        changes = self.model_dump(exclude_none=True, exclude={"panel"})
+        if "panel" in self.model_fields_set:
+            changes["panel"] = self.panel.to_panel() if self.panel is not None else None
+        return changes
 
 
 class MessageCreate(_Body):
     message: MessageText
     model: ModelName | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"message": "Which is longest?", "model": "local/smollm2"}]}
+    )
 
 
 class ChatStreamRequest(_Body):
@@ -233,3 +362,46 @@ class ChatStreamRequest(_Body):
         None
     )
     model: ModelName | None = None
+    panel: PanelIn | None = Field(
+        default=None,
+        description=(
+            "Starts the new conversation with this panel (`model` is its supervisor); "
+            "only when neither `conversation_id` nor `previous_response_id` is given."
+        ),
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"message": "Name three rivers."},
+                {"message": "Which is longest?", "previous_response_id": "9a1e0c..."},
+                {
+                    "message": "My invoice shows the wrong amount.",
+                    "model": "openai/gpt-4o-mini",
+                    "panel": {
+                        "agents": [
+                            {
+                                "name": "billing",
+                                "description": "Invoices, refunds, payment methods.",
+                                "model": "openai/gpt-4o-mini",
+                            },
+                            {
+                                "name": "tech",
+                                "description": "Installation, errors, configuration.",
+                                "model": "local/smollm2",
+                            },
+                        ]
+                    },
+                },
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _panel_only_for_a_new_conversation(self) -> ChatStreamRequest:
+        if self.panel is not None and (self.conversation_id or self.previous_response_id):
+            raise ValueError(
+                "panel is set when a conversation is created; "
+                "PATCH /api/conversations/{id} changes an existing one's"
+            )
+        return self

@@ -232,6 +232,20 @@ class SpeakerSelected:
 
 
 @dataclass(frozen=True, slots=True)
+class Routed:
+    """A panel's supervisor routed the question: `agent` answers (a specialist's name, or
+    `supervisor` for a direct answer) because of `reason`. `attempts` is how many times
+    it was asked; `fallback` says no valid answer came and the panel's fallback answers
+    (`error` then says why, when the supervisor's model failed)."""
+
+    type: ClassVar[Literal["routing"]] = "routing"
+    routing: dict[str, Any]
+
+    def data(self) -> dict[str, Any]:
+        return dict(self.routing)
+
+
+@dataclass(frozen=True, slots=True)
 class AwaitingInput:
     """The run waits for the person behind agent `bot` (of kind `human`) until `until`."""
 
@@ -331,6 +345,7 @@ Payload = (
     | PersonSaid
     | BotUpdated
     | SpeakerSelected
+    | Routed
     | AwaitingInput
     | Verdict
     | Interrupted

@@ -16,6 +16,7 @@ EventType = Literal[
     "person_message",
     "bot_updated",
     "speaker_selected",
+    "routing",
     "awaiting_input",
     "verdict",
     "interrupted",

@@ -124,9 +124,12 @@ class Message:
     # The policy's round this turn belongs to (`rounds`, `moderated`), and what it cost.
     round: int | None = None
     cost_usd: float | None = None
+    # In a panel conversation, how the supervisor routed the question this answers.
+    routing: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """`routing` only where there was one (a panel conversation's answers)."""
+        view = {
             "id": self.id,
             "role": self.role,
             "author": self.author,
@@ -141,6 +144,9 @@ class Message:
             "created_at": self.created_at.isoformat(),
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
         }
+        if self.routing is not None:
+            view["routing"] = self.routing
+        return view
 
 
 @dataclass(slots=True)
@@ -214,15 +220,72 @@ class Run:
         return sum(1 for message in self.messages if message.bot_index is not None)
 
 
+SUPERVISOR = "supervisor"  # a panel's routing answer for "the supervisor answers itself"
+
+
+@dataclass(frozen=True, slots=True)
+class PanelAgent:
+    """A specialist of a panel: the supervisor routes to it by `name` and `description`."""
+
+    name: str
+    description: str
+    model: str
+    system_prompt: str = ""
+    temperature: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "model": self.model,
+            "system_prompt": self.system_prompt,
+            "temperature": self.temperature,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    """A conversation's supervisor and specialists: each user message is routed by the
+    supervisor (the conversation's `default_model`) to one agent, or answered by the
+    supervisor itself. `prompt` None is the documented default routing prompt; `fallback`
+    answers when no valid choice comes within `max_attempts`."""
+
+    agents: tuple[PanelAgent, ...]
+    prompt: str | None = None
+    max_attempts: int = 3
+    fallback: str = SUPERVISOR
+
+    def agent(self, name: str) -> PanelAgent | None:
+        return next((a for a in self.agents if a.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agents": [agent.to_dict() for agent in self.agents],
+            "prompt": self.prompt,
+            "max_attempts": self.max_attempts,
+            "fallback": self.fallback,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Panel:
+        return cls(
+            agents=tuple(PanelAgent(**agent) for agent in data["agents"]),
+            prompt=data.get("prompt"),
+            max_attempts=int(data.get("max_attempts", 3)),
+            fallback=str(data.get("fallback", SUPERVISOR)),
+        )
+
+
 @dataclass(slots=True)
 class Conversation:
     """One person talking with one model at a time; `default_model` answers unless a
-    message names another."""
+    message names another. With a `panel`, `default_model` is its supervisor."""
 
     default_model: str
     title: str | None = None
     system_prompt: str | None = None
     owner: str | None = None
+    panel: Panel | None = None
     id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
@@ -251,10 +314,17 @@ class ReplyRecord:
     done_event: int | None = None
     created_at: datetime = field(default_factory=utcnow)
     finished_at: datetime | None = None
+    # A panel's routing of the question (then the stream's first event is `routing`).
+    routing: dict[str, Any] | None = None
 
     @property
     def stream_id(self) -> str:
         return reply_stream_id(self.id)
+
+    @property
+    def author(self) -> str:
+        """Who answers: the agent the panel routed to, else the assistant."""
+        return str(self.routing["agent"]) if self.routing else "assistant"
 
 
 def reply_stream_id(question_id: str) -> str:

@@ -1,6 +1,7 @@
 """Rebuild a conversation reply's event stream from storage, numbered as it was live.
 
-As for a run (`replay`): a reply's `turn_start` is always id 1, its saved message knows
+As for a run (`replay`): a reply's `turn_start` is id 1 (id 2 after a panel's `routing`,
+which the reply record keeps), its saved message knows
 the id of its `turn_complete`, and the reply the ids of its `error` (if it showed one)
 and of its `done`. The tokens in between come back as one `snapshot` carrying the whole
 text, numbered with the last id it replaces; any other id storage cannot rebuild (a
@@ -18,6 +19,7 @@ from symposia.domain.event_types import (
     Reply,
     ReplyDone,
     ReplyOutcome,
+    Routed,
     Snapshot,
     StreamError,
     Token,
@@ -28,19 +30,23 @@ from symposia.domain.event_types import (
 from symposia.domain.models import ReplyRecord, ReplyStatus
 from symposia.events.replay import StoredStream, cover_gaps
 
-FIRST_ID = 1  # a reply's first event is its `turn_start`
+FIRST_ID = 1  # a reply's first event: its `routing` in a panel, else its `turn_start`
 
 
 def rebuild_reply(reply: ReplyRecord) -> StoredStream:
     """The reply's stream as storage knows it (see the module docstring)."""
-    speaker = Reply(reply.conversation_id, reply.id)
-    known: dict[int, Payload] = {FIRST_ID: TurnStart(speaker, reply.model)}
+    speaker = Reply(reply.conversation_id, reply.id, reply.author)
+    known: dict[int, Payload] = {}
+    if reply.routing is not None:
+        known[FIRST_ID] = Routed(reply.routing)
+    start = len(known) + FIRST_ID
+    known[start] = TurnStart(speaker, reply.model)
     unplaced: list[Payload] = []
     message = reply.message
     placed_text = False
     if message is not None:
         complete = TurnComplete(speaker, message)
-        if message.complete_event is not None and message.complete_event > FIRST_ID:
+        if message.complete_event is not None and message.complete_event > start:
             known[message.complete_event] = complete
             placed_text = True
         else:
@@ -58,9 +64,9 @@ def rebuild_reply(reply: ReplyRecord) -> StoredStream:
         else:
             unplaced.append(done)
     if placed_text and message is not None:
-        tokens_end = min(seq for seq in known if seq > FIRST_ID) - 1
-        if tokens_end > FIRST_ID:  # its tokens, compacted
-            known[tokens_end] = Snapshot(FIRST_ID + 1, (message,))
+        tokens_end = min(seq for seq in known if seq > start) - 1
+        if tokens_end > start:  # its tokens, compacted
+            known[tokens_end] = Snapshot(start + 1, (message,))
     cover_gaps(known)
     events = [event(seq, known[seq]) for seq in sorted(known)]
     after = events[-1].seq

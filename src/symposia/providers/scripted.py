@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
 from symposia.providers.base import (
@@ -41,9 +41,12 @@ class Script:
     `chunks` are streamed one by one `delay` seconds apart (bytes are decoded incrementally,
     so a split multi-byte character can be scripted). `fail_after` raises `failure` after
     that many chunks; `stall_after` stops sending after that many chunks until cancelled.
+    `respond`, when set, answers each request with text of its own instead of `chunks`
+    (a model whose answer depends on what it was asked).
     """
 
     chunks: Sequence[str | bytes] = ()
+    respond: Callable[[CompletionRequest], str] | None = None
     delay: float = 0.0
     fail_after: int | None = None
     failure: ProviderFailure | None = None
@@ -89,7 +92,13 @@ class ScriptedProvider:
         if request.model in self.scripts:
             script = self.scripts[request.model]
             answered = request.messages and request.messages[-1].role == "tool"
-            return script.after_tool if answered and script.after_tool else script
+            if answered and script.after_tool is not None:
+                script = script.after_tool
+            if script.respond is None:
+                return script
+            words = script.respond(request).split(" ")
+            chunks = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+            return replace(script, chunks=chunks, respond=None)
         if request.model == "echo":
             last = request.messages[-1].content if request.messages else ""
             words = f"You said: {last[:ECHO_QUOTE_CHARS]}".split(" ")

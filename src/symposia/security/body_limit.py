@@ -1,10 +1,17 @@
-"""Refuse request bodies over MAX_BODY_BYTES with a 413, before anything parses them."""
+"""Refuse request bodies over MAX_BODY_BYTES with a 413, before anything parses them.
+
+The answer takes the shape of its route: OpenAI's `{"error": {...}}` under `/v1`, the
+`{"code", "message"}` of every other error elsewhere.
+"""
 
 from __future__ import annotations
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from symposia.errors import PayloadTooLargeError
+from symposia.streaming.openai_errors import is_openai_path, openai_error
 
 
 class _TooLargeError(HTTPException):
@@ -30,7 +37,7 @@ class BodySizeLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await self._refuse(send)
+                    await self._refuse(scope["path"], send)
                     return
         received = 0
 
@@ -47,13 +54,12 @@ class BodySizeLimit:
         # raised as an HTTPException while it is read, before any response has started.
         await self.app(scope, counting_receive, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "code": "payload_too_large",
-                "message": f"request body over {self.max_bytes} bytes (MAX_BODY_BYTES)",
-            }
-        )
+    async def _refuse(self, path: str, send: Send) -> None:
+        error = PayloadTooLargeError(f"request body over {self.max_bytes} bytes (MAX_BODY_BYTES)")
+        if is_openai_path(path):
+            body = orjson.dumps({"error": openai_error(error)[1]})
+        else:
+            body = orjson.dumps(error.to_dict())
         await send(
             {
                 "type": "http.response.start",

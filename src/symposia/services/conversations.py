@@ -11,12 +11,21 @@ live log no longer has a reply's stream, it is rebuilt from storage with its liv
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from symposia.domain.models import Conversation, Message, ReplyRecord, ReplyStatus, reply_stream_id
+from symposia.domain.models import (
+    SUPERVISOR,
+    Conversation,
+    Message,
+    Panel,
+    ReplyRecord,
+    ReplyStatus,
+    reply_stream_id,
+)
 from symposia.errors import (
     ConflictError,
+    InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
 )
@@ -24,6 +33,7 @@ from symposia.events.log import EventLog
 from symposia.events.replay import StoredStream
 from symposia.events.reply_replay import rebuild_reply
 from symposia.orchestration.generation import Models
+from symposia.orchestration.routing import check_prompt
 from symposia.services.models import ModelCatalog
 from symposia.services.replies import ChatLimits, ReplyTasks
 from symposia.storage.failures import summary
@@ -66,6 +76,45 @@ class ConversationService:
                 f"{self.limits.max_message_chars} (MAX_MESSAGE_CHARS)"
             )
 
+    async def check_panel(self, panel: Panel) -> Panel:
+        """The panel, valid (its agents' models exist, names are distinct and not
+        `supervisor`, the fallback is one of them or `supervisor`), its fallback spelled
+        as its agent is."""
+        seen: set[str] = set()
+        for i, agent in enumerate(panel.agents):
+            name = agent.name.casefold()
+            if name == SUPERVISOR:
+                raise InvalidInputError(
+                    "`supervisor` names the supervisor itself; give the agent another name",
+                    f"panel.agents.{i}.name",
+                )
+            if name in seen:
+                raise InvalidInputError(
+                    f"two agents are called {agent.name!r}", f"panel.agents.{i}.name"
+                )
+            seen.add(name)
+            await self.check_model(agent.model, f"panel.agents.{i}.model")
+        if panel.prompt is not None and (problem := check_prompt(panel.prompt)) is not None:
+            raise InvalidInputError(problem, "panel.prompt")
+        fallback = panel.fallback.casefold()
+        if fallback == SUPERVISOR:
+            return replace(panel, fallback=SUPERVISOR)
+        named = next((a.name for a in panel.agents if a.name.casefold() == fallback), None)
+        if named is None:
+            raise InvalidInputError(
+                f"fallback {panel.fallback!r} is neither an agent nor `supervisor`",
+                "panel.fallback",
+            )
+        return replace(panel, fallback=named)
+
+    def _check_override(self, conversation: Conversation, model: str | None) -> None:
+        if model is not None and conversation.panel is not None:
+            raise InvalidInputError(
+                "this conversation has a panel: its supervisor routes each message and "
+                "each agent answers with its own model, so `model` does not apply",
+                "model",
+            )
+
     async def create(
         self,
         title: str | None = None,
@@ -73,11 +122,18 @@ class ConversationService:
         system_prompt: str | None = None,
         *,
         owner: str | None,
+        panel: Panel | None = None,
     ) -> Conversation:
         model = default_model or self.limits.default_model
         await self.check_model(model, "default_model")
+        if panel is not None:
+            panel = await self.check_panel(panel)
         conversation = Conversation(
-            default_model=model, title=title, system_prompt=system_prompt, owner=owner
+            default_model=model,
+            title=title,
+            system_prompt=system_prompt,
+            owner=owner,
+            panel=panel,
         )
         await self.repo.add(conversation)
         return conversation
@@ -106,6 +162,8 @@ class ConversationService:
         await self.get(conversation_id, owner=owner)
         if "default_model" in changes:
             await self.check_model(changes["default_model"], "default_model")
+        if changes.get("panel") is not None:
+            changes["panel"] = (await self.check_panel(changes["panel"])).to_dict()
         await self.repo.update(conversation_id, changes)
         return await self.get(conversation_id, owner=owner)
 
@@ -127,7 +185,8 @@ class ConversationService:
         """Refused (409) while a reply of this conversation is being generated, by any
         process: a conversation answers one message at a time."""
         self.check_text(text)
-        await self.get(conversation_id, owner=owner)
+        conversation = await self.get(conversation_id, owner=owner)
+        self._check_override(conversation, model)
         if model is not None:
             await self.check_model(model)
         question = Message(role="user", author="user", content=text, model=model)
@@ -142,6 +201,7 @@ class ConversationService:
         the reply's stream."""
         self.check_text(text)
         conversation = await self.get(conversation_id, owner=owner)
+        self._check_override(conversation, model)
         if model is not None:
             await self.check_model(model)
         # `model` on a user message is the model asked to answer it.
@@ -154,7 +214,7 @@ class ConversationService:
         return reply.stream_id
 
     async def messages(
-        self, conversation_id: str, limit: int, offset: int, *, owner: str | None
+        self, conversation_id: str, limit: int | None, offset: int, *, owner: str | None
     ) -> list[Message]:
         await self.get(conversation_id, owner=owner)
         return await self.repo.messages(conversation_id, limit=limit, offset=offset)
@@ -202,6 +262,7 @@ class ConversationService:
         """Start the reply to `question_id`, unless someone (in any process) did: then
         that one is joined. The database decides, in one transaction."""
         conversation = await self.get(conversation_id, owner=owner)
+        self._check_override(conversation, model)
         if model is not None:
             await self.check_model(model)
         last = await self.repo.last_message(conversation_id)

@@ -12,12 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from symposia.errors import ProviderError, UnknownModelError
+from symposia.errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    ProviderError,
+    UnavailableError,
+    UnknownModelError,
+)
 from symposia.providers.base import Provider
 from symposia.providers.failures import MODELS_HINT
 from symposia.providers.registry import ProviderRegistry
 
 LIST_TIMEOUT_SECONDS = 10.0
+LISTING_RETRY_AFTER = "5"
+LISTED_AT = "GET /v1/models lists the models this server can use"
 
 
 @dataclass(slots=True)
@@ -65,6 +73,32 @@ class ModelCatalog:
             entry["ok"], entry["count"] = True, len(result)
             models.extend({"id": f"{provider.name}/{m}", "provider": provider.name} for m in result)
         return {"models": models, "providers": report}
+
+    async def find(self, full_name: str) -> dict[str, str]:
+        """One model as `listing` shows it. A name the chat API would refuse is a
+        ModelNotFoundError; a provider that lists nothing (Bedrock) answers for any name it
+        accepts, as the model check does; one whose listing fails now is a 503."""
+        try:
+            provider, model = self.registry.resolve(full_name)
+        except InvalidInputError as exc:
+            raise ModelNotFoundError(f"{exc.message}; {LISTED_AT}") from None
+        if not provider.configured:
+            raise ModelNotFoundError(
+                f"the {provider.name} provider is not configured on this server; {LISTED_AT}"
+            )
+        try:
+            known = await self._models_of(provider)
+        except Exception as exc:
+            problem = _describe(provider.name, exc)["message"]
+            raise UnavailableError(
+                f"{provider.name} could not list its models right now: {problem}",
+                headers={"Retry-After": LISTING_RETRY_AFTER},
+            ) from None
+        if known and model not in known:
+            raise ModelNotFoundError(
+                f"{provider.name} does not offer the model {model!r}; {LISTED_AT}"
+            )
+        return {"id": f"{provider.name}/{model}", "provider": provider.name}
 
     async def check(self, provider: Provider, model: str, field_name: str) -> None:
         """422 for a model the provider's own listing does not have; silent if it can't list."""

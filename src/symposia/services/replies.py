@@ -22,13 +22,22 @@ from symposia.domain.event_types import (
     Reply,
     ReplyDone,
     ReplyOutcome,
+    Routed,
     StreamError,
     TurnComplete,
     TurnStart,
     emit,
 )
 from symposia.domain.events import Event
-from symposia.domain.models import Conversation, Message, MessageStatus, ReplyRecord, ReplyStatus
+from symposia.domain.models import (
+    Conversation,
+    Message,
+    MessageStatus,
+    Panel,
+    PanelAgent,
+    ReplyRecord,
+    ReplyStatus,
+)
 from symposia.errors import FencedOutError
 from symposia.events.log import EventLog
 from symposia.orchestration.context import fit
@@ -38,6 +47,7 @@ from symposia.orchestration.generation import (
     Models,
     prompt_chars,
 )
+from symposia.orchestration.routing import route
 from symposia.providers.base import ChatMessage
 from symposia.storage.failures import log_failure, summary
 from symposia.storage.sql_conversations import SqlConversationRepository
@@ -130,22 +140,38 @@ class ReplyTasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait(tasks, timeout=grace)
 
-    async def _history(self, conversation: Conversation, limits: ChatLimits) -> list[ChatMessage]:
-        messages = (
-            [ChatMessage("system", conversation.system_prompt)]
-            if (conversation.system_prompt)
-            else []
-        )
-        for message in await self.conversations.messages(conversation.id):
-            if message.content:
-                messages.append(ChatMessage(message.role, message.content))
+    def _history(
+        self,
+        conversation: Conversation,
+        past: list[Message],
+        limits: ChatLimits,
+        agent: PanelAgent | None,
+    ) -> list[ChatMessage]:
+        """What the model answering is sent: its system prompt (a panel agent's own, else
+        the conversation's), then the conversation, fitted to the context budget."""
+        system = (agent.system_prompt if agent is not None else "") or conversation.system_prompt
+        messages = [ChatMessage("system", system)] if system else []
+        messages += [ChatMessage(m.role, m.content) for m in past if m.content]
         return fit(messages, limits.context_budget - limits.max_tokens)
+
+    async def _route(
+        self, conversation: Conversation, panel: Panel, reply: ReplyRecord, past: list[Message]
+    ) -> PanelAgent | None:
+        """Have the panel's supervisor choose who answers; record it, then stream it as the
+        reply's first event. The chosen agent, or None for the supervisor itself."""
+        question = past[-1].content if past and past[-1].role == "user" else ""
+        supervisor = conversation.default_model
+        routing = await route(self.models, supervisor, panel, past[:-1], question)
+        agent = panel.agent(routing.agent)
+        await self.repo.route(reply, routing.to_dict(), agent.model if agent else supervisor)
+        await emit(self.log, reply.stream_id, Routed(routing.to_dict()), reply.epoch)
+        return agent
 
     async def _reply(
         self, conversation: Conversation, reply: ReplyRecord, limits: ChatLimits
     ) -> None:
         outcome: ReplyOutcome
-        message = Message(role="assistant", author="assistant", content="", model=reply.model)
+        message = Message(role="assistant", author=reply.author, content="", model=reply.model)
         speaker = Reply(conversation.id, reply.id, message.author)
         stream_id, epoch = reply.stream_id, reply.epoch
         generation = Generation(self.models, self.log, stream_id, speaker, epoch)
@@ -154,10 +180,20 @@ class ReplyTasks:
         history: list[ChatMessage] = []
         fenced = False
         try:
+            past = await self.conversations.messages(conversation.id)
+            agent = None
+            if conversation.panel is not None:
+                agent = await self._route(conversation, conversation.panel, reply, past)
+                speaker = generation.speaker = Reply(conversation.id, reply.id, reply.author)
+                message.author, message.model = reply.author, reply.model
+                message.routing = reply.routing
             started = await emit(self.log, stream_id, TurnStart(speaker, reply.model), epoch)
             message.start_event = started.seq
-            history = await self._history(conversation, limits)
-            await generation.stream([reply.model], history, DEFAULT_TEMPERATURE, limits.max_tokens)
+            history = self._history(conversation, past, limits, agent)
+            temperature = DEFAULT_TEMPERATURE
+            if agent is not None and agent.temperature is not None:
+                temperature = agent.temperature
+            await generation.stream([reply.model], history, temperature, limits.max_tokens)
             status, outcome = MessageStatus.COMPLETE, "completed"
         except GenerationFailedError as exc:
             outcome = "error"

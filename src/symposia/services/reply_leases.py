@@ -104,7 +104,7 @@ async def end_interrupted(log: EventLog, repo: SqlReplyRepository, reply: ReplyR
         )
         await log.close(stream_id)
         return
-    speaker = Reply(reply.conversation_id, reply.id)
+    speaker = Reply(reply.conversation_id, reply.id, reply.author)
     payloads: list[Payload] = [] if events else [TurnStart(speaker, reply.model)]
     message = None
     if not any(e.type == "turn_complete" for e in events):
@@ -139,9 +139,10 @@ def _partial(reply: ReplyRecord, events: list[Event], complete_event: int) -> Me
     start = next((e.seq for e in events if e.type == "turn_start"), 1)
     return Message(
         role="assistant",
-        author="assistant",
+        author=reply.author,
         content=text,
         model=reply.model,
+        routing=reply.routing,
         status=MessageStatus.PARTIAL,
         usage=TurnUsage(completion_tokens=len(text) // CHARS_PER_TOKEN_ESTIMATE, estimated=True),
         completed_at=utcnow(),

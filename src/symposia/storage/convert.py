@@ -9,6 +9,7 @@ from symposia.domain.models import (
     Conversation,
     Message,
     MessageStatus,
+    Panel,
     ReplyRecord,
     ReplyStatus,
     Run,
@@ -52,6 +53,7 @@ def message_row(
         cost_usd=message.cost_usd,
         start_event=message.start_event,
         complete_event=message.complete_event,
+        routing=message.routing,
     )
 
 
@@ -83,6 +85,7 @@ def message_of(row: MessageRow) -> Message:
         complete_event=row.complete_event,
         round=row.round,
         cost_usd=row.cost_usd,
+        routing=row.routing,
     )
 
 
@@ -181,6 +184,7 @@ def conversation_row(conversation: Conversation) -> ConversationRow:
         system_prompt=conversation.system_prompt,
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
+        panel=conversation.panel.to_dict() if conversation.panel is not None else None,
     )
 
 
@@ -197,6 +201,7 @@ def conversation_of(row: ConversationRow, message_count: int = 0) -> Conversatio
         created_at=created,
         updated_at=updated,
         message_count=message_count,
+        panel=Panel.from_dict(row.panel) if row.panel else None,
     )
 
 
@@ -215,6 +220,7 @@ def reply_row(reply: ReplyRecord) -> ReplyRow:
         done_event=reply.done_event,
         created_at=reply.created_at,
         finished_at=reply.finished_at,
+        routing=reply.routing,
     )
 
 
@@ -235,4 +241,5 @@ def reply_of(row: ReplyRow, message: Message | None = None) -> ReplyRecord:
         done_event=row.done_event,
         created_at=created,
         finished_at=aware(row.finished_at),
+        routing=row.routing,
     )

@@ -147,6 +147,20 @@ class SqlReplyRepository:
                 message = message_of(found) if found is not None else None
             return reply_of(row, message)
 
+    async def route(self, reply: ReplyRecord, routing: dict[str, Any], model: str) -> None:
+        """Record a panel's routing of the question and the model that will answer, as the
+        reply's writer at `reply.epoch`, before the `routing` event is sent: a stream
+        rebuilt from storage shows the same routing. `FencedOutError` when not held."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(ReplyRow)
+                .where(ReplyRow.id == reply.id, ReplyRow.epoch == reply.epoch, IS_RUNNING)
+                .values(routing=routing, model=model)
+            )
+            if not _rows(result):
+                raise FencedOutError(f"reply {reply.id} is no longer held at {reply.epoch}")
+        reply.routing, reply.model = routing, model
+
     async def finish(
         self,
         reply: ReplyRecord,

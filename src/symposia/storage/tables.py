@@ -39,6 +39,8 @@ class ConversationRow(Base):
     system_prompt: Mapped[str | None] = mapped_column(StorableText())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Its supervisor's specialists (`Panel.to_dict`), when it has a panel.
+    panel: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
 
 
 class RunRow(Base):
@@ -152,6 +154,8 @@ class MessageRow(Base):
     # Ids of the turn's `turn_start` and `turn_complete` events in its stream.
     start_event: Mapped[int | None] = mapped_column(Integer)
     complete_event: Mapped[int | None] = mapped_column(Integer)
+    # A panel's routing of the question this message answers.
+    routing: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
 
 
 class ReplyRow(Base):
@@ -184,6 +188,8 @@ class ReplyRow(Base):
     done_event: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A panel's routing of the question (the stream's first event, `routing`).
+    routing: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
 
 
 class ApiKeyRow(Base):
@@ -196,3 +202,18 @@ class ApiKeyRow(Base):
     secret_sha256: Mapped[str] = mapped_column(StorableString(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ResponseRow(Base):
+    """A stored answer of `POST /v1/responses` (`store`), for `GET /v1/responses/{id}` and
+    for `previous_response_id` chains, whatever the provider: `input` holds the request's
+    items and `body` the Response object as it was returned."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(StorableString(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(StorableString(200), index=True)
+    previous_id: Mapped[str | None] = mapped_column(StorableString(64))
+    input: Mapped[list[Any]] = mapped_column(StorableJSON())
+    body: Mapped[dict[str, Any]] = mapped_column(StorableJSON())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

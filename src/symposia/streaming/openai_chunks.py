@@ -12,12 +12,16 @@ from typing import Any
 
 import orjson
 
+from symposia import __version__
 from symposia.domain.models import TurnUsage
 from symposia.errors import SymposiaError
 from symposia.providers.base import Delta, StreamEnd, TextDelta, ToolCall, ToolCallDelta
 from symposia.streaming.openai_errors import openai_error
 
 DONE = b"data: [DONE]\n\n"
+# OpenAI's spec types `system_fingerprint` as a string (its SDKs read null too): ours names
+# the server's version, the backend configuration a client can compare answers by.
+SYSTEM_FINGERPRINT = f"fp_symposia_{__version__}"
 
 
 class ChunkEncoder:
@@ -42,7 +46,7 @@ class ChunkEncoder:
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": model,
-                "system_fingerprint": None,
+                "system_fingerprint": SYSTEM_FINGERPRINT,
             }
         )[:-1]  # without the closing brace: choices follow
         self._head = b"data: " + head
@@ -190,7 +194,7 @@ def completion_object(
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "system_fingerprint": None,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
         "choices": [
             {
                 "index": 0,

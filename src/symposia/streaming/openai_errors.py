@@ -7,6 +7,7 @@ from typing import Any
 
 from symposia.errors import (
     InvalidInputError,
+    NotFoundError,
     ProviderError,
     SymposiaError,
     UnauthorizedError,
@@ -17,6 +18,15 @@ from symposia.errors import (
 UPSTREAM_STATUS = {400: 400, 404: 404, 408: 504, 413: 413, 422: 400, 429: 429}
 
 UPSTREAM_AUTH_FAILED = "upstream_authentication_failed"
+
+# Where the OpenAI-compatible API lives: every answer under these is OpenAI's shape.
+OPENAI_ROOTS = ("/v1", "/api/v1")
+_OPENAI_PREFIXES = tuple(root + "/" for root in OPENAI_ROOTS)
+
+
+def is_openai_path(path: str) -> bool:
+    """`/v1`, `/api/v1` and everything under them (not `/v10` nor `/api/v1x`)."""
+    return path.startswith(_OPENAI_PREFIXES) or path in OPENAI_ROOTS
 
 
 def _kind(status: int) -> str:
@@ -53,7 +63,7 @@ def openai_error(exc: SymposiaError) -> tuple[int, dict[str, Any], dict[str, str
             status, param = 400, exc.field  # OpenAI answers bad parameters with 400
         if isinstance(exc, UnauthorizedError):
             code = "invalid_api_key"
-        if status == 404 and "model" in message:
+        if isinstance(exc, NotFoundError) and "model" in message:
             code = "model_not_found"
     body = {"message": message, "type": _kind(status), "param": param, "code": code}
     return status, body, headers

@@ -1,0 +1,76 @@
+"""OpenAI's Responses API: `POST /v1/responses` (streamed with its typed events, or not),
+`GET` and `DELETE /v1/responses/{id}`; also under `/api/v1`. Chaining with
+`previous_response_id` is kept by Symposia, so it works for every model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+
+from symposia.api.deps import Caller, ContainerDep, PrincipalDep, get_principal, rate_limited_caller
+from symposia.api.openai_compat import CLIENT_CLOSED_REQUEST, RequestScopeDep
+from symposia.api.responses import json_or_stream, openai_errors
+from symposia.api.responses_schemas import ResponsesBody
+from symposia.streaming.relay_response import RelayResponse
+from symposia.streaming.request_scope import ClientGoneError
+
+
+def _router(prefix: str) -> APIRouter:
+    router = APIRouter(prefix=prefix, tags=["openai"])
+
+    @router.post(
+        "/responses",
+        responses={
+            **json_or_stream("A Response, or with `stream: true` its typed events"),
+            **openai_errors(400, 401, 404, 413, 429, 502, 503, 504),
+        },
+    )
+    async def create_response(
+        body: ResponsesBody,
+        caller: Annotated[Caller, rate_limited_caller("chat")],
+        scope: RequestScopeDep,
+    ) -> Response:
+        """OpenAI's Responses API for every Symposia model: `input` as text or message
+        items, `instructions`, `previous_response_id` (kept by Symposia), `store`
+        (default true), streamed with `stream: true`. A field it would not honour is a
+        400 naming it."""
+        service = caller.container.responses
+        call = await service.prepare(body, caller.principal.id)
+        try:
+            with scope:
+                if not body.stream:
+                    return JSONResponse(await service.create(call))
+                stream = await service.start(call)
+        except ClientGoneError:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        return RelayResponse(stream, scope, {}, caller.container.settings.sse_send_timeout)
+
+    @router.get(
+        "/responses/{response_id}",
+        dependencies=[Depends(get_principal)],
+        responses=openai_errors(401, 404, 503),
+    )
+    async def get_response(
+        response_id: str, container: ContainerDep, principal: PrincipalDep
+    ) -> dict[str, Any]:
+        """A stored response (one created with `store` true), as it was returned."""
+        return await container.responses.get(response_id, principal.id)
+
+    @router.delete(
+        "/responses/{response_id}",
+        dependencies=[Depends(get_principal)],
+        responses=openai_errors(401, 404, 503),
+    )
+    async def delete_response(
+        response_id: str, container: ContainerDep, principal: PrincipalDep
+    ) -> dict[str, Any]:
+        """Forget a stored response: it can no longer be retrieved nor continued."""
+        await container.responses.delete(response_id, principal.id)
+        return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+    return router
+
+
+routers = [_router("/v1"), _router("/api/v1")]

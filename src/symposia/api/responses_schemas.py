@@ -1,0 +1,55 @@
+"""The request body of OpenAI's Responses API (`POST /v1/responses`), as Symposia honours it.
+
+A field Symposia does not honour is refused with a 400 naming it, unless it cannot change
+the answer (`user`, `safety_identifier`, `prompt_cache_key`, `service_tier`,
+`truncation: "disabled"`): clients trust what they send to arrive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from symposia.api.schemas import ModelName, no_nul
+from symposia.errors import InvalidInputError
+
+HARMLESS = {"user", "safety_identifier", "prompt_cache_key", "service_tier", "stream_options"}
+ITEMS_MAX = 2048
+
+
+class ResponsesBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: ModelName
+    input: str | list[dict[str, Any]] = Field(min_length=1)
+    instructions: str | None = None
+    previous_response_id: str | None = Field(default=None, min_length=1, max_length=64)
+    store: bool = True
+    stream: bool = False
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    metadata: dict[str, str] | None = Field(default=None, max_length=16)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _checked(self) -> ResponsesBody:
+        if isinstance(self.input, list) and len(self.input) > ITEMS_MAX:
+            raise ValueError(f"input has more than {ITEMS_MAX} items")
+        for value in (self.input, self.instructions):
+            if isinstance(value, str):
+                no_nul(value)
+        return self
+
+    def refuse_unhonoured(self) -> None:
+        """A 400 naming the first field sent that Symposia would not honour."""
+        for name, value in (self.model_extra or {}).items():
+            if name in HARMLESS or value in (None, False, [], {}):
+                continue
+            if name == "truncation" and value == "disabled":
+                continue
+            raise InvalidInputError(f"`{name}` is not supported by this server", name)

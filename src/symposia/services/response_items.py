@@ -1,0 +1,164 @@
+"""Responses API items to the messages of a model call, and an answer to output items.
+
+Input items are messages (`{"role", "content"}`, `type: "message"` optional, content a
+string or `input_text` / `output_text` parts), `function_call` items (a call the model
+made, sent back as history) and `function_call_output` items (its result). Function tools
+are `{"type": "function", "name", "description", "parameters", "strict"}`. Anything else
+is refused with a 400 naming the item: clients trust what they send to arrive.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from symposia.errors import InvalidInputError
+from symposia.providers.base import ChatMessage, Tool, ToolCall, ToolChoice
+
+ROLES: dict[str, Any] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
+TEXT_PARTS = {"input_text", "output_text", "text"}
+CHOICES = {"auto", "none", "required"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def input_items(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The request's `input` as a list of items (a string is one user message)."""
+    if isinstance(value, str):
+        return [{"type": "message", "role": "user", "content": value}]
+    return value
+
+
+def to_messages(items: list[dict[str, Any]], field: str = "input") -> list[ChatMessage]:
+    """The chat messages the items say, in order; neighbouring function calls are one
+    assistant message (parallel calls)."""
+    messages: list[ChatMessage] = []
+    for i, item in enumerate(items):
+        kind = item.get("type", "message")
+        where = f"{field}.{i}"
+        if kind == "message":
+            role = ROLES.get(str(item.get("role")))
+            if role is None:
+                raise InvalidInputError(
+                    "role must be one of user, assistant, system, developer", f"{where}.role"
+                )
+            messages.append(ChatMessage(role, _text(item.get("content"), f"{where}.content")))
+        elif kind == "function_call":
+            call = ToolCall(
+                _string(item, "call_id", where),
+                _string(item, "name", where),
+                _string(item, "arguments", where),
+            )
+            last = messages[-1] if messages else None
+            if last is not None and last.role == "assistant" and last.tool_calls:
+                messages[-1] = ChatMessage("assistant", last.content, (*last.tool_calls, call))
+            else:
+                messages.append(ChatMessage("assistant", "", (call,)))
+        elif kind == "function_call_output":
+            output = item.get("output")
+            text = output if isinstance(output, str) else _text(output, f"{where}.output")
+            messages.append(ChatMessage("tool", text, tool_call_id=_string(item, "call_id", where)))
+        else:
+            raise InvalidInputError(f"input items of type {kind!r} are not supported", where)
+    return messages
+
+
+def tools_of(tools: list[dict[str, Any]] | None) -> tuple[Tool, ...]:
+    """Function tools; another kind (web search, file search...) is refused."""
+    out = []
+    for i, tool in enumerate(tools or ()):
+        if tool.get("type") != "function":
+            raise InvalidInputError(
+                f"tools of type {tool.get('type')!r} are not supported; only functions",
+                f"tools.{i}.type",
+            )
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError("a function tool needs its `name`", f"tools.{i}.name")
+        parameters = tool.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise InvalidInputError("parameters must be a JSON schema", f"tools.{i}.parameters")
+        strict = tool.get("strict")
+        out.append(
+            Tool(
+                name,
+                tool.get("description"),
+                parameters,
+                strict if isinstance(strict, bool) else None,
+            )
+        )
+    return tuple(out)
+
+
+def tool_choice_of(choice: str | dict[str, Any] | None) -> ToolChoice | None:
+    """`auto`, `none`, `required`, or `{"type": "function", "name": ...}` (that one)."""
+    if choice is None or (isinstance(choice, str) and choice in CHOICES):
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = choice.get("name")
+        if isinstance(name, str) and name:
+            return name
+    raise InvalidInputError(
+        'tool_choice must be auto, none, required or {"type": "function", "name": ...}',
+        "tool_choice",
+    )
+
+
+def _string(item: dict[str, Any], key: str, where: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"a {item.get('type')} item needs its `{key}`", f"{where}.{key}")
+    return value
+
+
+def _text(content: Any, field: str) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidInputError("content must be a string or a list of text parts", field)
+    texts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") not in TEXT_PARTS:
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise InvalidInputError(
+                f"content parts of type {kind!r} are not supported", f"{field}.{j}"
+            )
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise InvalidInputError("a text part needs its `text`", f"{field}.{j}.text")
+        texts.append(text)
+    return "".join(texts)
+
+
+def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
+    """An output `message` item holding one `output_text` part."""
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [text_part(text)] if text or status != "in_progress" else [],
+    }
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def call_item(item_id: str, call: ToolCall, status: str) -> dict[str, Any]:
+    """An output `function_call` item."""
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": call.arguments,
+    }

@@ -1,0 +1,316 @@
+"""OpenAI's Responses API over any Symposia model, chained in Symposia's own storage.
+
+`previous_response_id` works for every provider: a stored response keeps its input items
+and its output, and a request continuing it sends the model the whole chain (each
+response's input, then its output) before its own input. `instructions` are the request's
+own, never carried over from a previous response (as OpenAI does). `store: false` keeps
+nothing, so such a response can be neither retrieved nor continued.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from symposia.aio import complete
+from symposia.api.responses_schemas import ResponsesBody
+from symposia.errors import InvalidInputError, NotFoundError, SymposiaError
+from symposia.providers.base import (
+    ChatMessage,
+    CompletionRequest,
+    Delta,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
+from symposia.services.completions import CompletionCall, CompletionService
+from symposia.services.response_items import (
+    call_item,
+    input_items,
+    message_item,
+    new_id,
+    text_part,
+    to_messages,
+    tool_choice_of,
+    tools_of,
+)
+from symposia.storage.sql_responses import SqlResponseRepository
+from symposia.streaming.openai_errors import openai_error
+from symposia.streaming.responses_events import ResponseEvents
+
+
+@dataclass(slots=True)
+class ResponseCall:
+    """One validated `POST /v1/responses`, ready to run, and what it produced."""
+
+    body: ResponsesBody
+    items: list[dict[str, Any]]
+    completion: CompletionCall
+    owner: str | None
+    id: str = field(default_factory=lambda: new_id("resp"))
+    created: int = field(default_factory=lambda: int(time.time()))
+    output: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    status: str = "completed"
+
+    def set_usage(self, prompt: int, completion: int) -> None:
+        self.usage = {
+            "input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": completion,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt + completion,
+        }
+
+    def end(self, finish_reason: str | None) -> None:
+        self.status = "incomplete" if finish_reason == "length" else "completed"
+
+    def object(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The Response object, as OpenAI's schema has it, at `status`."""
+        body = self.body
+        finished = status != "in_progress"
+        response: dict[str, Any] = {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created,
+            "status": status,
+            "completed_at": int(time.time()) if finished else None,
+            "error": error,
+            "incomplete_details": (
+                {"reason": "max_output_tokens"} if status == "incomplete" else None
+            ),
+            "instructions": body.instructions,
+            "max_output_tokens": body.max_output_tokens,
+            "model": self.completion.model,
+            "output": self.output if finished else [],
+            "parallel_tool_calls": body.parallel_tool_calls is not False,
+            "previous_response_id": body.previous_response_id,
+            "reasoning": {"effort": None, "summary": None},
+            "store": body.store,
+            "temperature": body.temperature,
+            "text": body.text or {"format": {"type": "text"}},
+            "tool_choice": body.tool_choice or "auto",
+            "tools": body.tools or [],
+            "top_p": body.top_p,
+            "truncation": "disabled",
+            "metadata": body.metadata or {},
+        }
+        # The schema types both as present or absent, never null.
+        if finished and self.usage is not None:
+            response["usage"] = self.usage
+        user = (body.model_extra or {}).get("user")
+        if isinstance(user, str):
+            response["user"] = user
+        return response
+
+
+@dataclass(slots=True)
+class ResponseService:
+    completions: CompletionService
+    repo: SqlResponseRepository
+
+    async def prepare(self, body: ResponsesBody, owner: str | None) -> ResponseCall:
+        """Validate everything (the chain included) before any model is called."""
+        body.refuse_unhonoured()
+        if body.text and (body.text.get("format") or {}).get("type", "text") != "text":
+            raise InvalidInputError(
+                "`text.format` other than text is not supported by /v1/responses yet",
+                "text.format",
+            )
+        history: list[ChatMessage] = []
+        if body.previous_response_id is not None:
+            history = await self._history(body.previous_response_id, owner)
+        items = input_items(body.input)
+        system = [ChatMessage("system", body.instructions)] if body.instructions else []
+        request = CompletionRequest(
+            "",
+            [*system, *history, *to_messages(items)],
+            temperature=body.temperature,
+            max_tokens=body.max_output_tokens,
+            top_p=body.top_p,
+            tools=tools_of(body.tools),
+            tool_choice=tool_choice_of(body.tool_choice),
+            parallel_tool_calls=body.parallel_tool_calls,
+        )
+        completion = await self.completions.prepare(
+            body.model, request, owner=owner, conversation=None
+        )
+        return ResponseCall(body, items, completion, owner)
+
+    async def _history(self, previous_id: str, owner: str | None) -> list[ChatMessage]:
+        """The chain `previous_id` ends, as messages: each response's input, then its
+        output (its messages and function calls)."""
+        chain = await self.repo.chain(previous_id)
+        if not chain or chain[-1].id != previous_id or not _visible(chain[-1].owner, owner):
+            raise NotFoundError(f"previous response {previous_id!r} not found")
+        history: list[ChatMessage] = []
+        for stored in chain:
+            history += to_messages(stored.input)
+            history += to_messages(stored.body.get("output", []), "previous_response_id")
+        return history
+
+    async def create(self, call: ResponseCall) -> dict[str, Any]:
+        """The whole answer as one Response object; stored first when asked to."""
+        answer = await self.completions.complete(call.completion)
+        if answer.text:
+            call.output.append(message_item(new_id("msg"), answer.text, "completed"))
+        call.output += [call_item(new_id("fc"), c, "completed") for c in answer.tool_calls]
+        call.set_usage(answer.usage.prompt_tokens, answer.usage.completion_tokens)
+        call.end(answer.finish_reason)
+        final = call.object(call.status)
+        await self._store(call, final)
+        return final
+
+    async def start(self, call: ResponseCall) -> AsyncIterator[bytes]:
+        """Await the first delta (a failure now raises, for an HTTP error), then return
+        the stream of typed events."""
+        started = await self.completions.start(call.completion)
+        return self._events(call, started.first, started.rest)
+
+    async def _events(
+        self, call: ResponseCall, first: Delta, rest: AsyncIterator[Delta]
+    ) -> AsyncIterator[bytes]:
+        stream = _Stream(call, ResponseEvents())
+        head = stream.events.emit("response.created", response=call.object("in_progress"))
+        head += stream.events.emit("response.in_progress", response=call.object("in_progress"))
+        try:
+            delta: Delta | None = first
+            while delta is not None:
+                head += stream.take(delta)
+                if head and type(delta) is not StreamEnd:
+                    yield head
+                    head = b""
+                delta = await anext(rest, None)
+            head += stream.close()
+            final = call.object(call.status)
+            await complete(self._store(call, final))  # retrievable before the client sees it
+            kind = "response.completed" if call.status == "completed" else "response.incomplete"
+            end = head + stream.events.emit(kind, response=final)
+        except SymposiaError as exc:  # after output began: the response failed
+            error = openai_error(exc)[1]["error"]
+            head += stream.close()
+            failed = call.object("failed", {"code": error["code"], "message": error["message"]})
+            end = head + stream.events.emit("response.failed", response=failed)
+        finally:
+            aclose = getattr(rest, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        yield end
+
+    async def _store(self, call: ResponseCall, final: dict[str, Any]) -> None:
+        if call.body.store:
+            await self.repo.add(
+                call.id, call.owner, call.body.previous_response_id, call.items, final
+            )
+
+    async def get(self, response_id: str, owner: str | None) -> dict[str, Any]:
+        stored = await self.repo.get(response_id)
+        if stored is None or not _visible(stored.owner, owner):
+            raise NotFoundError(f"response {response_id!r} not found")
+        return stored.body
+
+    async def delete(self, response_id: str, owner: str | None) -> None:
+        await self.get(response_id, owner)
+        await self.repo.delete(response_id)
+
+
+@dataclass(slots=True)
+class _Stream:
+    """The output items of a streamed response, opened and closed as deltas arrive: a
+    message item for text, a function-call item for each tool call, one after another."""
+
+    call: ResponseCall
+    events: ResponseEvents
+    item_id: str = ""
+    text: list[str] = field(default_factory=list)
+    tool: int | None = None  # the tool call's index, when a function-call item is open
+    tool_call: ToolCall | None = None
+    arguments: list[str] = field(default_factory=list)
+
+    @property
+    def _where(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "output_index": len(self.call.output)}
+
+    def take(self, delta: Delta) -> bytes:
+        emit = self.events.emit
+        if type(delta) is TextDelta:
+            out = b""
+            if not self.item_id or self.tool is not None:
+                out = self.close() + self._open_message()
+            self.text.append(delta.text)
+            return out + emit(
+                "response.output_text.delta",
+                **self._where,
+                content_index=0,
+                delta=delta.text,
+                logprobs=[],
+            )
+        if type(delta) is ToolCallDelta:
+            out = b""
+            if self.tool != delta.index:
+                out = self.close() + self._open_call(delta)
+            if delta.arguments:
+                self.arguments.append(delta.arguments)
+                out += emit(
+                    "response.function_call_arguments.delta", **self._where, delta=delta.arguments
+                )
+            return out
+        if isinstance(delta, StreamEnd):
+            self.call.end(delta.finish_reason)
+            if delta.prompt_tokens is not None and delta.completion_tokens is not None:
+                self.call.set_usage(delta.prompt_tokens, delta.completion_tokens)
+        return b""
+
+    def _open_message(self) -> bytes:
+        self.item_id = new_id("msg")
+        item = message_item(self.item_id, "", "in_progress")
+        out = self.events.emit(
+            "response.output_item.added", output_index=len(self.call.output), item=item
+        )
+        return out + self.events.emit(
+            "response.content_part.added", **self._where, content_index=0, part=text_part("")
+        )
+
+    def _open_call(self, delta: ToolCallDelta) -> bytes:
+        self.item_id, self.tool = new_id("fc"), delta.index
+        self.tool_call = ToolCall(delta.id or new_id("call"), delta.name or "", "")
+        item = call_item(self.item_id, self.tool_call, "in_progress")
+        return self.events.emit(
+            "response.output_item.added", output_index=len(self.call.output), item=item
+        )
+
+    def close(self) -> bytes:
+        """Close the open item, if any: its `done` events; it joins the output."""
+        if not self.item_id:
+            return b""
+        emit, where = self.events.emit, self._where
+        status = "incomplete" if self.call.status == "incomplete" else "completed"
+        if self.tool_call is not None:
+            call = ToolCall(self.tool_call.id, self.tool_call.name, "".join(self.arguments))
+            item = call_item(self.item_id, call, status)
+            out = emit(
+                "response.function_call_arguments.done",
+                **where,
+                name=call.name,
+                arguments=call.arguments,
+            )
+        else:
+            text = "".join(self.text)
+            item = message_item(self.item_id, text, status)
+            out = emit(
+                "response.output_text.done", **where, content_index=0, text=text, logprobs=[]
+            )
+            out += emit(
+                "response.content_part.done", **where, content_index=0, part=text_part(text)
+            )
+        out += emit("response.output_item.done", output_index=where["output_index"], item=item)
+        self.call.output.append(item)
+        self.item_id, self.text, self.tool, self.tool_call, self.arguments = "", [], None, None, []
+        return out
+
+
+def _visible(stored_owner: str | None, owner: str | None) -> bool:
+    return owner is None or stored_owner == owner

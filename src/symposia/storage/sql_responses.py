@@ -1,0 +1,78 @@
+"""Stored `/v1/responses` answers: one row each, read alone or as a chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from symposia.domain.models import utcnow
+from symposia.storage.tables import ResponseRow
+
+CHAIN_MAX = 1000  # a chain longer than this is cut at its oldest: no loop runs forever
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    id: str
+    owner: str | None
+    previous_id: str | None
+    input: list[dict[str, Any]]
+    body: dict[str, Any]
+    created_at: datetime
+
+
+def _of(row: ResponseRow) -> StoredResponse:
+    return StoredResponse(row.id, row.owner, row.previous_id, row.input, row.body, row.created_at)
+
+
+class SqlResponseRepository:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def add(
+        self,
+        response_id: str,
+        owner: str | None,
+        previous_id: str | None,
+        items: list[dict[str, Any]],
+        body: dict[str, Any],
+    ) -> None:
+        async with self._sessions.begin() as session:
+            session.add(
+                ResponseRow(
+                    id=response_id,
+                    owner=owner,
+                    previous_id=previous_id,
+                    input=items,
+                    body=body,
+                    created_at=utcnow(),
+                )
+            )
+
+    async def get(self, response_id: str) -> StoredResponse | None:
+        async with self._sessions() as session:
+            row = await session.get(ResponseRow, response_id)
+            return _of(row) if row is not None else None
+
+    async def chain(self, response_id: str) -> list[StoredResponse]:
+        """`response_id` and the responses it continues, oldest first."""
+        chain: list[StoredResponse] = []
+        next_id: str | None = response_id
+        async with self._sessions() as session:
+            while next_id is not None and len(chain) < CHAIN_MAX:
+                row = await session.get(ResponseRow, next_id)
+                if row is None:
+                    break
+                chain.append(_of(row))
+                next_id = row.previous_id
+        chain.reverse()
+        return chain
+
+    async def delete(self, response_id: str) -> bool:
+        async with self._sessions.begin() as session:
+            result = await session.execute(delete(ResponseRow).where(ResponseRow.id == response_id))
+            return bool(getattr(result, "rowcount", 0))
