@@ -13,6 +13,7 @@ from symposia.providers.base import (
     ChatMessage,
     CompletionRequest,
     Delta,
+    ResponseFormat,
     StreamEnd,
     TextDelta,
     Tool,
@@ -286,3 +287,25 @@ async def test_what_converse_cannot_express_is_refused(
     with pytest.raises(UnsupportedParameterError) as info:
         await _drain(adapter.stream(request))
     assert info.value.field == parameter
+
+
+async def test_structured_output_is_a_forced_tool_whose_input_is_the_text(
+    adapter: BedrockAdapter, fake_provider: FakeProviderServer
+) -> None:
+    call = FakeToolCall("tooluse_2", "Weather", ('{"sunny"', ": true}"))
+    fake_provider.enqueue("bedrock", Reply(tokens=[], tool_calls=[call]))
+    schema = {"type": "object", "properties": {"sunny": {"type": "boolean"}}}
+    request = CompletionRequest(
+        MODEL,
+        [ChatMessage("user", "Sunny?")],
+        response_format=ResponseFormat("json_schema", "Weather", schema),
+    )
+    deltas, failure = await _drain(adapter.stream(request))
+    assert failure is None
+    assert "".join(_texts(deltas)) == '{"sunny": true}'
+    assert not any(isinstance(d, ToolCallDelta) for d in deltas)
+    assert isinstance(deltas[-1], StreamEnd)
+    assert deltas[-1].finish_reason == "stop"
+    (sent,) = fake_provider.requests_to("bedrock")
+    assert sent.body["toolConfig"]["toolChoice"] == {"tool": {"name": "Weather"}}
+    assert sent.body["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"] == {"json": schema}

@@ -13,7 +13,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from symposia.api.schemas import ModelName, no_nul
-from symposia.providers.base import ChatMessage, ChatRole, CompletionRequest, Tool, ToolCall
+from symposia.providers.base import (
+    ChatMessage,
+    ChatRole,
+    CompletionRequest,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+)
 
 MAX_STOP_SEQUENCES = 4
 ROLES: dict[str, ChatRole] = {
@@ -123,6 +130,32 @@ class ChatMessageIn(_Loose):
         return "".join(texts)
 
 
+class JsonSchemaIn(_Loose):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    # `schema` shadows a BaseModel attribute, hence the alias.
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormatIn(_Loose):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaIn | None = None
+
+    def format(self) -> ResponseFormat | None:
+        """None for plain text (the default); ValueError for a json_schema without one."""
+        if self.type == "text":
+            return None
+        if self.type == "json_object":
+            return ResponseFormat("json_object")
+        spec = self.json_schema
+        if spec is None:
+            raise ValueError("response_format json_schema needs its json_schema")
+        return ResponseFormat(
+            "json_schema", spec.name, spec.json_schema, spec.strict, spec.description
+        )
+
+
 class StreamOptions(_Loose):
     include_usage: bool = False
 
@@ -147,6 +180,7 @@ class ChatCompletionBody(_Loose):
     seed: int | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    response_format: ResponseFormatIn | None = None
 
     @property
     def legacy(self) -> bool:
@@ -212,6 +246,7 @@ class ChatCompletionBody(_Loose):
             seed=self.seed,
             logprobs=self.logprobs,
             top_logprobs=self.top_logprobs,
+            response_format=self.response_format.format() if self.response_format else None,
         )
 
     def _chat_messages(self) -> list[ChatMessage]:

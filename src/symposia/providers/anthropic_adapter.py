@@ -33,6 +33,7 @@ from symposia.providers.tool_turns import (
     NO_PARAMETERS,
     ToolResult,
     Turn,
+    answer_tool,
     arguments_of,
     block_turns,
 )
@@ -53,7 +54,7 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
     """Anthropic requires `max_tokens`: a request that sets none gets `max_tokens_default`
     (the setting PROVIDER_MAX_TOKENS_DEFAULT)."""
 
-    features: frozenset[Feature] = frozenset({"tools"})
+    features: frozenset[Feature] = frozenset({"tools", "response_format"})
 
     def __init__(
         self, config: ProviderConfig, max_tokens_default: int = PROVIDER_MAX_TOKENS_DEFAULT
@@ -93,6 +94,10 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
         choice = _tool_choice(request)
         if choice is not None:
             params["tool_choice"] = choice
+        forced = answer_tool(request, self.name)
+        if forced is not None:  # structured output: a tool the model must call
+            params["tools"] = [_tool(forced)]
+            params["tool_choice"] = {"type": "tool", "name": forced.name}
         return params
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
@@ -105,6 +110,7 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
         completion_tokens: int | None = None
         finish: str | None = None
         calls: dict[int, int] = {}  # the tool call number of each tool_use block
+        structured = request.response_format is not None  # the forced tool's input is the text
         try:
             stream = await self.client.messages.create(**self._params(request))
             async with stream:
@@ -114,11 +120,14 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
                         if delta.type == "text_delta" and delta.text:
                             yield TextDelta(delta.text)
                         elif delta.type == "input_json_delta" and delta.partial_json:
-                            index = calls[event.index]
-                            yield ToolCallDelta(index, arguments=delta.partial_json)
+                            if structured:
+                                yield TextDelta(delta.partial_json)
+                            else:
+                                index = calls[event.index]
+                                yield ToolCallDelta(index, arguments=delta.partial_json)
                     elif event.type == "content_block_start":
                         block = event.content_block
-                        if block.type == "tool_use":
+                        if block.type == "tool_use" and not structured:
                             calls[event.index] = len(calls)
                             yield ToolCallDelta(calls[event.index], block.id, block.name)
                     elif event.type == "message_start":
@@ -127,6 +136,8 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
                         completion_tokens = event.usage.output_tokens
                         reason = event.delta.stop_reason
                         finish = STOP_REASONS.get(reason, reason) if reason else None
+                        if structured and finish == "tool_calls":
+                            finish = "stop"  # the forced tool's call is the answer
         except anthropic.APIError as exc:
             failure = sdk_failure(exc, self.name, request.model, self.config.key_env)
             raise ProviderError(failure) from exc

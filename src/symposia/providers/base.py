@@ -49,6 +49,18 @@ class Tool:
     strict: bool | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """Structured output: any JSON object (`json_object`), or one following `schema`
+    (`json_schema`, with OpenAI's `name`, `description` and `strict`)."""
+
+    type: Literal["json_object", "json_schema"]
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+
 # "auto", "none", "required" (some tool), or a tool's name (that one).
 ToolChoice = Literal["auto", "none", "required"] | str
 
@@ -73,6 +85,7 @@ class CompletionRequest:
     seed: int | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    response_format: ResponseFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +124,7 @@ Delta = TextDelta | ToolCallDelta | StreamEnd
 
 
 # What a request may ask beyond plain text, which not every provider can honour.
-Feature = Literal["tools", "seed", "logprobs"]
-NO_FEATURES: frozenset[Feature] = frozenset()
+Feature = Literal["tools", "seed", "logprobs", "response_format"]
 
 
 def features_of(request: CompletionRequest) -> dict[Feature, str]:
@@ -124,6 +136,8 @@ def features_of(request: CompletionRequest) -> dict[Feature, str]:
         used["seed"] = "seed"
     if request.logprobs or request.top_logprobs is not None:
         used["logprobs"] = "logprobs" if request.logprobs else "top_logprobs"
+    if request.response_format is not None:
+        used["response_format"] = "response_format"
     return used
 
 

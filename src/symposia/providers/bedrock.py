@@ -26,6 +26,7 @@ from symposia.providers.base import (
     Feature,
     StreamEnd,
     TextDelta,
+    Tool,
     ToolCall,
     ToolCallDelta,
 )
@@ -37,6 +38,7 @@ from symposia.providers.tool_turns import (
     NO_PARAMETERS,
     ToolResult,
     Turn,
+    answer_tool,
     arguments_of,
     block_turns,
 )
@@ -93,7 +95,7 @@ class BedrockAdapter:
     """Sends `max_tokens_default` (PROVIDER_MAX_TOKENS_DEFAULT) when a request sets none."""
 
     name = "bedrock"
-    features: frozenset[Feature] = frozenset({"tools"})
+    features: frozenset[Feature] = frozenset({"tools", "response_format"})
 
     def __init__(
         self,
@@ -162,6 +164,12 @@ class BedrockAdapter:
             params["inferenceConfig"]["stopSequences"] = list(request.stop)
         if request.tools or any(m.tool_calls for m in request.messages):
             params["toolConfig"] = _tool_config(request)
+        forced = answer_tool(request, self.name)
+        if forced is not None:  # structured output: a tool the model must call
+            params["toolConfig"] = {
+                "tools": [_tool_spec(forced)],
+                "toolChoice": {"tool": {"name": forced.name}},
+            }
         return params
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
@@ -216,6 +224,7 @@ class _Call:
         usage: dict[str, int] = {}
         ended = False
         calls: dict[int, int] = {}  # the tool call number of each toolUse block
+        structured = request.response_format is not None  # the forced tool's input is the text
         for event in self._stream:
             if self._stop.is_set():
                 return
@@ -225,18 +234,22 @@ class _Call:
                 if text:
                     emit(TextDelta(text))
                 piece = block["delta"].get("toolUse", {}).get("input")
-                if piece:
+                if piece and structured:
+                    emit(TextDelta(piece))
+                elif piece:
                     emit(ToolCallDelta(calls[block["contentBlockIndex"]], arguments=piece))
             elif "contentBlockStart" in event:
                 block = event["contentBlockStart"]
                 use = block.get("start", {}).get("toolUse")
-                if use is not None:
+                if use is not None and not structured:
                     index = calls[block["contentBlockIndex"]] = len(calls)
                     emit(ToolCallDelta(index, use["toolUseId"], use["name"]))
             elif "messageStop" in event:
                 ended = True
                 reason = event["messageStop"].get("stopReason")
                 finish = STOP_REASONS.get(reason, reason)
+                if structured and finish == "tool_calls":
+                    finish = "stop"  # the forced tool's call is the answer
             elif "metadata" in event:
                 usage = event["metadata"].get("usage", {})
         if not ended:
@@ -283,20 +296,18 @@ def _tool_config(request: CompletionRequest) -> dict[str, Any]:
             'tool_choice "none" is not supported by the bedrock provider; send no tools',
             "tool_choice",
         )
-    specs = [
-        {
-            "toolSpec": {
-                "name": tool.name,
-                **({"description": tool.description} if tool.description else {}),
-                "inputSchema": {"json": tool.parameters or NO_PARAMETERS},
-            }
-        }
-        for tool in request.tools
-    ]
-    config: dict[str, Any] = {"tools": specs}
+    config: dict[str, Any] = {"tools": [_tool_spec(tool) for tool in request.tools]}
     if choice is not None:
         config["toolChoice"] = TOOL_CHOICES.get(choice) or {"tool": {"name": choice}}
     return config
+
+
+def _tool_spec(tool: Tool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        spec["description"] = tool.description
+    spec["inputSchema"] = {"json": tool.parameters or NO_PARAMETERS}
+    return {"toolSpec": spec}
 
 
 def _shut(stream: Any) -> None:

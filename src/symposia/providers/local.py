@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -19,11 +20,12 @@ from typing import Any
 
 from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
 from symposia.providers.base import (
-    NO_FEATURES,
     PROVIDER_MAX_TOKENS_DEFAULT,
     ChatMessage,
     CompletionRequest,
     Delta,
+    Feature,
+    ResponseFormat,
     StreamEnd,
     TextDelta,
     merge_consecutive,
@@ -53,7 +55,9 @@ class LocalProvider:
     """Runs the bundled SmolLM2 model in a dedicated thread."""
 
     name = "local"
-    features = NO_FEATURES  # no tools, no seed, no logprobs: refused with a 400
+    # Structured output by constrained decoding (a grammar); no tools, no seed, no
+    # logprobs: those are refused with a 400.
+    features: frozenset[Feature] = frozenset({"response_format"})
 
     def __init__(
         self,
@@ -141,9 +145,11 @@ class LocalProvider:
         # Unset, the answer may fill the context (llama.cpp's n_predict = -1), up to
         # PROVIDER_MAX_TOKENS_DEFAULT.
         limit = request.max_tokens or min(self.max_tokens_default, self._n_ctx - len(prompt_tokens))
-        sampling: dict[str, float] = {}
+        sampling: dict[str, Any] = {}
         if request.temperature is not None:
             sampling["temp"] = request.temperature
+        if request.response_format is not None:
+            sampling["grammar"] = _grammar(request.response_format)
         joiner = Utf8Joiner()
         produced = 0
         finish = "length"
@@ -204,6 +210,16 @@ class LocalProvider:
             rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
         )
         return tokens
+
+
+def _grammar(fmt: ResponseFormat) -> Any:
+    """The grammar that lets the model write only what `fmt` allows: JSON following the
+    schema, or any JSON object."""
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    if fmt.type == "json_schema" and fmt.schema:
+        return LlamaGrammar.from_json_schema(json.dumps(fmt.schema), verbose=False)
+    return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
 
 
 def _unavailable(model: str) -> ProviderFailure:

@@ -20,6 +20,7 @@ from symposia.providers.base import (
     CompletionRequest,
     Delta,
     Feature,
+    ResponseFormat,
     StreamEnd,
     TextDelta,
     Tool,
@@ -70,6 +71,17 @@ def wire_message(message: ChatMessage) -> dict[str, Any]:
     return wire
 
 
+def wire_response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": fmt.name}
+    for name in ("description", "schema", "strict"):
+        value = getattr(fmt, name)
+        if value is not None:
+            spec[name] = value
+    return {"type": "json_schema", "json_schema": spec}
+
+
 def wire_tool(tool: Tool) -> dict[str, Any]:
     function: dict[str, Any] = {"name": tool.name}
     for name in ("description", "parameters", "strict"):
@@ -96,7 +108,7 @@ class _Tail:
 class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
     """`provider/model` names whose provider speaks OpenAI's chat completions."""
 
-    features: frozenset[Feature] = frozenset({"tools", "seed", "logprobs"})
+    features: frozenset[Feature] = frozenset({"tools", "seed", "logprobs", "response_format"})
 
     def _make_client(self) -> openai.AsyncOpenAI:
         import openai
@@ -133,6 +145,8 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
             params["stop"] = list(request.stop)
         if request.tools:
             params["tools"] = [wire_tool(tool) for tool in request.tools]
+        if request.response_format is not None:
+            params["response_format"] = wire_response_format(request.response_format)
         if request.tool_choice is not None:
             choice = request.tool_choice
             named = choice not in ("auto", "none", "required")

@@ -13,9 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from symposia.errors import InvalidInputError
-from symposia.providers.base import OPENING_USER_TURN, ChatMessage, ToolCall
+from symposia.errors import InvalidInputError, UnsupportedParameterError
+from symposia.providers.base import (
+    OPENING_USER_TURN,
+    ChatMessage,
+    CompletionRequest,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+)
 
+# Structured output on an API without it: the answer is the input of a tool the model
+# must call, named after the schema (or this), and its input is streamed as the text.
+ANSWER_TOOL = "json_answer"
+ANSWER_TOOL_DESCRIPTION = "Give your whole answer as this tool's input."
 # An input schema for a tool that declares no parameters.
 NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -78,3 +89,22 @@ def arguments_of(call: ToolCall) -> dict[str, Any]:
             f"the arguments of tool call {call.id!r} are not a JSON object", "messages"
         )
     return value
+
+
+def answer_tool(request: CompletionRequest, provider: str) -> Tool | None:
+    """The forced tool standing for `request`'s response_format, or None without one.
+    Tools of the client's own alongside are refused: the model could not call them."""
+    fmt: ResponseFormat | None = request.response_format
+    if fmt is None:
+        return None
+    if request.tools or request.tool_choice is not None:
+        raise UnsupportedParameterError(
+            f"response_format together with tools is not supported by the {provider} "
+            "provider; send one or the other",
+            "response_format",
+        )
+    return Tool(
+        fmt.name or ANSWER_TOOL,
+        fmt.description or ANSWER_TOOL_DESCRIPTION,
+        fmt.schema or {"type": "object"},
+    )
