@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from symposia.errors import InvalidInputError
-from symposia.providers.base import ChatMessage, Tool, ToolCall, ToolChoice
+from symposia.providers.base import ChatMessage, ResponseFormat, Tool, ToolCall, ToolChoice
 
 ROLES: dict[str, Any] = {
     "system": "system",
@@ -109,6 +109,32 @@ def tool_choice_of(choice: str | dict[str, Any] | None) -> ToolChoice | None:
         'tool_choice must be auto, none, required or {"type": "function", "name": ...}',
         "tool_choice",
     )
+
+
+def response_format_of(text: dict[str, Any] | None) -> ResponseFormat | None:
+    """`text.format`: `text` (the default), `json_object`, or `json_schema` with its
+    `name`, `schema`, `description` and `strict` (flat, as the Responses API has them)."""
+    fmt = (text or {}).get("format") or {"type": "text"}
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    if kind == "json_schema":
+        name, schema = fmt.get("name"), fmt.get("schema")
+        if not isinstance(name, str) or not name or not isinstance(schema, dict):
+            raise InvalidInputError(
+                "text.format json_schema needs its `name` and a JSON `schema`", "text.format"
+            )
+        strict, description = fmt.get("strict"), fmt.get("description")
+        return ResponseFormat(
+            "json_schema",
+            name,
+            schema,
+            strict if isinstance(strict, bool) else None,
+            description if isinstance(description, str) else None,
+        )
+    raise InvalidInputError("text.format must be text, json_object or json_schema", "text.format")
 
 
 def _string(item: dict[str, Any], key: str, where: str) -> str:
