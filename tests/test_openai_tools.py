@@ -346,3 +346,19 @@ async def test_a_tool_message_without_its_call_id_is_a_400(client: openai.AsyncO
             model="scripted/echo",
             messages=[*QUESTION, {"role": "tool", "content": "x"}],  # type: ignore[list-item]
         )
+
+
+async def test_tool_history_to_the_local_model_is_a_400_too(client: openai.AsyncOpenAI) -> None:
+    history = [
+        *QUESTION,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c", "content": "x"},
+    ]
+    with pytest.raises(openai.BadRequestError, match="tool calls in messages") as info:
+        await client.chat.completions.create(model="local/smollm2", messages=history)  # type: ignore[arg-type]
+    assert info.value.param == "messages"
