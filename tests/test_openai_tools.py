@@ -362,3 +362,21 @@ async def test_tool_history_to_the_local_model_is_a_400_too(client: openai.Async
     with pytest.raises(openai.BadRequestError, match="tool calls in messages") as info:
         await client.chat.completions.create(model="local/smollm2", messages=history)  # type: ignore[arg-type]
     assert info.value.param == "messages"
+
+
+async def test_tool_choice_and_parallel_calls_pass_through_to_openai_as_sent(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer
+) -> None:
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    for choice in ("required", named):
+        fake_provider.enqueue("openai", Reply())
+        await client.chat.completions.create(
+            model=MODELS["openai"],
+            messages=QUESTION,  # type: ignore[arg-type]
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            tool_choice=choice,  # type: ignore[arg-type]
+            parallel_tool_calls=True,
+        )
+    bodies = [r.body for r in fake_provider.requests_to("openai")]
+    assert [b["tool_choice"] for b in bodies] == ["required", named]
+    assert all(b["parallel_tool_calls"] is True for b in bodies)
