@@ -4,10 +4,12 @@ across two providers (the chain is Symposia's), and what it would not honour ref
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import openai
 import pytest
+from pydantic import BaseModel
 
 from symposia.container import Container
 from symposia.providers.scripted import Script, ScriptedProvider
@@ -139,7 +141,8 @@ async def test_store_false_keeps_nothing(
         ({"truncation": "auto"}, "truncation"),
         ({"tools": [{"type": "web_search"}]}, "tools.0.type"),
         ({"tool_choice": {"type": "mcp"}}, "tool_choice"),
-        ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
+        ({"text": {"format": {"type": "xml"}}}, "text.format.type"),
+        ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
         ({"input": [{"type": "input_image", "image_url": "x"}]}, "input.0"),
         ({"input": [{"role": "robot", "content": "x"}]}, "input.0.role"),
     ],
@@ -173,3 +176,43 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(part["text"] for part in content)
+
+
+class City(BaseModel):
+    city: str
+    population: int
+
+
+@pytest.mark.local_model
+async def test_structured_output_from_the_local_model_by_its_grammar(
+    client: openai.AsyncOpenAI, compat: Container
+) -> None:
+    """`responses.parse` with a pydantic model: the local model is held to the schema by a
+    grammar, so even a 135M-parameter model answers valid, typed JSON."""
+    if not compat.providers.get("local").configured:
+        pytest.skip("the local model is not installed")
+    parsed = await client.responses.parse(
+        model="local/smollm2",
+        input="The largest city of France and its population, as JSON.",
+        text_format=City,
+        max_output_tokens=60,
+        temperature=0,
+    )
+    assert isinstance(parsed.output_parsed, City)
+    assert parsed.output_parsed.city
+    streamed = await client.responses.create(
+        model="local/smollm2",
+        input="Any JSON object.",
+        text={"format": {"type": "json_object"}},
+        max_output_tokens=80,
+        temperature=0,
+    )
+    assert isinstance(json.loads(streamed.output_text), dict)
+
+
+async def test_structured_output_a_provider_cannot_honour_is_a_400(
+    client: openai.AsyncOpenAI,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.parse(model="scripted/echo", input="x", text_format=City)
+    assert "scripted" in caught.value.message

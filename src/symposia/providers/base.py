@@ -54,6 +54,17 @@ ToolChoice = Literal["auto", "none", "required"] | str
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """Structured output: `json_object` (any JSON object) or `json_schema` (an answer
+    valid against `schema`, called `name`; `strict` as the client sent it)."""
+
+    type: Literal["json_object", "json_schema"]
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CompletionRequest:
     """One model call. `model` is the provider's own name (no `provider/` prefix).
 
@@ -73,6 +84,7 @@ class CompletionRequest:
     seed: int | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    response_format: ResponseFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +119,7 @@ Delta = TextDelta | ToolCallDelta | StreamEnd
 
 
 # What a request may ask beyond plain text, which not every provider can honour.
-Feature = Literal["tools", "seed", "logprobs"]
+Feature = Literal["tools", "seed", "logprobs", "response_format"]
 NO_FEATURES: frozenset[Feature] = frozenset()
 
 
@@ -120,6 +132,8 @@ def features_of(request: CompletionRequest) -> dict[Feature, str]:
         used["seed"] = "seed"
     if request.logprobs or request.top_logprobs is not None:
         used["logprobs"] = "logprobs" if request.logprobs else "top_logprobs"
+    if request.response_format is not None:
+        used["response_format"] = "response_format"
     return used
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -19,11 +20,12 @@ from typing import Any
 
 from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
 from symposia.providers.base import (
-    NO_FEATURES,
     PROVIDER_MAX_TOKENS_DEFAULT,
     ChatMessage,
     CompletionRequest,
     Delta,
+    Feature,
+    ResponseFormat,
     StreamEnd,
     TextDelta,
     merge_consecutive,
@@ -53,7 +55,8 @@ class LocalProvider:
     """Runs the bundled SmolLM2 model in a dedicated thread."""
 
     name = "local"
-    features = NO_FEATURES  # no tools, no seed, no logprobs: refused with a 400
+    # Structured output by a grammar; no tools, no seed, no logprobs: refused with a 400.
+    features: frozenset[Feature] = frozenset({"response_format"})
 
     def __init__(
         self,
@@ -68,6 +71,7 @@ class LocalProvider:
         self._n_threads = n_threads or os.cpu_count() or 1
         self._llama: Any = None
         self._formatter: Any = None
+        self._grammars: dict[str, Any] = {}  # by schema: compiling one takes a while
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
 
     @property
@@ -150,6 +154,7 @@ class LocalProvider:
         for token in llama.generate(
             prompt_tokens,
             **sampling,
+            grammar=self._grammar(request.response_format),
             top_p=request.top_p if request.top_p is not None else TOP_P,
             top_k=TOP_K,
             repeat_penalty=REPEAT_PENALTY,
@@ -168,6 +173,24 @@ class LocalProvider:
         if tail := joiner.flush():
             emit(TextDelta(tail))
         emit(StreamEnd(finish, prompt_tokens=len(prompt_tokens), completion_tokens=produced))
+
+    def _grammar(self, response_format: ResponseFormat | None) -> Any:
+        """The grammar that constrains the answer to `response_format`: llama.cpp then
+        samples only tokens that keep the text valid JSON (of the schema, if given)."""
+        if response_format is None:
+            return None
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        schema = response_format.schema if response_format.type == "json_schema" else None
+        key = json.dumps(schema, sort_keys=True) if schema is not None else ""
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            if schema is None:
+                grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+            else:
+                grammar = LlamaGrammar.from_json_schema(key, verbose=False)
+            self._grammars[key] = grammar
+        return grammar
 
     def _reserved(self, request: CompletionRequest) -> int:
         """Tokens of the context kept for the answer: its max_tokens, or when none was

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from symposia.errors import InvalidInputError
-from symposia.providers.base import ChatMessage, Tool, ToolCall, ToolChoice
+from symposia.providers.base import ChatMessage, ResponseFormat, Tool, ToolCall, ToolChoice
 
 ROLES: dict[str, Any] = {
     "system": "system",
@@ -162,3 +162,29 @@ def call_item(item_id: str, call: ToolCall, status: str) -> dict[str, Any]:
         "name": call.name,
         "arguments": call.arguments,
     }
+
+
+def format_of(text: dict[str, Any] | None) -> ResponseFormat | None:
+    """`text.format`: `text` (None: plain text), `json_object`, or `json_schema` with its
+    `name`, `schema` and `strict`."""
+    spec = (text or {}).get("format") or {"type": "text"}
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    if kind == "json_schema":
+        schema = spec.get("schema")
+        if not isinstance(schema, dict):
+            raise InvalidInputError("a json_schema format needs its `schema`", "text.format.schema")
+        strict = spec.get("strict")
+        name = spec.get("name")
+        return ResponseFormat(
+            "json_schema",
+            schema,
+            name if isinstance(name, str) else None,
+            strict if isinstance(strict, bool) else None,
+        )
+    raise InvalidInputError(
+        "text.format.type must be text, json_object or json_schema", "text.format.type"
+    )

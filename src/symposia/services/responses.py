@@ -16,7 +16,7 @@ from typing import Any
 
 from symposia.aio import complete
 from symposia.api.responses_schemas import ResponsesBody
-from symposia.errors import InvalidInputError, NotFoundError, SymposiaError
+from symposia.errors import NotFoundError, SymposiaError
 from symposia.providers.base import (
     ChatMessage,
     CompletionRequest,
@@ -29,6 +29,7 @@ from symposia.providers.base import (
 from symposia.services.completions import CompletionCall, CompletionService
 from symposia.services.response_items import (
     call_item,
+    format_of,
     input_items,
     message_item,
     new_id,
@@ -115,11 +116,6 @@ class ResponseService:
     async def prepare(self, body: ResponsesBody, owner: str | None) -> ResponseCall:
         """Validate everything (the chain included) before any model is called."""
         body.refuse_unhonoured()
-        if body.text and (body.text.get("format") or {}).get("type", "text") != "text":
-            raise InvalidInputError(
-                "`text.format` other than text is not supported by /v1/responses yet",
-                "text.format",
-            )
         history: list[ChatMessage] = []
         if body.previous_response_id is not None:
             history = await self._history(body.previous_response_id, owner)
@@ -134,6 +130,7 @@ class ResponseService:
             tools=tools_of(body.tools),
             tool_choice=tool_choice_of(body.tool_choice),
             parallel_tool_calls=body.parallel_tool_calls,
+            response_format=format_of(body.text),
         )
         completion = await self.completions.prepare(
             body.model, request, owner=owner, conversation=None
