@@ -16,6 +16,7 @@ from symposia.providers.scripted import Script, ScriptedProvider
 from tests.fakes.live import LiveServer
 from tests.fakes.provider_server import FakeProviderServer, Reply
 from tests.test_openai_compat import api_key, client, compat, compat_app, server
+from tests.test_openai_tools import CALL_ID, MODELS, enqueue_loop
 
 __all__ = ["api_key", "client", "compat", "compat_app", "server"]  # fixtures used here
 
@@ -216,3 +217,59 @@ async def test_structured_output_a_provider_cannot_honour_is_a_400(
     with pytest.raises(openai.BadRequestError) as caught:
         await client.responses.parse(model="scripted/echo", input="x", text_format=City)
     assert "scripted" in caught.value.message
+
+
+RESPONSES_WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("route", ["openai", "anthropic"])
+async def test_a_function_tool_loop_over_the_responses_api(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer, route: str, stream: bool
+) -> None:
+    """The model asks for the tool; the client runs it and sends a function_call_output
+    item with previous_response_id; the model answers. The same both ways."""
+    enqueue_loop(fake_provider, route)
+    model = MODELS[route]
+    if stream:
+        async with client.responses.stream(
+            model=model, input="Weather in Paris?", tools=[RESPONSES_WEATHER_TOOL]
+        ) as events:
+            kinds = [e.type async for e in events]
+            first = await events.get_final_response()
+        assert "response.function_call_arguments.delta" in kinds
+        assert "response.function_call_arguments.done" in kinds
+    else:
+        first = await client.responses.create(
+            model=model, input="Weather in Paris?", tools=[RESPONSES_WEATHER_TOOL]
+        )
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    assert (call.call_id, call.name) == (CALL_ID, "get_weather")
+    assert json.loads(call.arguments) == {"city": "Paris"}
+    second = await client.responses.create(
+        model=model,
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"}],
+        tools=[RESPONSES_WEATHER_TOOL],
+    )
+    assert second.output_text == "Sunny there."
+    requests = fake_provider.requests_to(route)
+    assert len(requests) == 2
+    history = requests[1].body["messages"]
+    if route == "openai":
+        assert history[1]["tool_calls"][0]["id"] == CALL_ID
+        assert history[2] == {"role": "tool", "tool_call_id": CALL_ID, "content": "Sunny"}
+    else:
+        assert history[1]["content"][-1]["type"] == "tool_use"
+        assert history[1]["content"][-1]["id"] == CALL_ID
+        assert history[2]["content"][0]["type"] == "tool_result"
+        assert history[2]["content"][0]["tool_use_id"] == CALL_ID

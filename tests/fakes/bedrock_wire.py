@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import json
 import struct
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
 
@@ -123,11 +124,29 @@ def token(text: str, *, corrupt: bool = False) -> bytes:
     )
 
 
+def tool_use(index: int, call_id: str, name: str, fragments: Iterable[str]) -> list[bytes]:
+    """A `toolUse` content block: its start (id, name), its input pieces, its stop."""
+    start = {"toolUse": {"toolUseId": call_id, "name": name}}
+    return [
+        event("contentBlockStart", {"contentBlockIndex": index, "start": start}),
+        *(
+            event(
+                "contentBlockDelta",
+                {"contentBlockIndex": index, "delta": {"toolUse": {"input": fragment}}},
+            )
+            for fragment in fragments
+        ),
+        event("contentBlockStop", {"contentBlockIndex": index}),
+    ]
+
+
 def preamble() -> list[bytes]:
     return [event("messageStart", {"role": "assistant"})]
 
 
-def trailer(stop_reason: str, input_tokens: int, output_tokens: int) -> list[bytes]:
+def trailer(
+    stop_reason: str, input_tokens: int, output_tokens: int, tools: Iterable[bytes] = ()
+) -> list[bytes]:
     usage = {
         "inputTokens": input_tokens,
         "outputTokens": output_tokens,
@@ -135,6 +154,7 @@ def trailer(stop_reason: str, input_tokens: int, output_tokens: int) -> list[byt
     }
     return [
         event("contentBlockStop", {"contentBlockIndex": 0}),
+        *tools,
         event("messageStop", {"stopReason": stop_reason}),
         event("metadata", {"usage": usage, "metrics": {"latencyMs": 5}}),
     ]

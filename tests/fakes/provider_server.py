@@ -63,6 +63,19 @@ CREATED = 1_700_000_000
 _MAX_HEAD_BYTES = 1 << 20
 
 
+@dataclass(frozen=True)
+class FakeToolCall:
+    """A tool call the fake model makes; its JSON arguments are streamed in `fragments`."""
+
+    id: str
+    name: str
+    fragments: tuple[str, ...] = ("{}",)
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.fragments)
+
+
 @dataclass
 class Reply:
     """What the server answers to one completion request, and which fault to inject."""
@@ -111,11 +124,20 @@ class Reply:
     # this is True. Anthropic streams always carry usage.
     include_usage: bool = True
     # OpenAI finish_reason; Anthropic's stop_reason is mapped from it ("stop" -> "end_turn").
+    # With tool_calls, "stop" is sent as "tool_calls" ("tool_use").
     finish_reason: str = "stop"
+    # Tool calls made after the text tokens, in each provider's own wire format.
+    tool_calls: list[FakeToolCall] = field(default_factory=list)
 
     @property
     def output_tokens(self) -> int:
         return len(self.tokens) if self.completion_tokens is None else self.completion_tokens
+
+    @property
+    def finish(self) -> str:
+        return (
+            "tool_calls" if self.tool_calls and self.finish_reason == "stop" else self.finish_reason
+        )
 
 
 @dataclass
@@ -323,6 +345,12 @@ def openai_chunk(
     return chunk
 
 
+def openai_logprobs(token: str) -> dict[str, Any]:
+    """A token's `logprobs` of a streamed choice: a fixed log probability."""
+    entry = {"token": token, "logprob": -0.25, "bytes": list(token.encode()), "top_logprobs": []}
+    return {"content": [entry], "refusal": None}
+
+
 def openai_choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
     return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
@@ -331,10 +359,19 @@ def openai_completion(reply: Reply, model: str) -> dict[str, Any]:
     """A non-streaming ``chat.completion``."""
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": "".join(reply.tokens),
+        "content": "".join(reply.tokens) if reply.tokens or not reply.tool_calls else None,
         "refusal": None,
         "annotations": [],
     }
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in reply.tool_calls
+        ]
     return {
         "id": _new_id("chatcmpl-"),
         "object": "chat.completion",
@@ -345,7 +382,7 @@ def openai_completion(reply: Reply, model: str) -> dict[str, Any]:
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": reply.finish_reason,
+                "finish_reason": reply.finish,
             }
         ],
         "usage": openai_usage(reply.prompt_tokens, reply.output_tokens),
@@ -381,12 +418,28 @@ def _openai_stream_plan(reply: Reply, model: str, request: dict[str, Any]) -> _S
         return sse_data(payload)
 
     tokens = [chunk([openai_choice({"content": token})]) for token in reply.tokens]
+    if request.get("logprobs") is True:  # each token's entry, as OpenAI sends them
+        tokens = [
+            chunk([{**openai_choice({"content": token}), "logprobs": openai_logprobs(token)}])
+            for token in reply.tokens
+        ]
     if reply.malformed_at is not None and 0 <= reply.malformed_at < len(tokens):
         tokens[reply.malformed_at] = (
             b'data: {"id":"' + completion_id.encode() + b'","object":"chat.completion.chunk",'
             b'"choices":[{"index":0,"delta":{"content":\n\n'
         )
-    trailer = [chunk([openai_choice({}, reply.finish_reason)])]
+    for index, call in enumerate(reply.tool_calls):
+        opening = {
+            "index": index,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        tokens.append(chunk([openai_choice({"tool_calls": [opening]})]))
+        for fragment in call.fragments:
+            piece = {"index": index, "function": {"arguments": fragment}}
+            tokens.append(chunk([openai_choice({"tool_calls": [piece]})]))
+    trailer = [chunk([openai_choice({}, reply.finish)])]
     if usage_requested and reply.include_usage:
         trailer.append(chunk([], openai_usage(reply.prompt_tokens, reply.output_tokens)))
     trailer.append(b"data: [DONE]\n\n")
@@ -454,8 +507,14 @@ def anthropic_message(reply: Reply, model: str) -> dict[str, Any]:
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": "".join(reply.tokens)}],
-        "stop_reason": anthropic_stop_reason(reply.finish_reason),
+        "content": [
+            *([{"type": "text", "text": "".join(reply.tokens)}] if reply.tokens else []),
+            *(
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": json.loads(c.arguments)}
+                for c in reply.tool_calls
+            ),
+        ],
+        "stop_reason": anthropic_stop_reason(reply.finish),
         "stop_sequence": None,
         "usage": anthropic_usage(reply.prompt_tokens, reply.output_tokens),
     }
@@ -510,9 +569,10 @@ def _anthropic_stream_plan(reply: Reply, model: str) -> _StreamPlan:
             b'data: {"type":"content_block_delta","index":0,'
             b'"delta":{"type":"text_delta","text":\n\n'
         )
-    delta = {"stop_reason": anthropic_stop_reason(reply.finish_reason), "stop_sequence": None}
+    delta = {"stop_reason": anthropic_stop_reason(reply.finish), "stop_sequence": None}
     trailer = [
         sse_event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        *_anthropic_tool_blocks(reply),
         sse_event(
             "message_delta",
             {
@@ -524,6 +584,32 @@ def _anthropic_stream_plan(reply: Reply, model: str) -> _StreamPlan:
         sse_event("message_stop", {"type": "message_stop"}),
     ]
     return _StreamPlan(preamble, tokens, trailer)
+
+
+def _anthropic_tool_blocks(reply: Reply) -> list[bytes]:
+    """Each tool call as a `tool_use` block after the text block: its start (id, name,
+    empty input), its `input_json_delta`s, its stop."""
+    events = []
+    for index, call in enumerate(reply.tool_calls, start=1):
+        block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+        events.append(
+            sse_event(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": block},
+            )
+        )
+        for fragment in call.fragments:
+            delta = {"type": "input_json_delta", "partial_json": fragment}
+            events.append(
+                sse_event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": delta},
+                )
+            )
+        events.append(
+            sse_event("content_block_stop", {"type": "content_block_stop", "index": index})
+        )
+    return events
 
 
 def anthropic_models(models: list[str]) -> dict[str, Any]:
@@ -549,7 +635,7 @@ def anthropic_models(models: list[str]) -> dict[str, Any]:
 # Bedrock wire format (the frames themselves: bedrock_wire)
 # --------------------------------------------------------------------------------------------
 
-_BEDROCK_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+_BEDROCK_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
 def bedrock_stream_plan(reply: Reply) -> _StreamPlan:
@@ -558,11 +644,16 @@ def bedrock_stream_plan(reply: Reply) -> _StreamPlan:
         bedrock_wire.token(text, corrupt=index == reply.malformed_at)
         for index, text in enumerate(reply.tokens)
     ]
-    stop_reason = _BEDROCK_STOP_REASONS.get(reply.finish_reason, reply.finish_reason)
+    stop_reason = _BEDROCK_STOP_REASONS.get(reply.finish, reply.finish)
+    tools = [
+        event
+        for index, call in enumerate(reply.tool_calls, start=1)
+        for event in bedrock_wire.tool_use(index, call.id, call.name, call.fragments)
+    ]
     plan = _StreamPlan(
         bedrock_wire.preamble(),
         tokens,
-        bedrock_wire.trailer(stop_reason, reply.prompt_tokens, reply.output_tokens),
+        bedrock_wire.trailer(stop_reason, reply.prompt_tokens, reply.output_tokens, tools),
     )
     if reply.error_event is None:
         return plan

@@ -4,15 +4,26 @@ event-stream parsing and error mapping, with the provider's faults on the wire."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from symposia.errors import ProviderError, ProviderFailure
-from symposia.providers.base import ChatMessage, CompletionRequest, Delta, StreamEnd, TextDelta
+from symposia.errors import ProviderError, ProviderFailure, UnsupportedParameterError
+from symposia.providers.base import (
+    ChatMessage,
+    CompletionRequest,
+    Delta,
+    ResponseFormat,
+    StreamEnd,
+    TextDelta,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+)
 from symposia.providers.bedrock import BedrockAdapter
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.resilience import ModelCall, RetryPolicy, Timeouts
-from tests.fakes.provider_server import FakeProviderServer, Reply
+from tests.fakes.provider_server import FakeProviderServer, FakeToolCall, Reply
 from tests.helpers import eventually
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -208,3 +219,93 @@ async def test_a_consumer_that_leaves_mid_stream_closes_the_upstream(
 
 def test_not_configured_without_region_or_client() -> None:
     assert not BedrockAdapter(None).configured
+
+
+async def test_tools_map_to_tool_config_and_tool_use_blocks_with_ids_kept(
+    adapter: BedrockAdapter, fake_provider: FakeProviderServer
+) -> None:
+    """Issue 13: the model's `toolUse` blocks stream as tool-call deltas; the history's
+    calls and results go up as `toolUse` and `toolResult` blocks, ids preserved."""
+    call = FakeToolCall("tooluse_1", "get_weather", ('{"city"', ': "Paris"}'))
+    fake_provider.enqueue("bedrock", Reply(tokens=["Let me see."], tool_calls=[call]))
+    weather = Tool("get_weather", "The weather.", {"type": "object", "properties": {}})
+    request = CompletionRequest(
+        MODEL,
+        [
+            ChatMessage("user", "Weather?"),
+            ChatMessage("assistant", "", tool_calls=(ToolCall("t0", "get_weather", "{}"),)),
+            ChatMessage("tool", "Rain", tool_call_id="t0"),
+        ],
+        tools=(weather,),
+        tool_choice="required",
+    )
+    deltas, failure = await _drain(adapter.stream(request))
+    assert failure is None
+    assert [d for d in deltas if isinstance(d, ToolCallDelta)] == [
+        ToolCallDelta(0, "tooluse_1", "get_weather"),
+        ToolCallDelta(0, arguments='{"city"'),
+        ToolCallDelta(0, arguments=': "Paris"}'),
+    ]
+    assert isinstance(deltas[-1], StreamEnd)
+    assert deltas[-1].finish_reason == "tool_calls"
+    (sent,) = fake_provider.requests_to("bedrock")
+    assert sent.body["toolConfig"] == {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "get_weather",
+                    "description": "The weather.",
+                    "inputSchema": {"json": {"type": "object", "properties": {}}},
+                }
+            }
+        ],
+        "toolChoice": {"any": {}},
+    }
+    assert sent.body["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": [{"toolUse": {"toolUseId": "t0", "name": "get_weather", "input": {}}}],
+        },
+        {
+            "role": "user",
+            "content": [{"toolResult": {"toolUseId": "t0", "content": [{"text": "Rain"}]}}],
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "parameter"),
+    [
+        ({"tool_choice": "none"}, "tool_choice"),
+        ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+    ],
+)
+async def test_what_converse_cannot_express_is_refused(
+    adapter: BedrockAdapter, changes: dict[str, Any], parameter: str
+) -> None:
+    request = CompletionRequest(MODEL, [ChatMessage("user", "hi")], tools=(Tool("t"),), **changes)
+    with pytest.raises(UnsupportedParameterError) as info:
+        await _drain(adapter.stream(request))
+    assert info.value.field == parameter
+
+
+async def test_structured_output_is_a_forced_tool_whose_input_is_the_text(
+    adapter: BedrockAdapter, fake_provider: FakeProviderServer
+) -> None:
+    call = FakeToolCall("tooluse_2", "Weather", ('{"sunny"', ": true}"))
+    fake_provider.enqueue("bedrock", Reply(tokens=[], tool_calls=[call]))
+    schema = {"type": "object", "properties": {"sunny": {"type": "boolean"}}}
+    request = CompletionRequest(
+        MODEL,
+        [ChatMessage("user", "Sunny?")],
+        response_format=ResponseFormat("json_schema", "Weather", schema),
+    )
+    deltas, failure = await _drain(adapter.stream(request))
+    assert failure is None
+    assert "".join(_texts(deltas)) == '{"sunny": true}'
+    assert not any(isinstance(d, ToolCallDelta) for d in deltas)
+    assert isinstance(deltas[-1], StreamEnd)
+    assert deltas[-1].finish_reason == "stop"
+    (sent,) = fake_provider.requests_to("bedrock")
+    assert sent.body["toolConfig"]["toolChoice"] == {"tool": {"name": "Weather"}}
+    assert sent.body["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"] == {"json": schema}

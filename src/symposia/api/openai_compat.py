@@ -104,12 +104,16 @@ def _router(prefix: str) -> APIRouter:
                         tool_calls=done.tool_calls,
                         finish_reason=done.finish_reason,
                         usage=done.usage,
+                        legacy=body.legacy,
+                        logprobs=done.logprobs,
                     )
                     return JSONResponse(answer, headers=headers)
                 started = await container.completions.start(call)
         except ClientGoneError:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
-        encoder = ChunkEncoder(completion_id, created, body.model, body.include_usage)
+        encoder = ChunkEncoder(
+            completion_id, created, body.model, body.include_usage, legacy=body.legacy
+        )
         stream = encode_stream(started.first, started.rest, encoder, body.include_usage)
         return RelayResponse(stream, scope, headers, container.settings.sse_send_timeout)
 

@@ -92,6 +92,7 @@ class Answer:
     on_close: Callable[[Answer], Coroutine[Any, Any, None]] | None = None
     streamed: bool = True  # counted in the metrics of streamed tokens
     parts: list[str] = field(default_factory=list)
+    logprobs: list[Any] = field(default_factory=list)
     end: StreamEnd | None = None
     finish: str = "stop"
     complete: bool = False
@@ -136,7 +137,9 @@ class Answer:
                         if self.first is None:
                             self.first = time.perf_counter()
                         parts.append(text)
-                        yield delta if stop is None else TextDelta(text)
+                        if delta.logprobs:
+                            self.logprobs.extend(delta.logprobs)
+                        yield delta if stop is None else TextDelta(text, delta.logprobs)
                     if stop is not None and stop.stopped:
                         break
                 elif type(delta) is ToolCallDelta:

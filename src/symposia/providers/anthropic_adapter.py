@@ -1,7 +1,9 @@
 """Anthropic's messages API through the official `anthropic` SDK.
 
 Anthropic's rules: the system prompt is a top-level field, roles strictly alternate
-(neighbouring same-role messages are merged), and the first message is the user's. The
+(neighbouring same-role messages are merged), and the first message is the user's. Tools
+are Anthropic's `tool_use` and `tool_result` blocks, ids preserved, and a streamed call's
+`input_json_delta`s its argument pieces (`tool_turns`). The
 API of SDK 2.x has no sampling temperature, so a bot's temperature is not sent here.
 """
 
@@ -19,24 +21,40 @@ from symposia.providers.base import (
     Feature,
     StreamEnd,
     TextDelta,
-    system_and_alternating,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
 )
 from symposia.providers.config import ProviderConfig
 from symposia.providers.failures import not_configured, stream_failure
 from symposia.providers.openai_adapter import sdk_failure
 from symposia.providers.sdk_adapter import SdkAdapter
+from symposia.providers.tool_turns import (
+    NO_PARAMETERS,
+    ToolResult,
+    Turn,
+    answer_tool,
+    arguments_of,
+    block_turns,
+)
 
 if TYPE_CHECKING:
     import anthropic
 
-STOP_REASONS = {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop"}
+STOP_REASONS = {
+    "end_turn": "stop",
+    "max_tokens": "length",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
 
 
 class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
     """Anthropic requires `max_tokens`: a request that sets none gets `max_tokens_default`
     (the setting PROVIDER_MAX_TOKENS_DEFAULT)."""
 
-    features: frozenset[Feature] = frozenset({"tools"})
+    features: frozenset[Feature] = frozenset({"tools", "response_format"})
 
     def __init__(
         self, config: ProviderConfig, max_tokens_default: int = PROVIDER_MAX_TOKENS_DEFAULT
@@ -59,10 +77,10 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
             raise ProviderError(sdk_failure(exc, self.name, "", self.config.key_env)) from exc
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
-        system, turns = system_and_alternating(request.messages)
+        system, turns = block_turns(request.messages)
         params: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in turns],
+            "messages": [{"role": t.role, "content": _content(t)} for t in turns],
             "max_tokens": request.max_tokens or self.max_tokens_default,
             # No temperature: the current Messages API (SDK 2.x) no longer takes one.
             "stream": True,
@@ -71,6 +89,15 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
             params["system"] = system
         if request.stop:
             params["stop_sequences"] = list(request.stop)
+        if request.tools:
+            params["tools"] = [_tool(tool) for tool in request.tools]
+        choice = _tool_choice(request)
+        if choice is not None:
+            params["tool_choice"] = choice
+        forced = answer_tool(request, self.name)
+        if forced is not None:  # structured output: a tool the model must call
+            params["tools"] = [_tool(forced)]
+            params["tool_choice"] = {"type": "tool", "name": forced.name}
         return params
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
@@ -82,19 +109,35 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
         finish: str | None = None
+        calls: dict[int, int] = {}  # the tool call number of each tool_use block
+        structured = request.response_format is not None  # the forced tool's input is the text
         try:
             stream = await self.client.messages.create(**self._params(request))
             async with stream:
                 async for event in stream:
-                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        if event.delta.text:
-                            yield TextDelta(event.delta.text)
+                    if event.type == "content_block_delta":
+                        delta = event.delta
+                        if delta.type == "text_delta" and delta.text:
+                            yield TextDelta(delta.text)
+                        elif delta.type == "input_json_delta" and delta.partial_json:
+                            if structured:
+                                yield TextDelta(delta.partial_json)
+                            else:
+                                index = calls[event.index]
+                                yield ToolCallDelta(index, arguments=delta.partial_json)
+                    elif event.type == "content_block_start":
+                        block = event.content_block
+                        if block.type == "tool_use" and not structured:
+                            calls[event.index] = len(calls)
+                            yield ToolCallDelta(calls[event.index], block.id, block.name)
                     elif event.type == "message_start":
                         prompt_tokens = event.message.usage.input_tokens
                     elif event.type == "message_delta":
                         completion_tokens = event.usage.output_tokens
                         reason = event.delta.stop_reason
                         finish = STOP_REASONS.get(reason, reason) if reason else None
+                        if structured and finish == "tool_calls":
+                            finish = "stop"  # the forced tool's call is the answer
         except anthropic.APIError as exc:
             failure = sdk_failure(exc, self.name, request.model, self.config.key_env)
             raise ProviderError(failure) from exc
@@ -102,3 +145,56 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
             failure = stream_failure(self.name, request.model, type(exc).__name__)
             raise ProviderError(failure) from exc
         yield StreamEnd(finish, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+def _content(turn: Turn) -> str | list[dict[str, Any]]:
+    """A turn's content: its text, or its blocks once tools are involved (a tool's
+    results first, as Anthropic requires of the turn that answers calls)."""
+    if turn.text_only:
+        return turn.text()
+    results, others = [], []
+    for block in turn.blocks:
+        if isinstance(block, ToolResult):
+            results.append(
+                {"type": "tool_result", "tool_use_id": block.call_id, "content": block.content}
+            )
+        elif isinstance(block, ToolCall):
+            others.append(
+                {
+                    "type": "tool_use",
+                    "id": block.id,
+                    "name": block.name,
+                    "input": arguments_of(block),
+                }
+            )
+        elif block:
+            others.append({"type": "text", "text": block})
+    return [*results, *others]
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": tool.name, "input_schema": tool.parameters or NO_PARAMETERS}
+    if tool.description is not None:
+        spec["description"] = tool.description
+    if tool.strict is not None:
+        spec["strict"] = tool.strict
+    return spec
+
+
+def _tool_choice(request: CompletionRequest) -> dict[str, Any] | None:
+    """OpenAI's tool_choice in Anthropic's terms ("required" is "any"), with
+    parallel_tool_calls false as `disable_parallel_tool_use`."""
+    choice = request.tool_choice
+    if choice is None and request.parallel_tool_calls is not False:
+        return None
+    if choice is None or choice == "auto":
+        mapped: dict[str, Any] = {"type": "auto"}
+    elif choice == "required":
+        mapped = {"type": "any"}
+    elif choice == "none":
+        return {"type": "none"}
+    else:
+        mapped = {"type": "tool", "name": choice}
+    if request.parallel_tool_calls is False:
+        mapped["disable_parallel_tool_use"] = True
+    return mapped

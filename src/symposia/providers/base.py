@@ -49,19 +49,20 @@ class Tool:
     strict: bool | None = None
 
 
-# "auto", "none", "required" (some tool), or a tool's name (that one).
-ToolChoice = Literal["auto", "none", "required"] | str
-
-
 @dataclass(frozen=True, slots=True)
 class ResponseFormat:
-    """Structured output: `json_object` (any JSON object) or `json_schema` (an answer
-    valid against `schema`, called `name`; `strict` as the client sent it)."""
+    """Structured output: any JSON object (`json_object`), or one following `schema`
+    (`json_schema`, with OpenAI's `name`, `description` and `strict`)."""
 
     type: Literal["json_object", "json_schema"]
-    schema: dict[str, Any] | None = None
     name: str | None = None
+    schema: dict[str, Any] | None = None
     strict: bool | None = None
+    description: str | None = None
+
+
+# "auto", "none", "required" (some tool), or a tool's name (that one).
+ToolChoice = Literal["auto", "none", "required"] | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,11 @@ class CompletionRequest:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """Text of the answer; `logprobs`, when the request asked for them and the provider
+    gave them, are OpenAI's per-token entries (`{token, logprob, bytes, top_logprobs}`)."""
+
     text: str
+    logprobs: tuple[Any, ...] | None = None
     kind: Literal["text"] = "text"
 
 
@@ -120,7 +125,6 @@ Delta = TextDelta | ToolCallDelta | StreamEnd
 
 # What a request may ask beyond plain text, which not every provider can honour.
 Feature = Literal["tools", "seed", "logprobs", "response_format"]
-NO_FEATURES: frozenset[Feature] = frozenset()
 
 
 def features_of(request: CompletionRequest) -> dict[Feature, str]:
@@ -175,17 +179,6 @@ def merge_consecutive(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     return merged
 
 
-# Providers that need a user turn first get this one when the assistant would open.
+# Providers that need a user turn first get this one when the assistant would open
+# (`tool_turns.block_turns`).
 OPENING_USER_TURN = "(The conversation begins.)"
-
-
-def system_and_alternating(messages: Sequence[ChatMessage]) -> tuple[str | None, list[ChatMessage]]:
-    """Split out the system prompt; merge the rest so roles alternate, the user first.
-
-    Anthropic's and Bedrock's rules; other adapters pass messages as they are.
-    """
-    system = "\n\n".join(m.content for m in messages if m.role == "system") or None
-    turns = merge_consecutive([m for m in messages if m.role != "system"])
-    if not turns or turns[0].role != "user":
-        turns.insert(0, ChatMessage("user", OPENING_USER_TURN))
-    return system, turns

@@ -3,7 +3,8 @@
 Optional: `pip install 'symposia[bedrock]'`. Credentials come from the usual AWS chain;
 the region from `AWS_REGION`; `BEDROCK_ENDPOINT_URL` points boto3 elsewhere (a VPC
 endpoint, a proxy, a test's fake). Bedrock's Converse API wants the system prompt apart
-and alternating roles, the user first, like Anthropic's.
+and alternating roles, the user first, like Anthropic's; tools are its `toolConfig`, and
+`toolUse`/`toolResult` content blocks with the ids preserved.
 
 botocore's own retries are off: the one retry policy (`resilience`) decides, from the
 `ProviderFailure` each botocore error is mapped to here. A consumer that leaves shuts the
@@ -17,7 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from symposia.errors import ProviderError, ProviderFailure
+from symposia.errors import ProviderError, ProviderFailure, UnsupportedParameterError
 from symposia.providers.base import (
     PROVIDER_MAX_TOKENS_DEFAULT,
     CompletionRequest,
@@ -25,15 +26,34 @@ from symposia.providers.base import (
     Feature,
     StreamEnd,
     TextDelta,
-    system_and_alternating,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
 )
 from symposia.providers.failures import connection_failure, from_status, stream_failure
 from symposia.providers.packages import installed
 from symposia.providers.registry import ensure_configured
 from symposia.providers.threaded import iterate_in_thread
+from symposia.providers.tool_turns import (
+    NO_PARAMETERS,
+    ToolResult,
+    Turn,
+    answer_tool,
+    arguments_of,
+    block_turns,
+)
 
 KEY_ENV = "AWS_REGION and AWS credentials"
-STOP_REASONS = {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop"}
+STOP_REASONS = {
+    "end_turn": "stop",
+    "max_tokens": "length",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "content_filtered": "content_filter",
+    "guardrail_intervened": "content_filter",
+}
+# The tool_choice values Converse has ("none" and parallel_tool_calls it has not).
+TOOL_CHOICES: dict[str, dict[str, Any]] = {"auto": {"auto": {}}, "required": {"any": {}}}
 # Seconds boto3 waits to connect, and for any read (the first byte included); our own
 # first-token and idle timeouts are shorter and end the call first.
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -75,7 +95,7 @@ class BedrockAdapter:
     """Sends `max_tokens_default` (PROVIDER_MAX_TOKENS_DEFAULT) when a request sets none."""
 
     name = "bedrock"
-    features: frozenset[Feature] = frozenset({"tools"})
+    features: frozenset[Feature] = frozenset({"tools", "response_format"})
 
     def __init__(
         self,
@@ -127,10 +147,10 @@ class BedrockAdapter:
         return []  # listing needs the separate `bedrock` control-plane client and permissions
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
-        system, turns = system_and_alternating(request.messages)
+        system, turns = block_turns(request.messages)
         params: dict[str, Any] = {
             "modelId": request.model,
-            "messages": [{"role": m.role, "content": [{"text": m.content}]} for m in turns],
+            "messages": [{"role": t.role, "content": _content(t)} for t in turns],
             # Sent whether or not the caller set it: models' own limits on Bedrock are low.
             "inferenceConfig": {"maxTokens": request.max_tokens or self.max_tokens_default},
         }
@@ -142,11 +162,19 @@ class BedrockAdapter:
             params["inferenceConfig"]["topP"] = request.top_p
         if request.stop:
             params["inferenceConfig"]["stopSequences"] = list(request.stop)
+        if request.tools or any(m.tool_calls for m in request.messages):
+            params["toolConfig"] = _tool_config(request)
+        forced = answer_tool(request, self.name)
+        if forced is not None:  # structured output: a tool the model must call
+            params["toolConfig"] = {
+                "tools": [_tool_spec(forced)],
+                "toolChoice": {"tool": {"name": forced.name}},
+            }
         return params
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         ensure_configured(self.name, self.configured, KEY_ENV)
-        call = _Call(self, request)
+        call = _Call(self, request, self._params(request))  # bad input raises here
         try:
             async for delta in iterate_in_thread(call.produce):
                 yield delta
@@ -157,9 +185,12 @@ class BedrockAdapter:
 class _Call:
     """One ConverseStream call in its worker thread, and its way out from the loop."""
 
-    def __init__(self, adapter: BedrockAdapter, request: CompletionRequest) -> None:
+    def __init__(
+        self, adapter: BedrockAdapter, request: CompletionRequest, params: dict[str, Any]
+    ) -> None:
         self._adapter = adapter
         self._request = request
+        self._params = params
         self._stop = threading.Event()
         self._stream: Any = None  # botocore's EventStream, once the response has begun
 
@@ -184,7 +215,7 @@ class _Call:
 
     def _produce(self, emit: Callable[[Delta], None]) -> None:
         request = self._request
-        response = self._adapter.client.converse_stream(**self._adapter._params(request))
+        response = self._adapter.client.converse_stream(**self._params)
         self._stream = response["stream"]
         if self._stop.is_set():  # left while the call was being made
             _shut(self._stream)
@@ -192,17 +223,33 @@ class _Call:
         finish: str | None = None
         usage: dict[str, int] = {}
         ended = False
+        calls: dict[int, int] = {}  # the tool call number of each toolUse block
+        structured = request.response_format is not None  # the forced tool's input is the text
         for event in self._stream:
             if self._stop.is_set():
                 return
             if "contentBlockDelta" in event:
-                text = event["contentBlockDelta"]["delta"].get("text")
+                block = event["contentBlockDelta"]
+                text = block["delta"].get("text")
                 if text:
                     emit(TextDelta(text))
+                piece = block["delta"].get("toolUse", {}).get("input")
+                if piece and structured:
+                    emit(TextDelta(piece))
+                elif piece:
+                    emit(ToolCallDelta(calls[block["contentBlockIndex"]], arguments=piece))
+            elif "contentBlockStart" in event:
+                block = event["contentBlockStart"]
+                use = block.get("start", {}).get("toolUse")
+                if use is not None and not structured:
+                    index = calls[block["contentBlockIndex"]] = len(calls)
+                    emit(ToolCallDelta(index, use["toolUseId"], use["name"]))
             elif "messageStop" in event:
                 ended = True
                 reason = event["messageStop"].get("stopReason")
                 finish = STOP_REASONS.get(reason, reason)
+                if structured and finish == "tool_calls":
+                    finish = "stop"  # the forced tool's call is the answer
             elif "metadata" in event:
                 usage = event["metadata"].get("usage", {})
         if not ended:
@@ -215,6 +262,52 @@ class _Call:
                 completion_tokens=usage.get("outputTokens"),
             )
         )
+
+
+def _content(turn: Turn) -> list[dict[str, Any]]:
+    """A turn's content blocks: text, `toolUse` (an assistant's calls) and `toolResult`
+    (a tool's answer, in the user turn after the calls)."""
+    if turn.text_only:
+        return [{"text": turn.text()}]
+    content: list[dict[str, Any]] = []
+    for block in turn.blocks:
+        if isinstance(block, ToolResult):
+            result = {"toolUseId": block.call_id, "content": [{"text": block.content}]}
+            content.append({"toolResult": result})
+        elif isinstance(block, ToolCall):
+            use = {"toolUseId": block.id, "name": block.name, "input": arguments_of(block)}
+            content.append({"toolUse": use})
+        elif block:
+            content.append({"text": block})
+    return content
+
+
+def _tool_config(request: CompletionRequest) -> dict[str, Any]:
+    """`toolConfig`; what Converse cannot express is refused rather than dropped."""
+    if request.parallel_tool_calls is False:
+        raise UnsupportedParameterError(
+            "parallel_tool_calls false (or legacy functions) is not supported by the bedrock "
+            "provider; send tools and leave parallel_tool_calls unset",
+            "parallel_tool_calls",
+        )
+    choice = request.tool_choice
+    if choice == "none":
+        raise UnsupportedParameterError(
+            'tool_choice "none" is not supported by the bedrock provider; send no tools',
+            "tool_choice",
+        )
+    config: dict[str, Any] = {"tools": [_tool_spec(tool) for tool in request.tools]}
+    if choice is not None:
+        config["toolChoice"] = TOOL_CHOICES.get(choice) or {"tool": {"name": choice}}
+    return config
+
+
+def _tool_spec(tool: Tool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        spec["description"] = tool.description
+    spec["inputSchema"] = {"json": tool.parameters or NO_PARAMETERS}
+    return {"toolSpec": spec}
 
 
 def _shut(stream: Any) -> None:

@@ -55,7 +55,8 @@ class LocalProvider:
     """Runs the bundled SmolLM2 model in a dedicated thread."""
 
     name = "local"
-    # Structured output by a grammar; no tools, no seed, no logprobs: refused with a 400.
+    # Structured output by constrained decoding (a grammar); no tools, no seed, no
+    # logprobs: those are refused with a 400.
     features: frozenset[Feature] = frozenset({"response_format"})
 
     def __init__(
@@ -71,7 +72,6 @@ class LocalProvider:
         self._n_threads = n_threads or os.cpu_count() or 1
         self._llama: Any = None
         self._formatter: Any = None
-        self._grammars: dict[str, Any] = {}  # by schema: compiling one takes a while
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
 
     @property
@@ -145,16 +145,17 @@ class LocalProvider:
         # Unset, the answer may fill the context (llama.cpp's n_predict = -1), up to
         # PROVIDER_MAX_TOKENS_DEFAULT.
         limit = request.max_tokens or min(self.max_tokens_default, self._n_ctx - len(prompt_tokens))
-        sampling: dict[str, float] = {}
+        sampling: dict[str, Any] = {}
         if request.temperature is not None:
             sampling["temp"] = request.temperature
+        if request.response_format is not None:
+            sampling["grammar"] = _grammar(request.response_format)
         joiner = Utf8Joiner()
         produced = 0
         finish = "length"
         for token in llama.generate(
             prompt_tokens,
             **sampling,
-            grammar=self._grammar(request.response_format),
             top_p=request.top_p if request.top_p is not None else TOP_P,
             top_k=TOP_K,
             repeat_penalty=REPEAT_PENALTY,
@@ -173,24 +174,6 @@ class LocalProvider:
         if tail := joiner.flush():
             emit(TextDelta(tail))
         emit(StreamEnd(finish, prompt_tokens=len(prompt_tokens), completion_tokens=produced))
-
-    def _grammar(self, response_format: ResponseFormat | None) -> Any:
-        """The grammar that constrains the answer to `response_format`: llama.cpp then
-        samples only tokens that keep the text valid JSON (of the schema, if given)."""
-        if response_format is None:
-            return None
-        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-        schema = response_format.schema if response_format.type == "json_schema" else None
-        key = json.dumps(schema, sort_keys=True) if schema is not None else ""
-        grammar = self._grammars.get(key)
-        if grammar is None:
-            if schema is None:
-                grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-            else:
-                grammar = LlamaGrammar.from_json_schema(key, verbose=False)
-            self._grammars[key] = grammar
-        return grammar
 
     def _reserved(self, request: CompletionRequest) -> int:
         """Tokens of the context kept for the answer: its max_tokens, or when none was
@@ -227,6 +210,16 @@ class LocalProvider:
             rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
         )
         return tokens
+
+
+def _grammar(fmt: ResponseFormat) -> Any:
+    """The grammar that lets the model write only what `fmt` allows: JSON following the
+    schema, or any JSON object."""
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    if fmt.type == "json_schema" and fmt.schema:
+        return LlamaGrammar.from_json_schema(json.dumps(fmt.schema), verbose=False)
+    return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
 
 
 def _unavailable(model: str) -> ProviderFailure:

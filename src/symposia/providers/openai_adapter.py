@@ -8,14 +8,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from symposia.aio import read_ahead
 from symposia.errors import ProviderError, ProviderFailure
-from symposia.providers.base import CompletionRequest, Delta, Feature, StreamEnd, TextDelta
+from symposia.providers.base import (
+    ChatMessage,
+    CompletionRequest,
+    Delta,
+    Feature,
+    ResponseFormat,
+    StreamEnd,
+    TextDelta,
+    Tool,
+    ToolCallDelta,
+)
 from symposia.providers.failures import (
     connection_failure,
     from_status,
@@ -30,6 +40,55 @@ if TYPE_CHECKING:
     import openai
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
+# Sent as they are when set, left out (the model's defaults) when not.
+OPTIONAL_PARAMETERS = (
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "parallel_tool_calls",
+    "seed",
+    "logprobs",
+    "top_logprobs",
+)
+
+
+def wire_message(message: ChatMessage) -> dict[str, Any]:
+    """A message as OpenAI's chat completions take it, its tool calls or the call it
+    answers included; an assistant's content is null when it only called tools."""
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wire["content"] = message.content or None
+        wire["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def wire_response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": fmt.name}
+    for name in ("description", "schema", "strict"):
+        value = getattr(fmt, name)
+        if value is not None:
+            spec[name] = value
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def wire_tool(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    for name in ("description", "parameters", "strict"):
+        value = getattr(tool, name)
+        if value is not None:
+            function[name] = value
+    return {"type": "function", "function": function}
 
 
 @dataclass(slots=True)
@@ -40,12 +99,16 @@ class _Tail:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: ProviderFailure | None = None
+    # Pieces of tool calls read with the text of the latest batch, for the caller to pass on.
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    # The logprobs entries of the latest batch's text, when the request asked for them.
+    logprobs: list[Any] = field(default_factory=list)
 
 
 class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
     """`provider/model` names whose provider speaks OpenAI's chat completions."""
 
-    features: frozenset[Feature] = frozenset({"tools", "seed", "logprobs"})
+    features: frozenset[Feature] = frozenset({"tools", "seed", "logprobs", "response_format"})
 
     def _make_client(self) -> openai.AsyncOpenAI:
         import openai
@@ -70,16 +133,26 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
         the others), with the usage asked for at the end of the stream."""
         params: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [wire_message(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        for name in ("temperature", "max_tokens", "top_p"):
+        for name in OPTIONAL_PARAMETERS:
             value = getattr(request, name)
             if value is not None:
                 params[name] = value
         if request.stop:
             params["stop"] = list(request.stop)
+        if request.tools:
+            params["tools"] = [wire_tool(tool) for tool in request.tools]
+        if request.response_format is not None:
+            params["response_format"] = wire_response_format(request.response_format)
+        if request.tool_choice is not None:
+            choice = request.tool_choice
+            named = choice not in ("auto", "none", "required")
+            params["tool_choice"] = (
+                {"type": "function", "function": {"name": choice}} if named else choice
+            )
         return params
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
@@ -111,7 +184,15 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
                     async for batch in sse_batches(chunks):
                         text = self._read(batch, request.model, tail)
                         if text:  # all that arrived since the last step, as one delta
-                            yield TextDelta(text)
+                            if tail.logprobs:
+                                yield TextDelta(text, tuple(tail.logprobs))
+                                tail.logprobs.clear()
+                            else:
+                                yield TextDelta(text)
+                        if tail.tool_calls:
+                            for piece in tail.tool_calls:
+                                yield piece
+                            tail.tool_calls.clear()
                         if tail.error is not None:  # after the text read with it
                             raise ProviderError(tail.error)
             finally:
@@ -136,15 +217,38 @@ class OpenAIAdapter(SdkAdapter["openai.AsyncOpenAI"]):
                 tail.prompt_tokens = usage.get("prompt_tokens")
                 tail.completion_tokens = usage.get("completion_tokens")
             for choice in chunk.get("choices") or ():
-                content = (choice.get("delta") or {}).get("content")
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
                 if content:
                     texts.append(content)
+                    logprobs = choice.get("logprobs")
+                    if logprobs and logprobs.get("content"):
+                        tail.logprobs.extend(logprobs["content"])
+                if delta.get("tool_calls"):
+                    tail.tool_calls.extend(tool_call_pieces(delta["tool_calls"]))
                 if choice.get("finish_reason"):
                     tail.finish = choice["finish_reason"]
         return texts[0] if len(texts) == 1 else "".join(texts)
 
     def _failure(self, exc: openai.APIError, model: str) -> ProviderFailure:
         return sdk_failure(exc, self.name, model, self.config.key_env)
+
+
+def tool_call_pieces(calls: list[Any]) -> list[ToolCallDelta]:
+    """OpenAI's streamed tool-call pieces: `{index, id?, type?, function: {name?,
+    arguments?}}`; the id and name come with a call's first piece."""
+    pieces = []
+    for call in calls:
+        function = call.get("function") or {}
+        pieces.append(
+            ToolCallDelta(
+                index=call.get("index", 0),
+                id=call.get("id"),
+                name=function.get("name"),
+                arguments=function.get("arguments") or "",
+            )
+        )
+    return pieces
 
 
 STATUS_BY_KIND = {

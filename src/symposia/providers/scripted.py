@@ -17,7 +17,15 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
 from symposia.errors import ProviderError, ProviderFailure, UnknownModelError
-from symposia.providers.base import CompletionRequest, Delta, Feature, StreamEnd, TextDelta
+from symposia.providers.base import (
+    CompletionRequest,
+    Delta,
+    Feature,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
 from symposia.providers.utf8 import Utf8Joiner
 
 BUILTIN_MODELS = ("echo", "count")
@@ -44,6 +52,11 @@ class Script:
     failure: ProviderFailure | None = None
     stall_after: int | None = None
     report_usage: bool = True
+    # Calls made after the text, each streamed as OpenAI does: the id and name first,
+    # then the arguments in two pieces; the answer then ends with "tool_calls".
+    tool_calls: Sequence[ToolCall] = ()
+    # What the model does instead when the latest message is a tool's result.
+    after_tool: Script | None = None
 
 
 @dataclass(slots=True)
@@ -52,8 +65,9 @@ class ScriptedProvider:
 
     token_delay: float = 0.02
     name: str = "scripted"
-    # Scripts may call tools; a seed changes nothing of an answer that is always the same.
-    features: frozenset[Feature] = frozenset({"tools", "seed"})
+    # Scripts may call tools and answer JSON; a seed changes nothing of an answer that is
+    # always the same.
+    features: frozenset[Feature] = frozenset({"tools", "seed", "response_format"})
     scripts: dict[str, Script] = field(default_factory=dict)
     requests: deque[CompletionRequest] = field(default_factory=lambda: deque(maxlen=KEPT_REQUESTS))
     streaming: int = 0
@@ -78,6 +92,9 @@ class ScriptedProvider:
     def _script_for(self, request: CompletionRequest) -> Script:
         if request.model in self.scripts:
             script = self.scripts[request.model]
+            answered = request.messages and request.messages[-1].role == "tool"
+            if answered and script.after_tool is not None:
+                script = script.after_tool
             if script.respond is None:
                 return script
             words = script.respond(request).split(" ")
@@ -123,11 +140,17 @@ async def _play(script: Script, request: CompletionRequest) -> AsyncGenerator[De
         raise ProviderError(script.failure or _default_failure(request.model))
     if tail := joiner.flush():
         yield TextDelta(tail)
+    for index, call in enumerate(script.tool_calls):
+        half = len(call.arguments) // 2
+        yield ToolCallDelta(index, call.id, call.name, call.arguments[:half])
+        yield ToolCallDelta(index, arguments=call.arguments[half:])
+        sent += 1
+    finish = "tool_calls" if script.tool_calls else "stop"
     if script.report_usage:
         prompt = sum(len(m.content.split()) for m in request.messages)
-        yield StreamEnd("stop", prompt_tokens=prompt, completion_tokens=sent)
+        yield StreamEnd(finish, prompt_tokens=prompt, completion_tokens=sent)
     else:
-        yield StreamEnd("stop")
+        yield StreamEnd(finish)
 
 
 def _default_failure(model: str) -> ProviderFailure:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Any
 
 from symposia.domain.models import Message, MessageStatus, TurnUsage, utcnow
 from symposia.errors import InvalidInputError, NotFoundError, UnsupportedParameterError
@@ -51,6 +52,7 @@ class Completion:
     tool_calls: list[ToolCall]
     finish_reason: str
     usage: TurnUsage
+    logprobs: list[Any] | None = None  # when the request asked for them
 
 
 @dataclass(slots=True)
@@ -139,7 +141,8 @@ class CompletionService:
         answer = self._answer(call)
         async for _ in answer:
             pass
-        return Completion(answer.text, answer.tool_calls, answer.finish, answer.usage())
+        logprobs = answer.logprobs if call.request.logprobs else None
+        return Completion(answer.text, answer.tool_calls, answer.finish, answer.usage(), logprobs)
 
     async def _save(self, call: CompletionCall, answer: Answer) -> None:
         """Keep the reply when a conversation asked."""

@@ -177,13 +177,13 @@ def format_of(text: dict[str, Any] | None) -> ResponseFormat | None:
         schema = spec.get("schema")
         if not isinstance(schema, dict):
             raise InvalidInputError("a json_schema format needs its `schema`", "text.format.schema")
-        strict = spec.get("strict")
-        name = spec.get("name")
+        strict, name, description = spec.get("strict"), spec.get("name"), spec.get("description")
         return ResponseFormat(
             "json_schema",
-            schema,
-            name if isinstance(name, str) else None,
-            strict if isinstance(strict, bool) else None,
+            name=name if isinstance(name, str) else None,
+            schema=schema,
+            strict=strict if isinstance(strict, bool) else None,
+            description=description if isinstance(description, str) else None,
         )
     raise InvalidInputError(
         "text.format.type must be text, json_object or json_schema", "text.format.type"

@@ -94,7 +94,16 @@ class ResponseCall:
             "temperature": body.temperature,
             "text": body.text or {"format": {"type": "text"}},
             "tool_choice": body.tool_choice or "auto",
-            "tools": body.tools or [],
+            "tools": [
+                {
+                    "type": "function",
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                    "strict": tool.strict,
+                }
+                for tool in self.completion.request.tools
+            ],
             "top_p": body.top_p,
             "truncation": "disabled",
             "metadata": body.metadata or {},

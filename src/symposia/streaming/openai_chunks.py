@@ -25,9 +25,21 @@ SYSTEM_FINGERPRINT = f"fp_symposia_{__version__}"
 
 
 class ChunkEncoder:
-    __slots__ = ("_head", "_prefix", "_suffix", "_usage_null")
+    """`legacy` speaks the dialect of a client that sent `functions`: a call is a
+    `function_call` and its finish reason is `function_call`."""
 
-    def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
+    __slots__ = ("_head", "_legacy", "_prefix", "_suffix", "_usage_null")
+
+    def __init__(
+        self,
+        completion_id: str,
+        created: int,
+        model: str,
+        include_usage: bool,
+        *,
+        legacy: bool = False,
+    ) -> None:
+        self._legacy = legacy
         head = orjson.dumps(
             {
                 "id": completion_id,
@@ -42,13 +54,15 @@ class ChunkEncoder:
         self._prefix = self._head + b',"choices":[{"index":0,"delta":{"content":'
         self._suffix = b'},"logprobs":null,"finish_reason":null}]' + self._usage_null + b"}\n\n"
 
-    def _choice(self, delta: bytes, finish_reason: str | None) -> bytes:
+    def _choice(self, delta: bytes, finish_reason: str | None, logprobs: bytes = b"null") -> bytes:
         reason = orjson.dumps(finish_reason)
         return (
             self._head
             + b',"choices":[{"index":0,"delta":'
             + delta
-            + b',"logprobs":null,"finish_reason":'
+            + b',"logprobs":'
+            + logprobs
+            + b',"finish_reason":'
             + reason
             + b"}]"
             + self._usage_null
@@ -61,21 +75,28 @@ class ChunkEncoder:
     def content(self, text: str) -> bytes:
         return self._prefix + orjson.dumps(text) + self._suffix
 
+    def content_logprobs(self, text: str, logprobs: tuple[Any, ...]) -> bytes:
+        """Text with the logprobs entries the client asked for (`logprobs: true`)."""
+        delta = orjson.dumps({"content": text})
+        return self._choice(delta, None, orjson.dumps({"content": logprobs, "refusal": None}))
+
     def tool_call(self, delta: ToolCallDelta) -> bytes:
         """A piece of a tool call as OpenAI streams it: the first piece of a call has its
         id, type and name, every piece a fragment of the arguments."""
         function: dict[str, str] = {"arguments": delta.arguments}
+        if delta.name is not None:
+            function = {"name": delta.name, **function}
+        if self._legacy:
+            return self._choice(orjson.dumps({"function_call": function}), None)
         call: dict[str, Any] = {"index": delta.index}
         if delta.id is not None:
             call["id"] = delta.id
             call["type"] = "function"
-        if delta.name is not None:
-            function = {"name": delta.name, **function}
         call["function"] = function
         return self._choice(orjson.dumps({"tool_calls": [call]}), None)
 
     def finish(self, reason: str) -> bytes:
-        return self._choice(b"{}", reason)
+        return self._choice(b"{}", legacy_reason(reason) if self._legacy else reason)
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         usage = orjson.dumps(
@@ -109,7 +130,10 @@ async def encode_stream(
         delta: Delta | None = first
         while delta is not None:
             if type(delta) is TextDelta:
-                yield head + encoder.content(delta.text)
+                if delta.logprobs is None:
+                    yield head + encoder.content(delta.text)
+                else:
+                    yield head + encoder.content_logprobs(delta.text, delta.logprobs)
                 head = b""
             elif type(delta) is ToolCallDelta:
                 yield head + encoder.tool_call(delta)
@@ -128,6 +152,10 @@ async def encode_stream(
     yield end
 
 
+def legacy_reason(reason: str) -> str:
+    return "function_call" if reason == "tool_calls" else reason
+
+
 def completion_object(
     *,
     completion_id: str,
@@ -137,15 +165,22 @@ def completion_object(
     tool_calls: Sequence[ToolCall],
     finish_reason: str,
     usage: TurnUsage,
+    legacy: bool = False,
+    logprobs: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """A whole answer as OpenAI's `chat.completion` object; `content` is null when the
-    model only called tools, as OpenAI's is."""
+    model only called tools, as OpenAI's is. `legacy`: see `ChunkEncoder`; `logprobs`:
+    the entries of the answer's tokens, when the client asked for them."""
     message: dict[str, Any] = {
         "role": "assistant",
         "content": text if text or not tool_calls else None,
         "refusal": None,
     }
-    if tool_calls:
+    if legacy and tool_calls:
+        call = tool_calls[0]  # legacy functions are asked one call at most
+        message["function_call"] = {"name": call.name, "arguments": call.arguments}
+        finish_reason = legacy_reason(finish_reason)
+    elif tool_calls:
         message["tool_calls"] = [
             {
                 "id": call.id,
@@ -161,7 +196,12 @@ def completion_object(
         "model": model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
         "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None if logprobs is None else {"content": logprobs, "refusal": None},
+                "finish_reason": finish_reason,
+            }
         ],
         "usage": {
             "prompt_tokens": usage.prompt_tokens,
