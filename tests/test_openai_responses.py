@@ -16,6 +16,9 @@ from symposia.providers.scripted import Script, ScriptedProvider
 from tests.fakes.live import LiveServer
 from tests.fakes.provider_server import FakeProviderServer, Reply
 from tests.test_openai_compat import api_key, client, compat, compat_app, server
+from tests.test_openai_structured import MODELS as STRUCTURED_MODELS
+from tests.test_openai_structured import Weather
+from tests.test_openai_structured import _enqueue as enqueue_structured
 from tests.test_openai_tools import CALL_ID, MODELS, enqueue_loop
 
 __all__ = ["api_key", "client", "compat", "compat_app", "server"]  # fixtures used here
@@ -273,3 +276,26 @@ async def test_a_function_tool_loop_over_the_responses_api(
         assert history[1]["content"][-1]["id"] == CALL_ID
         assert history[2]["content"][0]["type"] == "tool_result"
         assert history[2]["content"][0]["tool_use_id"] == CALL_ID
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_responses_parse_gets_the_same_object_from_openai_and_anthropic(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer, stream: bool
+) -> None:
+    parsed = {}
+    for route, model in STRUCTURED_MODELS.items():
+        enqueue_structured(fake_provider, route)
+        if stream:
+            async with client.responses.stream(
+                model=model, input="Weather in Paris?", text_format=Weather
+            ) as events:
+                response = await events.get_final_response()
+        else:
+            response = await client.responses.parse(
+                model=model, input="Weather in Paris?", text_format=Weather
+            )
+        parsed[route] = response.output_parsed
+    assert parsed["openai"] == parsed["anthropic"] == Weather(city="Paris", sunny=True)
+    (sent,) = fake_provider.requests_to("openai")
+    assert sent.body["response_format"]["type"] == "json_schema"
+    assert sent.body["response_format"]["json_schema"]["name"] == "Weather"
