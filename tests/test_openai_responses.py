@@ -4,16 +4,22 @@ across two providers (the chain is Symposia's), and what it would not honour ref
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import openai
 import pytest
+from pydantic import BaseModel
 
 from symposia.container import Container
 from symposia.providers.scripted import Script, ScriptedProvider
 from tests.fakes.live import LiveServer
 from tests.fakes.provider_server import FakeProviderServer, Reply
 from tests.test_openai_compat import api_key, client, compat, compat_app, server
+from tests.test_openai_structured import MODELS as STRUCTURED_MODELS
+from tests.test_openai_structured import Weather
+from tests.test_openai_structured import _enqueue as enqueue_structured
+from tests.test_openai_tools import CALL_ID, MODELS, enqueue_loop
 
 __all__ = ["api_key", "client", "compat", "compat_app", "server"]  # fixtures used here
 
@@ -139,8 +145,8 @@ async def test_store_false_keeps_nothing(
         ({"truncation": "auto"}, "truncation"),
         ({"tools": [{"type": "web_search"}]}, "tools.0.type"),
         ({"tool_choice": {"type": "mcp"}}, "tool_choice"),
-        ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format"),
-        ({"text": {"format": {"type": "grammar"}}}, "text.format"),
+        ({"text": {"format": {"type": "xml"}}}, "text.format.type"),
+        ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
         ({"input": [{"type": "input_image", "image_url": "x"}]}, "input.0"),
         ({"input": [{"role": "robot", "content": "x"}]}, "input.0.role"),
     ],
@@ -174,3 +180,122 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(part["text"] for part in content)
+
+
+class City(BaseModel):
+    city: str
+    population: int
+
+
+@pytest.mark.local_model
+async def test_structured_output_from_the_local_model_by_its_grammar(
+    client: openai.AsyncOpenAI, compat: Container
+) -> None:
+    """`responses.parse` with a pydantic model: the local model is held to the schema by a
+    grammar, so even a 135M-parameter model answers valid, typed JSON."""
+    if not compat.providers.get("local").configured:
+        pytest.skip("the local model is not installed")
+    parsed = await client.responses.parse(
+        model="local/smollm2",
+        input="The largest city of France and its population, as JSON.",
+        text_format=City,
+        max_output_tokens=60,
+        temperature=0,
+    )
+    assert isinstance(parsed.output_parsed, City)
+    assert parsed.output_parsed.city
+    streamed = await client.responses.create(
+        model="local/smollm2",
+        input="Any JSON object.",
+        text={"format": {"type": "json_object"}},
+        max_output_tokens=80,
+        temperature=0,
+    )
+    assert isinstance(json.loads(streamed.output_text), dict)
+
+
+async def test_structured_output_a_provider_cannot_honour_is_a_400(
+    client: openai.AsyncOpenAI,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.parse(model="scripted/echo", input="x", text_format=City)
+    assert "scripted" in caught.value.message
+
+
+RESPONSES_WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("route", ["openai", "anthropic"])
+async def test_a_function_tool_loop_over_the_responses_api(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer, route: str, stream: bool
+) -> None:
+    """The model asks for the tool; the client runs it and sends a function_call_output
+    item with previous_response_id; the model answers. The same both ways."""
+    enqueue_loop(fake_provider, route)
+    model = MODELS[route]
+    if stream:
+        async with client.responses.stream(
+            model=model, input="Weather in Paris?", tools=[RESPONSES_WEATHER_TOOL]
+        ) as events:
+            kinds = [e.type async for e in events]
+            first = await events.get_final_response()
+        assert "response.function_call_arguments.delta" in kinds
+        assert "response.function_call_arguments.done" in kinds
+    else:
+        first = await client.responses.create(
+            model=model, input="Weather in Paris?", tools=[RESPONSES_WEATHER_TOOL]
+        )
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    assert (call.call_id, call.name) == (CALL_ID, "get_weather")
+    assert json.loads(call.arguments) == {"city": "Paris"}
+    second = await client.responses.create(
+        model=model,
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"}],
+        tools=[RESPONSES_WEATHER_TOOL],
+    )
+    assert second.output_text == "Sunny there."
+    requests = fake_provider.requests_to(route)
+    assert len(requests) == 2
+    history = requests[1].body["messages"]
+    if route == "openai":
+        assert history[1]["tool_calls"][0]["id"] == CALL_ID
+        assert history[2] == {"role": "tool", "tool_call_id": CALL_ID, "content": "Sunny"}
+    else:
+        assert history[1]["content"][-1]["type"] == "tool_use"
+        assert history[1]["content"][-1]["id"] == CALL_ID
+        assert history[2]["content"][0]["type"] == "tool_result"
+        assert history[2]["content"][0]["tool_use_id"] == CALL_ID
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_responses_parse_gets_the_same_object_from_openai_and_anthropic(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer, stream: bool
+) -> None:
+    parsed = {}
+    for route, model in STRUCTURED_MODELS.items():
+        enqueue_structured(fake_provider, route)
+        if stream:
+            async with client.responses.stream(
+                model=model, input="Weather in Paris?", text_format=Weather
+            ) as events:
+                response = await events.get_final_response()
+        else:
+            response = await client.responses.parse(
+                model=model, input="Weather in Paris?", text_format=Weather
+            )
+        parsed[route] = response.output_parsed
+    assert parsed["openai"] == parsed["anthropic"] == Weather(city="Paris", sunny=True)
+    (sent,) = fake_provider.requests_to("openai")
+    assert sent.body["response_format"]["type"] == "json_schema"
+    assert sent.body["response_format"]["json_schema"]["name"] == "Weather"

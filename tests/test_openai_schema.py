@@ -20,7 +20,7 @@ from symposia.app import container_of, create_app
 from symposia.container import Container, default_providers
 from symposia.providers.scripted import ScriptedProvider
 from tests.conftest import remote_settings
-from tests.fakes.provider_server import FakeProviderServer, Reply
+from tests.fakes.provider_server import FakeProviderServer, FakeToolCall, Reply
 from tests.openapi.extract import ROOTS as SCHEMA_ROOTS
 from tests.openapi.extract import referenced
 from tests.openapi.schemas import conforms, spec
@@ -444,3 +444,23 @@ async def test_an_incomplete_response_follows_the_schema(
         conforms(RESPONSE_EVENTS[event["type"]], event)
     assert events[-1]["type"] == "response.incomplete"
     assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+@pytest.mark.parametrize("route", sorted(UPSTREAM_MODELS))
+async def test_a_function_call_response_and_its_events_follow_the_schemas(
+    http: httpx.AsyncClient, fake_provider: FakeProviderServer, route: str
+) -> None:
+    call = FakeToolCall("call_1", "get_weather", ('{"city"', ': "Paris"}'))
+    fake_provider.enqueue(route, Reply(tokens=["Let me look."], tool_calls=[call]))
+    fake_provider.enqueue(route, Reply(tokens=[], tool_calls=[call]))
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    body = {"model": UPSTREAM_MODELS[route], "input": "Weather?", "tools": [tool]}
+    streamed = await http.post("/v1/responses", json={**body, "stream": True})
+    events = _typed_events(streamed.text)
+    for event in events:
+        conforms(RESPONSE_EVENTS[event["type"]], event)
+    final = events[-1]["response"]
+    assert [item["type"] for item in final["output"]] == ["message", "function_call"]
+    whole = await http.post("/v1/responses", json=body)
+    conforms("Response", whole.json())
+    assert [item["type"] for item in whole.json()["output"]] == ["function_call"]

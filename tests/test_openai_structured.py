@@ -132,17 +132,3 @@ async def test_the_local_model_is_held_to_the_schema(
     )
     parsed = completion.choices[0].message.parsed
     assert isinstance(parsed, Weather)
-
-
-async def test_the_responses_api_parses_too(
-    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer
-) -> None:
-    """`text.format` of the Responses API is the same structured output."""
-    for route, model in MODELS.items():
-        _enqueue(fake_provider, route)
-        response = await client.responses.parse(model=model, input="Weather?", text_format=Weather)
-        assert response.output_parsed == Weather(city="Paris", sunny=True)
-    (to_openai,) = (r.body for r in fake_provider.requests_to("openai"))
-    assert to_openai["response_format"]["json_schema"]["name"] == "Weather"
-    (to_anthropic,) = (r.body for r in fake_provider.requests_to("anthropic"))
-    assert to_anthropic["tool_choice"] == {"type": "tool", "name": "Weather"}

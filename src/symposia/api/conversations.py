@@ -48,6 +48,7 @@ async def create_conversation(
         body.system_prompt,
         owner=principal.id,
         panel=body.panel.to_panel() if body.panel is not None else None,
+        tools=[t.model_dump(exclude_none=True) for t in body.tools] if body.tools else None,
     )
     return conversation_view(conversation)
 
@@ -81,7 +82,8 @@ async def update_conversation(
     changes = body.changes()
     if not changes:
         raise InvalidInputError(
-            "nothing to change: send title, default_model, system_prompt or panel", "body"
+            "nothing to change: send title, default_model, system_prompt, panel or tools",
+            "body",
         )
     return conversation_view(
         await conversations.update(conversation_id, changes, owner=principal.id)
@@ -112,7 +114,11 @@ async def add_message(
     """Adds a user message; `model` overrides the conversation's default for the reply.
     409 `reply_in_progress` while a reply of the conversation is being generated."""
     message = await conversations.add_user_message(
-        conversation_id, body.message, body.model, owner=principal.id
+        conversation_id,
+        body.message,
+        body.model,
+        owner=principal.id,
+        tool_call_id=body.tool_call_id,
     )
     return message.to_dict()
 

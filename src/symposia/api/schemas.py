@@ -282,6 +282,41 @@ class PanelIn(_Body):
         )
 
 
+class FunctionDef(_Body):
+    name: Annotated[
+        Text, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    ]
+    description: Annotated[Storable, StringConstraints(max_length=DESCRIPTION_MAX)] | None = None
+    parameters: dict[str, Any] | None = Field(default=None, description="Its JSON schema.")
+    strict: bool | None = None
+
+
+class ToolDef(_Body):
+    """A function the conversation's models may call, in OpenAI's chat format: the
+    client runs it and sends the result as a message of role `tool`."""
+
+    type: Literal["function"]
+    function: FunctionDef
+
+
+def _distinct_tools(tools: list[ToolDef] | None) -> list[ToolDef] | None:
+    names = [tool.function.name for tool in tools or ()]
+    if len(names) != len(set(names)):
+        raise ValueError("two tools have the same name")
+    return tools
+
+
+Tools = Annotated[list[ToolDef], Field(max_length=64), AfterValidator(_distinct_tools)]
+TOOL_EXAMPLE = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
 class ConversationCreate(_Body):
     title: Annotated[Text, StringConstraints(max_length=500)] | None = None
     default_model: ModelName | None = None
@@ -292,6 +327,14 @@ class ConversationCreate(_Body):
             "Specialists a supervisor routes each message to; `default_model` is the "
             "supervisor. Each reply then starts with a `routing` event."
         ),
+    )
+    tools: Tools | None = Field(
+        default=None,
+        description=(
+            "Functions its models may call: a reply's `tool_call` events ask for them, "
+            "the client answers each with a message of role `tool`."
+        ),
+        examples=[[TOOL_EXAMPLE]],
     )
 
     model_config = ConfigDict(
@@ -328,6 +371,7 @@ class ConversationPatch(_Body):
     panel: PanelIn | None = Field(
         default=None, description="A new panel; `null` removes the panel."
     )
+    tools: Tools | None = Field(default=None, description="New tools; `null` removes them.")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -340,15 +384,30 @@ class ConversationPatch(_Body):
 
     def changes(self) -> dict[str, Any]:
         """What to change: the fields sent, `panel` as a `Panel` (None: remove it)."""
-        changes = self.model_dump(exclude_none=True, exclude={"panel"})
+        changes = self.model_dump(exclude_none=True, exclude={"panel", "tools"})
         if "panel" in self.model_fields_set:
             changes["panel"] = self.panel.to_panel() if self.panel is not None else None
+        if "tools" in self.model_fields_set:
+            changes["tools"] = (
+                [t.model_dump(exclude_none=True) for t in self.tools] if self.tools else None
+            )
         return changes
 
 
 class MessageCreate(_Body):
     message: MessageText
     model: ModelName | None = None
+    role: Literal["user", "tool"] = Field(
+        default="user",
+        description="`tool`: the result of the tool call `tool_call_id` the last answer asked for.",
+    )
+    tool_call_id: Annotated[Text, StringConstraints(min_length=1, max_length=128)] | None = None
+
+    @model_validator(mode="after")
+    def _tool_results_name_their_call(self) -> MessageCreate:
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a message of role `tool` needs `tool_call_id`, and only it")
+        return self
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"message": "Which is longest?", "model": "local/smollm2"}]}

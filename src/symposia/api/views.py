@@ -14,6 +14,7 @@ def conversation_view(conversation: Conversation) -> dict[str, Any]:
         "default_model": conversation.default_model,
         "system_prompt": conversation.system_prompt,
         "panel": conversation.panel.to_dict() if conversation.panel is not None else None,
+        "tools": conversation.tools,
         "message_count": conversation.message_count,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),

@@ -122,6 +122,27 @@ class TurnComplete:
             "status": message.status.value,
             "content": message.content,
             "usage": message.usage.to_dict() if message.usage else None,
+            **({"tool_calls": message.tool_calls} if message.tool_calls else {}),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalled:
+    """The model asked for a tool call (whole, once its arguments are complete): the
+    client runs it and sends the result as a `tool` message."""
+
+    type: ClassVar[Literal["tool_call"]] = "tool_call"
+    speaker: Speaker
+    id: str
+    function: str
+    arguments: str
+
+    def data(self) -> dict[str, Any]:
+        return {
+            **self.speaker.token_fields(),
+            "id": self.id,
+            "function": self.function,
+            "arguments": self.arguments,
         }
 
 
@@ -338,6 +359,7 @@ Payload = (
     RunStatusChanged
     | TurnStart
     | Token
+    | ToolCalled
     | TurnComplete
     | StreamError
     | RunDone

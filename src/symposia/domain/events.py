@@ -10,6 +10,7 @@ EventType = Literal[
     "run_status",
     "turn_start",
     "token",
+    "tool_call",
     "turn_complete",
     "error",
     "done",

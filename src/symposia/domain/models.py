@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 AgentKind = Literal["bot", "human"]
 HumanTimeout = Literal["skip", "end"]
 
@@ -126,10 +126,14 @@ class Message:
     cost_usd: float | None = None
     # In a panel conversation, how the supervisor routed the question this answers.
     routing: dict[str, Any] | None = None
+    # The calls the model asked for (`id`, `name`, `arguments`), and on a `tool`
+    # message, the call whose result it is.
+    tool_calls: list[dict[str, str]] | None = None
+    tool_call_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """`routing` only where there was one (a panel conversation's answers)."""
-        view = {
+        view: dict[str, Any] = {
             "id": self.id,
             "role": self.role,
             "author": self.author,
@@ -146,6 +150,10 @@ class Message:
         }
         if self.routing is not None:
             view["routing"] = self.routing
+        if self.tool_calls:
+            view["tool_calls"] = self.tool_calls
+        if self.tool_call_id is not None:
+            view["tool_call_id"] = self.tool_call_id
         return view
 
 
@@ -286,6 +294,8 @@ class Conversation:
     system_prompt: str | None = None
     owner: str | None = None
     panel: Panel | None = None
+    # Function tools its models may call (OpenAI's chat format); the client runs them.
+    tools: list[dict[str, Any]] | None = None
     id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)

@@ -1,13 +1,13 @@
 """Rebuild a conversation reply's event stream from storage, numbered as it was live.
 
 As for a run (`replay`): a reply's `turn_start` is id 1 (id 2 after a panel's `routing`,
-which the reply record keeps), its saved message knows
-the id of its `turn_complete`, and the reply the ids of its `error` (if it showed one)
-and of its `done`. The tokens in between come back as one `snapshot` carrying the whole
-text, numbered with the last id it replaces; any other id storage cannot rebuild (a
-`turn_complete` with nothing saved) is covered by an empty `snapshot`. What storage
-cannot place (the end of a reply whose process died with its in-memory log) is numbered
-after the last id it knows.
+which the reply record keeps), its saved message knows the id of its `turn_complete`, and
+the reply the ids of its `error` (if it showed one) and of its `done`. Its `tool_call`
+events sit right before its `turn_complete`. The tokens in between come back as one
+`snapshot` carrying the whole text, numbered with the last id it replaces; any other id
+storage cannot rebuild (a `turn_complete` with nothing saved) is covered by an empty
+`snapshot`. What storage cannot place (the end of a reply whose process died with its
+in-memory log) is numbered after the last id it knows.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from symposia.domain.event_types import (
     Snapshot,
     StreamError,
     Token,
+    ToolCalled,
     TurnComplete,
     TurnStart,
     event,
@@ -46,11 +47,17 @@ def rebuild_reply(reply: ReplyRecord) -> StoredStream:
     placed_text = False
     if message is not None:
         complete = TurnComplete(speaker, message)
-        if message.complete_event is not None and message.complete_event > start:
+        calls = [
+            ToolCalled(speaker, c["id"], c["name"], c["arguments"])
+            for c in message.tool_calls or ()
+        ]
+        if message.complete_event is not None and message.complete_event > start + len(calls):
             known[message.complete_event] = complete
+            for i, call in enumerate(calls):  # sent right before `turn_complete`
+                known[message.complete_event - len(calls) + i] = call
             placed_text = True
         else:
-            unplaced += [Token(speaker.token_fields(), message.content), complete]
+            unplaced += [Token(speaker.token_fields(), message.content), *calls, complete]
     if reply.error is not None:
         if reply.error_event is not None and reply.error_event not in known:
             known[reply.error_event] = StreamError(reply.error)

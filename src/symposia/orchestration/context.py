@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from symposia.providers.base import ChatMessage
+from symposia.domain.models import Message
+from symposia.providers.base import ChatMessage, Tool, ToolCall
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -26,4 +28,27 @@ def fit(messages: Sequence[ChatMessage], budget_tokens: int) -> list[ChatMessage
             break
         kept.append(message)
         room -= cost
-    return [*system, *reversed(kept)]
+    kept.reverse()
+    while kept[1:] and kept[0].role == "tool":  # its call was dropped: a result alone
+        kept.pop(0)  # is refused by every provider
+    return [*system, *kept]
+
+
+def chat_message(message: Message) -> ChatMessage:
+    """A stored message as the model is sent it, with its tool calls or the call id it
+    answers."""
+    calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in message.tool_calls or ())
+    return ChatMessage(message.role, message.content, calls, message.tool_call_id)
+
+
+def tools_of(definitions: list[dict[str, Any]] | None) -> tuple[Tool, ...]:
+    """A conversation's tools (OpenAI's chat format, validated when they were set)."""
+    return tuple(
+        Tool(
+            f["name"],
+            f.get("description"),
+            f.get("parameters"),
+            f.get("strict"),
+        )
+        for f in (d["function"] for d in definitions or ())
+    )

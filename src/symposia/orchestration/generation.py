@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from symposia.domain.event_types import Speaker, Token, emit
+from symposia.domain.event_types import Speaker, Token, ToolCalled, emit
 from symposia.domain.models import Message, MessageStatus, utcnow
 from symposia.errors import FencedOutError, ProviderError, ProviderFailure, SymposiaError
 from symposia.events.log import Appender
@@ -22,7 +22,7 @@ from symposia.orchestration.answer import (
     estimate,
     prompt_chars,
 )
-from symposia.providers.base import ChatMessage, CompletionRequest, TextDelta
+from symposia.providers.base import ChatMessage, CompletionRequest, TextDelta, Tool
 
 __all__ = [
     "CHARS_PER_TOKEN_ESTIMATE",
@@ -61,8 +61,13 @@ class Generation:
         messages: Sequence[ChatMessage],
         temperature: float | None,
         max_tokens: int | None,
+        tools: tuple[Tool, ...] = (),
     ) -> None:
-        request = CompletionRequest("", messages, temperature=temperature, max_tokens=max_tokens)
+        """Stream the answer as `token` events; the tool calls it asked for, each whole,
+        as `tool_call` events once it ended."""
+        request = CompletionRequest(
+            "", messages, temperature=temperature, max_tokens=max_tokens, tools=tools
+        )
         answer = self.answer = Answer.of(self.models, candidates, request)
         answer.started = self.started
         fields = self.speaker.token_fields()
@@ -70,6 +75,9 @@ class Generation:
             async for delta in answer:
                 if type(delta) is TextDelta:
                     await emit(self.log, self.stream_id, Token(fields, delta.text), self.epoch)
+            for call in answer.tool_calls:
+                called = ToolCalled(self.speaker, call.id, call.name, call.arguments)
+                await emit(self.log, self.stream_id, called, self.epoch)
         except ProviderError as exc:
             raise GenerationFailedError(exc.failure) from exc
         except FencedOutError:
@@ -96,6 +104,10 @@ class Generation:
             message.usage = estimate(prompt_chars, 0)
             return message
         message.content = answer.text
+        if answer.tool_calls:
+            message.tool_calls = [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in answer.tool_calls
+            ]
         if answer.model:
             message.model = answer.model  # a fallback may have answered
         message.usage = answer.usage(prompt_chars)

@@ -47,6 +47,7 @@ NOTHING_TO_ANSWER = (
     "the last message of this conversation is not from the user: "
     "add one with POST /api/conversations/{id}/messages first"
 )
+ASKING = ("user", "tool")  # the roles of a message that waits for an answer
 STORED_STREAMS_MAX = 128  # finished replies' streams rebuilt from storage, kept for joins
 
 __all__ = ["ChatLimits", "ConversationService"]
@@ -107,7 +108,19 @@ class ConversationService:
             )
         return replace(panel, fallback=named)
 
+    def check_tools(self, model: str, field_name: str) -> None:
+        """A conversation with tools may only be answered by a model that can call them."""
+        provider, _ = self.models.registry.resolve(model, field=field_name)
+        if "tools" not in provider.features:
+            raise InvalidInputError(
+                f"the {provider.name} provider cannot call tools (model {model}); "
+                "choose a model of a provider that can, or remove the tools",
+                field_name,
+            )
+
     def _check_override(self, conversation: Conversation, model: str | None) -> None:
+        if model is not None and conversation.tools:
+            self.check_tools(model, "model")
         if model is not None and conversation.panel is not None:
             raise InvalidInputError(
                 "this conversation has a panel: its supervisor routes each message and "
@@ -123,17 +136,22 @@ class ConversationService:
         *,
         owner: str | None,
         panel: Panel | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Conversation:
         model = default_model or self.limits.default_model
         await self.check_model(model, "default_model")
         if panel is not None:
             panel = await self.check_panel(panel)
+        if tools:
+            _one_of(panel, tools)
+            self.check_tools(model, "default_model")
         conversation = Conversation(
             default_model=model,
             title=title,
             system_prompt=system_prompt,
             owner=owner,
             panel=panel,
+            tools=tools or None,
         )
         await self.repo.add(conversation)
         return conversation
@@ -159,9 +177,13 @@ class ConversationService:
     async def update(
         self, conversation_id: str, changes: dict[str, Any], *, owner: str | None
     ) -> Conversation:
-        await self.get(conversation_id, owner=owner)
+        current = await self.get(conversation_id, owner=owner)
         if "default_model" in changes:
             await self.check_model(changes["default_model"], "default_model")
+        tools = changes.get("tools", current.tools)
+        if tools:
+            _one_of(changes.get("panel", current.panel), tools)
+            self.check_tools(changes.get("default_model", current.default_model), "default_model")
         if changes.get("panel") is not None:
             changes["panel"] = (await self.check_panel(changes["panel"])).to_dict()
         await self.repo.update(conversation_id, changes)
@@ -181,17 +203,39 @@ class ConversationService:
         model: str | None = None,
         *,
         owner: str | None,
+        tool_call_id: str | None = None,
     ) -> Message:
         """Refused (409) while a reply of this conversation is being generated, by any
-        process: a conversation answers one message at a time."""
+        process: a conversation answers one message at a time. With `tool_call_id`, the
+        message is the result of that call of the last answer (role `tool`)."""
         self.check_text(text)
         conversation = await self.get(conversation_id, owner=owner)
         self._check_override(conversation, model)
         if model is not None:
             await self.check_model(model)
-        question = Message(role="user", author="user", content=text, model=model)
+        if tool_call_id is not None:
+            await self._check_result(conversation_id, tool_call_id)
+            question = Message(
+                role="tool", author="tool", content=text, model=model, tool_call_id=tool_call_id
+            )
+        else:
+            question = Message(role="user", author="user", content=text, model=model)
         await self.replies.add_question(conversation_id, question)
         return question
+
+    async def _check_result(self, conversation_id: str, call_id: str) -> None:
+        """A tool result answers a call the latest answer asked for, once."""
+        recent = await self.repo.messages(conversation_id, limit=None)
+        asked = next((m for m in reversed(recent) if m.role == "assistant"), None)
+        calls = {c["id"] for c in (asked.tool_calls or ())} if asked is not None else set()
+        answered = {m.tool_call_id for m in recent[recent.index(asked) :]} if asked else set()
+        if call_id not in calls:
+            raise InvalidInputError(
+                f"tool_call_id {call_id!r} is not a call the last answer asked for",
+                "tool_call_id",
+            )
+        if call_id in answered:
+            raise ConflictError(f"tool call {call_id!r} has its result already")
 
     async def ask(
         self, conversation_id: str, text: str, model: str | None = None, *, owner: str | None
@@ -247,7 +291,7 @@ class ConversationService:
         target = await self.repo.reply_target(conversation_id)
         if target is None or (owner is not None and target.owner != owner):
             raise NotFoundError(f"conversation {conversation_id!r} not found")
-        if target.last_role == "user" and target.last_message_id is not None:
+        if target.last_role in ASKING and target.last_message_id is not None:
             stream_id = reply_stream_id(target.last_message_id)
             if await self.log.exists(stream_id):
                 return stream_id, None
@@ -314,3 +358,12 @@ class ConversationService:
         message and ends its stream with `done` (`cancelled`). None is handed over: a
         reply generated again would bill twice."""
         await self.tasks.shutdown(grace)
+
+
+def _one_of(panel: Panel | None, tools: list[dict[str, Any]] | None) -> None:
+    if panel is not None and tools:
+        raise InvalidInputError(
+            "a conversation has a panel or tools, not both: a tool result would have "
+            "to go back to the agent that called, which panels do not do yet",
+            "tools",
+        )

@@ -40,7 +40,7 @@ from symposia.domain.models import (
 )
 from symposia.errors import FencedOutError
 from symposia.events.log import EventLog
-from symposia.orchestration.context import fit
+from symposia.orchestration.context import chat_message, fit, tools_of
 from symposia.orchestration.generation import (
     Generation,
     GenerationFailedError,
@@ -151,7 +151,7 @@ class ReplyTasks:
         the conversation's), then the conversation, fitted to the context budget."""
         system = (agent.system_prompt if agent is not None else "") or conversation.system_prompt
         messages = [ChatMessage("system", system)] if system else []
-        messages += [ChatMessage(m.role, m.content) for m in past if m.content]
+        messages += [chat_message(m) for m in past if m.content or m.tool_calls]
         return fit(messages, limits.context_budget - limits.max_tokens)
 
     async def _route(
@@ -193,7 +193,8 @@ class ReplyTasks:
             temperature = DEFAULT_TEMPERATURE
             if agent is not None and agent.temperature is not None:
                 temperature = agent.temperature
-            await generation.stream([reply.model], history, temperature, limits.max_tokens)
+            tools = tools_of(conversation.tools)
+            await generation.stream([reply.model], history, temperature, limits.max_tokens, tools)
             status, outcome = MessageStatus.COMPLETE, "completed"
         except GenerationFailedError as exc:
             outcome = "error"
@@ -219,7 +220,8 @@ class ReplyTasks:
         stream_id, epoch = reply.stream_id, reply.epoch
         entry = self._tasks.get(speaker.conversation_id)
         deleted = entry is not None and entry.deleted
-        to_save = message if message.content and not deleted else None
+        said = bool(message.content or message.tool_calls)
+        to_save = message if said and not deleted else None
         complete_seq = await self.log.last_seq(stream_id) + 1
         if to_save is not None:
             to_save.complete_event = complete_seq

@@ -111,32 +111,6 @@ def tool_choice_of(choice: str | dict[str, Any] | None) -> ToolChoice | None:
     )
 
 
-def response_format_of(text: dict[str, Any] | None) -> ResponseFormat | None:
-    """`text.format`: `text` (the default), `json_object`, or `json_schema` with its
-    `name`, `schema`, `description` and `strict` (flat, as the Responses API has them)."""
-    fmt = (text or {}).get("format") or {"type": "text"}
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return ResponseFormat("json_object")
-    if kind == "json_schema":
-        name, schema = fmt.get("name"), fmt.get("schema")
-        if not isinstance(name, str) or not name or not isinstance(schema, dict):
-            raise InvalidInputError(
-                "text.format json_schema needs its `name` and a JSON `schema`", "text.format"
-            )
-        strict, description = fmt.get("strict"), fmt.get("description")
-        return ResponseFormat(
-            "json_schema",
-            name,
-            schema,
-            strict if isinstance(strict, bool) else None,
-            description if isinstance(description, str) else None,
-        )
-    raise InvalidInputError("text.format must be text, json_object or json_schema", "text.format")
-
-
 def _string(item: dict[str, Any], key: str, where: str) -> str:
     value = item.get(key)
     if not isinstance(value, str):
@@ -188,3 +162,29 @@ def call_item(item_id: str, call: ToolCall, status: str) -> dict[str, Any]:
         "name": call.name,
         "arguments": call.arguments,
     }
+
+
+def format_of(text: dict[str, Any] | None) -> ResponseFormat | None:
+    """`text.format`: `text` (None: plain text), `json_object`, or `json_schema` with its
+    `name`, `schema` and `strict`."""
+    spec = (text or {}).get("format") or {"type": "text"}
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    if kind == "json_schema":
+        schema = spec.get("schema")
+        if not isinstance(schema, dict):
+            raise InvalidInputError("a json_schema format needs its `schema`", "text.format.schema")
+        strict, name, description = spec.get("strict"), spec.get("name"), spec.get("description")
+        return ResponseFormat(
+            "json_schema",
+            name=name if isinstance(name, str) else None,
+            schema=schema,
+            strict=strict if isinstance(strict, bool) else None,
+            description=description if isinstance(description, str) else None,
+        )
+    raise InvalidInputError(
+        "text.format.type must be text, json_object or json_schema", "text.format.type"
+    )

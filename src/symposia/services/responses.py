@@ -29,10 +29,10 @@ from symposia.providers.base import (
 from symposia.services.completions import CompletionCall, CompletionService
 from symposia.services.response_items import (
     call_item,
+    format_of,
     input_items,
     message_item,
     new_id,
-    response_format_of,
     text_part,
     to_messages,
     tool_choice_of,
@@ -94,7 +94,16 @@ class ResponseCall:
             "temperature": body.temperature,
             "text": body.text or {"format": {"type": "text"}},
             "tool_choice": body.tool_choice or "auto",
-            "tools": body.tools or [],
+            "tools": [
+                {
+                    "type": "function",
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                    "strict": tool.strict,
+                }
+                for tool in self.completion.request.tools
+            ],
             "top_p": body.top_p,
             "truncation": "disabled",
             "metadata": body.metadata or {},
@@ -130,7 +139,7 @@ class ResponseService:
             tools=tools_of(body.tools),
             tool_choice=tool_choice_of(body.tool_choice),
             parallel_tool_calls=body.parallel_tool_calls,
-            response_format=response_format_of(body.text),
+            response_format=format_of(body.text),
         )
         completion = await self.completions.prepare(
             body.model, request, owner=owner, conversation=None

@@ -54,6 +54,8 @@ def message_row(
         start_event=message.start_event,
         complete_event=message.complete_event,
         routing=message.routing,
+        tool_calls=message.tool_calls,
+        tool_call_id=message.tool_call_id,
     )
 
 
@@ -86,6 +88,8 @@ def message_of(row: MessageRow) -> Message:
         round=row.round,
         cost_usd=row.cost_usd,
         routing=row.routing,
+        tool_calls=row.tool_calls,
+        tool_call_id=row.tool_call_id,
     )
 
 
@@ -185,6 +189,7 @@ def conversation_row(conversation: Conversation) -> ConversationRow:
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
         panel=conversation.panel.to_dict() if conversation.panel is not None else None,
+        tools=conversation.tools,
     )
 
 
@@ -202,6 +207,7 @@ def conversation_of(row: ConversationRow, message_count: int = 0) -> Conversatio
         updated_at=updated,
         message_count=message_count,
         panel=Panel.from_dict(row.panel) if row.panel else None,
+        tools=row.tools or None,
     )
 
 

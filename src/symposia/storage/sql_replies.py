@@ -125,7 +125,7 @@ class SqlReplyRepository:
                     .limit(1)
                 )
             ).first()
-            if last is None or (last.id, last.role) != (question_id, "user"):
+            if last is None or last.id != question_id or last.role not in ("user", "tool"):
                 return None
             await _refuse_if_running(session, conversation_id)
             reply = self._new(conversation_id, question_id, model)

@@ -41,6 +41,8 @@ class ConversationRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Its supervisor's specialists (`Panel.to_dict`), when it has a panel.
     panel: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    # Function tools its models may call.
+    tools: Mapped[list[Any] | None] = mapped_column(StorableJSON())
 
 
 class RunRow(Base):
@@ -156,6 +158,9 @@ class MessageRow(Base):
     complete_event: Mapped[int | None] = mapped_column(Integer)
     # A panel's routing of the question this message answers.
     routing: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    # The tool calls an answer asked for; the call a tool result answers.
+    tool_calls: Mapped[list[Any] | None] = mapped_column(StorableJSON())
+    tool_call_id: Mapped[str | None] = mapped_column(StorableString(128))
 
 
 class ReplyRow(Base):
