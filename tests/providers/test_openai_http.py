@@ -206,3 +206,40 @@ print("openai" in sys.modules)
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["ProviderError", "False"]
+
+
+async def test_a_request_costs_no_thread_hop(
+    adapter: OpenAIAdapter, fake_provider: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp's `trust_env` looks up the proxy and `.netrc` in a worker thread on every
+    request; the GIL hand-overs cost more than the request. The proxy is looked up once."""
+    loop = asyncio.get_running_loop()
+    hops: list[object] = []
+    original = loop.run_in_executor
+
+    def recording(executor: object, func: object, *args: object) -> asyncio.Future[object]:
+        hops.append(func)
+        return original(executor, func, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "run_in_executor", recording)
+    for _ in range(2):
+        assert await _text(adapter) == "Hello, world!"
+    assert hops == []
+
+
+async def test_the_proxy_of_the_environment_is_used(
+    fake_provider: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY and NO_PROXY are honoured, as the SDK honoured them."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{fake_provider.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = ProviderConfig("openai", "sk", "OPENAI_API_KEY", "http://upstream.invalid/v1")
+    adapter = OpenAIAdapter(config)
+    try:
+        with pytest.raises(ProviderError):
+            await _text(adapter)  # the fake is no proxy: it answers 404 to the full URL
+    finally:
+        await adapter.close()
+    (sent,) = fake_provider.requests
+    assert sent.path == "http://upstream.invalid/v1/chat/completions"
