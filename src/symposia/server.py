@@ -12,6 +12,7 @@ server of its single process or of each of its workers (`symposia.workers`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import socket
 
@@ -58,11 +59,24 @@ class GracefulServer(uvicorn.Server):
         super().__init__(config)
         self._container = container
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        freeze_startup_objects()
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # stop accepting before anything else
         await self._container.shutdown()
         await super().shutdown(sockets)
+
+
+def freeze_startup_objects() -> None:
+    """Move what start-up made (modules, the app, the container: most of the heap) out of
+    the garbage collector's sight: they live as long as the process, and each full
+    collection under load walked them all again (a fifth of the server's CPU in the relay
+    benchmark, every full collection a pause of about 90 ms)."""
+    gc.collect()
+    gc.freeze()
 
 
 def build_server(settings: Settings) -> GracefulServer:
