@@ -243,3 +243,25 @@ async def test_the_proxy_of_the_environment_is_used(
         await adapter.close()
     (sent,) = fake_provider.requests
     assert sent.path == "http://upstream.invalid/v1/chat/completions"
+
+
+@pytest.mark.parametrize("body", [b"[]", b'{"object": "list"}', b"not json"])
+async def test_a_malformed_model_list_is_a_provider_error(body: bytes) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+        writer.write(head + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    adapter = OpenAIAdapter(ProviderConfig("o", "sk", "K", f"http://127.0.0.1:{port}/v1"))
+    try:
+        with pytest.raises(ProviderError) as info:
+            await adapter.models()
+    finally:
+        await adapter.close()
+        server.close()
+        await server.wait_closed()
+    assert info.value.failure.code == "stream_error"

@@ -84,7 +84,10 @@ class OpenAIAdapter:
             raise ProviderError(
                 stream_failure(self.name, "", "the model list is not JSON")
             ) from exc
-        return sorted(str(model["id"]) for model in page.get("data") or ())
+        data = page.get("data") if isinstance(page, dict) else None
+        if not isinstance(data, list):
+            raise ProviderError(stream_failure(self.name, "", "the model list has no data"))
+        return sorted(str(m["id"]) for m in data if isinstance(m, dict) and "id" in m)
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
         extra: dict[str, Any] = {}
