@@ -265,3 +265,22 @@ async def test_a_malformed_model_list_is_a_provider_error(body: bytes) -> None:
         server.close()
         await server.wait_closed()
     assert info.value.failure.code == "stream_error"
+
+
+async def test_text_that_arrived_before_a_cut_is_kept_while_the_consumer_was_busy(
+    adapter: OpenAIAdapter, fake_provider: FakeProviderServer
+) -> None:
+    """aiohttp raises a stream's failure ahead of the data it still holds: the adapter
+    reads eagerly (`read_ahead`), so what arrived while the relay was busy sending is not
+    lost to the cut that followed it."""
+    fake_provider.enqueue(
+        "openai", Reply(tokens=["one", " two", " three"], cut_after=2, delay=0.05)
+    )
+    received: list[str] = []
+    with pytest.raises(ProviderError) as info:
+        async for delta in adapter.stream(REQUEST):
+            if isinstance(delta, TextDelta):
+                received.append(delta.text)
+                await asyncio.sleep(0.3)  # a slow client: " two" and the cut arrive meanwhile
+    assert "".join(received) == "one two"
+    assert info.value.failure.code == "stream_error"

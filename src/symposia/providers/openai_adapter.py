@@ -120,6 +120,8 @@ class OpenAIAdapter:
                 answering = True
                 if response.status >= 400:
                     raise ProviderError(await self._status_failure(response, request.model))
+                # Read eagerly: aiohttp raises a failure ahead of the data it still holds,
+                # so text that arrived while we were busy would be lost to a cut after it.
                 async with aclosing(read_ahead(response.content.iter_any())) as chunks:
                     async for batch in sse_batches(chunks):
                         text = self._read(batch, request.model, tail)
