@@ -58,6 +58,7 @@ class OpenAIAdapter:
         self.config = config
         self.name = config.name
         self.http = ProviderHttp(config.base_url, config.api_key, config.headers)
+        self._chat_url = self.http.url(CHAT_COMPLETIONS_PATH)
 
     @property
     def configured(self) -> bool:
@@ -115,8 +116,7 @@ class OpenAIAdapter:
         answering = False
         body = orjson.dumps(self._params(request))
         try:
-            url = self.http.url(CHAT_COMPLETIONS_PATH)
-            async with self.http.session.post(url, data=body) as response:
+            async with self.http.session.post(self._chat_url, data=body) as response:
                 answering = True
                 if response.status >= 400:
                     raise ProviderError(await self._status_failure(response, request.model))
