@@ -214,12 +214,19 @@ async def test_structured_output_from_the_local_model_by_its_grammar(
     assert isinstance(json.loads(streamed.output_text), dict)
 
 
-async def test_structured_output_a_provider_cannot_honour_is_a_400(
+async def test_structured_output_that_cannot_be_honoured_is_a_400(
     client: openai.AsyncOpenAI,
 ) -> None:
+    """Anthropic gets structured output as a forced tool: with tools of the client's
+    own, it cannot, and says so."""
     with pytest.raises(openai.BadRequestError) as caught:
-        await client.responses.parse(model="scripted/echo", input="x", text_format=City)
-    assert "scripted" in caught.value.message
+        await client.responses.create(
+            model="anthropic/claude-haiku-4-5",
+            input="x",
+            tools=[RESPONSES_WEATHER_TOOL],  # type: ignore[list-item]
+            text={"format": {"type": "json_object"}},
+        )
+    assert "anthropic" in caught.value.message
 
 
 RESPONSES_WEATHER_TOOL = {

@@ -143,6 +143,14 @@ def remote_providers(settings: Settings) -> list[Provider]:
     attribution = {"X-Title": settings.app_title}
     if settings.app_url:
         attribution["HTTP-Referer"] = settings.app_url
+    openai_headers = {
+        name: value
+        for name, value in (
+            ("OpenAI-Organization", settings.openai_org_id),
+            ("OpenAI-Project", settings.openai_project_id),
+        )
+        if value
+    }
     providers: list[Provider] = [
         OpenAIAdapter(
             ProviderConfig(
@@ -150,6 +158,7 @@ def remote_providers(settings: Settings) -> list[Provider]:
                 _secret(settings.openai_api_key),
                 "OPENAI_API_KEY",
                 settings.openai_base_url,
+                openai_headers,
             )
         ),
         OpenAIAdapter(

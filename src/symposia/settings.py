@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Providers
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
+    # Sent to OpenAI itself as OpenAI-Organization / OpenAI-Project (the SDK's variables).
+    openai_org_id: str | None = None
+    openai_project_id: str | None = None
     openrouter_api_key: SecretStr | None = None
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
     app_url: str | None = None

@@ -788,6 +788,7 @@ class FakeProviderServer:
         self.port = 0
         self.requests: list[Received] = []
         self.disconnects: list[float] = []
+        self.connections = 0  # accepted so far: a pooling client reuses them
         self.openai_models: list[str] = ["gpt-4o-mini", "gpt-4o"]
         self.anthropic_models: list[str] = ["claude-sonnet-4-6", "claude-haiku-4-5"]
         self.models_status = 200
@@ -880,6 +881,7 @@ class FakeProviderServer:
         if task is not None:
             self._handlers.add(task)
         conn = _Connection(self, reader, writer)
+        self.connections += 1
         try:
             while self._server is not None:
                 try:

