@@ -65,9 +65,9 @@ class ScriptedProvider:
 
     token_delay: float = 0.02
     name: str = "scripted"
-    # Scripts may call tools; a seed changes nothing of an answer that is always the same.
-    # No response_format: a script's text follows no schema, so asking one is a 400.
-    features: frozenset[Feature] = frozenset({"tools", "seed"})
+    # Scripts may call tools and answer JSON; a seed changes nothing of an answer that is
+    # always the same.
+    features: frozenset[Feature] = frozenset({"tools", "seed", "response_format"})
     scripts: dict[str, Script] = field(default_factory=dict)
     requests: deque[CompletionRequest] = field(default_factory=lambda: deque(maxlen=KEPT_REQUESTS))
     streaming: int = 0
