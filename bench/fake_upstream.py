@@ -1,7 +1,8 @@
 """The fake OpenAI server of the tests as a process of its own, for the benchmarks.
 
 Every streaming request is answered at once with 64 tokens, or 512 when the model asked
-for is `long`; connections are kept alive, as real providers do. Prints its port, then
+for is `long` (`tools` and `long-tools`: one tool call whose arguments come in as many
+pieces); connections are kept alive, as real providers do. Prints its port, then
 serves until it is killed. Apart from the benchmark's clients and Symposia, so that each
 side of the comparison is measured without sharing a process with the other.
 
@@ -15,11 +16,19 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fakes.provider_server import FakeProviderServer, Reply
+from tests.fakes.provider_server import FakeProviderServer, FakeToolCall, Reply
+
+
+def _tool_reply(pieces: int) -> Reply:
+    call = FakeToolCall("call_bench", "lookup", tuple(f" w{i}" for i in range(pieces)))
+    return Reply(tokens=[], tool_calls=[call], prompt_tokens=5, completion_tokens=pieces)
+
 
 REPLIES = {
     "gpt-4o-mini": Reply(tokens=[f" w{i}" for i in range(64)], prompt_tokens=5),
     "long": Reply(tokens=[f" w{i}" for i in range(512)], prompt_tokens=5),
+    "tools": _tool_reply(64),
+    "long-tools": _tool_reply(512),
 }
 
 

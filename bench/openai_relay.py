@@ -7,6 +7,7 @@ time to first token p50/p99, and Symposia's CPU microseconds per relayed token (
 /proc, so only Symposia's own process is counted).
 
     .venv/bin/python bench/openai_relay.py [--clients 1 10 50] [--requests 400] [--rounds 3]
+        [--tools]  (the answers are tool calls, their arguments in 64 or 512 pieces)
 """
 
 from __future__ import annotations
@@ -63,14 +64,19 @@ async def one(
         response.raise_for_status()
         async for raw in response.content:  # one line at a time
             line = raw.rstrip(b"\r\n")
-            if line.startswith(b"data: {") and b'"content":"' in line:
+            if line.startswith(b"data: {") and (b'"content":"' in line or b'"arguments":"' in line):
                 for choice in orjson.loads(line[6:])["choices"]:
-                    content = choice["delta"].get("content")
+                    delta = choice["delta"]
+                    content = delta.get("content") or "".join(
+                        call["function"].get("arguments") or ""
+                        for call in delta.get("tool_calls") or ()
+                    )
                     if content:
                         if not first:
                             first = time.perf_counter() - started
                         text.append(content)
-    # A relay may carry several upstream tokens in one chunk: count the tokens delivered.
+    # A relay may carry several upstream tokens in one chunk: count the tokens delivered
+    # (text, or a tool call's argument pieces).
     return first, "".join(text).count(" w")
 
 
@@ -135,10 +141,11 @@ async def measure(args: argparse.Namespace, base: str, upstream: str, pid: int, 
                     break
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.05)
-    await load(relay, "openai/gpt-4o-mini", 4, 10, auth)  # warm up: imports, pools
+    short_model, long_model = ("tools", "long-tools") if args.tools else ("gpt-4o-mini", "long")
+    await load(relay, f"openai/{short_model}", 4, 10, auth)  # warm up: imports, pools
     print(
         f"medians of {args.rounds} rounds, each {args.requests} requests per path, "
-        "direct and Symposia alternating"
+        f"direct and Symposia alternating ({'tool-call' if args.tools else 'text'} streams)"
     )
     print(
         f"{'clients':>7} {'path':<8} {'req/s':>8} {'ttft p50 ms':>12} "
@@ -154,10 +161,10 @@ async def measure(args: argparse.Namespace, base: str, upstream: str, pid: int, 
             cpu = 0.0
             for path in order:
                 if path == "direct":
-                    results[path] = await load(direct, "gpt-4o-mini", clients, per, auth)
+                    results[path] = await load(direct, short_model, clients, per, auth)
                 else:
                     before = cpu_seconds(pid)
-                    results[path] = await load(relay, "openai/gpt-4o-mini", clients, per, auth)
+                    results[path] = await load(relay, f"openai/{short_model}", clients, per, auth)
                     cpu = cpu_seconds(pid) - before
             rounds.append((results["direct"], results["relay"], cpu / results["relay"].tokens))
         for name, index in (("direct", 0), ("symposia", 1)):
@@ -178,10 +185,10 @@ async def measure(args: argparse.Namespace, base: str, upstream: str, pid: int, 
     # Marginal CPU per token: the same requests with 512-token answers; the difference
     # over the extra tokens leaves out the per-request cost.
     before = cpu_seconds(pid)
-    short = await load(relay, "openai/gpt-4o-mini", 10, 20, auth)
+    short = await load(relay, f"openai/{short_model}", 10, 20, auth)
     short_cpu = cpu_seconds(pid) - before
     before = cpu_seconds(pid)
-    long = await load(relay, "openai/long", 10, 20, auth)
+    long = await load(relay, f"openai/{long_model}", 10, 20, auth)
     long_cpu = cpu_seconds(pid) - before
     marginal = (long_cpu - short_cpu) / (long.tokens - short.tokens) * 1e6
     per_request = (short_cpu - marginal / 1e6 * short.tokens) / short.requests * 1e3
@@ -271,4 +278,7 @@ if __name__ == "__main__":
         "--requests", type=int, default=400, help="requests per path and round, shared out"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds per client count")
+    parser.add_argument(
+        "--tools", action="store_true", help="tool-call streams instead of text streams"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -66,8 +66,9 @@ async def test_langchain_bind_tools_loop(
     assert answers == {"openai": "Sunny there.", "anthropic": "Sunny there."}
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
 async def test_pydantic_ai_agent_calls_its_tool(
-    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer, streamed: bool
 ) -> None:
     outputs = {}
     for route, model in MODELS.items():
@@ -76,11 +77,16 @@ async def test_pydantic_ai_agent_calls_its_tool(
             OpenAIChatModel(model, provider=OpenAIProvider(openai_client=client)),
             tools=[get_weather],
         )
-        result = await agent.run("Weather in Paris?")
-        outputs[route] = result.output
+        if streamed:
+            async with agent.run_stream("Weather in Paris?") as run:
+                outputs[route] = await run.get_output()
+            messages = run.all_messages()
+        else:
+            result = await agent.run("Weather in Paris?")
+            outputs[route], messages = result.output, result.all_messages()
         returns = [
             part.content
-            for message in result.all_messages()
+            for message in messages
             for part in message.parts
             if part.part_kind == "tool-return"
         ]

@@ -125,7 +125,8 @@ async def test_a_tool_loop_gives_the_same_result_through_openai_and_anthropic(
         enqueue_loop(fake_provider, route)
         base = f"{server.base_url}/v1"
         results[route] = await asyncio.to_thread(run_loop, base, api_key, model, stream)
-    assert results["openai"] == results["anthropic"]
+    pieces = {route: seen.pop("pieces", None) for route, seen in results.items()}
+    assert results["openai"] == results["anthropic"]  # how pieces were cut aside
     seen = results["openai"]
     assert seen["finishes"] == ["tool_calls", "stop"]
     assert seen["answer"] == "Sunny there."
@@ -136,16 +137,23 @@ async def test_a_tool_loop_gives_the_same_result_through_openai_and_anthropic(
             "function": {"name": "get_weather", "arguments": ARGUMENTS},
         }
     ]
-    if stream:  # OpenAI's shape: the id, type and name first, then argument fragments
-        first, *rest = seen["pieces"]
-        assert first == {
-            "index": 0,
-            "id": CALL_ID,
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": ""},
-        }
-        assert [p["function"]["arguments"] for p in rest] == ['{"city"', ': "Pa', 'ris"}']
-        assert all(set(p) == {"index", "function"} for p in rest)
+    for route in MODELS if stream else ():
+        _assert_streamed_as_openai_does(pieces[route])
+
+
+def _assert_streamed_as_openai_does(pieces: list[dict[str, Any]]) -> None:
+    """The index, id, type and name first, then only argument pieces (which pieces
+    depends on what arrived together: fragments read at once leave as one)."""
+    first, *rest = pieces
+    assert {k: v for k, v in first.items() if k != "function"} == {
+        "index": 0,
+        "id": CALL_ID,
+        "type": "function",
+    }
+    assert first["function"]["name"] == "get_weather"
+    assert all(set(p) == {"index", "function"} for p in rest)
+    assert all(set(p["function"]) == {"arguments"} for p in rest)
+    assert "".join(p["function"]["arguments"] for p in pieces) == ARGUMENTS
 
 
 async def test_openai_upstream_gets_tools_and_the_history_as_sent(
@@ -338,3 +346,37 @@ async def test_a_tool_message_without_its_call_id_is_a_400(client: openai.AsyncO
             model="scripted/echo",
             messages=[*QUESTION, {"role": "tool", "content": "x"}],  # type: ignore[list-item]
         )
+
+
+async def test_tool_history_to_the_local_model_is_a_400_too(client: openai.AsyncOpenAI) -> None:
+    history = [
+        *QUESTION,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c", "content": "x"},
+    ]
+    with pytest.raises(openai.BadRequestError, match="tool calls in messages") as info:
+        await client.chat.completions.create(model="local/smollm2", messages=history)  # type: ignore[arg-type]
+    assert info.value.param == "messages"
+
+
+async def test_tool_choice_and_parallel_calls_pass_through_to_openai_as_sent(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer
+) -> None:
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    for choice in ("required", named):
+        fake_provider.enqueue("openai", Reply())
+        await client.chat.completions.create(
+            model=MODELS["openai"],
+            messages=QUESTION,  # type: ignore[arg-type]
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            tool_choice=choice,  # type: ignore[arg-type]
+            parallel_tool_calls=True,
+        )
+    bodies = [r.body for r in fake_provider.requests_to("openai")]
+    assert [b["tool_choice"] for b in bodies] == ["required", named]
+    assert all(b["parallel_tool_calls"] is True for b in bodies)

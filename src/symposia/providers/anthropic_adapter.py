@@ -123,8 +123,9 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
                             if structured:
                                 yield TextDelta(delta.partial_json)
                             else:
-                                index = calls[event.index]
-                                yield ToolCallDelta(index, arguments=delta.partial_json)
+                                index = calls.get(event.index)  # None: not a tool_use
+                                if index is not None:
+                                    yield ToolCallDelta(index, arguments=delta.partial_json)
                     elif event.type == "content_block_start":
                         block = event.content_block
                         if block.type == "tool_use" and not structured:

@@ -132,6 +132,8 @@ def features_of(request: CompletionRequest) -> dict[Feature, str]:
     used: dict[Feature, str] = {}
     if request.tools or request.tool_choice is not None:
         used["tools"] = "tools"
+    elif any(m.role == "tool" or m.tool_calls for m in request.messages):
+        used["tools"] = "messages"  # tool calls and results in the history
     if request.seed is not None:
         used["seed"] = "seed"
     if request.logprobs or request.top_logprobs is not None:

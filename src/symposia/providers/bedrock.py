@@ -236,8 +236,8 @@ class _Call:
                 piece = block["delta"].get("toolUse", {}).get("input")
                 if piece and structured:
                     emit(TextDelta(piece))
-                elif piece:
-                    emit(ToolCallDelta(calls[block["contentBlockIndex"]], arguments=piece))
+                elif piece and (index := calls.get(block["contentBlockIndex"])) is not None:
+                    emit(ToolCallDelta(index, arguments=piece))
             elif "contentBlockStart" in event:
                 block = event["contentBlockStart"]
                 use = block.get("start", {}).get("toolUse")

@@ -262,27 +262,26 @@ class OpenAIAdapter:
                     if logprobs and logprobs.get("content"):
                         tail.logprobs.extend(logprobs["content"])
                 if delta.get("tool_calls"):
-                    tail.tool_calls.extend(tool_call_pieces(delta["tool_calls"]))
+                    add_tool_call_pieces(tail.tool_calls, delta["tool_calls"])
                 if choice.get("finish_reason"):
                     tail.finish = choice["finish_reason"]
         return texts[0] if len(texts) == 1 else "".join(texts)
 
 
-def tool_call_pieces(calls: list[Any]) -> list[ToolCallDelta]:
-    """OpenAI's streamed tool-call pieces: `{index, id?, type?, function: {name?,
-    arguments?}}`; the id and name come with a call's first piece."""
-    pieces = []
+def add_tool_call_pieces(pieces: list[ToolCallDelta], calls: list[Any]) -> None:
+    """Add OpenAI's streamed tool-call pieces (`{index, id?, type?, function: {name?,
+    arguments?}}`; the id and name come with a call's first piece) to `pieces`. A fragment
+    that follows a piece of the same call read with it joins that piece, as the text of
+    a batch is one delta: one chunk to relay instead of several."""
     for call in calls:
         function = call.get("function") or {}
-        pieces.append(
-            ToolCallDelta(
-                index=call.get("index", 0),
-                id=call.get("id"),
-                name=function.get("name"),
-                arguments=function.get("arguments") or "",
-            )
-        )
-    return pieces
+        index, arguments = call.get("index", 0), function.get("arguments") or ""
+        call_id, name = call.get("id"), function.get("name")
+        last = pieces[-1] if pieces else None
+        if last is not None and last.index == index and call_id is None and name is None:
+            pieces[-1] = ToolCallDelta(index, last.id, last.name, last.arguments + arguments)
+        else:
+            pieces.append(ToolCallDelta(index, call_id, name, arguments))
 
 
 STATUS_BY_KIND = {

@@ -84,8 +84,9 @@ class CompletionService:
         provider, _ = self.models.registry.resolve(model)
         for feature, parameter in features_of(request).items():
             if feature not in provider.features:
+                what = "tool calls in messages" if parameter == "messages" else parameter
                 raise UnsupportedParameterError(
-                    f"{parameter} is not supported by the {provider.name} provider "
+                    f"{what} is not supported by the {provider.name} provider "
                     f"(model {model}); choose a model of a provider that supports it",
                     parameter,
                 )

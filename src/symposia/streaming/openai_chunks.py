@@ -28,7 +28,7 @@ class ChunkEncoder:
     """`legacy` speaks the dialect of a client that sent `functions`: a call is a
     `function_call` and its finish reason is `function_call`."""
 
-    __slots__ = ("_head", "_legacy", "_prefix", "_suffix", "_usage_null")
+    __slots__ = ("_args_prefix", "_head", "_legacy", "_prefix", "_suffix", "_usage_null")
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class ChunkEncoder:
         self._usage_null = b',"usage":null' if include_usage else b""
         self._prefix = self._head + b',"choices":[{"index":0,"delta":{"content":'
         self._suffix = b'},"logprobs":null,"finish_reason":null}]' + self._usage_null + b"}\n\n"
+        self._args_prefix = self._head + b',"choices":[{"index":0,"delta":{"tool_calls":[{"index":'
 
     def _choice(self, delta: bytes, finish_reason: str | None, logprobs: bytes = b"null") -> bytes:
         reason = orjson.dumps(finish_reason)
@@ -82,7 +83,17 @@ class ChunkEncoder:
 
     def tool_call(self, delta: ToolCallDelta) -> bytes:
         """A piece of a tool call as OpenAI streams it: the first piece of a call has its
-        id, type and name, every piece a fragment of the arguments."""
+        id, type and name, every piece a fragment of the arguments. A fragment alone, the
+        bulk of a call, is built from the templates as text is."""
+        if delta.id is None and delta.name is None and not self._legacy:
+            return (
+                self._args_prefix
+                + b"%d" % delta.index
+                + b',"function":{"arguments":'
+                + orjson.dumps(delta.arguments)
+                + b"}}]"
+                + self._suffix
+            )
         function: dict[str, str] = {"arguments": delta.arguments}
         if delta.name is not None:
             function = {"name": delta.name, **function}
