@@ -89,3 +89,27 @@ async def test_logprobs_are_relayed_streamed_and_whole(
 async def test_n_above_one_is_a_clear_400(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="n > 1 is not supported"):
         await client.chat.completions.create(model="scripted/echo", messages=HELLO, n=2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("parameter", ["temperature", "top_p"])
+async def test_sampling_anthropic_cannot_take_is_a_400_not_a_silent_drop(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer, parameter: str
+) -> None:
+    """Anthropic's Messages API (SDK 2.x) takes neither: a client that sets one is told."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(
+            model="anthropic/claude-haiku-4-5",
+            messages=HELLO,  # type: ignore[arg-type]
+            **{parameter: 0.5},  # type: ignore[arg-type]
+        )
+    assert parameter in caught.value.message
+    assert "anthropic" in caught.value.message
+    assert fake_provider.requests_to("anthropic") == []
+    fake_provider.enqueue("openai", Reply())
+    await client.chat.completions.create(
+        model="openai/gpt-4o-mini",
+        messages=HELLO,  # type: ignore[arg-type]
+        **{parameter: 0.5},  # type: ignore[arg-type]
+    )
+    (sent,) = fake_provider.requests_to("openai")
+    assert sent.body[parameter] == 0.5

@@ -54,6 +54,8 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
     """Anthropic requires `max_tokens`: a request that sets none gets `max_tokens_default`
     (the setting PROVIDER_MAX_TOKENS_DEFAULT)."""
 
+    # No temperature or top_p: the Messages API of SDK 2.x takes neither, so a client
+    # that sets one on /v1 is told so (a 400), rather than have it dropped.
     features: frozenset[Feature] = frozenset({"tools", "response_format"})
 
     def __init__(

@@ -124,12 +124,16 @@ Delta = TextDelta | ToolCallDelta | StreamEnd
 
 
 # What a request may ask beyond plain text, which not every provider can honour.
-Feature = Literal["tools", "seed", "logprobs", "response_format"]
+Feature = Literal["tools", "seed", "logprobs", "response_format", "temperature", "top_p"]
 
 
 def features_of(request: CompletionRequest) -> dict[Feature, str]:
     """The features `request` uses, each with the parameter that asks for it."""
     used: dict[Feature, str] = {}
+    if request.temperature is not None:
+        used["temperature"] = "temperature"
+    if request.top_p is not None:
+        used["top_p"] = "top_p"
     if request.tools or request.tool_choice is not None:
         used["tools"] = "tools"
     elif any(m.role == "tool" or m.tool_calls for m in request.messages):

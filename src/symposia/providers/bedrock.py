@@ -95,7 +95,7 @@ class BedrockAdapter:
     """Sends `max_tokens_default` (PROVIDER_MAX_TOKENS_DEFAULT) when a request sets none."""
 
     name = "bedrock"
-    features: frozenset[Feature] = frozenset({"tools", "response_format"})
+    features: frozenset[Feature] = frozenset({"tools", "response_format", "temperature", "top_p"})
 
     def __init__(
         self,

@@ -57,7 +57,7 @@ class LocalProvider:
     name = "local"
     # Structured output by constrained decoding (a grammar); no tools, no seed, no
     # logprobs: those are refused with a 400.
-    features: frozenset[Feature] = frozenset({"response_format"})
+    features: frozenset[Feature] = frozenset({"response_format", "temperature", "top_p"})
 
     def __init__(
         self,

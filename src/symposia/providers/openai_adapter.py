@@ -117,7 +117,9 @@ class _Tail:
 class OpenAIAdapter:
     """`provider/model` names whose provider speaks OpenAI's chat completions."""
 
-    features: frozenset[Feature] = frozenset({"tools", "seed", "logprobs", "response_format"})
+    features: frozenset[Feature] = frozenset(
+        {"tools", "seed", "logprobs", "response_format", "temperature", "top_p"}
+    )
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

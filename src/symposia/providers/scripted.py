@@ -67,7 +67,9 @@ class ScriptedProvider:
     name: str = "scripted"
     # Scripts may call tools and answer JSON; a seed changes nothing of an answer that is
     # always the same.
-    features: frozenset[Feature] = frozenset({"tools", "seed", "response_format"})
+    features: frozenset[Feature] = frozenset(
+        {"tools", "seed", "response_format", "temperature", "top_p"}
+    )
     scripts: dict[str, Script] = field(default_factory=dict)
     requests: deque[CompletionRequest] = field(default_factory=lambda: deque(maxlen=KEPT_REQUESTS))
     streaming: int = 0
