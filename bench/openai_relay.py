@@ -8,6 +8,7 @@ time to first token p50/p99, and Symposia's CPU microseconds per relayed token (
 
     .venv/bin/python bench/openai_relay.py [--clients 1 10 50] [--requests 400] [--rounds 3]
         [--tools]  (the answers are tool calls, their arguments in 64 or 512 pieces)
+        [--responses [--no-store]]  (Symposia's side through /v1/responses)
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def cpu_seconds(pid: int) -> float:
 async def one(
     session: aiohttp.ClientSession, url: str, model: str, headers: dict[str, str]
 ) -> tuple[float, int]:
+    if url.endswith("/responses"):
+        return await one_response(session, url, model, headers)
     body = {"model": model, "messages": [{"role": "user", "content": "go"}], "stream": True}
     started = time.perf_counter()
     first = 0.0
@@ -77,6 +80,29 @@ async def one(
                         text.append(content)
     # A relay may carry several upstream tokens in one chunk: count the tokens delivered
     # (text, or a tool call's argument pieces).
+    return first, "".join(text).count(" w")
+
+
+RESPONSES_STORE = True  # `--no-store`: what /v1/responses costs without its row
+
+
+async def one_response(
+    session: aiohttp.ClientSession, url: str, model: str, headers: dict[str, str]
+) -> tuple[float, int]:
+    """One streamed `/v1/responses` call: its text is in `response.output_text.delta`
+    and `response.function_call_arguments.delta` events."""
+    body = {"model": model, "input": "go", "stream": True, "store": RESPONSES_STORE}
+    started = time.perf_counter()
+    first = 0.0
+    text: list[str] = []
+    async with session.post(url, json=body, headers=headers) as response:
+        response.raise_for_status()
+        async for raw in response.content:
+            line = raw.rstrip(b"\r\n")
+            if line.startswith(b"data: ") and b'.delta"' in line:
+                if not first:
+                    first = time.perf_counter() - started
+                text.append(orjson.loads(line[6:])["delta"])
     return first, "".join(text).count(" w")
 
 
@@ -131,7 +157,7 @@ def median(values: list[float]) -> float:
 
 
 async def measure(args: argparse.Namespace, base: str, upstream: str, pid: int, key: str) -> None:
-    relay = f"{base}/v1/chat/completions"
+    relay = f"{base}/v1/responses" if args.responses else f"{base}/v1/chat/completions"
     direct = f"{upstream}/chat/completions"
     auth = {"Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession() as probe:
@@ -281,4 +307,14 @@ if __name__ == "__main__":
     parser.add_argument(
         "--tools", action="store_true", help="tool-call streams instead of text streams"
     )
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--responses",
+        action="store_true",
+        help="relay through /v1/responses (direct stays chat completions, its upstream call)",
+    )
+    parser.add_argument(
+        "--no-store", action="store_true", help="with --responses: store false (no row)"
+    )
+    arguments = parser.parse_args()
+    RESPONSES_STORE = not arguments.no_store
+    asyncio.run(main(arguments))
