@@ -105,7 +105,12 @@ async def test_each_message_goes_to_the_specialist_the_supervisor_picks(
     assert asked.messages[-1].content == "my invoice is wrong"
     assert asked.temperature == 0.1
     # The supervisor saw the specialists and the question.
-    shown = next(r for r in scripted.requests if r.model == "router").messages[0].content
+    routed = next(r for r in scripted.requests if r.model == "router")
+    assert routed.response_format is not None  # the answer's schema, names as an enum
+    assert routed.response_format.schema is not None
+    agent_schema = routed.response_format.schema["properties"]["agent"]
+    assert agent_schema == {"enum": ["billing", "Tech", "supervisor"]}
+    shown = routed.messages[0].content
     assert "- billing: Invoices, refunds, payment methods." in shown
     assert "- Tech: Installation, errors, configuration." in shown
 
@@ -321,3 +326,27 @@ async def test_a_routed_reply_taken_over_keeps_its_agent_and_routing(
         ]
         assert answers[0]["routing"]["agent"] == "billing"
         await a.container.conversations.shutdown(2)
+
+
+@pytest.mark.local_model
+async def test_the_local_model_routes_validly_held_by_the_answers_schema(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    """A 135M-parameter supervisor answers free text no parser can use; asked with the
+    routing schema, its grammar lets it answer only a valid choice, first time."""
+    if not container.providers.get("local").configured:
+        pytest.skip("the local model is not installed")
+    panel = {
+        "agents": [
+            {"name": "billing", "description": "Invoices, refunds.", "model": "scripted/echo"},
+            {"name": "tech", "description": "Errors, crashes.", "model": "scripted/echo"},
+        ]
+    }
+    created = await client.post(
+        "/api/conversations", json={"default_model": "local/smollm2", "panel": panel}
+    )
+    frames = await _chat(client, conversation_id=created.json()["id"], message="Refund?")
+    routing = frames[0].data
+    assert routing["fallback"] is False
+    assert routing["attempts"] == 1
+    assert routing["agent"] in {"billing", "tech", "supervisor"}

@@ -22,7 +22,13 @@ from symposia.orchestration.answer import (
     estimate,
     prompt_chars,
 )
-from symposia.providers.base import ChatMessage, CompletionRequest, TextDelta, Tool
+from symposia.providers.base import (
+    ChatMessage,
+    CompletionRequest,
+    ResponseFormat,
+    TextDelta,
+    Tool,
+)
 
 __all__ = [
     "CHARS_PER_TOKEN_ESTIMATE",
@@ -115,11 +121,27 @@ class Generation:
 
 
 async def answer_of(
-    models: Models, model: str, messages: Sequence[ChatMessage], max_tokens: int = 200
+    models: Models,
+    model: str,
+    messages: Sequence[ChatMessage],
+    max_tokens: int = 200,
+    response_format: ResponseFormat | None = None,
 ) -> str:
     """A model's whole answer, not streamed to anyone: a supervisor's choice, a verdict.
-    Asked at temperature 0, with the retries of any call; a failure is GenerationFailedError."""
-    request = CompletionRequest("", messages, temperature=0.0, max_tokens=max_tokens)
+    Asked at temperature 0, with the retries of any call; a failure is GenerationFailedError.
+    `response_format` holds the answer to a schema where the model's provider can (the
+    local model by a grammar); elsewhere the caller's parsing is the only check."""
+    if response_format is not None:
+        provider, _ = models.registry.resolve(model)
+        if "response_format" not in provider.features:
+            response_format = None
+    request = CompletionRequest(
+        "",
+        messages,
+        temperature=0.0,
+        max_tokens=max_tokens,
+        response_format=response_format,
+    )
     answer = Answer.of(models, [model], request)
     answer.streamed = False
     try:

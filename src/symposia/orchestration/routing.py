@@ -4,7 +4,9 @@ The supervisor (the conversation's `default_model`) is shown the specialists (na
 descriptions), the end of the conversation and the question, and must answer with one
 JSON object: `{"agent": "<a name, or supervisor>", "reason": "<why>"}` (a Markdown code
 fence around it is allowed; nothing else is). `agent` must be one of the names (case does
-not matter) or `supervisor`, to answer itself. Otherwise it is asked again, told why, up
+not matter) or `supervisor`, to answer itself; where the supervisor's provider takes
+structured output, the answer is asked for with that schema, names as an enum, so the
+local model (held by a grammar) answers validly. Otherwise it is asked again, told why, up
 to the panel's `max_attempts`; then the panel's `fallback` answers. A supervisor whose
 model fails is not asked again: the fallback answers at once, and the routing says why.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 from symposia.domain.models import SUPERVISOR, Message, Panel
 from symposia.orchestration.generation import GenerationFailedError, Models, answer_of
-from symposia.providers.base import ChatMessage
+from symposia.providers.base import ChatMessage, ResponseFormat
 
 DEFAULT_PROMPT = (
     "You are the supervisor of a team of specialists. Route the user's latest message to "
@@ -27,7 +29,7 @@ DEFAULT_PROMPT = (
     "The conversation so far:\n{history}\n\n"
     "The user's latest message:\n{question}\n\n"
     'Answer with one JSON object and nothing else: {{"agent": "<one of {names}>", '
-    '"reason": "<one short sentence>"}}'
+    '"reason": "<why, in a few words>"}}'
 )
 PLACEHOLDERS = ("agents", "history", "question", "names")
 HISTORY_CHARS = 4000  # the end of the conversation the supervisor is shown
@@ -108,16 +110,36 @@ def parse(answer: str, panel: Panel) -> tuple[str, str] | str:
     return agent, (reason if isinstance(reason, str) else "").strip()[:REASON_CHARS]
 
 
+def answer_schema(panel: Panel) -> ResponseFormat:
+    """The routing answer as a JSON schema, the names an enum: a supervisor whose provider
+    takes structured output (the local model, by a grammar) cannot answer anything else."""
+    names = [agent.name for agent in panel.agents] + [SUPERVISOR]
+    return ResponseFormat(
+        "json_schema",
+        name="routing",
+        schema={
+            "type": "object",
+            "properties": {
+                "agent": {"enum": names},
+                "reason": {"type": "string", "maxLength": REASON_CHARS},
+            },
+            "required": ["agent", "reason"],
+            "additionalProperties": False,
+        },
+    )
+
+
 async def route(
     models: Models, supervisor: str, panel: Panel, history: list[Message], question: str
 ) -> Routing:
     """Ask `supervisor` who answers `question` (see the module docstring)."""
     allowed = ", ".join([agent.name for agent in panel.agents] + [SUPERVISOR])
     messages = [ChatMessage("user", render(panel, history, question))]
+    schema = answer_schema(panel)
     problem = ""
     for attempt in range(1, panel.max_attempts + 1):
         try:
-            answer = await answer_of(models, supervisor, messages, ROUTING_MAX_TOKENS)
+            answer = await answer_of(models, supervisor, messages, ROUTING_MAX_TOKENS, schema)
         except GenerationFailedError as exc:
             reason = "the supervisor could not be asked; the fallback answers"
             return Routing(panel.fallback, reason, attempt, True, supervisor, exc.failure.message)
