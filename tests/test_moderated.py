@@ -131,3 +131,20 @@ async def test_the_research_presets_start_their_policies(
         run = (await client.get(f"/api/export/{run_id}.json")).json()
         assert run["policy"] == policy
         assert run["verdict"] is not None
+
+
+@pytest.mark.local_model
+async def test_the_local_model_moderates_in_the_assessment_schema(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    """Asked with the assessment's schema, the 135M local moderator's grammar lets it
+    answer only a valid assessment: every round is assessed, none falls through."""
+    if not container.providers.get("local").configured:
+        pytest.skip("the local model is not installed")
+    events, run = await _debate(
+        client, container, moderator_model="local/smollm2", judge_model="local/smollm2"
+    )
+    assert run["status"] == "completed"
+    assert run["moderation"]  # each assessment parsed
+    verdict = next(e for e in events if e.type == "verdict").data
+    assert verdict["winner"] in {"Affirmative", "Negative"}

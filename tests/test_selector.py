@@ -152,3 +152,17 @@ async def test_presets_are_listed_and_start_a_run_from_a_topic_alone(
     unknown = await client.post("/api/run", json={"topic": "t", "preset": "nope"})
     assert unknown.status_code == 422
     assert unknown.json()["field"] == "preset"
+
+
+@pytest.mark.local_model
+async def test_the_local_model_selects_validly_held_by_the_choice_schema(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    """Asked with the choice's schema, the 135M local supervisor's grammar lets it name
+    only an allowed agent: no fallback, first time, every turn."""
+    if not container.providers.get("local").configured:
+        pytest.skip("the local model is not installed")
+    events, _ = await _selector_run(client, container, {"model": "local/smollm2"}, turns=3)
+    selections = _selections(events)
+    assert len(selections) == 3
+    assert all(s["fallback"] is False and s["attempts"] <= 1 for s in selections)

@@ -25,7 +25,7 @@ from symposia.domain.models import Run
 from symposia.errors import InvalidInputError
 from symposia.orchestration.generation import answer_of
 from symposia.orchestration.policies.base import Decision, Finish, PolicyContext, Speak
-from symposia.providers.base import ChatMessage
+from symposia.providers.base import ChatMessage, ResponseFormat
 
 KEYS = {"moderator_model", "judge_model", "max_rounds", "max_attempts"}
 MODERATOR = (
@@ -117,7 +117,7 @@ class Moderated:
         prompt = template.format(topic=run.topic, sides=" and ".join(sides), debate=debate)
         messages = [ChatMessage("user", prompt)]
         for _ in range(int(run.policy_config["max_attempts"])):
-            said = await answer_of(ctx.models, model, messages, 400)
+            said = await answer_of(ctx.models, model, messages, 400, assessment_schema(sides))
             parsed, problem = _parse(said, sides)
             if parsed is not None:
                 return parsed
@@ -126,6 +126,26 @@ class Moderated:
                 ChatMessage("user", f"{problem}. Answer again with the JSON object only."),
             ]
         return {"decided": False, "winner": None, "reason": "no valid assessment", "answer": ""}
+
+
+def assessment_schema(sides: list[str]) -> ResponseFormat:
+    """The assessment as a JSON schema, the winner one of the sides (or null): where the
+    moderator's provider takes structured output, it can answer nothing else."""
+    return ResponseFormat(
+        "json_schema",
+        name="assessment",
+        schema={
+            "type": "object",
+            "properties": {
+                "decided": {"type": "boolean"},
+                "winner": {"enum": [*sides, None]},
+                "reason": {"type": "string", "maxLength": 300},
+                "answer": {"type": "string", "maxLength": 600},
+            },
+            "required": ["decided", "winner", "reason", "answer"],
+            "additionalProperties": False,
+        },
+    )
 
 
 def _parse(text: str, sides: list[str]) -> tuple[dict[str, Any] | None, str]:

@@ -20,7 +20,7 @@ from symposia.domain.models import Run
 from symposia.errors import InvalidInputError
 from symposia.orchestration.generation import answer_of
 from symposia.orchestration.policies.base import Decision, PolicyContext, Speak
-from symposia.providers.base import ChatMessage
+from symposia.providers.base import ChatMessage, ResponseFormat
 
 DEFAULT_PROMPT = (
     "You are the moderator of a conversation about: {topic}\n\n"
@@ -91,7 +91,12 @@ class Selector:
         else:
             messages = [ChatMessage("user", _render(run, config["prompt"], candidates))]
             for attempts in range(1, int(config["max_attempts"]) + 1):  # noqa: B007
-                answer = await answer_of(ctx.models, config["model"], messages)
+                answer = await answer_of(
+                    ctx.models,
+                    config["model"],
+                    messages,
+                    response_format=choice_schema(run, candidates),
+                )
                 chosen = _parse(answer, run, candidates)
                 if chosen is not None:
                     break
@@ -114,6 +119,23 @@ class Selector:
             ),
         )
         return Speak((chosen,))
+
+
+def choice_schema(run: Run, candidates: list[int]) -> ResponseFormat:
+    """The choice as a JSON schema, `{"name": <one of the candidates>}`: where the
+    supervisor's provider takes structured output, it can name no one else (the answer
+    then names exactly one agent, which `_parse` reads)."""
+    names = [run.bots[i].name for i in candidates]
+    return ResponseFormat(
+        "json_schema",
+        name="next_speaker",
+        schema={
+            "type": "object",
+            "properties": {"name": {"enum": names}},
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+    )
 
 
 def _check_transitions(transitions: Any, names: list[str]) -> None:
