@@ -152,3 +152,34 @@ async def test_shutdown_answers_a_request_still_waiting_for_its_first_token_with
     assert fake_provider.disconnects, "the upstream call was not closed"
     assert late.status_code == 503  # a request arriving during shutdown is not started
     assert len(fake_provider.requests_to("openai")) == 1
+
+
+async def test_shutdown_ends_a_responses_stream_with_response_failed(
+    live: LiveServer, fake_provider: FakeProviderServer, container: Container
+) -> None:
+    """A `/v1/responses` stream cut by shutdown ends as that protocol ends a failure: a
+    `response.failed` event numbered after the last one, not a chat-completions chunk."""
+    fake_provider.enqueue("openai", Reply(tokens=[f" t{i}" for i in range(60)], delay=0.05))
+    body = {"model": "openai/gpt-4o-mini", "input": "hello", "stream": True}
+    events: list[dict[str, object]] = []
+    async with (
+        httpx.AsyncClient(base_url=live.base_url, timeout=10) as http,
+        http.stream("POST", "/v1/responses", json=body) as response,
+    ):
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+                if events[-1]["type"] == "response.output_text.delta" and len(events) == 6:
+                    await container.request_scopes.shutdown(grace=2)
+    last = events[-1]
+    assert last["type"] == "response.failed"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    failed = last["response"]
+    assert isinstance(failed, dict)
+    assert failed["status"] == "failed"
+    assert failed["error"] == {
+        "code": "server_error",
+        "message": "server_shutdown: the server is shutting down",
+    }
+    assert fake_provider.disconnects, "the upstream call was not closed"

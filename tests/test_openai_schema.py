@@ -464,3 +464,22 @@ async def test_a_function_call_response_and_its_events_follow_the_schemas(
     whole = await http.post("/v1/responses", json=body)
     conforms("Response", whole.json())
     assert [item["type"] for item in whole.json()["output"]] == ["function_call"]
+
+
+async def test_a_response_whose_model_fails_mid_stream_ends_response_failed(
+    http: httpx.AsyncClient, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.enqueue("openai", Reply(tokens=["One", " two", " three"], cut_after=2))
+    body = {"model": "openai/gpt-4o-mini", "input": "hello", "stream": True}
+    streamed = await http.post("/v1/responses", json=body)
+    events = _typed_events(streamed.text)
+    for event in events:
+        conforms(RESPONSE_EVENTS[event["type"]], event)
+    failed = events[-1]
+    assert failed["type"] == "response.failed"
+    assert failed["response"]["status"] == "failed"
+    assert failed["response"]["error"]["code"] == "server_error"
+    assert failed["response"]["error"]["message"].startswith("stream_error: ")
+    # What was said before the cut is kept in the failed response's output.
+    assert failed["response"]["output"][0]["content"][0]["text"] == "One two"
+    assert (await http.get(f"/v1/responses/{failed['response']['id']}")).status_code == 404

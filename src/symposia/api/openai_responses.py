@@ -45,7 +45,13 @@ def _router(prefix: str) -> APIRouter:
                 stream = await service.start(call)
         except ClientGoneError:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
-        return RelayResponse(stream, scope, {}, caller.container.settings.sse_send_timeout)
+        return RelayResponse(
+            stream,
+            scope,
+            {},
+            caller.container.settings.sse_send_timeout,
+            farewell=service.farewell(call),
+        )
 
     @router.get(
         "/responses/{response_id}",

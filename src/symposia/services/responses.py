@@ -10,7 +10,7 @@ nothing, so such a response can be neither retrieved nor continued.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ class ResponseCall:
     output: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, Any] | None = None
     status: str = "completed"
+    events: ResponseEvents = field(default_factory=ResponseEvents)
 
     def set_usage(self, prompt: int, completion: int) -> None:
         self.usage = {
@@ -176,10 +177,20 @@ class ResponseService:
         started = await self.completions.start(call.completion)
         return self._events(call, started.first, started.rest)
 
+    def farewell(self, call: ResponseCall) -> Callable[[dict[str, Any]], bytes]:
+        """How a stream cut by the server (its shutdown) ends: `response.failed`, numbered
+        after the last event sent, carrying the error and what was said so far."""
+
+        def failed(body: dict[str, Any]) -> bytes:
+            response = call.object("failed", response_error(body))
+            return call.events.emit("response.failed", response=response)
+
+        return failed
+
     async def _events(
         self, call: ResponseCall, first: Delta, rest: AsyncIterator[Delta]
     ) -> AsyncIterator[bytes]:
-        stream = _Stream(call, ResponseEvents())
+        stream = _Stream(call, call.events)
         head = stream.events.emit("response.created", response=call.object("in_progress"))
         head += stream.events.emit("response.in_progress", response=call.object("in_progress"))
         try:
@@ -196,9 +207,8 @@ class ResponseService:
             kind = "response.completed" if call.status == "completed" else "response.incomplete"
             end = head + stream.events.emit(kind, response=final)
         except SymposiaError as exc:  # after output began: the response failed
-            error = openai_error(exc)[1]["error"]
             head += stream.close()
-            failed = call.object("failed", {"code": error["code"], "message": error["message"]})
+            failed = call.object("failed", response_error(openai_error(exc)[1]))
             end = head + stream.events.emit("response.failed", response=failed)
         finally:
             aclose = getattr(rest, "aclose", None)
@@ -316,6 +326,15 @@ class _Stream:
         self.call.output.append(item)
         self.item_id, self.text, self.tool, self.tool_call, self.arguments = "", [], None, None, []
         return out
+
+
+def response_error(error: dict[str, Any]) -> dict[str, str]:
+    """A Response's `error`: OpenAI's schema allows a few codes only, so ours (say
+    `stream_error`) is `server_error` with our code leading its message."""
+    code = str(error.get("code") or "")
+    if code in ("rate_limited", "rate_limit_exceeded") or error.get("type") == "rate_limit_error":
+        return {"code": "rate_limit_exceeded", "message": str(error["message"])}
+    return {"code": "server_error", "message": f"{code}: {error['message']}"}
 
 
 def _visible(stored_owner: str | None, owner: str | None) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -34,8 +35,10 @@ class RelayResponse(Response):
         scope: RequestScope,
         headers: Mapping[str, str] | None = None,
         send_timeout: float = 30.0,
+        farewell: Callable[[dict[str, Any]], bytes] = ChunkEncoder.error,
     ) -> None:
         self.body_iterator = body
+        self.farewell = farewell
         self.request_scope = scope
         self.status_code = 200
         self.background = None
@@ -71,10 +74,11 @@ class RelayResponse(Response):
             await self._close_body()
 
     async def _farewell(self, send: Send, exc: ShuttingDownError) -> None:
-        """End the stream with an OpenAI error chunk (an OpenAI SDK raises it as an
-        `APIError`), as a mid-stream upstream failure ends; no `[DONE]` follows an error."""
+        """End the stream as its protocol ends a failure: by default an OpenAI error chunk
+        (an OpenAI SDK raises it as an `APIError`; no `[DONE]` follows an error), for the
+        Responses API a `response.failed` event (`farewell`)."""
         await self._close_body()  # the upstream closed and the partial reply kept first
-        chunk = ChunkEncoder.error(openai_error(exc)[1])
+        chunk = self.farewell(openai_error(exc)[1])
         with contextlib.suppress(TimeoutError, OSError):
             async with asyncio.timeout(self.send_timeout):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
