@@ -139,8 +139,8 @@ async def test_tool_results_must_answer_a_pending_call_once(client: httpx.AsyncC
         ({"tools": [WEATHER, WEATHER]}, "tools"),
         ({"tools": [{"type": "web_search"}]}, "tools"),
         (
-            {"panel": {"agents": [{"name": "a", "description": "b", "model": "scripted/echo"}]}},
-            "tools",
+            {"panel": {"agents": [{"name": "a", "description": "b", "model": "local/smollm2"}]}},
+            "panel.agents.0.model",
         ),
     ],
 )
@@ -167,3 +167,37 @@ async def test_tools_are_changed_and_removed_with_patch(
     await _say(client, path, message="Weather?")
     await collect(client, f"{path}/stream")
     assert scripted.requests[-1].tools == ()  # no tools were offered
+
+
+async def test_in_a_panel_tool_results_go_back_to_the_agent_that_called(
+    client: httpx.AsyncClient, scripted: ScriptedProvider
+) -> None:
+    scripted.add_script(
+        "router", Script(chunks=['{"agent": "weather", "reason": "a weather question"}'])
+    )
+    panel = {
+        "agents": [
+            {"name": "chat", "description": "Small talk.", "model": "scripted/echo"},
+            {"name": "weather", "description": "The weather.", "model": "scripted/weatherman"},
+        ]
+    }
+    conversation_id = await _conversation(client, default_model="scripted/router", panel=panel)
+    path = f"/api/conversations/{conversation_id}"
+    await _say(client, path, message="Weather in Paris?")
+    first = await collect(client, f"{path}/stream")
+    assert first[0].data["agent"] == "weather"
+    assert [f.data["name"] for f in first if f.event == "tool_call"] == ["weather"]
+    await _say(client, path, role="tool", tool_call_id="call_1", message="clear sky")
+    second = await collect(client, f"{path}/stream")
+    assert second[0].event == "routing"
+    assert second[0].data == {
+        "agent": "weather",
+        "reason": "the answer to its tool calls",
+        "attempts": 0,
+        "fallback": False,
+        "model": "scripted/router",
+    }
+    assert "".join(f.data["delta"] for f in second if f.event == "token") == "Sunny in Paris."
+    assert len([r for r in scripted.requests if r.model == "router"]) == 1  # not asked again
+    weatherman = [r for r in scripted.requests if r.model == "weatherman"]
+    assert [t.name for t in weatherman[-1].tools] == ["get_weather"]

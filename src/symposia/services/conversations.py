@@ -118,6 +118,13 @@ class ConversationService:
                 field_name,
             )
 
+    def _check_tools_of(self, supervisor: str, panel: Panel | None) -> None:
+        """Every model that may answer a conversation with tools can call them: the
+        default model (a panel's supervisor, who may answer itself) and each agent's."""
+        self.check_tools(supervisor, "default_model")
+        for i, agent in enumerate(panel.agents if panel is not None else ()):
+            self.check_tools(agent.model, f"panel.agents.{i}.model")
+
     def _check_override(self, conversation: Conversation, model: str | None) -> None:
         if model is not None and conversation.tools:
             self.check_tools(model, "model")
@@ -143,8 +150,7 @@ class ConversationService:
         if panel is not None:
             panel = await self.check_panel(panel)
         if tools:
-            _one_of(panel, tools)
-            self.check_tools(model, "default_model")
+            self._check_tools_of(model, panel)
         conversation = Conversation(
             default_model=model,
             title=title,
@@ -182,8 +188,8 @@ class ConversationService:
             await self.check_model(changes["default_model"], "default_model")
         tools = changes.get("tools", current.tools)
         if tools:
-            _one_of(changes.get("panel", current.panel), tools)
-            self.check_tools(changes.get("default_model", current.default_model), "default_model")
+            panel = changes.get("panel", current.panel)
+            self._check_tools_of(changes.get("default_model", current.default_model), panel)
         if changes.get("panel") is not None:
             changes["panel"] = (await self.check_panel(changes["panel"])).to_dict()
         await self.repo.update(conversation_id, changes)
@@ -358,12 +364,3 @@ class ConversationService:
         message and ends its stream with `done` (`cancelled`). None is handed over: a
         reply generated again would bill twice."""
         await self.tasks.shutdown(grace)
-
-
-def _one_of(panel: Panel | None, tools: list[dict[str, Any]] | None) -> None:
-    if panel is not None and tools:
-        raise InvalidInputError(
-            "a conversation has a panel or tools, not both: a tool result would have "
-            "to go back to the agent that called, which panels do not do yet",
-            "tools",
-        )

@@ -47,7 +47,7 @@ from symposia.orchestration.generation import (
     Models,
     prompt_chars,
 )
-from symposia.orchestration.routing import route
+from symposia.orchestration.routing import Routing, route
 from symposia.providers.base import ChatMessage
 from symposia.storage.failures import log_failure, summary
 from symposia.storage.sql_conversations import SqlConversationRepository
@@ -159,9 +159,13 @@ class ReplyTasks:
     ) -> PanelAgent | None:
         """Have the panel's supervisor choose who answers; record it, then stream it as the
         reply's first event. The chosen agent, or None for the supervisor itself."""
-        question = past[-1].content if past and past[-1].role == "user" else ""
         supervisor = conversation.default_model
-        routing = await route(self.models, supervisor, panel, past[:-1], question)
+        caller = _tool_caller(past)
+        if caller is not None:  # tool results go back to the agent that called
+            routing = Routing(caller, "the answer to its tool calls", 0, False, supervisor)
+        else:
+            question = past[-1].content if past and past[-1].role == "user" else ""
+            routing = await route(self.models, supervisor, panel, past[:-1], question)
         agent = panel.agent(routing.agent)
         await self.repo.route(reply, routing.to_dict(), agent.model if agent else supervisor)
         await emit(self.log, reply.stream_id, Routed(routing.to_dict()), reply.epoch)
@@ -256,3 +260,13 @@ class ReplyTasks:
             self.log, stream_id, ReplyDone(reply.conversation_id, outcome, message_id), epoch
         )
         await self.log.close(stream_id)
+
+
+def _tool_caller(past: list[Message]) -> str | None:
+    """When the latest messages are tool results, the agent whose calls they answer."""
+    if not past or past[-1].role != "tool":
+        return None
+    asked = next((m for m in reversed(past) if m.role == "assistant"), None)
+    if asked is None or not asked.routing:
+        return None
+    return str(asked.routing["agent"])
