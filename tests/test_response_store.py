@@ -5,6 +5,7 @@ fails the writes it held (on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -47,10 +48,12 @@ async def test_concurrent_writes_share_transactions_and_are_readable_at_once(
     store: tuple[SqlResponseRepository, CountingSessions],
 ) -> None:
     repo, counting = store
+    run = uuid.uuid4().hex
 
     async def write_then_read(i: int) -> None:
-        await repo.add(f"resp_{i}", "me", None, [{"role": "user", "content": str(i)}], {"n": i})
-        stored = await repo.get(f"resp_{i}")  # written before `add` returned
+        response_id = f"resp_{run}_{i}"
+        await repo.add(response_id, "me", None, [{"role": "user", "content": str(i)}], {"n": i})
+        stored = await repo.get(response_id)  # written before `add` returned
         assert stored is not None
         assert stored.body == {"n": i}
 
@@ -64,9 +67,27 @@ async def test_a_failed_transaction_fails_its_writes(
     repo, counting = store
     counting.fail = True
     results = await asyncio.gather(
-        *(repo.add(f"resp_{i}", None, None, [], {}) for i in range(5)), return_exceptions=True
+        *(repo.add(f"resp_{uuid.uuid4().hex}", None, None, [], {}) for _ in range(5)),
+        return_exceptions=True,
     )
     assert all(isinstance(r, ConnectionError) for r in results)
     counting.fail = False
-    await repo.add("resp_after", None, None, [], {})  # the writer goes on
-    assert await repo.get("resp_after") is not None
+    after = f"resp_{uuid.uuid4().hex}"
+    await repo.add(after, None, None, [], {})  # the writer goes on
+    assert await repo.get(after) is not None
+
+
+async def test_a_chain_is_read_oldest_first_and_stops_where_it_was_cut(
+    store: tuple[SqlResponseRepository, CountingSessions],
+) -> None:
+    repo, _ = store
+    ids = [f"resp_{uuid.uuid4().hex}" for _ in range(5)]  # the database outlives a test
+    previous = None
+    for i, response_id in enumerate(ids):
+        await repo.add(response_id, "me", previous, [], {"n": i})
+        previous = response_id
+    assert [r.id for r in await repo.chain(ids[4])] == ids
+    assert [r.id for r in await repo.chain(ids[2])] == ids[:3]
+    await repo.delete(ids[1])  # a forgotten response cuts the chain there
+    assert [r.id for r in await repo.chain(ids[4])] == ids[2:]
+    assert await repo.chain("resp_missing") == []

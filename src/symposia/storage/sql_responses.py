@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import utcnow
@@ -84,18 +84,22 @@ class SqlResponseRepository:
             return _of(row) if row is not None else None
 
     async def chain(self, response_id: str) -> list[StoredResponse]:
-        """`response_id` and the responses it continues, oldest first."""
-        chain: list[StoredResponse] = []
-        next_id: str | None = response_id
+        """`response_id` and the responses it continues, oldest first: one recursive
+        query, however long the chain (at most CHAIN_MAX, cut at its oldest)."""
+        start = select(ResponseRow.id, ResponseRow.previous_id, literal(1).label("depth"))
+        links = start.where(ResponseRow.id == response_id).cte("links", recursive=True)
+        links = links.union_all(
+            select(ResponseRow.id, ResponseRow.previous_id, links.c.depth + 1)
+            .join(links, ResponseRow.id == links.c.previous_id)
+            .where(links.c.depth < CHAIN_MAX)
+        )
+        query = (
+            select(ResponseRow)
+            .join(links, ResponseRow.id == links.c.id)
+            .order_by(links.c.depth.desc())
+        )
         async with self._sessions() as session:
-            while next_id is not None and len(chain) < CHAIN_MAX:
-                row = await session.get(ResponseRow, next_id)
-                if row is None:
-                    break
-                chain.append(_of(row))
-                next_id = row.previous_id
-        chain.reverse()
-        return chain
+            return [_of(row) for row in await session.scalars(query)]
 
     async def delete(self, response_id: str) -> bool:
         async with self._sessions.begin() as session:
