@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from symposia.domain.event_types import Speaker, Token, ToolCalled, emit
 from symposia.domain.models import Message, MessageStatus, utcnow
@@ -118,6 +119,21 @@ class Generation:
             message.model = answer.model  # a fallback may have answered
         message.usage = answer.usage(prompt_chars)
         return message
+
+
+def object_format(name: str, properties: dict[str, Any]) -> ResponseFormat:
+    """Structured output of one JSON object with exactly `properties`, all required:
+    how a supervisor, a moderator or a judge is asked for a strict answer."""
+    return ResponseFormat(
+        "json_schema",
+        name=name,
+        schema={
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        },
+    )
 
 
 async def answer_of(

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from symposia.domain.models import SUPERVISOR, Message, Panel
-from symposia.orchestration.generation import GenerationFailedError, Models, answer_of
+from symposia.orchestration.generation import (
+    GenerationFailedError,
+    Models,
+    answer_of,
+    object_format,
+)
 from symposia.providers.base import ChatMessage, ResponseFormat
 
 DEFAULT_PROMPT = (
@@ -114,18 +119,9 @@ def answer_schema(panel: Panel) -> ResponseFormat:
     """The routing answer as a JSON schema, the names an enum: a supervisor whose provider
     takes structured output (the local model, by a grammar) cannot answer anything else."""
     names = [agent.name for agent in panel.agents] + [SUPERVISOR]
-    return ResponseFormat(
-        "json_schema",
-        name="routing",
-        schema={
-            "type": "object",
-            "properties": {
-                "agent": {"enum": names},
-                "reason": {"type": "string", "maxLength": REASON_CHARS},
-            },
-            "required": ["agent", "reason"],
-            "additionalProperties": False,
-        },
+    return object_format(
+        "routing",
+        {"agent": {"enum": names}, "reason": {"type": "string", "maxLength": REASON_CHARS}},
     )
 
 

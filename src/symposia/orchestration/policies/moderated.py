@@ -23,7 +23,7 @@ from typing import Any
 from symposia.domain.event_types import Verdict
 from symposia.domain.models import Run
 from symposia.errors import InvalidInputError
-from symposia.orchestration.generation import answer_of
+from symposia.orchestration.generation import answer_of, object_format
 from symposia.orchestration.policies.base import Decision, Finish, PolicyContext, Speak
 from symposia.providers.base import ChatMessage, ResponseFormat
 
@@ -131,19 +131,13 @@ class Moderated:
 def assessment_schema(sides: list[str]) -> ResponseFormat:
     """The assessment as a JSON schema, the winner one of the sides (or null): where the
     moderator's provider takes structured output, it can answer nothing else."""
-    return ResponseFormat(
-        "json_schema",
-        name="assessment",
-        schema={
-            "type": "object",
-            "properties": {
-                "decided": {"type": "boolean"},
-                "winner": {"enum": [*sides, None]},
-                "reason": {"type": "string", "maxLength": 300},
-                "answer": {"type": "string", "maxLength": 600},
-            },
-            "required": ["decided", "winner", "reason", "answer"],
-            "additionalProperties": False,
+    return object_format(
+        "assessment",
+        {
+            "decided": {"type": "boolean"},
+            "winner": {"enum": [*sides, None]},
+            "reason": {"type": "string", "maxLength": 300},
+            "answer": {"type": "string", "maxLength": 600},
         },
     )
 

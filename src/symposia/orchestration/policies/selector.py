@@ -18,7 +18,7 @@ from typing import Any
 from symposia.domain.event_types import SpeakerSelected
 from symposia.domain.models import Run
 from symposia.errors import InvalidInputError
-from symposia.orchestration.generation import answer_of
+from symposia.orchestration.generation import answer_of, object_format
 from symposia.orchestration.policies.base import Decision, PolicyContext, Speak
 from symposia.providers.base import ChatMessage, ResponseFormat
 
@@ -126,16 +126,7 @@ def choice_schema(run: Run, candidates: list[int]) -> ResponseFormat:
     supervisor's provider takes structured output, it can name no one else (the answer
     then names exactly one agent, which `_parse` reads)."""
     names = [run.bots[i].name for i in candidates]
-    return ResponseFormat(
-        "json_schema",
-        name="next_speaker",
-        schema={
-            "type": "object",
-            "properties": {"name": {"enum": names}},
-            "required": ["name"],
-            "additionalProperties": False,
-        },
-    )
+    return object_format("next_speaker", {"name": {"enum": names}})
 
 
 def _check_transitions(transitions: Any, names: list[str]) -> None:
