@@ -80,23 +80,20 @@ def wire_message(message: ChatMessage) -> dict[str, Any]:
     return wire
 
 
+def set_fields(source: object, names: tuple[str, ...]) -> dict[str, Any]:
+    """`source`'s fields among `names` that are set (not None): only those are sent."""
+    return {name: value for name in names if (value := getattr(source, name)) is not None}
+
+
 def wire_response_format(fmt: ResponseFormat) -> dict[str, Any]:
     if fmt.type == "json_object":
         return {"type": "json_object"}
-    spec: dict[str, Any] = {"name": fmt.name}
-    for name in ("description", "schema", "strict"):
-        value = getattr(fmt, name)
-        if value is not None:
-            spec[name] = value
+    spec = {"name": fmt.name, **set_fields(fmt, ("description", "schema", "strict"))}
     return {"type": "json_schema", "json_schema": spec}
 
 
 def wire_tool(tool: Tool) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": tool.name}
-    for name in ("description", "parameters", "strict"):
-        value = getattr(tool, name)
-        if value is not None:
-            function[name] = value
+    function = {"name": tool.name, **set_fields(tool, ("description", "parameters", "strict"))}
     return {"type": "function", "function": function}
 
 
@@ -165,11 +162,8 @@ class OpenAIAdapter:
             "messages": [wire_message(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
+            **set_fields(request, OPTIONAL_PARAMETERS),
         }
-        for name in OPTIONAL_PARAMETERS:
-            value = getattr(request, name)
-            if value is not None:
-                params[name] = value
         if request.stop:
             params["stop"] = list(request.stop)
         if request.tools:
