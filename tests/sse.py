@@ -64,3 +64,14 @@ async def collect(
             if stop_after is not None and len(out) >= stop_after:
                 break
     return out
+
+
+async def chat(client: httpx.AsyncClient, **body: Any) -> list[Frame]:
+    """`POST /api/chat/stream` with `body`: its event frames (not comments), to the end."""
+    out: list[Frame] = []
+    async with client.stream("POST", "/api/chat/stream", json=body) as response:
+        assert response.status_code == 200, await response.aread()
+        async for frame in frames(response):
+            if frame.comment is None:
+                out.append(frame)
+    return out

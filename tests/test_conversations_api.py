@@ -12,7 +12,7 @@ from symposia.container import Container
 from symposia.providers.scripted import Script, ScriptedProvider
 from tests.fakes.live import LiveServer
 from tests.helpers import wait_done
-from tests.sse import Frame, collect
+from tests.sse import chat, collect
 from tests.sse import frames as read_frames
 
 Json = dict[str, Any]
@@ -223,23 +223,13 @@ async def test_deleting_a_conversation_while_its_reply_streams_cancels_it(
     assert (await client.get(f"/api/conversations/{conversation['id']}")).status_code == 404
 
 
-async def _chat(client: httpx.AsyncClient, **body: Any) -> list[Frame]:
-    frames: list[Frame] = []
-    async with client.stream("POST", "/api/chat/stream", json=body) as response:
-        assert response.status_code == 200, await response.aread()
-        async for frame in read_frames(response):
-            if frame.comment is None:
-                frames.append(frame)
-    return frames
-
-
 async def test_chat_stream_chains_previous_response_id_across_three_calls(
     client: httpx.AsyncClient, scripted: ScriptedProvider
 ) -> None:
-    first = (await _chat(client, message="one"))[-1].data
+    first = (await chat(client, message="one"))[-1].data
     assert first["status"] == "completed"
-    second = (await _chat(client, message="two", previous_response_id=first["response_id"]))[-1]
-    third = (await _chat(client, message="three", previous_response_id=second.data["response_id"]))[
+    second = (await chat(client, message="two", previous_response_id=first["response_id"]))[-1]
+    third = (await chat(client, message="three", previous_response_id=second.data["response_id"]))[
         -1
     ]
     assert (
@@ -270,9 +260,7 @@ async def test_chat_stream_with_conversation_id_and_a_model(
 ) -> None:
     conversation = await _conversation(client)
     done = (
-        await _chat(
-            client, message="hi", conversation_id=conversation["id"], model="scripted/count"
-        )
+        await chat(client, message="hi", conversation_id=conversation["id"], model="scripted/count")
     )[-1].data
     assert done["conversation_id"] == conversation["id"]
     assert scripted.requests[-1].model == "count"

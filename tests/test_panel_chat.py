@@ -16,8 +16,7 @@ from symposia.events.reply_replay import rebuild_reply
 from symposia.providers.base import CompletionRequest
 from symposia.providers.scripted import Script, ScriptedProvider
 from tests.helpers import wait_done
-from tests.sse import Frame
-from tests.sse import frames as read_frames
+from tests.sse import chat
 from tests.test_event_log_contract import _require_redis
 from tests.test_reply_streams import REDIS, STALE, _tokens_in, instance
 
@@ -58,16 +57,6 @@ def _models(scripted: ScriptedProvider) -> None:
     scripted.add_script("ledger", Script(chunks=["Your ", "refund ", "is ", "on ", "its ", "way."]))
 
 
-async def _chat(client: httpx.AsyncClient, **body: Any) -> list[Frame]:
-    frames: list[Frame] = []
-    async with client.stream("POST", "/api/chat/stream", json=body) as response:
-        assert response.status_code == 200, await response.aread()
-        async for frame in read_frames(response):
-            if frame.comment is None:
-                frames.append(frame)
-    return frames
-
-
 async def _panel_conversation(client: httpx.AsyncClient, panel: dict[str, Any] = PANEL) -> str:
     created = await client.post(
         "/api/conversations",
@@ -81,7 +70,7 @@ async def test_each_message_goes_to_the_specialist_the_supervisor_picks(
     client: httpx.AsyncClient, scripted: ScriptedProvider
 ) -> None:
     conversation_id = await _panel_conversation(client)
-    frames = await _chat(client, conversation_id=conversation_id, message="my invoice is wrong")
+    frames = await chat(client, conversation_id=conversation_id, message="my invoice is wrong")
     assert [f.event for f in frames[:2]] == ["routing", "turn_start"]
     assert [f.seq for f in frames] == list(range(1, len(frames) + 1))
     assert frames[0].data == {
@@ -114,7 +103,7 @@ async def test_each_message_goes_to_the_specialist_the_supervisor_picks(
     assert "- billing: Invoices, refunds, payment methods." in shown
     assert "- Tech: Installation, errors, configuration." in shown
 
-    second = await _chat(client, conversation_id=conversation_id, message="error 42 on start")
+    second = await chat(client, conversation_id=conversation_id, message="error 42 on start")
     assert second[0].data["agent"] == "Tech"  # spelled as the agent is, whatever the case
     assert second[1].data["model"] == "scripted/echo"
     echo = next(r for r in reversed(scripted.requests) if r.model == "echo")
@@ -149,7 +138,7 @@ async def test_the_supervisor_answers_itself_when_it_says_so(
     client: httpx.AsyncClient, scripted: ScriptedProvider
 ) -> None:
     scripted.add_script("router", Script(respond=_router))
-    frames = await _chat(client, message="hello there", model=SUPERVISOR_MODEL, panel=PANEL)
+    frames = await chat(client, message="hello there", model=SUPERVISOR_MODEL, panel=PANEL)
     routing = frames[0].data
     assert (routing["agent"], routing["reason"]) == ("supervisor", "small talk")
     assert frames[1].data == {**frames[1].data, "name": "supervisor", "model": SUPERVISOR_MODEL}
@@ -167,7 +156,7 @@ async def test_garbage_answers_fall_back_after_the_attempts(
     conversation_id = await _panel_conversation(client, panel)
     conversation = (await client.get(f"/api/conversations/{conversation_id}")).json()
     assert conversation["panel"]["fallback"] == "Tech"  # stored as the agent is spelled
-    frames = await _chat(client, conversation_id=conversation_id, message="my invoice")
+    frames = await chat(client, conversation_id=conversation_id, message="my invoice")
     routing = frames[0].data
     assert routing["agent"] == "Tech"
     assert routing["fallback"] is True
@@ -186,7 +175,7 @@ async def test_a_failing_supervisor_falls_back_and_says_why(
 ) -> None:
     scripted.add_script("router", Script(chunks=["x"], fail_after=0))
     conversation_id = await _panel_conversation(client, {**PANEL, "fallback": "billing"})
-    frames = await _chat(client, conversation_id=conversation_id, message="anything")
+    frames = await chat(client, conversation_id=conversation_id, message="anything")
     routing = frames[0].data
     assert routing["agent"] == "billing"
     assert routing["fallback"] is True
@@ -208,7 +197,7 @@ async def test_a_failing_specialist_is_an_error_event_with_a_suggestion(
     )
     scripted.add_script("ledger", Script(chunks=["a"], fail_after=0, failure=failure))
     conversation_id = await _panel_conversation(client)
-    frames = await _chat(client, conversation_id=conversation_id, message="invoice?")
+    frames = await chat(client, conversation_id=conversation_id, message="invoice?")
     assert [f.event for f in frames] == ["routing", "turn_start", "error", "turn_complete", "done"]
     assert frames[2].data["suggestion"] == "try again in a minute"
     assert frames[-1].data["status"] == "error"
@@ -218,7 +207,7 @@ async def test_a_finished_reply_rebuilt_from_storage_has_the_same_ids(
     client: httpx.AsyncClient, container: Container
 ) -> None:
     conversation_id = await _panel_conversation(client)
-    live = await _chat(client, conversation_id=conversation_id, message="invoice 7")
+    live = await chat(client, conversation_id=conversation_id, message="invoice 7")
     question = live[1].data["in_reply_to"]
     reply = await container.conversations.replies.get(question)
     assert reply is not None
@@ -241,11 +230,11 @@ async def test_a_panel_can_be_set_changed_and_removed(client: httpx.AsyncClient)
     set_ = await client.patch(path, json={"panel": PANEL})
     assert set_.status_code == 200, set_.text
     assert [a["name"] for a in set_.json()["panel"]["agents"]] == ["billing", "Tech"]
-    frames = await _chat(client, conversation_id=created.json()["id"], message="invoice")
+    frames = await chat(client, conversation_id=created.json()["id"], message="invoice")
     assert frames[0].event == "routing"
     removed = await client.patch(path, json={"panel": None})
     assert removed.json()["panel"] is None
-    frames = await _chat(client, conversation_id=created.json()["id"], message="invoice")
+    frames = await chat(client, conversation_id=created.json()["id"], message="invoice")
     assert frames[0].event == "turn_start"
     assert frames[0].data["name"] == "assistant"
 
@@ -345,7 +334,7 @@ async def test_the_local_model_routes_validly_held_by_the_answers_schema(
     created = await client.post(
         "/api/conversations", json={"default_model": "local/smollm2", "panel": panel}
     )
-    frames = await _chat(client, conversation_id=created.json()["id"], message="Refund?")
+    frames = await chat(client, conversation_id=created.json()["id"], message="Refund?")
     routing = frames[0].data
     assert routing["fallback"] is False
     assert routing["attempts"] == 1

@@ -225,6 +225,24 @@ class PanelAgentIn(_Body):
     )
 
 
+PANEL_EXAMPLE: dict[str, Any] = {
+    "agents": [
+        {
+            "name": "billing",
+            "description": "Invoices, refunds, payment methods.",
+            "model": "openai/gpt-4o-mini",
+            "system_prompt": "You answer billing questions.",
+        },
+        {
+            "name": "tech",
+            "description": "Installation, errors, configuration.",
+            "model": "anthropic/claude-3-5-haiku-latest",
+        },
+    ],
+    "fallback": "supervisor",
+}
+
+
 class PanelIn(_Body):
     """A supervisor (the conversation's `default_model`) and its specialists: each user
     message is routed to one of them, or answered by the supervisor."""
@@ -247,28 +265,7 @@ class PanelIn(_Body):
         description="Who answers when no valid choice comes: an agent's name, or `supervisor`.",
     )
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "agents": [
-                        {
-                            "name": "billing",
-                            "description": "Invoices, refunds, payment methods.",
-                            "model": "openai/gpt-4o-mini",
-                            "system_prompt": "You answer billing questions.",
-                        },
-                        {
-                            "name": "tech",
-                            "description": "Installation, errors, configuration.",
-                            "model": "anthropic/claude-3-5-haiku-latest",
-                        },
-                    ],
-                    "fallback": "supervisor",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [PANEL_EXAMPLE]})
 
     def to_panel(self) -> Panel:
         return Panel(
@@ -344,20 +341,7 @@ class ConversationCreate(_Body):
                 {
                     "title": "Support desk",
                     "default_model": "openai/gpt-4o-mini",
-                    "panel": {
-                        "agents": [
-                            {
-                                "name": "billing",
-                                "description": "Invoices, refunds, payment methods.",
-                                "model": "openai/gpt-4o-mini",
-                            },
-                            {
-                                "name": "tech",
-                                "description": "Installation, errors, configuration.",
-                                "model": "anthropic/claude-3-5-haiku-latest",
-                            },
-                        ]
-                    },
+                    "panel": PANEL_EXAMPLE,
                 },
             ]
         }
@@ -437,20 +421,7 @@ class ChatStreamRequest(_Body):
                 {
                     "message": "My invoice shows the wrong amount.",
                     "model": "openai/gpt-4o-mini",
-                    "panel": {
-                        "agents": [
-                            {
-                                "name": "billing",
-                                "description": "Invoices, refunds, payment methods.",
-                                "model": "openai/gpt-4o-mini",
-                            },
-                            {
-                                "name": "tech",
-                                "description": "Installation, errors, configuration.",
-                                "model": "local/smollm2",
-                            },
-                        ]
-                    },
+                    "panel": PANEL_EXAMPLE,
                 },
             ]
         }
