@@ -39,6 +39,7 @@ from symposia.services.response_items import (
     tools_of,
 )
 from symposia.storage.sql_responses import SqlResponseRepository
+from symposia.streaming.last_chunk import LastChunk
 from symposia.streaming.openai_errors import openai_error
 from symposia.streaming.responses_events import ResponseEvents
 
@@ -214,7 +215,7 @@ class ResponseService:
             aclose = getattr(rest, "aclose", None)
             if aclose is not None:
                 await aclose()
-        yield end
+        yield LastChunk(end)  # it leaves with the end of the body
 
     async def _store(self, call: ResponseCall, final: dict[str, Any]) -> None:
         if call.body.store:

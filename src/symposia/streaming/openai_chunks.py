@@ -16,6 +16,7 @@ from symposia import __version__
 from symposia.domain.models import TurnUsage
 from symposia.errors import SymposiaError
 from symposia.providers.base import Delta, StreamEnd, TextDelta, ToolCall, ToolCallDelta
+from symposia.streaming.last_chunk import LastChunk
 from symposia.streaming.openai_errors import openai_error
 
 DONE = b"data: [DONE]\n\n"
@@ -133,7 +134,8 @@ async def encode_stream(
     output; the finish, usage and `[DONE]` together): each write costs a trip through the
     middleware and a system call. The end leaves only once `rest` is exhausted, so what
     its producer does last (keeping the reply) is done before the client sees the end.
-    A failure after output began becomes a final error chunk, without `[DONE]`.
+    A failure after output began becomes a final error chunk, without `[DONE]`. The end
+    is a `LastChunk`: it leaves with the end of the body.
     """
     head = encoder.role()  # leaves with the first output, or with the end
     end = b""
@@ -160,7 +162,7 @@ async def encode_stream(
         end = head + encoder.error(openai_error(exc)[1])
     finally:
         await rest.aclose()
-    yield end
+    yield LastChunk(end)
 
 
 def legacy_reason(reason: str) -> str:

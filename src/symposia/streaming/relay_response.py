@@ -1,9 +1,10 @@
 """A lean streaming response for the OpenAI-compatible relay.
 
-It does what the relay needs and nothing per chunk beyond one `send`. The request's
-scope (`request_scope`) cancels the body, and so the upstream call, the moment the
-client leaves; at shutdown it ends the stream with an OpenAI error chunk. Each send is
-bounded by `send_timeout`, so a client that stops reading is dropped too.
+It does what the relay needs and nothing per chunk beyond one `send`; a `LastChunk`
+ends the body with it. The request's scope (`request_scope`) cancels the body, and so
+the upstream call, the moment the client leaves; at shutdown it ends the stream with an
+OpenAI error chunk. Each send is bounded by `send_timeout`, so a client that stops
+reading is dropped too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from symposia.aio import Watchdog
 from symposia.errors import ShuttingDownError
+from symposia.streaming.last_chunk import LastChunk
 from symposia.streaming.openai_chunks import ChunkEncoder
 from symposia.streaming.openai_errors import openai_error
 from symposia.streaming.request_scope import ClientGoneError, RequestScope
@@ -53,8 +55,11 @@ class RelayResponse(Response):
             with self.request_scope:
                 async for chunk in self.body_iterator:
                     deadline.arm()
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    last = type(chunk) is LastChunk
+                    await send({"type": "http.response.body", "body": chunk, "more_body": not last})
                     deadline.disarm()
+                    if last:
+                        return  # the body's end went with it
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except ClientGoneError:
             pass  # the client left: that is how this response ends
