@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -17,12 +16,12 @@ from fastapi.responses import JSONResponse
 from symposia.api.deps import (
     Caller,
     ContainerDep,
-    container_from,
     get_principal,
     rate_limited_caller,
 )
 from symposia.api.openai_schemas import ChatCompletionBody
 from symposia.api.responses import json_or_stream, openai_errors
+from symposia.container import Container
 from symposia.errors import InvalidInputError
 from symposia.streaming.openai_chunks import ChunkEncoder, completion_object, encode_stream
 from symposia.streaming.relay_response import RelayResponse
@@ -34,18 +33,13 @@ MODEL_CREATED = 1_700_000_000  # listings have no creation time; a fixed, plausi
 CLIENT_CLOSED_REQUEST = 499
 
 
-async def request_scope(request: Request) -> AsyncIterator[RequestScope]:
-    """The request's scope, open from now (its body has been read) until its response
-    has been sent: FastAPI ends a dependency with `yield` after the response."""
-    scopes = container_from(request).request_scopes
-    scope = scopes.open(request.receive)
-    try:
-        yield scope
-    finally:
-        scopes.close(scope)
+def request_scope(request: Request, container: Container) -> RequestScope:
+    """The request's scope, open from now (its body has been read). The handler closes
+    it, unless it answers with a `RelayResponse`, which closes it when the stream ends.
 
-
-RequestScopeDep = Annotated[RequestScope, Depends(request_scope)]
+    Not a FastAPI dependency with `yield`: on the hot path, that one dependency's exit
+    stack cost more than the scope itself."""
+    return container.request_scopes.open(request.receive)
 
 
 def _model_object(entry: dict[str, str]) -> dict[str, Any]:
@@ -72,7 +66,7 @@ def _router(prefix: str) -> APIRouter:
     async def chat_completions(
         body: ChatCompletionBody,
         caller: Annotated[Caller, rate_limited_caller("chat")],
-        scope: RequestScopeDep,
+        http: Request,
         conversation: Annotated[
             str | None, Header(alias=CONVERSATION_HEADER, max_length=64)
         ] = None,
@@ -92,6 +86,7 @@ def _router(prefix: str) -> APIRouter:
         )
         headers = {CONVERSATION_HEADER: call.conversation_id} if call.conversation_id else {}
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        scope, relay = request_scope(http, container), None
         try:
             with scope:
                 if not body.stream:
@@ -109,13 +104,17 @@ def _router(prefix: str) -> APIRouter:
                     )
                     return JSONResponse(answer, headers=headers)
                 started = await container.completions.start(call)
+            encoder = ChunkEncoder(
+                completion_id, created, body.model, body.include_usage, legacy=body.legacy
+            )
+            stream = encode_stream(started.first, started.rest, encoder, body.include_usage)
+            relay = RelayResponse(stream, scope, headers, container.settings.sse_send_timeout)
+            return relay
         except ClientGoneError:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
-        encoder = ChunkEncoder(
-            completion_id, created, body.model, body.include_usage, legacy=body.legacy
-        )
-        stream = encode_stream(started.first, started.rest, encoder, body.include_usage)
-        return RelayResponse(stream, scope, headers, container.settings.sse_send_timeout)
+        finally:
+            if relay is None:
+                scope.close()
 
     @router.get("/models", dependencies=[Depends(get_principal)], responses=openai_errors(401, 503))
     async def list_models(container: ContainerDep) -> dict[str, Any]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from symposia.api.deps import Caller, ContainerDep, PrincipalDep, get_principal, rate_limited_caller
-from symposia.api.openai_compat import CLIENT_CLOSED_REQUEST, RequestScopeDep
+from symposia.api.openai_compat import CLIENT_CLOSED_REQUEST, request_scope
 from symposia.api.responses import json_or_stream, openai_errors
 from symposia.api.responses_schemas import ResponsesBody
 from symposia.streaming.relay_response import RelayResponse
@@ -30,7 +30,7 @@ def _router(prefix: str) -> APIRouter:
     async def create_response(
         body: ResponsesBody,
         caller: Annotated[Caller, rate_limited_caller("chat")],
-        scope: RequestScopeDep,
+        http: Request,
     ) -> Response:
         """OpenAI's Responses API for every Symposia model: `input` as text or message
         items, `instructions`, `previous_response_id` (kept by Symposia), `store`
@@ -38,20 +38,25 @@ def _router(prefix: str) -> APIRouter:
         400 naming it."""
         service = caller.container.responses
         call = await service.prepare(body, caller.principal.id)
+        scope, relay = request_scope(http, caller.container), None
         try:
             with scope:
                 if not body.stream:
                     return JSONResponse(await service.create(call))
                 stream = await service.start(call)
+            relay = RelayResponse(
+                stream,
+                scope,
+                {},
+                caller.container.settings.sse_send_timeout,
+                farewell=service.farewell(call),
+            )
+            return relay
         except ClientGoneError:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
-        return RelayResponse(
-            stream,
-            scope,
-            {},
-            caller.container.settings.sse_send_timeout,
-            farewell=service.farewell(call),
-        )
+        finally:
+            if relay is None:
+                scope.close()
 
     @router.get(
         "/responses/{response_id}",

@@ -1,10 +1,11 @@
 """A lean streaming response for the OpenAI-compatible relay.
 
 It does what the relay needs and nothing per chunk beyond one `send`; a `LastChunk`
-ends the body with it. The request's scope (`request_scope`) cancels the body, and so
-the upstream call, the moment the client leaves; at shutdown it ends the stream with an
-OpenAI error chunk. Each send is bounded by `send_timeout`, so a client that stops
-reading is dropped too.
+ends the body with it. The request's scope (`request_scope`), handed over by the
+handler, cancels the body, and so the upstream call, the moment the client leaves; at
+shutdown it ends the stream with an OpenAI error chunk; the response closes it when it
+ends. Each send is bounded by `send_timeout`, so a client that stops reading is dropped
+too.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class RelayResponse(Response):
         finally:
             deadline.close()
             await self._close_body()
+            self.request_scope.close()
 
     async def _farewell(self, send: Send, exc: ShuttingDownError) -> None:
         """End the stream as its protocol ends a failure: by default an OpenAI error chunk

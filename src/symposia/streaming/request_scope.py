@@ -3,11 +3,12 @@
 A handler learns that its client left only by reading `http.disconnect` from ASGI's
 `receive`, and nothing reads it while the handler awaits a model: the first token, a
 retry's sleep, a whole answer that is not streamed. So each request gets one watcher
-from the moment its body has been read (FastAPI reads it before any dependency runs)
-until its response has been sent; the watcher is also what the response uses, so a
-streamed answer costs no second task. Code that waits on a model runs inside
-`with scope:`: the client leaving, or `RequestScopes.shutdown`, cancels it there at
-once, and the block ends with `ClientGoneError` or `ShuttingDownError`.
+from the moment its body has been read until its response has been sent (a streamed
+response closes it when it ends; the handler, when it answers otherwise); the watcher
+is also what the response uses, so a streamed answer costs no second task. Code that
+waits on a model runs inside `with scope:`: the client leaving, or
+`RequestScopes.shutdown`, cancels it there at once, and the block ends with
+`ClientGoneError` or `ShuttingDownError`.
 
 The cancel is one `Task.cancel()` (as `asyncio.timeout` does it), never repeated, so
 bookkeeping under `aio.complete` (saving a partial reply) still runs to its end.
@@ -34,14 +35,15 @@ Ending = type[ClientGoneError] | type[ShuttingDownError]
 class RequestScope:
     """One request's watcher, and the `with` block it may cancel (one at a time)."""
 
-    __slots__ = ("_cancelled", "_cancelling", "_task", "_watcher", "ended")
+    __slots__ = ("_cancelled", "_cancelling", "_owner", "_task", "_watcher", "ended")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, owner: RequestScopes | None = None) -> None:
         # Why the request ended early (raised by `with`): None while it has not.
         self.ended: Ending | None = None
         self._task: asyncio.Task[object] | None = None  # the task inside `with`
         self._cancelling = 0
         self._cancelled = False
+        self._owner = owner  # told when this scope closes
         self._watcher = asyncio.create_task(self._watch(receive))
 
     async def _watch(self, receive: Receive) -> None:
@@ -87,7 +89,11 @@ class RequestScope:
             raise self.ended() from exc
 
     def close(self) -> None:
+        """The request is over: stop watching (closing twice is harmless)."""
         self._watcher.cancel()
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.closed(self)
 
 
 class RequestScopes:
@@ -111,14 +117,14 @@ class RequestScopes:
         self._drained = None
 
     def open(self, receive: Receive) -> RequestScope:
-        scope = RequestScope(receive)
+        """A request's scope, from now until its `close`."""
+        scope = RequestScope(receive, self)
         if self._closing:
             scope.shutdown()
         self._open.add(scope)
         return scope
 
-    def close(self, scope: RequestScope) -> None:
-        scope.close()
+    def closed(self, scope: RequestScope) -> None:
         self._open.discard(scope)
         if not self._open and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
