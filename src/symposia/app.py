@@ -53,6 +53,10 @@ def create_app(
         version=__version__,
         summary="Streams LLM conversations and multi-agent runs over Server-Sent Events.",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry is off: Symposia does not configure it, and
+        # asking on every request whether it is configured cost more than a request's
+        # own logging (metrics and logs are Symposia's, per request).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
     # Added innermost first: RequestContext ends up outermost, so every response (a 413

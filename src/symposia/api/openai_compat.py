@@ -6,8 +6,8 @@ Served at `/v1/...` and `/api/v1/...`. Authentication is a Symposia API key as
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -85,7 +85,7 @@ def _router(prefix: str) -> APIRouter:
             body.model, request, owner=principal.id, conversation=conversation
         )
         headers = {CONVERSATION_HEADER: call.conversation_id} if call.conversation_id else {}
-        completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        completion_id, created = f"chatcmpl-{os.urandom(12).hex()}", int(time.time())
         scope, relay = request_scope(http, container), None
         try:
             with scope:

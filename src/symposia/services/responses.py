@@ -192,8 +192,9 @@ class ResponseService:
         self, call: ResponseCall, first: Delta, rest: AsyncIterator[Delta]
     ) -> AsyncIterator[bytes]:
         stream = _Stream(call, call.events)
-        head = stream.events.emit("response.created", response=call.object("in_progress"))
-        head += stream.events.emit("response.in_progress", response=call.object("in_progress"))
+        started = call.object("in_progress")  # the same object, in both events
+        head = stream.events.emit("response.created", response=started)
+        head += stream.events.emit("response.in_progress", response=started)
         try:
             delta: Delta | None = first
             while delta is not None:
