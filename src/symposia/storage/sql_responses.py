@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, literal, select
+from sqlalchemy import Table, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import utcnow
 from symposia.storage.tables import ResponseRow
 
+RESPONSES: Table = ResponseRow.__table__  # type: ignore[assignment]
 CHAIN_MAX = 1000  # a chain longer than this is cut at its oldest: no loop runs forever
 
 
@@ -68,7 +69,9 @@ class SqlResponseRepository:
             batch, self._pending = self._pending, []
             try:
                 async with self._sessions.begin() as session:
-                    await session.execute(insert(ResponseRow), [row for row, _ in batch])
+                    # The table, not the mapped class: a Core executemany, without the
+                    # ORM's bulk-insert bookkeeping for each row.
+                    await session.execute(RESPONSES.insert(), [row for row, _ in batch])
             except Exception as exc:  # each waiting request fails with it
                 for _, written in batch:
                     if not written.done():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -32,13 +33,27 @@ def unstorable(text: str) -> bool:
 
 
 def storable_json(value: Any) -> Any:
-    """`value` with every string in it, keys included, made storable."""
+    """`value` with every string in it, keys included, made storable.
+
+    Nearly every value has nothing to replace, and orjson tells so in one call: it
+    refuses an unpaired surrogate and writes U+0000 as `\\u0000`. Only a value it
+    refuses or that holds that escape (or text that looks like it) is walked: a stored
+    Response holds about a hundred strings, a function call each."""
+    try:
+        if b"\\u0000" not in orjson.dumps(value):
+            return value
+    except TypeError:  # orjson.JSONEncodeError: a surrogate, or a type it cannot write
+        pass
+    return _storable_walk(value)
+
+
+def _storable_walk(value: Any) -> Any:
     if isinstance(value, str):
         return storable(value)
     if isinstance(value, dict):
-        return {storable_json(k): storable_json(v) for k, v in value.items()}
+        return {_storable_walk(k): _storable_walk(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [storable_json(item) for item in value]
+        return [_storable_walk(item) for item in value]
     return value
 
 
