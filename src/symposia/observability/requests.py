@@ -13,6 +13,7 @@ import re
 import time
 
 import structlog
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from symposia.observability.metrics import Metrics
@@ -36,6 +37,10 @@ class RequestContext:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The metrics' children by their labels: `labels()` checks and locks on every
+        # call, and a route, method and status repeat from one request to the next.
+        self._counted: dict[tuple[str, str, int], Counter] = {}
+        self._timed: dict[str, Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,8 +66,7 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.http_duration.labels(route).observe(elapsed)
+            self._count(route, scope["method"], status, elapsed)
             logger.info(
                 "request",
                 extra={
@@ -74,3 +78,14 @@ class RequestContext:
                 },
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+    def _count(self, route: str, method: str, status: int, elapsed: float) -> None:
+        counter = self._counted.get((route, method, status))
+        if counter is None:
+            counter = self.metrics.http_requests.labels(route, method, str(status))
+            self._counted[route, method, status] = counter
+        counter.inc()
+        histogram = self._timed.get(route)
+        if histogram is None:
+            histogram = self._timed[route] = self.metrics.http_duration.labels(route)
+        histogram.observe(elapsed)
