@@ -26,6 +26,11 @@ from symposia.streaming.openai_errors import openai_error
 from symposia.streaming.request_scope import ClientGoneError, RequestScope
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+# What `init_headers` makes of HEADERS alone, made once: most responses add none.
+RAW_HEADERS = (
+    *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in HEADERS.items()),
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+)
 
 
 class RelayResponse(Response):
@@ -46,7 +51,10 @@ class RelayResponse(Response):
         self.status_code = 200
         self.background = None
         self.send_timeout = send_timeout
-        self.init_headers({**HEADERS, **(headers or {})})
+        if headers:
+            self.init_headers({**HEADERS, **headers})
+        else:
+            self.raw_headers = list(RAW_HEADERS)  # a list of its own: middleware may add
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deadline = Watchdog(self.send_timeout)
