@@ -12,6 +12,7 @@ from symposia import __version__
 from symposia.api import (
     chat,
     conversations,
+    exports,
     health,
     metrics,
     models,
@@ -81,6 +82,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(runs.router)
+    app.include_router(exports.router)
     app.include_router(policies.router)
     app.include_router(models.router)
     app.include_router(conversations.router)

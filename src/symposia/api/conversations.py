@@ -157,14 +157,3 @@ async def stream_reply(
         conversation_id, model, resuming=after > 0, owner=principal.id
     )
     return container.stream_response(stream_id, after, stored)
-
-
-@router.get("/{conversation_id}/export.json", responses=api_errors(404))
-async def export_conversation(
-    conversation_id: str, conversations: ConversationsDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    """The conversation with its settings (its panel, if any) and every message, each
-    answer of a panel with its `routing`."""
-    conversation = await conversations.get(conversation_id, owner=principal.id)
-    messages = await conversations.messages(conversation_id, None, 0, owner=principal.id)
-    return {**conversation_view(conversation), "messages": [m.to_dict() for m in messages]}

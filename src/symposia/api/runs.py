@@ -1,11 +1,11 @@
-"""Runs: start a multi-agent conversation, watch it, steer it, stop it, export it."""
+"""Runs: start a multi-agent conversation, watch it, steer it, stop it (exports and
+imports: api.exports)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import (
@@ -28,7 +28,7 @@ from symposia.api.schemas import (
 )
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
-from symposia.export import run_summary, run_transcript
+from symposia.export import run_summary
 from symposia.orchestration.presets import preset_named
 from symposia.services.runs import default_bots
 from symposia.settings import Settings
@@ -187,14 +187,3 @@ async def branch_run(
         "max_turns": run.max_turns,
         "stream_url": f"/api/stream/{run.id}",
     }
-
-
-@router.get("/export/{run_id}.json", responses=api_errors(404))
-async def export_json(run_id: str, runs: RunsDep, principal: PrincipalDep) -> JSONResponse:
-    """The transcript so far (final or partial), with bots, status, timestamps and usage."""
-    run = await runs.get(run_id, owner=principal.id)
-    branches = await runs.branches(run_id)
-    return JSONResponse(
-        {**run_transcript(run), "branches": branches},
-        headers={"Content-Disposition": f'attachment; filename="run-{run.id}.json"'},
-    )
