@@ -16,11 +16,12 @@ import resource
 import time
 import tracemalloc
 
+from tests.export_sample import sample_run
+
 from symposia.export import run_transcript
 from symposia.export.files import render_json
 from symposia.export.markdown import render_markdown
 from symposia.export.pdf import render_pdf
-from tests.export_sample import sample_run
 
 
 def main() -> None:

@@ -14,30 +14,12 @@ from symposia.export.transcript import (
     PanelOut,
     Participant,
     RunTranscript,
-    Usage,
 )
 
 
 def entry_of(message: Message) -> Entry:
-    usage = message.usage
-    return Entry(
-        id=message.id,
-        role=message.role,
-        author=message.author,
-        content=message.content,
-        model=message.model,
-        status=message.status.value,
-        bot_index=message.bot_index,
-        turn=message.turn,
-        round=message.round,
-        usage=Usage(**usage.to_dict()) if usage is not None else None,
-        cost_usd=message.cost_usd,
-        created_at=message.created_at,
-        completed_at=message.completed_at,
-        routing=message.routing,
-        tool_calls=message.tool_calls or None,
-        tool_call_id=message.tool_call_id,
-    )
+    """The message as the API shows it (`Message.to_dict`), typed."""
+    return Entry.model_validate(message.to_dict())
 
 
 def _participant(bot: BotConfig) -> Participant:

@@ -1,10 +1,12 @@
 """A transcript as a PDF, drawn with fpdf2 from the same outline as the Markdown.
 
 Text is real text (selectable, searchable), set in the Noto fonts of export.fonts with
-fallback per glyph, and shaped by HarfBuzz (uharfbuzz) so Arabic joins and Hebrew and
-Arabic run right to left. Each message gets a heading (and a bookmark); each page its
-number. Rendering is CPU work of a second or more for a long transcript: call it off the
-event loop (`export.files.render` does).
+fallback per glyph. A paragraph in a script that needs it (Arabic, Hebrew, the Indic and
+South-East Asian scripts, emoji sequences) is shaped by HarfBuzz (uharfbuzz), so Arabic
+joins and right-to-left runs read right to left; others are not, as shaping costs most of
+the render time of a long transcript and changes nothing for them. Each message gets a
+heading (and a bookmark); each page its number. Rendering is seconds of CPU work for a
+long transcript: call it off the event loop (`export.files.render` does).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from symposia.export.fonts import MAIN_FAMILY, fallback_fonts, main_fonts
 from symposia.export.outline import AnyTranscript, Block
 from symposia.export.transcript import RunTranscript
 
+# Hebrew to Myanmar, Khmer, the Arabic presentation forms, the zero-width joiner.
+_NEEDS_SHAPING = re.compile(r"[\u0590-\u109f\u1780-\u17ff\ufb1d-\ufdff\ufe70-\ufeff\u200d]")
 # C0/C1 controls other than the line break draw nothing useful; tabs become spaces.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 TAB = "    "
@@ -46,7 +50,6 @@ class _Document(FPDF):
         for font in main_fonts() + fallback_fonts():
             self.add_font(font.family, font.style, str(font.path))
         self.set_fallback_fonts([f.family for f in fallback_fonts()], exact_match=False)
-        self.set_text_shaping(True)
 
     def footer(self) -> None:
         self.set_y(-12)
@@ -58,6 +61,7 @@ class _Document(FPDF):
 
 def _paragraph(pdf: FPDF, text: str, size: float, style: str = "", height: float = LINE) -> None:
     pdf.set_font(MAIN_FAMILY, style, size)
+    pdf.set_text_shaping(_NEEDS_SHAPING.search(text) is not None)
     pdf.multi_cell(0, height, clean(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
