@@ -125,8 +125,8 @@ async def test_another_principals_exports_are_404_and_imports_are_the_callers(
                 assert (await http.get(path)).status_code == 401, path
                 assert (await http.get(path, headers=alice)).status_code == 200, path
         document = (await http.get(f"/api/export/{run_id}.json", headers=alice)).json()
-        assert (await http.post("/api/run/import", json=document)).status_code == 401
-        imported = await http.post("/api/run/import", json=document, headers=bob)
+        assert (await http.post("/api/runs/import", json=document)).status_code == 401
+        imported = await http.post("/api/runs/import", json=document, headers=bob)
         assert imported.status_code == 201, imported.text
         new_id = imported.json()["id"]
         assert (await http.get(f"/api/export/{new_id}.json", headers=bob)).status_code == 200
@@ -160,7 +160,7 @@ async def test_export_import_export_keeps_the_run(
     original["policy_state"] = {"verdict": {"winner": "Pro"}}
     original["verdict"] = {"winner": "Pro"}
     original["ended_by"] = "max_turns"
-    imported = await client.post("/api/run/import", json=original)
+    imported = await client.post("/api/runs/import", json=original)
     assert imported.status_code == 201, imported.text
     assert imported.json()["status"] == "completed"
     assert imported.json()["imported_from"] == run_id
@@ -188,13 +188,13 @@ async def test_bad_documents_are_refused_with_their_reason(
         ({**good, "edits": [{"bot": 5, "changes": {}, "at": good["started_at"]}]}, "edits.0.bot"),
     ]
     for document, field in cases:
-        response = await client.post("/api/run/import", json=document)
+        response = await client.post("/api/runs/import", json=document)
         assert response.status_code == 422, (field, response.text)
         assert field in response.text, (field, response.text)
     not_json = await client.post(
-        "/api/run/import", content=b"{not json", headers={"Content-Type": "application/json"}
+        "/api/runs/import", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert not_json.status_code == 422
     assert "JSON decode error" in not_json.text
     huge = {**good, "topic": "x" * 2_000_000}
-    assert (await client.post("/api/run/import", json=huge)).status_code == 413
+    assert (await client.post("/api/runs/import", json=huge)).status_code == 413

@@ -80,7 +80,7 @@ async def export_conversation(
 
 
 @router.post(
-    "/run/import",
+    "/runs/import",
     status_code=201,
     dependencies=[rate_limited("runs")],
     responses=api_errors(400, 413, 429),

@@ -18,6 +18,10 @@ FORMAT: Literal["symposia.transcript"] = "symposia.transcript"
 VERSION: Literal[1] = 1
 
 
+# An ISO 8601 string in JSON (strict models take only datetime objects otherwise).
+Time = Annotated[datetime, Field(strict=False)]
+
+
 def _absent(value: Any) -> bool:
     return value is None
 
@@ -29,9 +33,10 @@ def _left_out_when_none() -> Any:
 
 
 class _Strict(BaseModel):
-    """Unknown fields are refused, so an import never drops what it was given."""
+    """Unknown fields are refused, so an import never drops what it was given, and values
+    are not coerced (a "3" is not a number); times are ISO 8601 strings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Usage(_Strict):
@@ -60,8 +65,8 @@ class Entry(_Strict):
     round: int | None = None
     usage: Usage | None = None
     cost_usd: float | None = None
-    created_at: datetime
-    completed_at: datetime | None = None
+    created_at: Time
+    completed_at: Time | None = None
     # A panel's routing of the question this answers: agent, reason, attempts, fallback.
     routing: dict[str, Any] | None = _left_out_when_none()
     tool_calls: list[dict[str, str]] | None = _left_out_when_none()
@@ -89,7 +94,7 @@ class Edit(_Strict):
     bot: int = Field(ge=0)
     bot_name: str | None = None
     changes: dict[str, Any]
-    at: datetime
+    at: Time
     turn: int | None = None
 
 
@@ -119,7 +124,7 @@ class RunTranscript(_Strict):
     max_turns: int = Field(ge=0)
     turn_count: int = Field(ge=0)
     on_human_timeout: Literal["skip", "end"] = "end"
-    awaiting_until: datetime | None = None
+    awaiting_until: Time | None = None
     ended_by: str | None = None
     stop_reason: str | None = None
     error: dict[str, Any] | None = None
@@ -129,9 +134,9 @@ class RunTranscript(_Strict):
     parent_id: str | None = None
     branch_turn: int | None = None
     branches: list[Branch] = Field(default_factory=list)
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: Time
+    started_at: Time | None = None
+    finished_at: Time | None = None
     bots: list[Participant]
     edits: list[Edit] = Field(default_factory=list)
     messages: list[Entry] = Field(default_factory=list)
@@ -169,10 +174,10 @@ class ConversationTranscript(_Strict):
     panel: PanelOut | None = None
     tools: list[dict[str, Any]] | None = None
     message_count: int = Field(ge=0)
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: Time
+    updated_at: Time
+    started_at: Time | None = None
+    finished_at: Time | None = None
     messages: list[Entry] = Field(default_factory=list)
 
 

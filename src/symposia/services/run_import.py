@@ -1,4 +1,4 @@
-"""Recreate a run from a JSON export (`POST /api/run/import`): stored as a finished run
+"""Recreate a run from a JSON export (`POST /api/runs/import`): stored as a finished run
 of the caller, transcript, edits and settings included. Nothing is generated; to run the
 debate again, branch the imported run at turn 0."""
 
