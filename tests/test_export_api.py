@@ -4,6 +4,7 @@ and a run that survives export, import and export again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,8 +15,10 @@ from fastapi import FastAPI
 
 from symposia.app import container_of, create_app
 from symposia.container import Container
+from symposia.export import render, run_transcript
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.scripted import ScriptedProvider
+from tests.export_sample import sample_run
 from tests.helpers import wait_done
 from tests.test_security import secure_settings
 
@@ -198,3 +201,26 @@ async def test_bad_documents_are_refused_with_their_reason(
     assert "JSON decode error" in not_json.text
     huge = {**good, "topic": "x" * 2_000_000}
     assert (await client.post("/api/runs/import", json=huge)).status_code == 413
+
+
+async def test_a_long_pdf_renders_off_the_event_loop() -> None:
+    """The loop keeps turning while a 60-turn PDF renders (it takes a second or more)."""
+    transcript = run_transcript(sample_run(60))
+    gaps: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def tick() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+
+    ticker = asyncio.create_task(tick())
+    started = loop.time()
+    exported = await render(transcript, "pdf")
+    took = loop.time() - started
+    ticker.cancel()
+    assert exported.content.startswith(b"%PDF-")
+    assert took > 0.5, took  # long enough for a blocked loop to show
+    assert max(gaps) < min(0.4, took / 2), (max(gaps), took)
