@@ -182,16 +182,22 @@ async def test_bad_documents_are_refused_with_their_reason(
     good = (await client.get(f"/api/export/{run_id}.json")).json()
     conversation_id = await _conversation(client)
     chat = (await client.get(f"/api/conversations/{conversation_id}/export.json")).json()
+    first = good["messages"][0]
     cases: list[tuple[Any, str]] = [
         ({**good, "version": 2}, "version"),
         ({**good, "format": "other"}, "format"),
         (chat, "kind"),
         ({**good, "surprise": 1}, "surprise"),
-        ({**good, "messages": [{**good["messages"][0], "bot_index": 7}]}, "messages.0.bot_index"),
+        ({**good, "messages": [{**first, "bot_index": 7}]}, "messages.0.bot_index"),
         ({**good, "edits": [{"bot": 5, "changes": {}, "at": good["started_at"]}]}, "edits.0.bot"),
+        ({**good, "messages": [{**first, "content": "\ud800"}]}, "messages.0.content"),
+        ({**good, "policy_state": {"x": ["\u0000"]}}, "policy_state.x.0"),
     ]
     for document, field in cases:
-        response = await client.post("/api/runs/import", json=document)
+        body = json.dumps(document).encode()  # ASCII: "\ud800" travels as an escape
+        response = await client.post(
+            "/api/runs/import", content=body, headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 422, (field, response.text)
         assert field in response.text, (field, response.text)
     not_json = await client.post(
@@ -223,4 +229,5 @@ async def test_a_long_pdf_renders_off_the_event_loop() -> None:
     ticker.cancel()
     assert exported.content.startswith(b"%PDF-")
     assert took > 0.5, took  # long enough for a blocked loop to show
-    assert max(gaps) < min(0.4, took / 2), (max(gaps), took)
+    # On the loop, one gap would be the whole render; in a thread, none comes near half.
+    assert max(gaps) < took / 2, (max(gaps), took)

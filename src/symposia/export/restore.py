@@ -7,6 +7,9 @@ run exported while it went on is `interrupted`: its turns stop where the export 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from symposia.domain.models import (
     BotConfig,
     BotEdit,
@@ -20,6 +23,22 @@ from symposia.domain.models import (
 )
 from symposia.errors import InvalidInputError
 from symposia.export.transcript import Entry, RunTranscript
+from symposia.storage.storable import unstorable
+
+Path = tuple[str | int, ...]
+
+
+def _strings(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
+    """Every string in a JSON value (keys too), with where it is."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, (*path, key))
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, index))
 
 
 def _message(entry: Entry) -> Message:
@@ -44,7 +63,15 @@ def _message(entry: Entry) -> Message:
 
 
 def _check(document: RunTranscript) -> None:
-    """Refer only to bots the document has: a 422 naming the field otherwise."""
+    """Refer only to bots the document has, and hold no text storage would have to alter
+    (U+0000, unpaired surrogates), as every other route refuses it: a 422 naming the
+    field otherwise."""
+    for path, text in _strings(document.model_dump(mode="python")):
+        if unstorable(text):
+            raise InvalidInputError(
+                "must not contain U+0000 (NUL) or unpaired surrogate characters",
+                ".".join(str(part) for part in path),
+            )
     bots = len(document.bots)
     if not bots:
         raise InvalidInputError("a run needs at least one bot", "bots")
