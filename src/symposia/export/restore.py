@@ -42,23 +42,12 @@ def _strings(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
 
 
 def _message(entry: Entry) -> Message:
+    """The entry as a message with a new id (the document's is the other server's)."""
     usage = entry.usage
     return Message(
-        role=entry.role,
-        author=entry.author,
-        content=entry.content,
-        model=entry.model,
+        **entry.model_dump(exclude={"id", "status", "usage"}),
         status=MessageStatus(entry.status),
-        bot_index=entry.bot_index,
-        turn=entry.turn,
-        round=entry.round,
         usage=TurnUsage(**usage.model_dump()) if usage is not None else None,
-        cost_usd=entry.cost_usd,
-        created_at=entry.created_at,
-        completed_at=entry.completed_at,
-        routing=entry.routing,
-        tool_calls=entry.tool_calls,
-        tool_call_id=entry.tool_call_id,
     )
 
 
