@@ -20,6 +20,7 @@ from symposia.export import (
     transcript_schema,
 )
 from symposia.export.files import file_name, render_json
+from symposia.export.fonts import fallbacks_for
 from symposia.export.markdown import fence, render_markdown
 from symposia.export.outline import AnyTranscript
 from tests.export_sample import CODE_TURN, sample_conversation, sample_run
@@ -94,3 +95,15 @@ def test_file_names_are_ascii_slugs_with_a_short_id() -> None:
         file_name(samples["run"], "pdf") == "should-cities-ban-cars-discuss-both-sides-run01234.pdf"
     )
     assert file_name(samples["conversation"], "md") == "refund-no42-conv0123.md"
+
+
+def test_a_pdf_loads_only_the_fallback_fonts_its_text_needs() -> None:
+    assert [f.family for f in fallbacks_for(["Plain Latin, Кириллица, Ελληνικά · — …"])] == []
+    needed = fallbacks_for(["مرحبا", "שלום", "中文", "한국어", "🎉"])
+    assert [f.family for f in needed] == [
+        "noto-arabic",
+        "noto-hebrew",
+        "noto-sc",
+        "noto-kr",
+        "noto-emoji",
+    ]

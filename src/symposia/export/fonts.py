@@ -8,17 +8,21 @@ All are Noto, under the SIL Open Font License 1.1:
 - `pylopdf-fonts-zh-cn`: Noto Sans SC (Chinese, and Japanese kana);
 - `pylopdf-fonts-ko`: Noto Sans KR (Korean).
 The variable fonts are used at their default instance (regular weight): making another
-instance costs seconds per font.
+instance costs seconds per font. A document loads only the fallbacks its text needs
+(`fallbacks_for`): parsing all of them, the CJK ones above all, costs a second a document.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import pylopdf_fonts_ko
 import pylopdf_fonts_zh_cn
+from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +72,26 @@ def fallback_fonts() -> list[FontFile]:
         FontFile("noto-symbols", "", _noto("NotoSansSymbols[wght].ttf")),
         FontFile("noto-emoji", "", _noto("NotoEmoji[wght].ttf")),
     ]
+
+
+@functools.cache
+def coverage(path: Path) -> frozenset[int]:
+    """The code points the font has a glyph for (its cmap), read once per process."""
+    with TTFont(path, lazy=True) as font:
+        return frozenset(font.getBestCmap())
+
+
+def fallbacks_for(text: Iterable[str]) -> list[FontFile]:
+    """The fallback fonts, in order, that hold a glyph for some character of `text` the
+    main font lacks."""
+    missing = {ord(char) for part in text for char in part}
+    missing -= coverage(main_fonts()[0].path)
+    needed = []
+    for font in fallback_fonts():
+        if not missing:
+            break
+        found = missing & coverage(font.path)
+        if found:
+            needed.append(font)
+            missing -= found
+    return needed

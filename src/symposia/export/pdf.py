@@ -17,9 +17,9 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from symposia.export import outline
-from symposia.export.fonts import MAIN_FAMILY, fallback_fonts, main_fonts
+from symposia.export.fonts import MAIN_FAMILY, FontFile, fallbacks_for, main_fonts
 from symposia.export.outline import AnyTranscript, Block
-from symposia.export.transcript import RunTranscript
+from symposia.export.transcript import TRANSCRIPT, RunTranscript
 
 # Hebrew to Myanmar, Khmer, the Arabic presentation forms, the zero-width joiner.
 _NEEDS_SHAPING = re.compile(r"[\u0590-\u109f\u1780-\u17ff\ufb1d-\ufdff\ufe70-\ufeff\u200d]")
@@ -39,7 +39,7 @@ def clean(text: str) -> str:
 class _Document(FPDF):
     """A page footer with the transcript's title and the page number."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, fallbacks: list[FontFile]) -> None:
         super().__init__(format="A4")
         self.footer_title = title
         self.set_title(title)
@@ -47,9 +47,10 @@ class _Document(FPDF):
         self.set_auto_page_break(auto=True, margin=16)
         self.set_margins(18, 16, 18)
         self.alias_nb_pages()
-        for font in main_fonts() + fallback_fonts():
+        for font in main_fonts() + fallbacks:
             self.add_font(font.family, font.style, str(font.path))
-        self.set_fallback_fonts([f.family for f in fallback_fonts()], exact_match=False)
+        if fallbacks:
+            self.set_fallback_fonts([f.family for f in fallbacks], exact_match=False)
 
     def footer(self) -> None:
         self.set_y(-12)
@@ -96,10 +97,16 @@ def _title(pdf: FPDF, transcript: AnyTranscript) -> None:
     pdf.ln(1)
 
 
+def _characters(transcript: AnyTranscript) -> str:
+    """Every character the PDF may draw: the transcript's strings, as its JSON holds them
+    unescaped (the outline's own words are ASCII and a few marks the main font has)."""
+    return TRANSCRIPT.dump_json(transcript).decode()
+
+
 def render_pdf(transcript: AnyTranscript) -> bytes:
     """The PDF's bytes. Blocking: run it in a worker thread."""
     title = outline.title(transcript)
-    pdf = _Document(title)
+    pdf = _Document(title, fallbacks_for(_characters(transcript)))
     pdf.add_page()
     _title(pdf, transcript)
     facts, blocks = outline.head(transcript)
