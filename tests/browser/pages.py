@@ -1,0 +1,40 @@
+"""What the page tests share: a SQLite-only app (one browser run per test, not one per
+database), a scripted model slow enough to watch, and waiting for the page to be ready."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Page
+
+from symposia.providers.base import CompletionRequest
+from symposia.providers.scripted import Script, ScriptedProvider
+from symposia.settings import Settings
+from tests.conftest import make_settings
+
+WATCHED = "scripted/watched"
+WORDS = 12
+
+
+def page_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return make_settings(database_url=f"sqlite:///{tmp_path / 'symposia.db'}", **overrides)
+
+
+def _say_settings(request: CompletionRequest) -> str:
+    """The bot's temperature and system prompt, then counting: a turn shows what it used."""
+    system = next((m.content for m in request.messages if m.role == "system"), "")
+    counting = " ".join(f"w{n}" for n in range(1, WORDS + 1))
+    return f"[t={request.temperature}] [{system[:40]}] {counting}"
+
+
+def add_watched_model(scripted: ScriptedProvider, delay: float = 0.04) -> str:
+    """`scripted/watched`: a turn of ~WORDS tokens `delay` apart that states its settings."""
+    scripted.add_script("watched", Script(respond=_say_settings, delay=delay))
+    return WATCHED
+
+
+async def open_page(page: Page, base_url: str, route: str = "") -> None:
+    """Open the page at `#route` and wait until its first view is rendered."""
+    await page.goto(f"{base_url}/#{route}")
+    await page.wait_for_selector("body[data-ready='1']")
