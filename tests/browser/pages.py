@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.async_api import Page
 
 from symposia.providers.base import CompletionRequest
@@ -38,3 +39,17 @@ async def open_page(page: Page, base_url: str, route: str = "") -> None:
     """Open the page at `#route` and wait until its first view is rendered."""
     await page.goto(f"{base_url}/#{route}")
     await page.wait_for_selector("body[data-ready='1']")
+
+
+async def start_run(base_url: str, model: str, max_turns: int, topic: str = "Cars?") -> str:
+    """Start a two-bot run (Optimist, Skeptic) on `model` through the API; its id."""
+    body = {
+        "topic": topic,
+        "max_turns": max_turns,
+        "bots": [{"name": "Optimist", "model": model}, {"name": "Skeptic", "model": model}],
+    }
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        response = await client.post("/api/run", json=body)
+    response.raise_for_status()
+    run_id: str = response.json()["id"]
+    return run_id

@@ -453,6 +453,9 @@ export async function runView(root, runId) {
     },
     onState: (state) => {
       live.connection.textContent = state === "reconnecting" ? "reconnecting…" : "";
+      if (state === "reconnecting" && live.view.dataset.connection !== state) {
+        live.view.dataset.reconnects = Number(live.view.dataset.reconnects || 0) + 1;
+      }
       live.view.dataset.connection = state;
     },
     recover: async () => {
