@@ -291,7 +291,7 @@ class LiveRun {
 
   showEnding(data) {
     const why = data.ended_by || data.stop_reason || data.reason || data.error_message || data.error;
-    if (why) this.ending.textContent = `ended: ${typeof why === "string" ? why : JSON.stringify(why)}`;
+    if (why) this.ending.textContent = `· ended: ${typeof why === "string" ? why : JSON.stringify(why)}`;
   }
 
   setStatus(status) {
