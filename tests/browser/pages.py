@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from symposia.providers.base import CompletionRequest
 from symposia.providers.scripted import Script, ScriptedProvider
@@ -36,7 +36,9 @@ def add_watched_model(scripted: ScriptedProvider, delay: float = 0.04) -> str:
 
 
 async def open_page(page: Page, base_url: str, route: str = "") -> None:
-    """Open the page at `#route` and wait until its first view is rendered."""
+    """Load the page afresh at `#route` and wait until its first view is rendered (from
+    the page itself, a change of `#route` alone would not load it again)."""
+    await page.goto("about:blank")
     await page.goto(f"{base_url}/#{route}")
     await page.wait_for_selector("body[data-ready='1']")
 
@@ -52,4 +54,14 @@ async def start_run(base_url: str, model: str, max_turns: int, topic: str = "Car
         response = await client.post("/api/run", json=body)
     response.raise_for_status()
     run_id: str = response.json()["id"]
+    return run_id
+
+
+async def watch_run(
+    page: Page, base_url: str, scripted: ScriptedProvider, delay: float, max_turns: int
+) -> str:
+    """Start a run on `scripted/watched` and open its view once turn 0 is streaming."""
+    run_id = await start_run(base_url, add_watched_model(scripted, delay), max_turns)
+    await open_page(page, base_url, f"/run/{run_id}")
+    await expect(page.locator(".turn[data-turn='0'] .text")).to_contain_text("w1")
     return run_id

@@ -12,7 +12,13 @@ from playwright.async_api import BrowserContext, Page, expect
 
 from symposia.providers.scripted import ScriptedProvider
 from symposia.settings import Settings
-from tests.browser.pages import add_watched_model, open_page, page_settings, start_run
+from tests.browser.pages import (
+    add_watched_model,
+    open_page,
+    page_settings,
+    start_run,
+    watch_run,
+)
 from tests.fakes.live import LiveServer
 from tests.sse import collect
 
@@ -48,9 +54,7 @@ async def assert_shows_exactly(page: Page, base_url: str, run_id: str) -> None:
 async def test_reload_mid_run_continues_without_gap_or_duplicate(
     page: Page, live: LiveServer, scripted: ScriptedProvider
 ) -> None:
-    model = add_watched_model(scripted, delay=0.05)
-    run_id = await start_run(live.base_url, model, max_turns=3)
-    await open_page(page, live.base_url, f"/run/{run_id}")
+    run_id = await watch_run(page, live.base_url, scripted, 0.05, 3)
     await expect(page.locator(".turn[data-turn='1'] .text")).to_contain_text("w3")
     await page.reload()
     await page.wait_for_selector("body[data-ready='1']")
@@ -60,10 +64,7 @@ async def test_reload_mid_run_continues_without_gap_or_duplicate(
 async def test_a_lost_network_mid_run_resumes_from_the_last_event(
     page: Page, live: LiveServer, scripted: ScriptedProvider
 ) -> None:
-    model = add_watched_model(scripted, delay=0.05)
-    run_id = await start_run(live.base_url, model, max_turns=3)
-    await open_page(page, live.base_url, f"/run/{run_id}")
-    await expect(page.locator(".turn[data-turn='0'] .text")).to_contain_text("w3")
+    run_id = await watch_run(page, live.base_url, scripted, 0.05, 3)
     # The network drops: every connection to the server is cut (the run goes on).
     for connection in list(live.server.server_state.connections):
         connection.transport.abort()  # type: ignore[attr-defined]

@@ -12,7 +12,13 @@ from playwright.async_api import Page, expect
 from symposia.providers.scripted import ScriptedProvider
 from symposia.settings import Settings
 from tests.browser.conftest import screenshot
-from tests.browser.pages import add_watched_model, open_page, page_settings, start_run
+from tests.browser.pages import (
+    add_watched_model,
+    open_page,
+    page_settings,
+    start_run,
+    watch_run,
+)
 from tests.fakes.live import LiveServer
 
 
@@ -25,10 +31,7 @@ def settings(tmp_path: Path) -> Settings:
 async def test_a_bot_edited_with_the_keyboard_speaks_with_the_change_next_turn(
     page: Page, live: LiveServer, scripted: ScriptedProvider
 ) -> None:
-    model = add_watched_model(scripted, delay=0.06)
-    run_id = await start_run(live.base_url, model, max_turns=3)
-    await open_page(page, live.base_url, f"/run/{run_id}")
-    await expect(page.locator(".turn[data-turn='0'] .text")).to_contain_text("w1")
+    await watch_run(page, live.base_url, scripted, 0.06, 3)
 
     card = page.get_by_role("form", name="Edit Optimist")
     await card.get_by_role("slider").focus()
@@ -53,10 +56,7 @@ async def test_a_bot_edited_with_the_keyboard_speaks_with_the_change_next_turn(
 async def test_stop_shows_the_run_cancelled_and_why(
     page: Page, live: LiveServer, scripted: ScriptedProvider
 ) -> None:
-    model = add_watched_model(scripted, delay=0.1)
-    run_id = await start_run(live.base_url, model, max_turns=6)
-    await open_page(page, live.base_url, f"/run/{run_id}")
-    await expect(page.locator(".turn[data-turn='0'] .text")).to_contain_text("w1")
+    await watch_run(page, live.base_url, scripted, 0.1, 6)
     await page.get_by_role("button", name="Stop").click()
     await expect(page.locator(".status .badge")).to_have_text("cancelled")
     await expect(page.get_by_test_id("ending")).to_contain_text("ended:")

@@ -1,23 +1,11 @@
 // Chats: the conversations list, and one conversation with a model picker and streamed replies.
 
 import { api, models } from "./api.js";
-import { clearError, field, h, modelSelect, showError } from "./dom.js";
+import { field, guard, h, modelSelect } from "./dom.js";
 import { Follower } from "./stream.js";
 
 const PAGE = 200;
 const ASKING = ["user", "tool"];
-
-function guard(action) {
-  return async (event) => {
-    event?.preventDefault?.();
-    clearError();
-    try {
-      await action(event);
-    } catch (error) {
-      showError(error);
-    }
-  };
-}
 
 /** Enter sends, Shift+Enter is a new line. */
 function enterSubmits(textarea) {

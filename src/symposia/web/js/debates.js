@@ -1,7 +1,7 @@
 // Debates (runs): the list of past runs, the form that starts one, and the live view.
 
 import { api, models } from "./api.js";
-import { clearError, field, h, modelSelect, showError } from "./dom.js";
+import { field, guard, h, modelSelect } from "./dom.js";
 import { Follower } from "./stream.js";
 
 const PAGE = 20;
@@ -9,18 +9,6 @@ const FINISHED = ["completed", "cancelled", "error", "interrupted"];
 
 function statusBadge(status) {
   return h("span", { class: `badge status-${status}`, dataset: { status } }, status);
-}
-
-function guard(action) {
-  return async (event) => {
-    event?.preventDefault?.();
-    clearError();
-    try {
-      await action(event);
-    } catch (error) {
-      showError(error);
-    }
-  };
 }
 
 // ---------------------------------------------------------------- the list of past runs

@@ -52,3 +52,16 @@ export function field(labelText, control) {
   control.id ||= nextId("f");
   return h("div", { class: "field" }, h("label", { for: control.id }, labelText), control);
 }
+
+/** An event handler that shows the error an action throws instead of losing it. */
+export function guard(action) {
+  return async (event) => {
+    event?.preventDefault?.();
+    clearError();
+    try {
+      await action(event);
+    } catch (error) {
+      showError(error);
+    }
+  };
+}
