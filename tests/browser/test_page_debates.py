@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
-import pytest
 from playwright.async_api import Page, expect
 
 from symposia.providers.scripted import ScriptedProvider
-from symposia.settings import Settings
 from tests.browser.conftest import screenshot
-from tests.browser.pages import add_watched_model, open_page, page_settings
+from tests.browser.pages import add_watched_model, open_page
 from tests.fakes.live import LiveServer
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return page_settings(tmp_path)
 
 
 async def test_start_a_debate_and_watch_tokens_arrive(

@@ -3,29 +3,20 @@ nothing missing; many tabs watch one run."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
 from symposia.providers.scripted import ScriptedProvider
-from symposia.settings import Settings
 from tests.browser.pages import (
     add_watched_model,
     open_page,
-    page_settings,
     start_run,
     watch_run,
 )
 from tests.fakes.live import LiveServer
 from tests.sse import collect
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return page_settings(tmp_path)
 
 
 async def stored_run(base_url: str, run_id: str) -> tuple[dict[str, Any], int]:

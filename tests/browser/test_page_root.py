@@ -17,18 +17,12 @@ from symposia.app import container_of, create_app
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.scripted import ScriptedProvider
 from symposia.security.passwords import hash_password
-from symposia.settings import Settings
 from tests.browser.conftest import screenshot
 from tests.browser.pages import open_page, page_settings, start_run
 from tests.fakes.live import LiveServer, start_live_server
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"alice:secret").decode()}
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return page_settings(tmp_path)
 
 
 @pytest.fixture
