@@ -1,0 +1,55 @@
+"""A small WebSocket client for tests: the `websockets` package against the live server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.fakes.live import LiveServer
+
+
+def ws_url(live: LiveServer, path: str) -> str:
+    return f"ws://127.0.0.1:{live.port}{path}"
+
+
+@asynccontextmanager
+async def open_socket(
+    live: LiveServer, path: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[ClientConnection]:
+    async with connect(ws_url(live, path), additional_headers=headers, open_timeout=5) as ws:
+        yield ws
+
+
+async def next_frame(ws: ClientConnection, skip_heartbeats: bool = True) -> dict[str, Any]:
+    while True:
+        frame: dict[str, Any] = json.loads(await ws.recv())
+        if not (skip_heartbeats and frame["type"] == "heartbeat"):
+            return frame
+
+
+async def events_until_done(
+    ws: ClientConnection, stop_after: int | None = None
+) -> list[dict[str, Any]]:
+    """Event frames until `done` (or `stop_after` of them); other frames are skipped."""
+    out: list[dict[str, Any]] = []
+    while True:
+        frame = await next_frame(ws)
+        if frame["type"] != "event":
+            continue
+        out.append(frame)
+        if frame["event"] == "done" or (stop_after is not None and len(out) >= stop_after):
+            return out
+
+
+async def command(ws: ClientConnection, **message: Any) -> dict[str, Any]:
+    """Send one command and return its answer (`ack` or `error` with the same ref);
+    events arriving meanwhile are skipped."""
+    await ws.send(json.dumps(message))
+    while True:
+        frame = await next_frame(ws)
+        if frame["type"] in ("ack", "error") and frame.get("ref") == message.get("ref"):
+            return frame
