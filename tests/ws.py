@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,9 +25,13 @@ async def open_socket(
         yield ws
 
 
+FRAME_TIMEOUT_SECONDS = 10.0
+
+
 async def next_frame(ws: ClientConnection, skip_heartbeats: bool = True) -> dict[str, Any]:
     while True:
-        frame: dict[str, Any] = json.loads(await ws.recv())
+        async with asyncio.timeout(FRAME_TIMEOUT_SECONDS):
+            frame: dict[str, Any] = json.loads(await ws.recv())
         if not (skip_heartbeats and frame["type"] == "heartbeat"):
             return frame
 
@@ -45,11 +50,15 @@ async def events_until_done(
             return out
 
 
-async def command(ws: ClientConnection, **message: Any) -> dict[str, Any]:
-    """Send one command and return its answer (`ack` or `error` with the same ref);
-    events arriving meanwhile are skipped."""
+async def command(
+    ws: ClientConnection, seen: list[dict[str, Any]] | None = None, **message: Any
+) -> dict[str, Any]:
+    """Send one command and return its answer (`ack` or `error` with the same ref); the
+    frames arriving meanwhile go to `seen`."""
     await ws.send(json.dumps(message))
     while True:
         frame = await next_frame(ws)
         if frame["type"] in ("ack", "error") and frame.get("ref") == message.get("ref"):
             return frame
+        if seen is not None:
+            seen.append(frame)
