@@ -1,7 +1,9 @@
-"""SIGTERM: a WebSocket viewer gets the run's last events, then a 1001 (going away)."""
+"""`symposia serve` and WebSockets: SIGTERM sends a viewer the run's last events, then a
+1001 (going away); a message over MAX_BODY_BYTES closes its socket with 1009."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.fakes.live import LiveServer, free_port, serve_process, wait_until_healthy
@@ -25,6 +28,7 @@ async def test_sigterm_sends_the_last_events_then_closes_with_1001(tmp_path: Pat
         "SCRIPTED_TOKEN_DELAY": "0.05",
         "SHUTDOWN_GRACE_SECONDS": "3",
         "RUN_RESUME": "false",
+        "MAX_BODY_BYTES": "4096",
     }
     process = serve_process(env, tmp_path, stderr=subprocess.PIPE)
     live = LiveServer(f"http://127.0.0.1:{port}", port, None)  # type: ignore[arg-type]
@@ -35,6 +39,11 @@ async def test_sigterm_sends_the_last_events_then_closes_with_1001(tmp_path: Pat
             bots = [{"name": "A", "max_tokens": 2000}, {"name": "B", "max_tokens": 2000}]
             created = await client.post("/api/run", json={"topic": "t", "bots": bots})
         run_id = created.json()["id"]
+        async with open_socket(live, f"/api/ws/runs/{run_id}") as ws:
+            await ws.send(json.dumps({"type": "say", "body": {"content": "x" * 5000}}))
+            with pytest.raises(ConnectionClosed):
+                await next_frame(ws)
+            assert ws.close_code == 1009
         async with open_socket(live, f"/api/ws/runs/{run_id}?after=0") as ws:
             try:
                 while True:

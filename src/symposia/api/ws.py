@@ -136,8 +136,9 @@ async def _accept(websocket: WebSocket, container: Container) -> Principal | Non
 
 def _error(ref: Any, exc: SymposiaError) -> dict[str, Any]:
     frame = {"type": "error", "ref": ref, "status": exc.status_code, **exc.to_dict()}
-    if "Retry-After" in exc.headers:
-        frame["retry_after"] = exc.headers["Retry-After"]
+    retry_after = exc.headers.get("Retry-After", "")
+    if retry_after.isdigit():
+        frame["retry_after"] = int(retry_after)
     return frame
 
 
