@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from symposia.providers.scripted import Script, ScriptedProvider
-from symposia.settings import Settings
-from tests.conftest import make_settings
+from tests import ws
 from tests.fakes.live import LiveServer
 from tests.test_ws_runs import start_run
 from tests.ws import command, events_until_done, open_socket
 
-
-@pytest.fixture
-def settings() -> Settings:
-    return make_settings(sse_heartbeat_seconds=0.2, sse_send_timeout=1.0)
-
-
-@pytest.fixture
-async def http(live: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as client:
-        yield client
+settings = ws.settings
+http = ws.http
 
 
 @pytest.fixture

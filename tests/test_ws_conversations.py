@@ -4,30 +4,20 @@ them; resume; request ids and metrics of sockets and their commands."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from symposia.container import Container
-from symposia.settings import Settings
-from tests.conftest import make_settings
+from tests import ws
 from tests.fakes.live import LiveServer
 from tests.helpers import eventually
 from tests.sse import collect
 from tests.test_ws_runs import triples
 from tests.ws import command, events_until_done, open_socket
 
-
-@pytest.fixture
-def settings() -> Settings:
-    return make_settings(sse_heartbeat_seconds=0.2, sse_send_timeout=1.0)
-
-
-@pytest.fixture
-async def http(live: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as client:
-        yield client
+settings = ws.settings
+http = ws.http
 
 
 async def test_message_then_reply_as_sse_sends_it_and_resume(

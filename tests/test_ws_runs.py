@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
 from typing import Any
 
 import httpx
-import pytest
 
 from symposia.container import Container
 from symposia.providers.scripted import Script, ScriptedProvider
-from symposia.settings import Settings
-from tests.conftest import make_settings
+from tests import ws
 from tests.fakes.live import LiveServer
 from tests.helpers import wait_done
 from tests.sse import collect
 from tests.ws import command, events_until_done, next_frame, open_socket
 
-
-@pytest.fixture
-def settings() -> Settings:
-    return make_settings(sse_heartbeat_seconds=0.2, sse_send_timeout=1.0)
-
-
-@pytest.fixture
-async def http(live: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as client:
-        yield client
+settings = ws.settings
+http = ws.http
 
 
 async def start_run(http: httpx.AsyncClient, model: str, max_turns: int = 2) -> str:
@@ -50,7 +40,10 @@ async def test_socket_replays_what_sse_sends(
     run_id = await start_run(http, "scripted/echo")
     await wait_done(container, run_id)
     sse = await collect(http, f"/api/stream/{run_id}")
-    async with open_socket(live, f"/api/ws/runs/{run_id}?after=0") as ws:
+    async with open_socket(live, f"/api/ws/runs/{run_id}") as ws:
+        await ws.send(json.dumps({"type": "subscribe", "ref": "s", "after": 0}))
+        ack = await next_frame(ws)  # before the first event, however fast they come
+        assert (ack["type"], ack["ref"]) == ("ack", "s")
         socket_events = await events_until_done(ws)
     assert triples(socket_events) == [(f.seq, f.event, f.data) for f in sse]
     assert socket_events[-1]["event"] == "done"

@@ -1,4 +1,5 @@
-"""A small WebSocket client for tests: the `websockets` package against the live server."""
+"""A small WebSocket client for tests (the `websockets` package against the live server),
+and the fixtures the WebSocket tests share (a module takes them as `settings = ws.settings`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from symposia.settings import Settings
+from tests.conftest import make_settings
 from tests.fakes.live import LiveServer
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Heartbeats and send timeouts short enough for a test to see."""
+    return make_settings(sse_heartbeat_seconds=0.2, sse_send_timeout=1.0)
+
+
+@pytest.fixture
+async def http(live: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as client:
+        yield client
 
 
 def ws_url(live: LiveServer, path: str) -> str:

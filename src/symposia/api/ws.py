@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import APIRouter, WebSocket
 from pydantic import TypeAdapter, ValidationError
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from symposia.api import conversations as conversations_api
 from symposia.api import runs as runs_api
@@ -32,7 +32,7 @@ from symposia.api.schemas import BotPatch, MessageCreate, ModelName, RunSay
 from symposia.container import Container
 from symposia.errors import BadRequestError, InvalidInputError, SymposiaError, UnauthorizedError
 from symposia.security.principals import Principal
-from symposia.streaming.sse import parse_last_event_id
+from symposia.streaming.sse import EventSource, parse_last_event_id
 from symposia.streaming.websocket import POLICY_VIOLATION, Outbox, Session, close, receive_json
 
 logger = logging.getLogger("symposia.ws")
@@ -59,6 +59,8 @@ class Socket:
     route: str
     request_id: str
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # A subscription starts once its `ack` is sent, so the ack comes before its events.
+    follow_next: tuple[EventSource, str, int] | None = None
 
 
 Command = Callable[[Socket, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -122,7 +124,7 @@ async def _accept(websocket: WebSocket, container: Container) -> Principal | Non
         await outbox.send({"type": "ack", "ref": message.get("ref"), "command": "auth"})
         return principal
     except UnauthorizedError as exc:
-        if websocket.client_state.name == "CONNECTING":
+        if websocket.client_state is WebSocketState.CONNECTING:
             await websocket.accept()
         await websocket.send_json(_error(None, exc))
         await close(websocket, POLICY_VIOLATION, "unauthorized")
@@ -185,7 +187,7 @@ async def _auth(socket: Socket, message: dict[str, Any]) -> dict[str, Any]:
 async def _subscribe_run(socket: Socket, message: dict[str, Any]) -> dict[str, Any]:
     after = _after(message.get("after"))
     stored = await socket.container.runs.open_stream(socket.subject, owner=socket.principal.id)
-    socket.session.follow(stored or socket.container.log, socket.subject, after)
+    socket.follow_next = (stored or socket.container.log, socket.subject, after)
     return {"after": after}
 
 
@@ -216,7 +218,7 @@ async def _subscribe_reply(socket: Socket, message: dict[str, Any]) -> dict[str,
     stream_id, stored = await socket.container.conversations.reply_stream(
         socket.subject, model, resuming=after > 0, owner=socket.principal.id
     )
-    socket.session.follow(stored or socket.container.log, stream_id, after)
+    socket.follow_next = (stored or socket.container.log, stream_id, after)
     return {"after": after, "stream": stream_id}
 
 
@@ -283,6 +285,9 @@ async def _dispatch(socket: Socket, commands: dict[str, Command], message: dict[
             },
         )
         await socket.session.outbox.send(frame)
+        if socket.follow_next is not None:
+            socket.session.follow(*socket.follow_next)
+            socket.follow_next = None
 
 
 async def _serve(
