@@ -11,6 +11,7 @@ code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -119,14 +120,15 @@ async def _accept(websocket: WebSocket, container: Container) -> Principal | Non
                 while (message := await receive_json(websocket, outbox)) is None:
                     pass
         except TimeoutError:
-            raise UnauthorizedError("no authentication within 10 s") from None
+            raise UnauthorizedError(f"no authentication within {AUTH_WAIT_SECONDS:g} s") from None
         principal = await _key_principal(container, message)
         await outbox.send({"type": "ack", "ref": message.get("ref"), "command": "auth"})
         return principal
     except UnauthorizedError as exc:
         if websocket.client_state is WebSocketState.CONNECTING:
             await websocket.accept()
-        await websocket.send_json(_error(None, exc))
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.send_json(_error(None, exc))
         await close(websocket, POLICY_VIOLATION, "unauthorized")
     except WebSocketDisconnect:
         pass

@@ -1,4 +1,5 @@
-"""Per request: an id (X-Request-Id, accepted when sane or made up), one log line, metrics.
+"""Per request (and per WebSocket): an id (X-Request-Id, accepted when sane or made up), one
+log line, metrics.
 
 Pure ASGI, so streaming responses pass through untouched. The id is bound to structlog's
 context variables, so every log line of the request carries it, and so do the runs it
@@ -38,11 +39,11 @@ class RequestContext:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-            return
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope)
         structlog.contextvars.bind_contextvars(request_id=request_id)
