@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from symposia.app import container_of, create_app
 from symposia.container import Container
 from symposia.providers.scripted import Script, ScriptedProvider
 from tests import ws
-from tests.fakes.live import LiveServer
+from tests.conftest import make_settings
+from tests.fakes.live import LiveServer, start_live_server
 from tests.helpers import wait_done
 from tests.sse import collect
 from tests.ws import command, events_until_done, next_frame, open_socket
@@ -104,3 +107,34 @@ async def test_a_bad_position_is_refused_with_400(
     async with open_socket(live, f"/api/ws/runs/{run_id}") as ws:
         answer = await command(ws, type="subscribe", ref=1, after="-3")
     assert (answer["type"], answer["status"], answer["code"]) == ("error", 400, "bad_request")
+
+
+async def test_after_a_restart_the_stream_rebuilt_from_storage_is_the_same(
+    tmp_path: Path,
+) -> None:
+    """A new process has no live log of the run: both transports read the stream rebuilt
+    from the database, with the same ids."""
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'runs.db'}")
+    first = create_app(settings)
+    await container_of(first).start()
+    try:
+        transport = httpx.ASGITransport(app=first)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            run_id = await start_run(http, "scripted/echo")
+            await wait_done(container_of(first), run_id)
+    finally:
+        await container_of(first).shutdown()
+    second = create_app(settings)
+    await container_of(second).start()
+    try:
+        assert not await container_of(second).log.exists(run_id)
+        async with start_live_server(second) as server:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+                sse = await collect(http, f"/api/stream/{run_id}", {"Last-Event-ID": "2"})
+            async with open_socket(server, f"/api/ws/runs/{run_id}?after=2") as ws:
+                rebuilt = await events_until_done(ws)
+    finally:
+        await container_of(second).shutdown()
+    assert triples(rebuilt) == [(f.seq, f.event, f.data) for f in sse]
+    assert rebuilt[0]["id"] > 2
+    assert rebuilt[-1]["event"] == "done"
