@@ -7,12 +7,13 @@ import asyncio
 
 from symposia.cli.config import settings_or_exit
 from symposia.cli.parsing import Commands
-from symposia.storage.db import create_engine
-from symposia.storage.migrate import current_revision, upgrade
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
     """Apply the migrations to DATABASE_URL (the server also does this at start-up)."""
+    from symposia.storage.db import create_engine  # loaded by this command only
+    from symposia.storage.migrate import current_revision, upgrade
+
     settings = settings_or_exit()
 
     async def go() -> str | None:

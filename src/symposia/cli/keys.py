@@ -6,15 +6,20 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from symposia.cli.config import settings_or_exit
 from symposia.cli.parsing import Commands
-from symposia.security.api_keys import ApiKeyStore
-from symposia.storage.db import create_engine, session_factory
-from symposia.storage.migrate import upgrade
+
+if TYPE_CHECKING:  # the database's modules load when a key command runs, not before
+    from symposia.security.api_keys import ApiKeyStore
 
 
 async def _with_keys(action: Callable[[ApiKeyStore], Awaitable[int]]) -> int:
+    from symposia.security.api_keys import ApiKeyStore
+    from symposia.storage.db import create_engine, session_factory
+    from symposia.storage.migrate import upgrade
+
     settings = settings_or_exit()
     engine = create_engine(settings.database_url)
     try:

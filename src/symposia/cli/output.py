@@ -32,7 +32,8 @@ def colour_of(index: int | None) -> str:
 
 def speaker_line(label: str, colour: str, detail: str = "") -> Text:
     """`── turn 2 · Skeptic (openai/gpt-4o)`: the heading of a turn or a reply."""
-    line = Text("── ", style="dim")
+    line = Text()
+    line.append("── ", style="dim")
     line.append(label, style=f"bold {colour}")
     if detail:
         line.append(f" ({detail})", style="dim")

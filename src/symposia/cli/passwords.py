@@ -7,11 +7,12 @@ import getpass
 import sys
 
 from symposia.cli.parsing import Commands
-from symposia.security.passwords import hash_password
 
 
 def hash_password_command(args: argparse.Namespace) -> int:
     """Print a bcrypt hash for BASIC_AUTH_PW_HASH (password from a prompt, or stdin)."""
+    from symposia.security.passwords import hash_password  # bcrypt: for this command only
+
     if sys.stdin.isatty():
         password = getpass.getpass("password: ")
         if getpass.getpass("again: ") != password:
