@@ -224,3 +224,26 @@ def test_dropped_connections_resume_with_last_event_id(server: Server) -> None:
     for turn, name in enumerate(speakers, start=1):
         expected += [f"── turn {turn} · {name} (scripted/count)", COUNTED]
     assert lines == expected
+
+
+def test_parallel_rounds_speaker_choices_and_verdicts(server: Server) -> None:
+    """`du2023`: three agents stream each round at once; each turn is shown whole, once,
+    in order, then the vote. `panel`: the supervisor's choice before each turn."""
+    rounds = piped("debate", "Q", "--preset", "du2023", "--server", server.url, key=server.key)
+    assert rounds.returncode == 0, rounds.stderr
+    lines = rounds.stdout.splitlines()[1:]
+    for turn in range(9):
+        assert lines[2 * turn] == f"── turn {turn + 1} · Agent {turn % 3 + 1} (scripted/count)"
+        assert lines[2 * turn + 1] == COUNTED
+    assert lines[18] == f"verdict (vote): {COUNTED}  votes: {COUNTED.lower()}: 3"
+    assert lines[19].endswith("completed (ended by max_rounds)")
+
+    panel = piped(
+        *("debate", "Q", "--preset", "panel", "--turns", "1"),
+        *("--server", server.url),
+        key=server.key,
+    )
+    assert panel.returncode == 0, panel.stderr
+    lines = panel.stdout.splitlines()[1:]
+    assert lines[0].startswith("→ next speaker Analyst (fallback): 1 2 3")
+    assert lines[1:3] == ["── turn 1 · Analyst (scripted/count)", COUNTED]

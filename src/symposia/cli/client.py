@@ -163,8 +163,11 @@ class Stream:
             except httpx.TransportError as exc:
                 if time.monotonic() > given_up_at:
                     raise self.api.unreachable(exc) from exc
-            if not self.finished:
-                time.sleep(RECONNECT_DELAY)
+            if self.finished:
+                return
+            if time.monotonic() > given_up_at:  # answered, but never with anything new
+                raise CliError(f"the stream {self.path} keeps ending before its `done` event")
+            time.sleep(RECONNECT_DELAY)
 
     def _next_request(self) -> tuple[str, str, Any]:
         if not self.seen and self.attempted and self.method != "GET":

@@ -25,10 +25,18 @@ def _key(data: dict[str, Any]) -> Key:
 
 @dataclass
 class EventView:
+    """One speaker is shown live at a time. In a `rounds` run the agents of a round speak
+    at once: the others' text is kept, and each is shown whole (then live, if it is still
+    going) once the one before it has finished."""
+
     out: Console
     # The speaker's colour: by bot index in a run; a reply's answers take `reply_colour`.
     reply_colour: str = "cyan"
-    texts: dict[Key, str] = field(default_factory=dict)
+    texts: dict[Key, str] = field(default_factory=dict)  # each turn's text so far
+    shown: dict[Key, int] = field(default_factory=dict)  # how much of it is printed
+    starts: dict[Key, dict[str, Any]] = field(default_factory=dict)  # their turn_start
+    waiting: list[Key] = field(default_factory=list)  # turns under way, not yet shown
+    ended: dict[Key, dict[str, Any]] = field(default_factory=dict)  # their turn_complete
     current: Key | None = None
     mid_line: bool = False
     final: dict[str, Any] = field(default_factory=dict)  # the last run_status or done
@@ -52,53 +60,79 @@ class EventView:
             self.out.print()
             self.mid_line = False
 
-    def _heading(self, data: dict[str, Any], model: str | None) -> None:
+    def _heading(self, data: dict[str, Any]) -> None:
         label = data.get("name") or "assistant"
         if data.get("turn") is not None:
             label = f"turn {data['turn'] + 1} · {label}"
-        self._line(speaker_line(label, self._colour(data), model or ""))
+        self._line(speaker_line(label, self._colour(data), data.get("model") or ""))
 
-    def _write(self, data: dict[str, Any], text: str) -> None:
-        key = _key(data)
-        if key != self.current:  # rounds: agents of a round stream at once
-            self._heading(data, None)
-            self.current = key
-        self.texts[key] = self.texts.get(key, "") + text
+    def _flush(self, key: Key) -> None:
+        """Print what of this turn's text is not printed yet."""
+        text = self.texts.get(key, "")[self.shown.get(key, 0) :]
+        self.shown[key] = len(self.texts.get(key, ""))
         if text:
-            self.out.print(text, style=self._colour(data), end="")
+            self.out.print(text, style=self._colour(self.starts.get(key, {})), end="")
             self.mid_line = not text.endswith("\n")
 
-    def _catch_up(self, data: dict[str, Any], content: str) -> None:
-        """Print what of `content` has not been printed yet (after a snapshot, or when the
-        tokens were not seen); a text that differs is printed whole."""
-        shown = self.texts.get(_key(data), "")
-        if content.startswith(shown):
-            self._write(data, content[len(shown) :])
-        else:
-            self.texts[_key(data)] = ""
-            self._write(data, content)
+    def _settle(self, key: Key, content: str) -> None:
+        """The turn's whole text is `content` (a snapshot, or its turn_complete): what was
+        printed of it stays when it is the start of `content`, else it is printed again."""
+        if not content.startswith(self.texts.get(key, "")[: self.shown.get(key, 0)]):
+            self.shown[key] = 0
+            if key == self.current:
+                self._heading(self.starts.get(key, {}))
+        self.texts[key] = content
 
-    # -- events -----------------------------------------------------------------------
+    def _promote(self) -> None:
+        """Show the next waiting turn: its heading and text so far, and whole when done."""
+        while self.current is None and self.waiting:
+            key = self.waiting.pop(0)
+            self.current = key
+            self._heading(self.starts[key])
+            self._flush(key)
+            if key in self.ended:
+                self._finish(key)
 
-    def _on_turn_start(self, data: dict[str, Any]) -> None:
-        self._heading(data, data.get("model"))
-        self.current = _key(data)
-        self.texts[self.current] = ""
-
-    def _on_token(self, data: dict[str, Any]) -> None:
-        self._write(data, data["delta"])
-
-    def _on_snapshot(self, data: dict[str, Any]) -> None:
-        for message in data.get("messages", []):
-            self._catch_up(message, message["content"])
-
-    def _on_turn_complete(self, data: dict[str, Any]) -> None:
-        self._catch_up(data, data.get("content") or "")
-        if data.get("status") == "partial":
+    def _finish(self, key: Key) -> None:
+        self._flush(key)
+        if self.ended.pop(key).get("status") == "partial":
             self.out.print(note(" [partial]"), end="")
             self.mid_line = True
         self._end_line()
         self.current = None
+
+    # -- events -----------------------------------------------------------------------
+
+    def _on_turn_start(self, data: dict[str, Any]) -> None:
+        key = _key(data)
+        self.starts[key], self.texts[key], self.shown[key] = data, "", 0
+        self.waiting.append(key)
+        self._promote()
+
+    def _on_token(self, data: dict[str, Any]) -> None:
+        key = _key(data)
+        self.texts[key] = self.texts.get(key, "") + data["delta"]
+        if key == self.current:
+            self._flush(key)
+
+    def _on_snapshot(self, data: dict[str, Any]) -> None:
+        for message in data.get("messages", []):
+            key = _key(message)
+            self.starts.setdefault(key, message)
+            self._settle(key, message["content"])
+            if key == self.current:
+                self._flush(key)
+
+    def _on_turn_complete(self, data: dict[str, Any]) -> None:
+        key = _key(data)
+        self.starts.setdefault(key, data)
+        self._settle(key, data.get("content") or "")
+        self.ended[key] = data
+        if key not in self.waiting and key != self.current:
+            self.waiting.append(key)  # its turn_start came before where we joined
+        if key == self.current:
+            self._finish(key)
+        self._promote()
 
     def _on_tool_call(self, data: dict[str, Any]) -> None:
         self._line(note(f"  tool call {data['function']}({data['arguments']})"))
@@ -120,7 +154,7 @@ class EventView:
         if data.get("reason"):
             line.append(f"  {data['reason']}", style="dim")
         if data.get("votes"):
-            votes = ", ".join(f"{v.get('answer')}: {v.get('count')}" for v in data["votes"])
+            votes = ", ".join(f"{answer}: {count}" for answer, count in data["votes"].items())
             line.append(f"  votes: {votes}", style="dim")
         self._line(line)
 
