@@ -11,6 +11,7 @@ from typing import Any
 
 import pexpect
 
+from tests.test_cli_debate import CuttingProxy
 from tests.test_cli_server import COUNTED, ESCAPE, Server, piped, server, spawn
 
 __all__ = ["server"]  # a fixture used here
@@ -105,3 +106,23 @@ def test_chat_continues_a_conversation_and_refuses_bad_models(server: Server) ->
     missing = piped("chat", "--conversation", "nope", "--server", server.url, key=server.key)
     assert missing.returncode == 1
     assert missing.stderr.startswith("symposia: not found:")
+
+
+def test_a_reply_cut_off_is_resumed_at_its_conversation(server: Server) -> None:
+    """The reply's stream (POST /api/chat/stream) is cut mid-way: the client picks it up at
+    GET /api/conversations/{id}/stream with Last-Event-ID, and shows the reply once."""
+    port = int(server.url.rsplit(":", 1)[1])
+    proxy = CuttingProxy(upstream=port, limit=700)
+    try:
+        result = piped(
+            *("chat", "--model", "scripted/count", "--server", f"http://127.0.0.1:{proxy.port}"),
+            key=server.key,
+            stdin="count\n",
+        )
+    finally:
+        proxy.close()
+    assert result.returncode == 0, result.stderr
+    resumed = [h for h in proxy.heads if h.startswith(b"GET /api/conversations/")]
+    assert resumed, "the reply was not cut: the test proves nothing"
+    assert all(b"last-event-id" in h.lower() for h in resumed)
+    assert result.stdout.splitlines()[1:] == ["── assistant (scripted/count)", COUNTED]

@@ -129,7 +129,8 @@ class Event:
     data: dict[str, Any]
 
 
-# Where a stream is picked up again, from what it has seen (None: it cannot be).
+# Where a stream is picked up again, from the events it has seen other than tokens
+# (None: it cannot be).
 ResumePath = Callable[[list[Event]], str | None] | None
 
 
@@ -143,13 +144,10 @@ class Stream:
     path: str
     body: Any
     resume: ResumePath
-    seen: list[Event] = field(default_factory=list)
+    last_id: int = 0
+    seen: list[Event] = field(default_factory=list)  # all but the tokens: a few per turn
     finished: bool = False
     attempted: bool = False
-
-    @property
-    def last_id(self) -> int:
-        return self.seen[-1].id if self.seen else 0
 
     def events(self) -> Iterator[Event]:
         """The events not yet yielded; call again after an interrupt to go on."""
@@ -170,11 +168,11 @@ class Stream:
             time.sleep(RECONNECT_DELAY)
 
     def _next_request(self) -> tuple[str, str, Any]:
-        if not self.seen and self.attempted and self.method != "GET":
+        if not self.last_id and self.attempted and self.method != "GET":
             # Sending the body again would ask for the same thing twice.
             raise CliError("the connection was lost before the stream began; nothing was resent")
         self.attempted = True
-        if not self.seen:
+        if not self.last_id:
             return self.method, self.path, self.body
         path = self.resume(self.seen) if self.resume else self.path
         if path is None:
@@ -182,7 +180,7 @@ class Stream:
         return "GET", path, None
 
     def _read(self, method: str, path: str, body: Any) -> Iterator[Event]:
-        headers = {"Last-Event-ID": str(self.last_id)} if self.seen else {}
+        headers = {"Last-Event-ID": str(self.last_id)} if self.last_id else {}
         with connect_sse(
             self.api.http, method, path, json=body, headers=headers, timeout=STREAM_TIMEOUT
         ) as source:
@@ -195,7 +193,9 @@ class Stream:
                     if not sse.id.isdigit() or int(sse.id) <= self.last_id:
                         continue  # a repeat after a reconnect
                     event = Event(int(sse.id), sse.event, sse.json())
-                    self.seen.append(event)
+                    self.last_id = event.id
+                    if event.type != "token":
+                        self.seen.append(event)
                     self.finished = event.type == "done"
                     yield event
                     if self.finished:
@@ -207,6 +207,8 @@ class Stream:
 def connect(args: argparse.Namespace) -> Api:
     """The server of `--server` (default: the one `symposia serve` starts here)."""
     url = args.server or local_server_url(settings_or_exit())
+    if "://" not in url:
+        url = f"http://{url}"  # `--server localhost:8000`
     return Api(url.rstrip("/"), args.api_key or os.environ.get(API_KEY_ENV) or None)
 
 
