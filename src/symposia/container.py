@@ -274,7 +274,11 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     metrics.watch(lambda: streams.count, lambda: service.active_count)
     api_keys = ApiKeyStore(sessions)
     limiter = RateLimiter(
-        {"runs": settings.rate_limit_runs, "chat": settings.rate_limit_chat},
+        {
+            "runs": settings.rate_limit_runs,
+            "chat": settings.rate_limit_chat,
+            "signin": settings.rate_limit_signin,
+        },
         settings.redis_url,
         on_reject=lambda scope: metrics.rate_limited.labels(scope).inc(),
         on_fallback=metrics.redis_fallbacks.inc,

@@ -41,8 +41,12 @@ async def get_settings(request: Request) -> Settings:
 
 
 async def get_principal(request: Request) -> Principal:
-    """Every /api and /v1 route depends on this: 401 without valid credentials."""
-    principal = await container_from(request).auth.principal(request.headers)
+    """Every /api and /v1 route depends on this: 401 without valid credentials. Reads only
+    the scope and headers, so a WebSocket's handshake is authenticated the same way."""
+    scope = request.scope
+    principal = await container_from(request).auth.principal(
+        request.headers, scope.get("session"), scope.get("method", "GET")
+    )
     request.state.principal = principal
     return principal
 

@@ -17,6 +17,7 @@ from symposia.streaming.openai_errors import is_openai_path
 DESCRIPTIONS = {
     400: "Malformed request (a body that is not UTF-8 JSON, a bad Last-Event-ID)",
     401: "Missing or invalid credentials",
+    403: "A change made with the session cookie without its `X-CSRF-Token`",
     404: "No such object, or not yours",
     405: "Method not allowed; `Allow` lists the path's methods",
     409: "The object's state forbids the change",
