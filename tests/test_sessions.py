@@ -16,7 +16,7 @@ from symposia.container import Container
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.scripted import ScriptedProvider
 from symposia.security.sessions import COOKIE_NAME
-from tests.test_security import PASSWORD, basic, secure_settings
+from tests.test_security import PASSWORD, secure_settings
 
 TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 RUN = {"topic": "tea", "max_turns": 1}
@@ -202,10 +202,3 @@ async def test_sign_in_attempts_are_rate_limited(http: httpx.AsyncClient) -> Non
     limited = await sign_in(http, method="basic", username="alice", password=PASSWORD)
     assert limited.status_code == 429
     assert "retry-after" in limited.headers
-
-
-async def test_requests_without_the_cookie_get_no_session(http: httpx.AsyncClient) -> None:
-    """The session middleware stays out of requests that have no session: no cookie set."""
-    response = await http.get("/api/runs", headers=basic("alice", PASSWORD))
-    assert response.status_code == 200
-    assert "set-cookie" not in response.headers

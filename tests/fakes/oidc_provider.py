@@ -3,7 +3,8 @@
 Discovery document, an authorize endpoint that approves at once (redirecting back with a
 code and the state), a token endpoint that checks the client's secret, the redirect URI
 and the PKCE verifier and returns an RS256-signed id_token (joserfc, what Authlib itself
-verifies with), and the JWKS. `user` is the person who "signs in".
+verifies with), and the JWKS. `user` holds the claims of
+the person who "signs in" (a test may set a wrong `aud` there).
 """
 
 from __future__ import annotations
@@ -93,13 +94,13 @@ class FakeOidcProvider:
         ):
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
         now = int(time.time())
-        claims = {
-            **self.user,
+        claims = {  # `user` last: a test may give a wrong `aud`, `iss` or `nonce`
             "iss": self.issuer,
             "aud": CLIENT_ID,
             "iat": now,
             "exp": now + 300,
             "nonce": asked.get("nonce"),
+            **self.user,
         }
         id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, self.key)
         return JSONResponse(
