@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from authlib.integrations.starlette_client import OAuth, OAuthError
+from joserfc.errors import JoseError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -54,7 +55,7 @@ class OidcSignIn:
         (the person declined, or a state, code or id_token that does not check out)."""
         try:
             token = await self._client.authorize_access_token(request)
-        except OAuthError as exc:
+        except (OAuthError, JoseError) as exc:  # JoseError: an id_token that does not check out
             raise UnauthorizedError(f"sign-in with {self.name} failed: {exc.error}") from None
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
