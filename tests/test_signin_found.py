@@ -78,6 +78,14 @@ async def test_a_server_with_a_basic_user_challenges_with_basic(
 ) -> None:
     response = await http.get("/api/runs")
     assert response.headers["www-authenticate"].startswith("Basic ")
+    # A page's own fetch or EventSource gets no Basic challenge: a browser would answer it
+    # with a login dialog over the page (it signs in at /signin instead).
+    for mode in ("cors", "same-origin", "no-cors"):
+        scripted = await http.get("/api/runs", headers={"Sec-Fetch-Mode": mode})
+        assert scripted.status_code == 401
+        assert scripted.headers["www-authenticate"].startswith("Bearer "), mode
+    navigated = await http.get("/api/runs", headers={"Sec-Fetch-Mode": "navigate"})
+    assert navigated.headers["www-authenticate"].startswith("Basic ")
 
 
 # 3. /docs has an Authorize button, and its requests work ------------------------------

@@ -100,14 +100,20 @@ class Authenticator:
             return LOCAL
         raise self.unauthorized(
             "authentication required: HTTP Basic, an API key in X-API-Key or "
-            "Authorization: Bearer, or a browser session (sign in at /signin)"
+            "Authorization: Bearer, or a browser session (sign in at /signin)",
+            headers,
         )
 
-    def unauthorized(self, message: str) -> UnauthorizedError:
-        """A 401 whose challenge is Basic only if a Basic user is configured: a browser
-        shows a login dialog for Basic, which cannot succeed on a key-only server."""
-        scheme = "Basic" if self._settings.basic_auth_configured else "Bearer"
-        return UnauthorizedError(message, scheme)
+    def unauthorized(
+        self, message: str, headers: Mapping[str, str] | None = None
+    ) -> UnauthorizedError:
+        """A 401 whose challenge is Basic only where a Basic user is configured and the
+        request is not a page's script (fetch, EventSource: `Sec-Fetch-Mode` other than
+        `navigate`): a browser answers a Basic challenge with a login dialog, which cannot
+        succeed on a key-only server and would pop up over a page that signs in by itself."""
+        mode = headers.get("sec-fetch-mode", "navigate") if headers is not None else "navigate"
+        basic = self._settings.basic_auth_configured and mode == "navigate"
+        return UnauthorizedError(message, "Basic" if basic else "Bearer")
 
     async def api_key(self, presented: str) -> Principal:
         key_id = await self._keys.verify(presented)
