@@ -88,6 +88,8 @@ async def test_a_wrong_password_shows_the_page_again_with_401(http: httpx.AsyncC
     response = await sign_in(http, method="basic", username="alice", password="wrong")
     assert response.status_code == 401
     assert "Invalid username or password." in response.text
+    assert 'value="alice"' in response.text  # kept for the next try; the password is not
+    assert "wrong" not in response.text
     assert (await http.get("/api/runs")).status_code == 401
     assert (await http.get("/auth/session")).json()["signed_in"] is False
 

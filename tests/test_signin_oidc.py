@@ -79,6 +79,16 @@ async def test_sign_in_with_the_provider(site: Site, browser: httpx.AsyncClient)
     }
     assert session["methods"] == ["basic", "api_key", "oidc"]
     assert site.provider.token_requests == 1
+    assert site.provider.codes == {}  # the code was spent
+
+
+async def test_a_configured_redirect_url_is_sent_to_the_provider(
+    site: Site, browser: httpx.AsyncClient
+) -> None:
+    site.container.settings.oidc_redirect_url = "https://symposia.example/auth/oidc/callback"
+    login = await browser.get("/auth/oidc/login", follow_redirects=False)
+    authorize = httpx.URL(login.headers["location"])
+    assert authorize.params["redirect_uri"] == "https://symposia.example/auth/oidc/callback"
 
 
 async def test_an_oidc_user_owns_what_they_create(site: Site, browser: httpx.AsyncClient) -> None:

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     oidc_client_secret: SecretStr | None = None
     oidc_scopes: str = "openid email profile"
     oidc_name: str | None = None  # the button reads "Sign in with <OIDC_NAME>"
+    # The redirect URI registered with the provider; unset, built from the request (behind
+    # a TLS-terminating proxy that is http://..., so set it there).
+    oidc_redirect_url: str | None = None
 
     # Runs and streaming
     run_max_turns: int = Field(default=20, ge=1, le=10_000)

@@ -61,7 +61,13 @@ def methods(request: Request) -> list[str]:
     return found
 
 
-def _page(request: Request, next_url: str, error: str | None = None, status: int = 200) -> Response:
+def _page(
+    request: Request,
+    next_url: str,
+    error: str | None = None,
+    status: int = 200,
+    username: str = "",
+) -> Response:
     """The sign-in page, with a fresh form token in the session: a form posted from
     another site (login CSRF) has none."""
     token = secrets.token_urlsafe(24)
@@ -75,6 +81,7 @@ def _page(request: Request, next_url: str, error: str | None = None, status: int
         oidc_name=escape(oidc.name if oidc else ""),
         basic_hidden="" if "basic" in available else "hidden",
         form_token=token,
+        username=escape(username),
         next=escape(next_url),
         next_query=escape(quote(next_url, safe="")),
     )
@@ -117,7 +124,7 @@ async def signin(
             principal = await container.auth.api_key(api_key.strip())
             key_id = principal.name
     except UnauthorizedError as exc:
-        return _page(request, target, _sentence(exc.message), 401)
+        return _page(request, target, _sentence(exc.message), 401, username)
     sign_in(request.session, principal, key_id)
     return RedirectResponse(target, status_code=303)
 
@@ -162,7 +169,8 @@ async def oidc_login(
 ) -> Response:
     """To the provider's sign-in; it sends the browser back to `/auth/oidc/callback`."""
     oidc = _require_oidc(request)
-    response = await oidc.login(request, str(request.url_for("oidc_callback")))
+    configured = container_from(request).settings.oidc_redirect_url
+    response = await oidc.login(request, configured or str(request.url_for("oidc_callback")))
     request.session[OIDC_NEXT] = local_path(next_url)
     return response
 
