@@ -3,69 +3,49 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from symposia.app import container_of, create_app
 from symposia.container import Container
-from symposia.providers.registry import ProviderRegistry
-from symposia.providers.scripted import ScriptedProvider
 from symposia.security.sessions import COOKIE_NAME
-from tests.test_security import PASSWORD, secure_settings
+from tests.test_security import (  # noqa: F401 (fixtures)
+    PASSWORD,
+    http,
+    secure,
+    secure_app,
+    secure_overrides,
+)
 
 TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 RUN = {"topic": "tea", "max_turns": 1}
 
 
 @pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {}
+def database_url(tmp_path: Path) -> str:
+    """One database is enough for sessions (test_security runs both)."""
+    return f"sqlite:///{tmp_path / 'symposia.db'}"
 
 
-@pytest.fixture
-async def app(
-    tmp_path: Path, overrides: dict[str, Any], scripted: ScriptedProvider
-) -> AsyncIterator[FastAPI]:
-    settings = secure_settings(f"sqlite:///{tmp_path / 's.db'}", **overrides)
-    application = create_app(settings, ProviderRegistry([scripted]))
-    await container_of(application).start()
-    yield application
-    await container_of(application).shutdown()
-
-
-@pytest.fixture
-def container(app: FastAPI) -> Container:
-    return container_of(app)
-
-
-@pytest.fixture
-async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://symposia.test") as c:
-        yield c
-
-
-async def sign_in(http: httpx.AsyncClient, **fields: str) -> httpx.Response:
+async def sign_in(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
     """The sign-in form as a browser posts it: the page first, for its form token."""
-    page = await http.get("/signin", params={"next": fields.pop("next", "/")})
+    page = await client.get("/signin", params={"next": fields.pop("next", "/")})
     match = TOKEN.search(page.text)
     assert match is not None, page.text
     form = {"form_token": match.group(1), "next": page.url.params["next"], **fields}
-    return await http.post("/auth/signin", data=form)
+    return await client.post("/auth/signin", data=form)
 
 
-async def csrf(http: httpx.AsyncClient) -> dict[str, str]:
-    token = (await http.get("/auth/session")).json()["csrf_token"]
+async def csrf(client: httpx.AsyncClient) -> dict[str, str]:
+    token = (await client.get("/auth/session")).json()["csrf_token"]
     assert token
     return {"X-CSRF-Token": token}
 
 
-async def test_basic_sign_in_sets_a_safe_cookie_and_authenticates(http: httpx.AsyncClient) -> None:
+async def test_basic_sign_in_sets_a_safe_cookie_and_authenticates(
+    http: httpx.AsyncClient,  # noqa: F811
+) -> None:
     assert (await http.get("/api/runs")).status_code == 401
     response = await sign_in(
         http, method="basic", username="alice", password=PASSWORD, next="/runs/x?a=1"
@@ -84,7 +64,9 @@ async def test_basic_sign_in_sets_a_safe_cookie_and_authenticates(http: httpx.As
     assert PASSWORD not in str(http.cookies)
 
 
-async def test_a_wrong_password_shows_the_page_again_with_401(http: httpx.AsyncClient) -> None:
+async def test_a_wrong_password_shows_the_page_again_with_401(
+    http: httpx.AsyncClient,  # noqa: F811
+) -> None:
     response = await sign_in(http, method="basic", username="alice", password="wrong")
     assert response.status_code == 401
     assert "Invalid username or password." in response.text
@@ -94,7 +76,9 @@ async def test_a_wrong_password_shows_the_page_again_with_401(http: httpx.AsyncC
     assert (await http.get("/auth/session")).json()["signed_in"] is False
 
 
-async def test_a_form_without_its_token_is_refused(http: httpx.AsyncClient) -> None:
+async def test_a_form_without_its_token_is_refused(
+    http: httpx.AsyncClient,  # noqa: F811
+) -> None:
     """Login CSRF: another site's form cannot sign a visitor in (it has no form token)."""
     fields = {"method": "basic", "username": "alice", "password": PASSWORD}
     response = await http.post("/auth/signin", data={**fields, "form_token": "forged"})
@@ -102,7 +86,9 @@ async def test_a_form_without_its_token_is_refused(http: httpx.AsyncClient) -> N
     assert (await http.get("/api/runs")).status_code == 401
 
 
-async def test_changes_made_with_the_cookie_need_the_csrf_token(http: httpx.AsyncClient) -> None:
+async def test_changes_made_with_the_cookie_need_the_csrf_token(
+    http: httpx.AsyncClient,  # noqa: F811
+) -> None:
     await sign_in(http, method="basic", username="alice", password=PASSWORD)
     refused = await http.post("/api/run", json=RUN)
     assert refused.status_code == 403
@@ -117,10 +103,11 @@ async def test_changes_made_with_the_cookie_need_the_csrf_token(http: httpx.Asyn
 
 
 async def test_header_credentials_need_no_csrf_token_and_win_over_the_cookie(
-    http: httpx.AsyncClient, container: Container
+    http: httpx.AsyncClient,  # noqa: F811
+    secure: Container,  # noqa: F811
 ) -> None:
     await sign_in(http, method="basic", username="alice", password=PASSWORD)
-    _, key = await container.api_keys.create("laptop")
+    _, key = await secure.api_keys.create("laptop")
     response = await http.post("/api/run", json=RUN, headers={"X-API-Key": key})
     assert response.status_code == 201
     run_id = response.json()["id"]
@@ -129,7 +116,9 @@ async def test_header_credentials_need_no_csrf_token_and_win_over_the_cookie(
     assert (await http.get(f"/api/run/{run_id}", headers={"X-API-Key": key})).status_code == 200
 
 
-async def test_sign_out_needs_the_token_and_ends_the_session(http: httpx.AsyncClient) -> None:
+async def test_sign_out_needs_the_token_and_ends_the_session(
+    http: httpx.AsyncClient,  # noqa: F811
+) -> None:
     await sign_in(http, method="basic", username="alice", password=PASSWORD)
     assert (await http.post("/auth/signout")).status_code == 403
     assert (await http.get("/api/runs")).status_code == 200
@@ -145,9 +134,10 @@ async def test_sign_out_needs_the_token_and_ends_the_session(http: httpx.AsyncCl
 
 
 async def test_an_api_key_session_ends_when_the_key_is_revoked(
-    http: httpx.AsyncClient, container: Container
+    http: httpx.AsyncClient,  # noqa: F811
+    secure: Container,  # noqa: F811
 ) -> None:
-    info, key = await container.api_keys.create("browser")
+    info, key = await secure.api_keys.create("browser")
     response = await sign_in(http, method="api_key", api_key=key)
     assert response.status_code == 303
     assert key not in response.headers["set-cookie"]
@@ -155,14 +145,16 @@ async def test_an_api_key_session_ends_when_the_key_is_revoked(
     assert session["principal"] == {"id": f"key:{info.id}", "kind": "api_key", "name": info.id}
     created = await http.post("/api/run", json=RUN, headers=await csrf(http))
     assert created.status_code == 201
-    assert await container.api_keys.revoke(info.id)
+    assert await secure.api_keys.revoke(info.id)
     response = await http.get("/api/runs")
     assert response.status_code == 401
     assert COOKIE_NAME in response.headers.get("set-cookie", "")  # the cookie is deleted
     assert (await http.get("/auth/session")).json()["signed_in"] is False
 
 
-async def test_an_invalid_key_is_refused(http: httpx.AsyncClient) -> None:
+async def test_an_invalid_key_is_refused(
+    http: httpx.AsyncClient,  # noqa: F811
+) -> None:
     response = await sign_in(http, method="api_key", api_key="sym_000000000000_" + "x" * 43)
     assert response.status_code == 401
     assert "Invalid API key." in response.text
@@ -179,13 +171,18 @@ async def test_an_invalid_key_is_refused(http: httpx.AsyncClient) -> None:
         "/\tx",
     ],
 )
-async def test_next_cannot_lead_to_another_site(http: httpx.AsyncClient, target: str) -> None:
+async def test_next_cannot_lead_to_another_site(
+    http: httpx.AsyncClient,  # noqa: F811
+    target: str,
+) -> None:
     response = await sign_in(http, method="basic", username="alice", password=PASSWORD, next=target)
     assert response.status_code == 303
     assert response.headers["location"] == "/"
 
 
-async def test_a_tampered_cookie_is_refused(http: httpx.AsyncClient) -> None:
+async def test_a_tampered_cookie_is_refused(
+    http: httpx.AsyncClient,  # noqa: F811
+) -> None:
     await sign_in(http, method="basic", username="alice", password=PASSWORD)
     value = http.cookies[COOKIE_NAME]
     payload, _, rest = value.partition(".")
@@ -196,8 +193,10 @@ async def test_a_tampered_cookie_is_refused(http: httpx.AsyncClient) -> None:
     assert (await http.get("/api/runs")).status_code == 401
 
 
-@pytest.mark.parametrize("overrides", [{"rate_limit_signin": "2/minute"}])
-async def test_sign_in_attempts_are_rate_limited(http: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("secure_overrides", [{"rate_limit_signin": "2/minute"}])
+async def test_sign_in_attempts_are_rate_limited(
+    http: httpx.AsyncClient,  # noqa: F811
+) -> None:
     for _ in range(2):
         response = await sign_in(http, method="basic", username="alice", password="wrong")
         assert response.status_code == 401

@@ -11,15 +11,15 @@ from symposia.settings import SettingsError, load_settings
 from symposia.streaming.sse import RETRY_MILLISECONDS
 from tests.helpers import wait_done
 from tests.sse import collect
-from tests.test_security import PASSWORD, basic
-from tests.test_sessions import (  # noqa: F401 (fixtures)
-    app,
-    container,
-    csrf,
+from tests.test_security import (  # noqa: F401 (fixtures)
+    PASSWORD,
+    basic,
     http,
-    overrides,
-    sign_in,
+    secure,
+    secure_app,
+    secure_overrides,
 )
+from tests.test_sessions import csrf, database_url, sign_in  # noqa: F401 (a fixture)
 
 ORIGIN = "http://page.example"
 
@@ -27,7 +27,7 @@ ORIGIN = "http://page.example"
 # 1. A cross-origin EventSource can send the session cookie -----------------------------
 
 
-@pytest.mark.parametrize("overrides", [{"cors_origins": [ORIGIN]}])
+@pytest.mark.parametrize("secure_overrides", [{"cors_origins": [ORIGIN]}])
 async def test_listed_origins_may_send_the_session_cookie(
     http: httpx.AsyncClient,  # noqa: F811
 ) -> None:
@@ -43,7 +43,7 @@ async def test_listed_origins_may_send_the_session_cookie(
     assert response.headers["access-control-allow-credentials"] == "true"
 
 
-@pytest.mark.parametrize("overrides", [{"cors_origins": ["*"]}])
+@pytest.mark.parametrize("secure_overrides", [{"cors_origins": ["*"]}])
 async def test_any_origin_never_gets_credentials(
     http: httpx.AsyncClient,  # noqa: F811
 ) -> None:
@@ -61,12 +61,14 @@ def test_cors_credentials_follow_the_origins() -> None:
 # 2. A key-only server does not ask for Basic -------------------------------------------
 
 
-@pytest.mark.parametrize("overrides", [{"basic_auth_user": None, "basic_auth_pw_hash": None}])
+@pytest.mark.parametrize(
+    "secure_overrides", [{"basic_auth_user": None, "basic_auth_pw_hash": None}]
+)
 async def test_a_key_only_server_challenges_with_bearer(
     http: httpx.AsyncClient,  # noqa: F811
-    container: Container,  # noqa: F811
+    secure: Container,  # noqa: F811
 ) -> None:
-    await container.api_keys.create("k")
+    await secure.api_keys.create("k")
     for headers in ({}, {"X-API-Key": "sym_nope"}, basic("alice", PASSWORD)):
         response = await http.get("/api/runs", headers=headers)
         assert response.status_code == 401
@@ -93,7 +95,7 @@ async def test_a_server_with_a_basic_user_challenges_with_basic(
 
 async def test_openapi_declares_how_to_authenticate(
     http: httpx.AsyncClient,  # noqa: F811
-    container: Container,  # noqa: F811
+    secure: Container,  # noqa: F811
 ) -> None:
     schema = (await http.get("/openapi.json")).json()
     schemes = schema["components"]["securitySchemes"]
@@ -112,7 +114,7 @@ async def test_openapi_declares_how_to_authenticate(
         assert {"ApiKey": []} in operation.get("security", []), (method, path)
     assert "security" not in schema["paths"]["/health"]["get"]
     # What Swagger UI sends once authorized with a key: the scheme's header.
-    _, key = await container.api_keys.create("docs")
+    _, key = await secure.api_keys.create("docs")
     runs = schema["paths"]["/api/runs"]["get"]
     assert {"ApiKey": []} in runs["security"]
     response = await http.get("/api/runs", headers={schemes["ApiKey"]["name"]: key})
@@ -124,12 +126,12 @@ async def test_openapi_declares_how_to_authenticate(
 
 async def test_a_finished_runs_reconnection_gets_204(
     http: httpx.AsyncClient,  # noqa: F811
-    container: Container,  # noqa: F811
+    secure: Container,  # noqa: F811
 ) -> None:
     auth = basic("alice", PASSWORD)
     created = await http.post("/api/run", json={"topic": "tea", "max_turns": 1}, headers=auth)
     run_id = created.json()["id"]
-    await wait_done(container, run_id)
+    await wait_done(secure, run_id)
     path = f"/api/stream/{run_id}"
     async with http.stream("GET", path, headers=auth) as response:
         first = await response.aiter_lines().__anext__()
