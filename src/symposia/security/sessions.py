@@ -57,8 +57,12 @@ def shared_secret(settings: Settings) -> Settings:
     return settings.model_copy(update={"session_secret": SecretStr(secrets.token_urlsafe(32))})
 
 
-def _has_cookie(scope: Scope) -> bool:
-    return any(name == b"cookie" and _COOKIE_MARK in value for name, value in scope["headers"])
+def _has_cookie(headers: list[tuple[bytes, bytes]]) -> bool:
+    # A plain loop: any() over a generator takes half as long again, on every request.
+    for name, value in headers:  # noqa: SIM110
+        if name == b"cookie" and _COOKIE_MARK in value:
+            return True
+    return False
 
 
 class Sessions:
@@ -77,8 +81,8 @@ class Sessions:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and (
-            _has_cookie(scope) or scope["path"].startswith(SESSION_PATHS)
+        if scope["type"] != "lifespan" and (
+            scope["path"].startswith(SESSION_PATHS) or _has_cookie(scope["headers"])
         ):
             await self._sessions(scope, receive, send)
         else:
