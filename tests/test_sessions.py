@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from symposia.container import Container
-from symposia.security.sessions import COOKIE_NAME
+from symposia.security.sessions import COOKIE_NAME, shared_secret
+from tests.conftest import make_settings
 from tests.test_security import (  # noqa: F401 (fixtures)
     PASSWORD,
     http,
@@ -203,3 +204,14 @@ async def test_sign_in_attempts_are_rate_limited(
     limited = await sign_in(http, method="basic", username="alice", password=PASSWORD)
     assert limited.status_code == 429
     assert "retry-after" in limited.headers
+
+
+def test_workers_share_one_random_secret_unless_one_is_set() -> None:
+    """`serve --workers N` pickles one secret to every worker: a session made by one is
+    honoured by the others."""
+    unset = make_settings()
+    shared = shared_secret(unset)
+    assert shared.session_secret is not None
+    assert len(shared.session_secret.get_secret_value()) >= 32
+    assert shared_secret(shared) is shared
+    assert shared_secret(make_settings()).session_secret != shared.session_secret

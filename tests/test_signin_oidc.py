@@ -16,6 +16,7 @@ from symposia.app import container_of, create_app
 from symposia.container import Container
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.scripted import ScriptedProvider
+from symposia.security.auth import check_exposure
 from tests.fakes.live import LiveServer, start_live_server
 from tests.fakes.oidc_provider import CLIENT_ID, CLIENT_SECRET, FakeOidcProvider, oidc_provider
 from tests.test_security import PASSWORD, basic, secure_settings
@@ -154,3 +155,31 @@ async def test_without_oidc_configured_its_routes_are_404(tmp_path: Path) -> Non
         assert (await c.get("/auth/oidc/login")).status_code == 404
         page = (await c.get("/signin")).text
         assert '<section hidden aria-labelledby="oidc-title">' in page
+
+
+def oidc_only(tmp_path: Path, **overrides: Any) -> Any:
+    return secure_settings(
+        f"sqlite:///{tmp_path / 's.db'}",
+        basic_auth_user=None,
+        basic_auth_pw_hash=None,
+        oidc_issuer="https://id.example",
+        oidc_client_id=CLIENT_ID,
+        oidc_client_secret=CLIENT_SECRET,
+        **overrides,
+    )
+
+
+async def test_a_server_with_only_oidc_is_not_open(tmp_path: Path) -> None:
+    """No Basic user and no key, but OIDC: everyone must sign in (no `local` principal),
+    and such a server may listen beyond loopback."""
+    app = create_app(oidc_only(tmp_path))
+    await container_of(app).start()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://symposia.test") as c:
+            response = await c.get("/api/runs")
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"].startswith("Bearer ")
+    finally:
+        await container_of(app).shutdown()
+    check_exposure(oidc_only(tmp_path, host="0.0.0.0"), has_api_keys=False)  # no refusal
