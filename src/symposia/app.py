@@ -20,6 +20,8 @@ from symposia.api import (
     policies,
     runs,
     signin,
+    ui,
+    ws,
 )
 from symposia.api.errors import install_error_handlers
 from symposia.api.responses import openai_without_422
@@ -94,6 +96,9 @@ def create_app(
     app.include_router(models.router)
     app.include_router(conversations.router)
     app.include_router(chat.router)
+    app.include_router(ws.router)
+    app.include_router(ui.router)
+    app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     app.include_router(signin.router)
     openai_without_422(app)
     declare_security(app)

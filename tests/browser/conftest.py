@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from symposia.settings import Settings
+from tests.conftest import make_settings
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 # Flags for a closed network: without the background-networking ones Chromium keeps
 # trying (and failing) to reach Google's services.
@@ -74,3 +77,10 @@ async def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Browser tests run on SQLite: what they check is the page, not the database (the API's
+    own tests cover both)."""
+    return make_settings(database_url=f"sqlite:///{tmp_path / 'symposia.db'}")
