@@ -207,3 +207,29 @@ async def test_a_page_of_another_origin_follows_a_run_with_the_cookie(
     await page.goto(other_site.base_url)
     followed = await page.evaluate(FOLLOW, f"{live.base_url}/api/stream/{run_id}")
     assert followed["done"]["status"] == "completed"
+
+
+async def test_the_page_sends_a_signed_out_browser_to_sign_in_and_back(
+    page: Page, live: LiveServer
+) -> None:
+    """The web page on a protected server: its first API call is a 401, so it goes to the
+    sign-in page with `next` pointing back, and once signed in it works with the cookie
+    (its changes carrying the CSRF token it reads from /auth/session)."""
+    await page.goto(f"{live.base_url}/#/runs")
+    await page.wait_for_url(f"{live.base_url}/signin?next=**")
+    await page.fill("#username", "alice")
+    await page.fill("#password", PASSWORD)
+    await page.click("#basic-submit")
+    await page.wait_for_url(f"{live.base_url}/#/runs")
+    await page.wait_for_selector("body[data-ready='1']")
+    await screenshot(page, "signin-back-on-the-page")
+    created = await page.evaluate(
+        """async () => {
+          const {api, loadSession} = await import('/static/js/api.js');
+          await loadSession();
+          return await api('POST', '/api/run', {topic: 'from the page', max_turns: 1});
+        }"""
+    )
+    async with httpx.AsyncClient(base_url=live.base_url) as client:
+        run = await client.get(f"/api/run/{created['id']}", headers=basic("alice", PASSWORD))
+    assert run.status_code == 200  # alice's, made by the page with her session
