@@ -279,7 +279,11 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     metrics.ws_sockets.set_function(lambda: sockets.count)
     api_keys = ApiKeyStore(sessions)
     limiter = RateLimiter(
-        {"runs": settings.rate_limit_runs, "chat": settings.rate_limit_chat},
+        {
+            "runs": settings.rate_limit_runs,
+            "chat": settings.rate_limit_chat,
+            "signin": settings.rate_limit_signin,
+        },
         settings.redis_url,
         on_reject=lambda scope: metrics.rate_limited.labels(scope).inc(),
         on_fallback=metrics.redis_fallbacks.inc,

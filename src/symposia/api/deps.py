@@ -43,8 +43,12 @@ async def get_settings(request: Request) -> Settings:
 
 async def get_principal(request: HTTPConnection) -> Principal:
     """Every /api and /v1 route depends on this: 401 without valid credentials. An
-    `HTTPConnection`, so a WebSocket is authenticated the same way (api/ws.py)."""
-    principal = await container_from(request).auth.principal(request.headers)
+    `HTTPConnection`, so a WebSocket is authenticated the same way (api/ws.py): by its
+    headers, or by the browser session (`scope["session"]`, see security.sessions)."""
+    scope = request.scope
+    principal = await container_from(request).auth.principal(
+        request.headers, scope.get("session"), scope.get("method", "GET")
+    )
     request.state.principal = principal
     return principal
 

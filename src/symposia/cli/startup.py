@@ -28,6 +28,9 @@ def serve(args: argparse.Namespace) -> int:
         settings = load_settings(**overrides)
         if args.workers > 1:
             _check_shared(settings, args.workers)
+            from symposia.security.sessions import shared_secret
+
+            settings = shared_secret(settings)  # one session secret for all the workers
         asyncio.run(_check_exposure(settings))
         asyncio.run(_check_event_log(settings))
     except (SettingsError, StartupRefusedError, EventLogUnreachableError) as exc:
