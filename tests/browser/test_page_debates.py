@@ -52,3 +52,17 @@ async def test_start_a_debate_and_watch_tokens_arrive(
     for ext in ("json", "md", "pdf"):
         link = page.get_by_role("link", name=ext.upper(), exact=True)
         assert await link.get_attribute("href") == f"/api/export/{run_id}.{ext}"
+
+
+async def test_the_servers_refusal_is_shown_in_its_words(
+    page: Page, live: LiveServer, scripted: ScriptedProvider
+) -> None:
+    """An /api error is `{"code", "message"}`: the page shows the message, not "HTTP 422"."""
+    add_watched_model(scripted)
+    await open_page(page, live.base_url, "/new")
+    await page.get_by_label("Topic").fill("   ")  # the browser's `required` lets spaces by
+    await page.get_by_role("button", name="Start debate").click()
+    notice = page.locator("#notice")
+    await expect(notice).to_be_visible()
+    await expect(notice).to_contain_text("topic")
+    await expect(notice).not_to_contain_text("HTTP 422")

@@ -5,7 +5,8 @@ let session = { signed_in: false };
 
 export class ApiError extends Error {
   constructor(status, body) {
-    const detail = body && body.error ? body.error.message : `HTTP ${status}`;
+    // /api errors are {"code", "message"}; /v1 ones put them under "error".
+    const detail = body?.message ?? body?.error?.message ?? `HTTP ${status}`;
     super(detail);
     this.status = status;
     this.body = body;
