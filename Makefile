@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both set up .venv themselves;
-# `make test` also starts PostgreSQL and Redis for the tests when they are down.
+# `make test` also starts PostgreSQL and Redis for the tests when they are down, and installs
+# Debian's Chromium and poppler-utils for the browser and PDF tests when they are missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,6 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	./scripts/services
+	./scripts/test-tools
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy

@@ -111,6 +111,10 @@ def _check_resume(live: list[Frame], replayed: list[Frame], after: int) -> None:
 async def _resumes(client: httpx.AsyncClient, run_id: str, live: list[Frame]) -> None:
     for after in _positions(live):
         headers = {"Last-Event-ID": str(after)}
+        if after >= live[-1].seq:  # at the `done`: nothing more, and the browser must stop
+            response = await client.get(f"/api/stream/{run_id}", headers=headers)
+            assert response.status_code == 204
+            continue
         replayed = await collect(client, f"/api/stream/{run_id}", headers=headers)
         _check_resume(live, replayed, after)
 

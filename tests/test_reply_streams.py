@@ -313,10 +313,11 @@ async def test_reply_ids_mean_what_they_meant_live_once_the_log_is_gone(
             first_token + 1,
             complete.seq - 1,
             complete.seq,
-            live[-1].seq,
         ):
             replayed = await collect(client, path, {"Last-Event-ID": str(after)})
             _check_resume(live, replayed, after)
+        at_done = {"Last-Event-ID": str(live[-1].seq)}
+        assert (await client.get(path, headers=at_done)).status_code == 204  # browser: stop
         everything = await collect(client, path, {"Last-Event-ID": "1"})
         assert [f.event for f in everything].count("snapshot") == 1  # the tokens, compacted
         assert "token" not in [f.event for f in everything]

@@ -12,6 +12,7 @@ from symposia import __version__
 from symposia.api import (
     chat,
     conversations,
+    exports,
     health,
     metrics,
     models,
@@ -19,15 +20,21 @@ from symposia.api import (
     openai_responses,
     policies,
     runs,
+    signin,
+    ui,
+    ws,
 )
 from symposia.api.errors import install_error_handlers
 from symposia.api.responses import openai_without_422
+from symposia.api.security_schemes import declare_security
 from symposia.container import Container, build_container
 from symposia.observability.logging import quiet_third_party
 from symposia.observability.requests import RequestContext
 from symposia.providers.local import LocalProvider
 from symposia.providers.registry import ProviderRegistry
 from symposia.security.body_limit import BodySizeLimit
+from symposia.security.oidc import OidcSignIn
+from symposia.security.sessions import Sessions
 from symposia.settings import Settings, load_settings
 
 
@@ -59,13 +66,18 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
+    app.state.oidc = OidcSignIn(settings) if settings.oidc_configured else None
     # Added innermost first: RequestContext ends up outermost, so every response (a 413
     # or a CORS preflight included) carries a request id and is logged and counted.
+    app.add_middleware(Sessions, settings=settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
+            # The session cookie crosses origins only to listed ones (never with `*`), so
+            # a page served elsewhere can follow a run with EventSource(withCredentials).
+            allow_credentials=settings.cors_credentials,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=[
@@ -85,11 +97,17 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(runs.router)
+    app.include_router(exports.router)
     app.include_router(policies.router)
     app.include_router(models.router)
     app.include_router(conversations.router)
     app.include_router(chat.router)
+    app.include_router(ws.router)
+    app.include_router(ui.router)
+    app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
+    app.include_router(signin.router)
     openai_without_422(app)
+    declare_security(app)
     return app
 
 

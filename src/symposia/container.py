@@ -52,6 +52,7 @@ from symposia.streaming.sse import (
     EventStreamResponse,
     event_stream_response,
 )
+from symposia.streaming.websocket import OpenSockets
 
 # OpenAI-compatible servers on a private network often need no key; the SDK wants one.
 KEYLESS = "not-needed"
@@ -81,6 +82,7 @@ class Container:
     liveness: Heartbeat
     reply_liveness: Heartbeat
     responses: ResponseService
+    sockets: OpenSockets
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -123,6 +125,7 @@ class Container:
         # Viewers here get what the runs wrote as they left (the end, or `interrupted`) and
         # their responses end cleanly; they reconnect elsewhere with Last-Event-ID.
         self.log.stop_readers()
+        await self.sockets.go_away()  # each sends what its stream got, then closes (1001)
         for provider in self.providers:
             if isinstance(provider, LocalProvider):
                 provider.close()
@@ -272,9 +275,15 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     )
     streams = ActiveStreams()
     metrics.watch(lambda: streams.count, lambda: service.active_count)
+    sockets = OpenSockets()
+    metrics.ws_sockets.set_function(lambda: sockets.count)
     api_keys = ApiKeyStore(sessions)
     limiter = RateLimiter(
-        {"runs": settings.rate_limit_runs, "chat": settings.rate_limit_chat},
+        {
+            "runs": settings.rate_limit_runs,
+            "chat": settings.rate_limit_chat,
+            "signin": settings.rate_limit_signin,
+        },
         settings.redis_url,
         on_reject=lambda scope: metrics.rate_limited.labels(scope).inc(),
         on_fallback=metrics.redis_fallbacks.inc,
@@ -300,4 +309,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         Heartbeat("run", settings.run_heartbeat_seconds, service.renew, service.sweep),
         Heartbeat("reply", settings.run_heartbeat_seconds, reply_leases.renew, reply_leases.sweep),
         ResponseService(completions, SqlResponseRepository(sessions)),
+        sockets,
     )

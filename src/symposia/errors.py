@@ -3,6 +3,7 @@
 SymposiaError
 ├── BadRequestError            400  malformed protocol input (e.g. Last-Event-ID)
 ├── UnauthorizedError          401  no valid credentials
+├── ForbiddenError             403  a session's request without its CSRF token
 ├── NotFoundError              404  unknown run, conversation, message, bot index
 │   └── ModelNotFoundError           no such model here (GET /v1/models/{model})
 ├── ConflictError              409  the object is in a state that forbids the change
@@ -52,8 +53,18 @@ class UnauthorizedError(SymposiaError):
     status_code = 401
     code = "unauthorized"
 
-    def __init__(self, message: str = "authentication required") -> None:
-        super().__init__(message, {"WWW-Authenticate": 'Basic realm="symposia", charset="UTF-8"'})
+    def __init__(self, message: str = "authentication required", scheme: str = "Basic") -> None:
+        """`scheme` is the challenge: Basic only where a Basic user is configured (a browser
+        answers it with a login dialog), else Bearer (an API key)."""
+        challenge = f'{scheme} realm="symposia"'
+        if scheme == "Basic":
+            challenge += ', charset="UTF-8"'
+        super().__init__(message, {"WWW-Authenticate": challenge})
+
+
+class ForbiddenError(SymposiaError):
+    status_code = 403
+    code = "forbidden"
 
 
 class RateLimitedError(SymposiaError):

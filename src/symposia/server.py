@@ -44,6 +44,8 @@ def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         port=settings.port,
         http=http,
         h11_max_incomplete_event_size=settings.max_header_bytes,
+        # A WebSocket message over it closes the socket with 1009 before it is read whole.
+        ws_max_size=settings.max_body_bytes,
         log_level=settings.log_level.lower(),
         log_config=None,  # `serve` configures logging itself
         access_log=False,  # RequestContext logs each request once, with its id

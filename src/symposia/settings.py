@@ -98,6 +98,24 @@ class Settings(BaseSettings):
     max_header_count: int = Field(default=100, ge=16, le=10_000)
     max_concurrent_runs_per_principal: int = Field(default=5, ge=1)
     metrics_public: bool = True
+    # Sign-in attempts (POST /auth/signin) per client address.
+    rate_limit_signin: str = "10/minute"
+
+    # Browser sessions (the sign-in page, OpenID Connect): a signed cookie
+    # `symposia_session`. Without SESSION_SECRET each process picks a random one, so
+    # sessions end with a restart and do not span several workers.
+    session_secret: SecretStr | None = None
+    session_max_age_seconds: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
+    session_cookie_secure: bool = False  # send the cookie over HTTPS only
+    # OpenID Connect sign-in: all of issuer, client id and secret, or none.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_name: str | None = None  # the button reads "Sign in with <OIDC_NAME>"
+    # The redirect URI registered with the provider; unset, built from the request (behind
+    # a TLS-terminating proxy that is http://..., so set it there).
+    oidc_redirect_url: str | None = None
 
     # Runs and streaming
     run_max_turns: int = Field(default=20, ge=1, le=10_000)
@@ -142,7 +160,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("rate_limit_runs", "rate_limit_chat")
+    @field_validator("rate_limit_runs", "rate_limit_chat", "rate_limit_signin")
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse_many
@@ -173,6 +191,29 @@ class Settings(BaseSettings):
     @property
     def basic_auth_configured(self) -> bool:
         return bool(self.basic_auth_user and self.basic_auth_pw_hash)
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        given = [self.oidc_issuer, self.oidc_client_id, self.oidc_client_secret]
+        if any(given) and not all(given):
+            raise ValueError(
+                "OpenID Connect needs all of OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"
+            )
+        if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://")):
+            raise ValueError(
+                "OIDC_ISSUER must be the provider's URL, like https://accounts.example"
+            )
+        return self
+
+    @property
+    def oidc_configured(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
+
+    @property
+    def cors_credentials(self) -> bool:
+        """Cross-origin requests may carry the session cookie only from listed origins:
+        a browser refuses credentials with `*`, and allowing any origin would be unsafe."""
+        return bool(self.cors_origins) and "*" not in self.cors_origins
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -25,7 +25,7 @@ from symposia.api.schemas import (
 )
 from symposia.api.views import conversation_view
 from symposia.errors import InvalidInputError
-from symposia.streaming.sse import parse_last_event_id
+from symposia.streaming.sse import finished_before, parse_last_event_id
 
 router = APIRouter(
     prefix="/api/conversations",
@@ -151,20 +151,12 @@ async def stream_reply(
 ) -> Response:
     """The assistant's reply to the latest user message, saved when complete; the final
     `done` event carries the new message's id. A reply already on its way is joined, from
-    any server process. Resumable with `Last-Event-ID`, also once answered."""
+    any server process. Resumable with `Last-Event-ID`, also once answered; 204 when that
+    id is at or past the reply's `done`."""
     after = parse_last_event_id(last_event_id, last_event_id_query)
     stream_id, stored = await container.conversations.reply_stream(
         conversation_id, model, resuming=after > 0, owner=principal.id
     )
+    if await finished_before(stored, container.log, stream_id, after):
+        return Response(status_code=204)  # a finished reply's reconnection: stop
     return container.stream_response(stream_id, after, stored)
-
-
-@router.get("/{conversation_id}/export.json", responses=api_errors(404))
-async def export_conversation(
-    conversation_id: str, conversations: ConversationsDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    """The conversation with its settings (its panel, if any) and every message, each
-    answer of a panel with its `routing`."""
-    conversation = await conversations.get(conversation_id, owner=principal.id)
-    messages = await conversations.messages(conversation_id, None, 0, owner=principal.id)
-    return {**conversation_view(conversation), "messages": [m.to_dict() for m in messages]}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from symposia.container import Container
 from symposia.security.client_address import client_address
@@ -15,7 +16,7 @@ from symposia.services.runs import RunService
 from symposia.settings import Settings
 
 
-def container_from(request: Request) -> Container:
+def container_from(request: HTTPConnection) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -40,9 +41,14 @@ async def get_settings(request: Request) -> Settings:
     return container_from(request).settings
 
 
-async def get_principal(request: Request) -> Principal:
-    """Every /api and /v1 route depends on this: 401 without valid credentials."""
-    principal = await container_from(request).auth.principal(request.headers)
+async def get_principal(request: HTTPConnection) -> Principal:
+    """Every /api and /v1 route depends on this: 401 without valid credentials. An
+    `HTTPConnection`, so a WebSocket is authenticated the same way (api/ws.py): by its
+    headers, or by the browser session (`scope["session"]`, see security.sessions)."""
+    scope = request.scope
+    principal = await container_from(request).auth.principal(
+        request.headers, scope.get("session"), scope.get("method", "GET")
+    )
     request.state.principal = principal
     return principal
 
@@ -55,7 +61,7 @@ def rate_limited(scope: str) -> Any:
     unauthenticated, this client address); 429 with Retry-After when over it."""
 
     async def hit(request: Request, principal: PrincipalDep) -> None:
-        await _count(request, container_from(request), principal, scope)
+        await count_request(request, container_from(request), principal, scope)
 
     return Depends(hit)
 
@@ -73,13 +79,16 @@ def rate_limited_caller(scope: str) -> Any:
     async def caller(request: Request) -> Caller:
         container = container_from(request)
         principal = await get_principal(request)
-        await _count(request, container, principal, scope)
+        await count_request(request, container, principal, scope)
         return Caller(container, principal)
 
     return Depends(caller)
 
 
-async def _count(request: Request, container: Container, principal: Principal, scope: str) -> None:
+async def count_request(
+    request: HTTPConnection, container: Container, principal: Principal, scope: str
+) -> None:
+    """Count one request (or WebSocket command) against `scope`'s limit: 429 over it."""
     if container.settings.dev_mode:
         return
     if principal.authenticated:

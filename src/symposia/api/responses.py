@@ -17,6 +17,7 @@ from symposia.streaming.openai_errors import is_openai_path
 DESCRIPTIONS = {
     400: "Malformed request (a body that is not UTF-8 JSON, a bad Last-Event-ID)",
     401: "Missing or invalid credentials",
+    403: "A change made with the session cookie without its `X-CSRF-Token`",
     404: "No such object, or not yours",
     405: "Method not allowed; `Allow` lists the path's methods",
     409: "The object's state forbids the change",
@@ -63,12 +64,25 @@ def api_errors(*statuses: int) -> Responses:
     return {s: {"model": ApiError, "description": DESCRIPTIONS[s]} for s in statuses}
 
 
+# One server-sent event, as a client parses it (and OpenAPI 3.2's `itemSchema` names it):
+# its fields, `data` the JSON text of the event.
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 def json_or_stream(description: str) -> Responses:
     """A 200 that is a JSON object, or with `stream: true` server-sent events."""
     return {
         200: {
             "description": description,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
         }
     }
 

@@ -1,11 +1,11 @@
-"""Runs: start a multi-agent conversation, watch it, steer it, stop it, export it."""
+"""Runs: start a multi-agent conversation, watch it, steer it, stop it (exports and
+imports: api.exports)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import (
@@ -28,11 +28,11 @@ from symposia.api.schemas import (
 )
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
-from symposia.export import run_summary, run_transcript
+from symposia.export import run_summary
 from symposia.orchestration.presets import preset_named
 from symposia.services.runs import default_bots
 from symposia.settings import Settings
-from symposia.streaming.sse import parse_last_event_id
+from symposia.streaming.sse import finished_before, parse_last_event_id
 
 router = APIRouter(
     prefix="/api",
@@ -142,11 +142,14 @@ async def stream_run(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
 ) -> Response:
-    """Server-Sent Events of the run, replayed from the start or after `Last-Event-ID`."""
+    """Server-Sent Events of the run, replayed from the start or after `Last-Event-ID`;
+    204 when that id is at or past the `done` of a finished run."""
     after = parse_last_event_id(last_event_id, last_event_id_query)
     # 404: unknown, or not yours. None while the live log has the run; else the stream
     # rebuilt from storage.
     stored = await container.runs.open_stream(run_id, owner=principal.id)
+    if await finished_before(stored, container.log, run_id, after):
+        return Response(status_code=204)  # a finished stream's reconnection: stop
     return container.stream_response(run_id, after, stored)
 
 
@@ -187,14 +190,3 @@ async def branch_run(
         "max_turns": run.max_turns,
         "stream_url": f"/api/stream/{run.id}",
     }
-
-
-@router.get("/export/{run_id}.json", responses=api_errors(404))
-async def export_json(run_id: str, runs: RunsDep, principal: PrincipalDep) -> JSONResponse:
-    """The transcript so far (final or partial), with bots, status, timestamps and usage."""
-    run = await runs.get(run_id, owner=principal.id)
-    branches = await runs.branches(run_id)
-    return JSONResponse(
-        {**run_transcript(run), "branches": branches},
-        headers={"Content-Disposition": f'attachment; filename="run-{run.id}.json"'},
-    )

@@ -1,4 +1,5 @@
-"""A run's transcript as a JSON document: bots, status, timestamps, messages with usage."""
+"""A run's summary as the API shows it (`GET /api/run/{id}`, `/api/runs`); the full
+transcript is export.transcript."""
 
 from __future__ import annotations
 
@@ -36,12 +37,4 @@ def run_summary(run: Run) -> dict[str, Any]:
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
-    }
-
-
-def run_transcript(run: Run) -> dict[str, Any]:
-    return {
-        **run_summary(run),
-        "messages": [message.to_dict() for message in run.messages],
-        "edits": [change.to_dict() for change in run.edits],
     }

@@ -92,6 +92,19 @@ class Metrics:
             registry=r,
         )
         self.sse_streams = Gauge("symposia_sse_streams_active", "Open SSE streams", registry=r)
+        self.ws_sockets = Gauge("symposia_websockets_active", "Open WebSockets", registry=r)
+        self.ws_connections = Counter(
+            "symposia_websockets",
+            "WebSockets by route and close code (a refused handshake: its HTTP status)",
+            ["route", "code"],
+            registry=r,
+        )
+        self.ws_commands = Counter(
+            "symposia_websocket_commands",
+            "Commands sent over WebSockets, by route, command and status",
+            ["route", "command", "status"],
+            registry=r,
+        )
         self.runs_active = Gauge("symposia_runs_active", "Runs going on now", registry=r)
         self.tokens = Counter(
             "symposia_tokens_streamed",

@@ -1,4 +1,5 @@
-"""Per request: an id (X-Request-Id, accepted when sane or made up), one log line, metrics.
+"""Per request (and per WebSocket): an id (X-Request-Id, accepted when sane or made up), one
+log line, metrics.
 
 Pure ASGI, so streaming responses pass through untouched. The id is bound to structlog's
 context variables, so every log line of the request carries it, and so do the runs it
@@ -44,7 +45,10 @@ class RequestContext:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope)
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -89,3 +93,48 @@ class RequestContext:
         if histogram is None:
             histogram = self._timed[route] = self.metrics.http_duration.labels(route)
         histogram.observe(elapsed)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A socket gets an id (in the handshake's answer), one log line when it ends
+        (with its close code, or the HTTP status of a refused handshake) and a count. Its
+        commands are logged and counted one by one (api/ws.py)."""
+        request_id = request_id_from(scope)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        code: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "websocket.accept":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (HEADER, request_id.encode("latin-1")),
+                ]
+            elif message["type"] == "websocket.close" and code is None:
+                code = message.get("code", 1000)
+            elif message["type"] == "websocket.http.response.start" and code is None:
+                code = message["status"]
+            await send(message)
+
+        async def receive_code() -> Message:
+            nonlocal code
+            message = await receive()
+            if message["type"] == "websocket.disconnect" and code is None:
+                code = message.get("code", 1005)
+            return message
+
+        try:
+            await self.app(scope, receive_code, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.ws_connections.labels(route, str(code)).inc()
+            logger.info(
+                "websocket",
+                extra={
+                    "path": scope["path"],
+                    "route": route,
+                    "close_code": code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            structlog.contextvars.unbind_contextvars("request_id")

@@ -92,20 +92,28 @@ class ApiKeyStore:
         if parsed is None:
             return None
         key_id, secret = parsed
-        cached = self._cache.get(key_id)
-        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
-            stored = cached[1]
-        else:
-            async with self._sessions() as session:
-                stored = await session.scalar(
-                    select(ApiKeyRow.secret_sha256).where(
-                        ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None)
-                    )
-                )
-            self._cache[key_id] = (time.monotonic(), stored)
+        stored = await self._active_digest(key_id)
         if stored is None:
             return None
         return key_id if hmac.compare_digest(_digest(secret), stored) else None
+
+    async def active(self, key_id: str) -> bool:
+        """Whether the key is still unrevoked: a browser session made with it ends when it
+        is revoked (within CACHE_SECONDS)."""
+        return await self._active_digest(key_id) is not None
+
+    async def _active_digest(self, key_id: str) -> str | None:
+        cached = self._cache.get(key_id)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        async with self._sessions() as session:
+            stored = await session.scalar(
+                select(ApiKeyRow.secret_sha256).where(
+                    ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None)
+                )
+            )
+        self._cache[key_id] = (time.monotonic(), stored)
+        return stored
 
 
 def _info(row: ApiKeyRow) -> ApiKeyInfo:

@@ -1,4 +1,5 @@
-"""Who is calling: HTTP Basic (bcrypt) or an API key (`X-API-Key` or `Authorization: Bearer`).
+"""Who is calling: HTTP Basic (bcrypt), an API key (`X-API-Key` or `Authorization: Bearer`),
+or a browser session (`security.sessions`; header credentials win over it).
 
 DEV_MODE turns authentication off. With no credentials configured at all (no Basic user,
 no active API key), a server on loopback lets requests through as the `local` principal;
@@ -15,11 +16,14 @@ import hmac
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from symposia.errors import UnauthorizedError
 from symposia.security.api_keys import ApiKeyStore
+from symposia.security.csrf import check_csrf
 from symposia.security.passwords import verify_password
 from symposia.security.principals import DEV, LOCAL, Principal
+from symposia.security.sessions import signed_in
 from symposia.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,7 +39,8 @@ class StartupRefusedError(Exception):
 
 def check_exposure(settings: Settings, has_api_keys: bool) -> None:
     """Refuse an unauthenticated server on a non-loopback address; warn on loopback."""
-    if settings.dev_mode or settings.basic_auth_configured or has_api_keys:
+    configured = settings.basic_auth_configured or settings.oidc_configured or has_api_keys
+    if settings.dev_mode or configured:
         if settings.dev_mode and not settings.host_is_loopback:
             logger.warning(
                 "DEV_MODE is on and HOST=%s is reachable from other machines: "
@@ -66,7 +71,15 @@ class Authenticator:
         self._verified: dict[bytes, float] = {}
         self._open_checked = (0.0, False)
 
-    async def principal(self, headers: Mapping[str, str]) -> Principal:
+    async def principal(
+        self,
+        headers: Mapping[str, str],
+        session: dict[str, Any] | None = None,
+        method: str = "GET",
+    ) -> Principal:
+        """The caller of a request: header credentials, else the signed-in `session`
+        (`scope["session"]`; a state-changing `method` then needs its CSRF token), else
+        LOCAL in open mode; 401 otherwise."""
         if self._settings.dev_mode:
             return DEV
         authorization = headers.get("authorization", "")
@@ -75,27 +88,71 @@ class Authenticator:
         if api_key is None and scheme.lower() == "bearer":
             api_key = credentials.strip()
         if api_key is not None:
-            key_id = await self._keys.verify(api_key)
-            if key_id is None:
-                raise UnauthorizedError("invalid API key")
-            return Principal(f"key:{key_id}", "api_key", key_id)
+            return await self.api_key(api_key)
         if scheme.lower() == "basic":
             return await self._basic(credentials.strip())
+        if session:
+            from_session = await self.from_session(session)
+            if from_session is not None:
+                check_csrf(session, method, headers)
+                return from_session
         if await self._open():
             return LOCAL
-        raise UnauthorizedError(
-            "authentication required: HTTP Basic, or an API key in X-API-Key or "
-            "Authorization: Bearer"
+        raise self.unauthorized(
+            "authentication required: HTTP Basic, an API key in X-API-Key or "
+            "Authorization: Bearer, or a browser session (sign in at /signin)",
+            headers,
         )
+
+    def unauthorized(
+        self, message: str, headers: Mapping[str, str] | None = None
+    ) -> UnauthorizedError:
+        """A 401 whose challenge is Basic only where a Basic user is configured and the
+        request is not a page's script (fetch, EventSource: `Sec-Fetch-Mode` other than
+        `navigate`): a browser answers a Basic challenge with a login dialog, which cannot
+        succeed on a key-only server and would pop up over a page that signs in by itself."""
+        mode = headers.get("sec-fetch-mode", "navigate") if headers is not None else "navigate"
+        basic = self._settings.basic_auth_configured and mode == "navigate"
+        return UnauthorizedError(message, "Basic" if basic else "Bearer")
+
+    async def api_key(self, presented: str) -> Principal:
+        key_id = await self._keys.verify(presented)
+        if key_id is None:
+            raise self.unauthorized("invalid API key")
+        return Principal(f"key:{key_id}", "api_key", key_id)
+
+    async def password(self, user: str, password: str) -> Principal:
+        """The Basic user, checked as a Basic header would be (the sign-in form)."""
+        raw = user.encode("utf-8") + b":" + password.encode("utf-8")
+        return await self._basic(base64.b64encode(raw).decode("ascii"))
+
+    async def from_session(self, session: dict[str, Any]) -> Principal | None:
+        """The session's principal while its credential still holds: the Basic user is
+        still the configured one, its API key is not revoked, OIDC is still configured.
+        A session that no longer holds is emptied (its cookie is then deleted)."""
+        principal = signed_in(session)
+        valid = principal is not None and (
+            (
+                principal.kind == "basic"
+                and self._settings.basic_auth_configured
+                and principal.id == self._basic_principal().id
+            )
+            or (principal.kind == "api_key" and await self._keys.active(str(session.get("key_id"))))
+            or (principal.kind == "oidc" and self._settings.oidc_configured)
+        )
+        if not valid:
+            session.clear()
+            return None
+        return principal
 
     async def _basic(self, credentials: str) -> Principal:
         try:
             decoded = base64.b64decode(credentials, validate=True)
         except (binascii.Error, ValueError):
-            raise UnauthorizedError("malformed Basic credentials") from None
+            raise self.unauthorized("malformed Basic credentials") from None
         user, sep, password = decoded.partition(b":")
         if not sep or self._hash is None or not self._user:
-            raise UnauthorizedError("invalid username or password")
+            raise self.unauthorized("invalid username or password")
         fingerprint = hashlib.sha256(decoded).digest()
         now = time.monotonic()
         if self._verified.get(fingerprint, 0.0) > now:
@@ -104,7 +161,7 @@ class Authenticator:
         # bcrypt takes ~0.2 s of CPU: off the event loop, and always (no timing shortcut).
         password_ok = await asyncio.to_thread(verify_password, password, self._hash)
         if not (user_ok and password_ok):
-            raise UnauthorizedError("invalid username or password")
+            raise self.unauthorized("invalid username or password")
         if len(self._verified) >= MAX_VERIFIED_CACHE:
             self._verified.clear()
         self._verified[fingerprint] = now + VERIFIED_TTL_SECONDS
@@ -117,7 +174,7 @@ class Authenticator:
     async def _open(self) -> bool:
         """No credentials configured at all (checked again every few seconds, so a key
         created while the server runs closes the door)."""
-        if self._settings.basic_auth_configured:
+        if self._settings.basic_auth_configured or self._settings.oidc_configured:
             return False
         checked_at, is_open = self._open_checked
         if time.monotonic() - checked_at > OPEN_MODE_RECHECK_SECONDS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["basic", "api_key", "dev", "local"]
+Kind = Literal["basic", "api_key", "oidc", "dev", "local"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class Principal:
 
     @property
     def authenticated(self) -> bool:
-        return self.kind in ("basic", "api_key")
+        return self.kind in ("basic", "api_key", "oidc")
 
 
 DEV = Principal("dev", "dev", "dev mode")

@@ -138,6 +138,7 @@ def run_row(run: Run) -> RunRow:
         policy_config=run.policy_config or None,
         policy_state=run.policy_state or None,
         termination=run.termination,
+        ended_by=run.ended_by,
         parent_id=run.parent_id,
         branch_turn=run.branch_turn,
         on_human_timeout=run.on_human_timeout,

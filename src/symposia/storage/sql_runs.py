@@ -95,7 +95,8 @@ class SqlRunRepository:
             return None
 
     async def _insert(self, session: AsyncSession, run: Run) -> None:
-        """The run, its bots and its messages (a branch starts with some), held here."""
+        """The run, its bots, its messages (a branch starts with some) and its bots' edits
+        (an imported run has some), held here."""
         row = run_row(run)
         row.instance_id, row.heartbeat_at = self.instance_id, utcnow()
         session.add(row)
@@ -104,6 +105,17 @@ class SqlRunRepository:
         await session.flush()
         for seq, message in enumerate(run.messages):
             session.add(message_row(message, seq, run_id=run.id))
+        session.add_all(
+            RunBotEditRow(
+                run_id=run.id,
+                position=edit.bot,
+                changes=edit.changes,
+                created_at=edit.at,
+                event=edit.event,
+                turn=edit.turn,
+            )
+            for edit in run.edits
+        )
 
     async def get(self, run_id: str) -> Run | None:
         async with self._sessions() as session:

@@ -17,10 +17,15 @@ from starlette.types import Receive, Scope, Send
 
 from symposia.domain.events import Event
 from symposia.errors import BadRequestError
-from symposia.events.log import ResumeGoneError
+from symposia.events.log import EventLog, ResumeGoneError
+from symposia.events.replay import StoredStream
 
 MAX_EVENT_ID_DIGITS = 18
 SEP = "\n"
+# How long a browser's EventSource waits before it reconnects (sent first on every
+# stream). A reconnection after `done` is answered 204, which stops it for good.
+RETRY_MILLISECONDS = 3000
+RETRY_FRAME = f"retry: {RETRY_MILLISECONDS}{SEP}{SEP}".encode()
 logger = logging.getLogger(__name__)
 
 
@@ -52,6 +57,23 @@ class EventSource(Protocol):
     def batches(self, stream_id: str, after_seq: int = 0) -> AsyncIterator[Sequence[Event]]: ...
 
 
+async def finished_before(
+    stored: StoredStream | None, log: EventLog, stream_id: str, after_seq: int
+) -> bool:
+    """Whether a reconnection after `after_seq` has nothing more to get: the stream ended
+    (`done`) at or before that id. Such a reconnection is answered 204, which tells a
+    browser's EventSource to stop instead of reconnecting every few seconds forever."""
+    if after_seq <= 0:
+        return False
+    if stored is not None:
+        return stored.finished and stored.events[-1].seq <= after_seq
+    last = await log.last_seq(stream_id)
+    if last <= 0 or last > after_seq:
+        return False
+    tail = await log.read(stream_id, last - 1)
+    return bool(tail) and tail[-1].type == "done"
+
+
 class ActiveStreams:
     """How many SSE streams are open now: each holds a log position, never a queue."""
 
@@ -74,6 +96,7 @@ async def frames(
     """
     active.count += 1
     try:
+        yield RETRY_FRAME
         async for batch in log.batches(stream_id, after_seq):
             if len(batch) == 1:
                 yield batch[0].encoded(encode)

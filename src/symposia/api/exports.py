@@ -1,0 +1,101 @@
+"""Exports of runs and conversations (JSON, Markdown, PDF), and a run's import from JSON.
+
+Runs at `/api/export/{id}.{json,md,pdf}`, conversations at
+`/api/conversations/{id}/export.{json,md,pdf}`; each is a download
+(`Content-Disposition: attachment`) of the same structured transcript.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response
+
+from symposia.api.deps import ConversationsDep, PrincipalDep, RunsDep, get_principal, rate_limited
+from symposia.api.responses import Responses, api_errors
+from symposia.export import (
+    ExportFile,
+    ExportFormat,
+    RunTranscript,
+    conversation_transcript,
+    render,
+    run_transcript,
+)
+from symposia.services.run_import import import_run
+
+router = APIRouter(
+    prefix="/api",
+    tags=["exports"],
+    dependencies=[Depends(get_principal)],
+    responses=api_errors(401, 422, 503),
+)
+
+DOWNLOAD: Responses = {
+    200: {
+        "description": "The transcript as a file: JSON (docs/transcript.schema.json), "
+        "Markdown or PDF, by the path's extension",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/markdown": {"schema": {"type": "string"}},
+            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    **api_errors(404),
+}
+
+
+def _download(file: ExportFile) -> Response:
+    return Response(
+        file.content,
+        media_type=file.media_type,
+        headers={"Content-Disposition": file.disposition},
+    )
+
+
+@router.get("/export/{run_id}.{fmt}", response_class=Response, responses=DOWNLOAD)
+async def export_run(
+    run_id: str, fmt: ExportFormat, runs: RunsDep, principal: PrincipalDep
+) -> Response:
+    """The run's transcript so far (final or partial): topic, policy and termination,
+    bots with their edits, every turn with its usage and cost, verdicts, how it ended."""
+    run = await runs.get(run_id, owner=principal.id)
+    transcript = run_transcript(run, await runs.branches(run_id))
+    return _download(await render(transcript, fmt))
+
+
+@router.get(
+    "/conversations/{conversation_id}/export.{fmt}", response_class=Response, responses=DOWNLOAD
+)
+async def export_conversation(
+    conversation_id: str,
+    fmt: ExportFormat,
+    conversations: ConversationsDep,
+    principal: PrincipalDep,
+) -> Response:
+    """The conversation with its settings (its panel, if any) and every message, each
+    answer of a panel with its `routing`."""
+    conversation = await conversations.get(conversation_id, owner=principal.id)
+    messages = await conversations.messages(conversation_id, None, 0, owner=principal.id)
+    return _download(await render(conversation_transcript(conversation, messages), fmt))
+
+
+@router.post(
+    "/runs/import",
+    status_code=201,
+    dependencies=[rate_limited("runs")],
+    responses=api_errors(400, 413, 429),
+)
+async def import_run_export(
+    body: RunTranscript, runs: RunsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Recreate a run from its JSON export (format `symposia.transcript`, version 1) as a
+    finished run you own, with its transcript, edits and settings; nothing is generated.
+    New ids; branch links are not carried. To run the debate again, branch it at turn 0."""
+    run = await import_run(runs, body, owner=principal.id)
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "imported_from": body.id,
+        "turn_count": run.turn_count,
+        "export_url": f"/api/export/{run.id}.json",
+    }

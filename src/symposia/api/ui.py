@@ -1,0 +1,66 @@
+"""The browser page at `/` (static files under `/static/`), and service info for JSON
+clients asking `/`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from symposia import __version__
+from symposia.api.deps import ContainerDep, get_principal
+from symposia.errors import UnauthorizedError
+from symposia.storage.stats import counts
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+STATIC_PATH = "/static"
+
+router = APIRouter(tags=["ui"])
+
+
+def static_files() -> StaticFiles:
+    """The page's HTML, JavaScript modules and CSS: no build step, nothing from a CDN."""
+    return StaticFiles(directory=WEB)
+
+
+def _quality(accept: str, media_type: str) -> float:
+    """The q-value `accept` gives `media_type` exactly (0 when it is not named)."""
+    for part in accept.split(","):
+        kind, *params = (piece.strip() for piece in part.split(";"))
+        if kind.lower() != media_type:
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value)
+                except ValueError:
+                    return 0.0
+        return 1.0
+    return 0.0
+
+
+def wants_html(accept: str | None) -> bool:
+    """A browser names text/html above JSON; curl, SDKs and `*/*` get JSON."""
+    if not accept:
+        return False
+    return _quality(accept, "text/html") > _quality(accept, "application/json")
+
+
+@router.get("/", include_in_schema=False)
+async def index(request: Request, container: ContainerDep) -> Response:
+    """Browsers get the page. JSON clients get the service's name, status and version,
+    and, when the request is allowed to list (signed in, or an open server), the counts
+    of the caller's own runs, conversations and messages."""
+    if wants_html(request.headers.get("accept")):
+        return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
+    body: dict[str, Any] = {"name": "Symposia", "status": "ok", "version": __version__}
+    try:
+        principal = await get_principal(request)
+    except UnauthorizedError:
+        return JSONResponse(body)
+    body["counts"] = await counts(container.engine, principal.id)
+    return JSONResponse(body)

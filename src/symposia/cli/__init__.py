@@ -1,0 +1,38 @@
+"""The `symposia` command.
+
+The server's side: `serve`, `db upgrade`, `hash-password`, `keys create|list|revoke` (settings
+from the environment and `.env`). The client's side, over HTTP to a running server:
+`debate`, `chat`, `runs list|show|export` (docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from symposia.cli import chat, db, debate, keys, passwords, runs, serve
+from symposia.cli.client import CliError
+from symposia.cli.exit_codes import INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="symposia", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in (serve, db, passwords, keys, debate, chat, runs):
+        module.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except CliError as exc:
+        print(f"symposia: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return INTERRUPTED
+
+
+__all__ = ["main"]

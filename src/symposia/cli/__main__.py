@@ -1,0 +1,3 @@
+from symposia.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""`symposia debate "topic"`: start a run and watch it in the terminal. The first Ctrl-C
+stops the run on the server and shows how it ended; a second one leaves at once."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from symposia.cli.client import Api, ApiError, CliError, client_parser, connect
+from symposia.cli.exit_codes import INTERRUPTED
+from symposia.cli.output import console, note
+from symposia.cli.parsing import Commands
+from symposia.cli.view import EventView
+
+EXIT_CODES = {"completed": 0, "cancelled": INTERRUPTED}
+
+
+def parse_bot(value: str) -> dict[str, Any]:
+    """`NAME=MODEL[:PROMPT]`: the model ends at the first `:`; an empty model is the
+    server's DEFAULT_MODEL."""
+    name, sep, rest = value.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=MODEL[:PROMPT], got {value!r}")
+    model, _, prompt = rest.partition(":")
+    bot: dict[str, Any] = {"name": name.strip()}
+    if model.strip():
+        bot["model"] = model.strip()
+    if prompt.strip():
+        bot["system_prompt"] = prompt.strip()
+    return bot
+
+
+def run_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The body of `POST /api/run`: only what was given, so a preset keeps the rest."""
+    body: dict[str, Any] = {"topic": args.topic}
+    if args.preset:
+        body["preset"] = args.preset
+    if args.bot:
+        body["bots"] = args.bot
+    if args.turns is not None:
+        body["max_turns"] = args.turns
+    return body
+
+
+def _stop(api: Api, run_id: str, view: EventView) -> None:
+    view.out.print()
+    view.out.print(note("stopping the run… (Ctrl-C again to leave at once)"))
+    try:
+        api.request("POST", f"/api/run/{run_id}/stop")
+    except ApiError as exc:
+        if exc.status != 409:  # 409: it had already ended
+            raise
+    view.out.print(note(f"stopped run {run_id}"))
+
+
+def debate_command(args: argparse.Namespace) -> int:
+    out = console()
+    with connect(args) as api:
+        run = api.json("POST", "/api/run", json=run_body(args))
+        run_id = run["id"]
+        out.print(note(f"run {run_id} · {args.topic} · up to {run['max_turns']} turns"))
+        view = EventView(out)
+        stream = api.follow(run["stream_url"])
+        try:
+            for event in stream.events():
+                view.show(event)
+        except KeyboardInterrupt:
+            _stop(api, run_id, view)
+            for event in stream.events():  # to the final status; Ctrl-C again leaves
+                view.show(event)
+        out.print(note(f"run {run_id} {view.ending()}", style="bold"))
+        status = view.final.get("status", "")
+        if status == "error":
+            raise CliError(f"run {run_id} failed: {view.final.get('error', '')}")
+        return EXIT_CODES.get(status, 1)
+
+
+def register(commands: Commands) -> None:
+    parser = client_parser(
+        commands, "debate", help="start a run and stream it", description=__doc__
+    )
+    parser.add_argument("topic")
+    parser.add_argument("--preset", metavar="NAME", help="start from a preset (/api/presets)")
+    parser.add_argument(
+        "--bot",
+        action="append",
+        type=parse_bot,
+        metavar="NAME=MODEL[:PROMPT]",
+        help="a bot (repeat for each; at least two). MODEL empty: the server's default",
+    )
+    parser.add_argument("--turns", type=int, metavar="N", help="max_turns (server default 6)")
+    parser.set_defaults(handler=debate_command)

@@ -1,0 +1,64 @@
+"""`symposia keys create|list|revoke`: API keys, straight in the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from symposia.cli.config import settings_or_exit
+from symposia.cli.parsing import Commands
+
+if TYPE_CHECKING:  # the database's modules load when a key command runs, not before
+    from symposia.security.api_keys import ApiKeyStore
+
+
+async def _with_keys(action: Callable[[ApiKeyStore], Awaitable[int]]) -> int:
+    from symposia.security.api_keys import ApiKeyStore
+    from symposia.storage.db import create_engine, session_factory
+    from symposia.storage.migrate import upgrade
+
+    settings = settings_or_exit()
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        return await action(ApiKeyStore(session_factory(engine)))
+    finally:
+        await engine.dispose()
+
+
+def keys_command(args: argparse.Namespace) -> int:
+    async def create(store: ApiKeyStore) -> int:
+        info, key = await store.create(args.name)
+        print(f"created API key {info.id} ({info.name}); it is shown only this once:")
+        print(key)
+        return 0
+
+    async def listing(store: ApiKeyStore) -> int:
+        for info in await store.list():
+            state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
+            print(f"{info.id}  {info.created_at:%Y-%m-%d %H:%M}  {state:<18}  {info.name}")
+        return 0
+
+    async def revoke(store: ApiKeyStore) -> int:
+        if await store.revoke(args.id):
+            print(f"revoked {args.id}")
+            return 0
+        print(f"symposia: no active key {args.id}", file=sys.stderr)
+        return 1
+
+    actions = {"create": create, "list": listing, "revoke": revoke}
+    return asyncio.run(_with_keys(actions[args.keys_command]))
+
+
+def register(commands: Commands) -> None:
+    keys_parser = commands.add_parser("keys", help="manage API keys")
+    keys_commands = keys_parser.add_subparsers(dest="keys_command", required=True)
+    create_parser = keys_commands.add_parser("create", help="create a key (shown once)")
+    create_parser.add_argument("--name", required=True)
+    keys_commands.add_parser("list", help="list keys (never their secrets)")
+    revoke_parser = keys_commands.add_parser("revoke", help="revoke a key")
+    revoke_parser.add_argument("id")
+    keys_parser.set_defaults(handler=keys_command)

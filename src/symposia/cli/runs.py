@@ -1,0 +1,100 @@
+"""`symposia runs list|show ID|export ID`: the runs kept on a server."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from symposia.cli.client import client_parser, connect
+from symposia.cli.exports import FORMATS, download, run_export_path
+from symposia.cli.output import colour_of, console, note, speaker_line
+from symposia.cli.parsing import Commands
+
+TOPIC_WIDTH = 60
+
+
+def list_command(args: argparse.Namespace) -> int:
+    with connect(args) as api:
+        page = api.json("GET", "/api/runs", params={"limit": args.limit, "offset": args.offset})
+    table = Table("id", "status", "turns", "created", "topic", box=None, pad_edge=False)
+    for run in page["items"]:
+        topic = run["topic"].replace("\n", " ")
+        table.add_row(
+            run["id"],
+            run["status"],
+            f"{run['turn_count']}/{run['max_turns']}",
+            (run["created_at"] or "")[:16].replace("T", " "),
+            topic if len(topic) <= TOPIC_WIDTH else topic[: TOPIC_WIDTH - 1] + "…",
+        )
+    console().print(table)
+    return 0
+
+
+def _summary_lines(run: dict[str, Any]) -> list[Text]:
+    ended = ", ".join(
+        f"{name.replace('_', ' ')} {run[name]}"
+        for name in ("ended_by", "stop_reason", "error_message")
+        if run.get(name)
+    )
+    lines = [
+        Text(f"run {run['id']}: {run['topic']}", style="bold"),
+        note(f"status {run['status']}{f' ({ended})' if ended else ''}, policy {run['policy']}"),
+        note(f"turns {run['turn_count']}/{run['max_turns']}, started {run['started_at']}"),
+    ]
+    for index, bot in enumerate(run["bots"]):
+        line = Text(f"  {bot['name']}", style=f"bold {colour_of(index)}")
+        line.append(f"  {bot['model'] or bot['kind']}", style="dim")
+        if bot.get("system_prompt"):
+            line.append(f"  {bot['system_prompt']}")
+        lines.append(line)
+    return lines
+
+
+def show_command(args: argparse.Namespace) -> int:
+    """The run's settings, then its transcript, each turn in its bot's colour."""
+    with connect(args) as api:
+        run = api.json("GET", run_export_path(args.id, "json"))
+    out = console()
+    for line in _summary_lines(run):
+        out.print(line)
+    for message in run["messages"]:
+        if message["bot_index"] is None:
+            out.print(Text(f"{message['author']}: {message['content']}", style="bold"))
+            continue
+        status = "" if message["status"] == "complete" else f", {message['status']}"
+        label = f"turn {message['turn'] + 1} · {message['author']}"
+        colour = colour_of(message["bot_index"])
+        out.print(speaker_line(label, colour, f"{message['model']}{status}"))
+        out.print(message["content"], style=colour)
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    with connect(args) as api:
+        fallback = f"run-{args.id}.{args.format}"
+        saved = download(api, run_export_path(args.id, args.format), args.output, fallback)
+    if saved is not None:
+        print(saved)
+    return 0
+
+
+def register(commands: Commands) -> None:
+    runs = commands.add_parser("runs", help="the runs on a server")
+    actions = runs.add_subparsers(dest="runs_command", required=True)
+    listing = client_parser(actions, "list", help="your runs, newest first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", type=int, default=0)
+    listing.set_defaults(handler=list_command)
+    show = client_parser(actions, "show", help="a run's settings and transcript")
+    show.add_argument("id")
+    show.set_defaults(handler=show_command)
+    export = client_parser(actions, "export", help="save a run's transcript to a file")
+    export.add_argument("id")
+    export.add_argument("--format", choices=FORMATS, default="md", help="(default md)")
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="where (default: the server's file name; - stdout)"
+    )
+    export.set_defaults(handler=export_command)

@@ -1,0 +1,100 @@
+"""`symposia serve`: the settings, the exposure and the event log checked before a socket is
+bound, then the server (one process, or a supervisor of several)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from symposia.events.redis import EventLogUnreachableError
+from symposia.observability.logging import configure_serve_logging
+from symposia.security.api_keys import ApiKeyStore
+from symposia.security.auth import StartupRefusedError, check_exposure
+from symposia.settings import Settings, SettingsError, load_settings
+from symposia.storage.db import create_engine, session_factory
+from symposia.storage.migrate import upgrade
+
+
+def serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    try:
+        settings = load_settings(**overrides)
+        if args.workers > 1:
+            _check_shared(settings, args.workers)
+            from symposia.security.sessions import shared_secret
+
+            settings = shared_secret(settings)  # one session secret for all the workers
+        asyncio.run(_check_exposure(settings))
+        asyncio.run(_check_event_log(settings))
+    except (SettingsError, StartupRefusedError, EventLogUnreachableError) as exc:
+        print(f"symposia: {exc}", file=sys.stderr)
+        return 2
+    # The server's own imports wait until the checks have passed.
+    if args.workers > 1:
+        from uvicorn.config import STARTUP_FAILURE
+
+        from symposia.workers import Supervisor, SupervisorConfig
+
+        configure_serve_logging(settings)
+        try:
+            asyncio.run(_migrate(settings))  # once: workers starting together would race
+        except (OSError, SQLAlchemyError) as exc:
+            print(f"symposia: the database could not be migrated: {exc}", file=sys.stderr)
+            return STARTUP_FAILURE  # what a single process exits with when it cannot start
+        supervisor = Supervisor(SupervisorConfig(settings, args.workers))
+        supervisor.run()
+        return supervisor.exit_status
+    from symposia.server import build_server
+
+    build_server(settings).run()
+    return 0
+
+
+def _check_shared(settings: Settings, workers: int) -> None:
+    """Several workers serve each other's runs: their event log must be shared too."""
+    if not settings.event_log_on_redis:
+        raise SettingsError(
+            f"--workers {workers} needs an event log the workers share: set REDIS_URL (with "
+            "EVENT_LOG auto or redis, not memory), and a DATABASE_URL they all reach "
+            "(PostgreSQL; the SQLite file serves only workers on one machine)"
+        )
+
+
+async def _migrate(settings: Settings) -> None:
+    """Apply the migrations to DATABASE_URL."""
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _check_exposure(settings: Settings) -> None:
+    """Refuse before binding a socket; the app checks again at start-up."""
+    if settings.dev_mode or settings.basic_auth_configured or settings.host_is_loopback:
+        return
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        has_keys = await ApiKeyStore(session_factory(engine)).any_active()
+    finally:
+        await engine.dispose()
+    check_exposure(settings, has_keys)
+
+
+async def _check_event_log(settings: Settings) -> None:
+    """A Redis event log that cannot be reached stops start-up (the app checks again)."""
+    from symposia.events.select import build_event_log
+
+    log = build_event_log(settings)
+    try:
+        await log.start()
+    finally:
+        await log.aclose()

@@ -1,0 +1,85 @@
+"""Build the structured transcript (export.transcript) from a Run or a Conversation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from symposia.domain.models import BotConfig, BotEdit, Conversation, Message, Run
+from symposia.export.transcript import (
+    Branch,
+    ConversationTranscript,
+    Edit,
+    Entry,
+    PanelOut,
+    Participant,
+    RunTranscript,
+)
+
+
+def entry_of(message: Message) -> Entry:
+    """The message as the API shows it (`Message.to_dict`), typed."""
+    return Entry.model_validate(message.to_dict())
+
+
+def _participant(bot: BotConfig) -> Participant:
+    return Participant(**bot.to_dict())
+
+
+def _edit(edit: BotEdit, bots: Sequence[BotConfig]) -> Edit:
+    name = bots[edit.bot].name if 0 <= edit.bot < len(bots) else None
+    return Edit(bot=edit.bot, bot_name=name, changes=edit.changes, at=edit.at, turn=edit.turn)
+
+
+def run_transcript(run: Run, branches: Sequence[dict[str, Any]] = ()) -> RunTranscript:
+    """The run as it stands (finished or not), with the runs branched from it."""
+    return RunTranscript(
+        id=run.id,
+        topic=run.topic,
+        status=run.status.value,
+        policy=run.strategy,
+        strategy=run.strategy,
+        policy_config=run.policy_config,
+        policy_state=run.policy_state,
+        termination=run.termination,
+        max_turns=run.max_turns,
+        turn_count=run.turn_count,
+        on_human_timeout=run.on_human_timeout,
+        awaiting_until=run.awaiting_until,
+        ended_by=run.ended_by,
+        stop_reason=run.stop_reason,
+        error=run.error,
+        error_message=run.error_message,
+        verdict=run.policy_state.get("verdict"),
+        moderation=run.policy_state.get("moderation"),
+        parent_id=run.parent_id,
+        branch_turn=run.branch_turn,
+        branches=[Branch(**branch) for branch in branches],
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        bots=[_participant(bot) for bot in run.bots],
+        edits=[_edit(edit, run.bots) for edit in run.edits],
+        messages=[entry_of(message) for message in run.messages],
+    )
+
+
+def conversation_transcript(
+    conversation: Conversation, messages: Sequence[Message]
+) -> ConversationTranscript:
+    """The conversation's settings (its panel, if any) and every message."""
+    panel = conversation.panel
+    return ConversationTranscript(
+        id=conversation.id,
+        title=conversation.title,
+        default_model=conversation.default_model,
+        system_prompt=conversation.system_prompt,
+        panel=PanelOut(**panel.to_dict()) if panel is not None else None,
+        tools=conversation.tools,
+        message_count=conversation.message_count,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        started_at=messages[0].created_at if messages else None,
+        finished_at=(messages[-1].completed_at or messages[-1].created_at) if messages else None,
+        messages=[entry_of(message) for message in messages],
+    )

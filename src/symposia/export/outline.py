@@ -1,0 +1,183 @@
+"""What the human-readable exports (Markdown, PDF) say, apart from how they draw it.
+
+Both renderers walk the same outline: a title, facts about the whole (status, policy,
+times, totals), the participants and their settings, edits, the policy's verdicts, then
+one section per message with a heading and a line of metadata. Values are plain text;
+each renderer escapes and lays them out in its own way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from symposia.export.transcript import (
+    ConversationTranscript,
+    Entry,
+    RunTranscript,
+)
+
+AnyTranscript = RunTranscript | ConversationTranscript
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A titled part of the head: `facts` as label/value lines, then `texts`, each kept
+    verbatim (a system prompt, a JSON setting)."""
+
+    title: str
+    facts: list[tuple[str, str]]
+    texts: list[tuple[str, str]]
+
+
+def when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "—"
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+def title(transcript: AnyTranscript) -> str:
+    if isinstance(transcript, RunTranscript):
+        return " ".join(transcript.topic.split()) or "Untitled run"
+    return " ".join((transcript.title or "").split()) or "Untitled conversation"
+
+
+def totals(transcript: AnyTranscript) -> str:
+    """Tokens and cost of all the messages, marked when any figure was estimated."""
+    entries = [e for e in transcript.messages if e.usage is not None]
+    prompt = sum(e.usage.prompt_tokens for e in entries if e.usage)
+    completion = sum(e.usage.completion_tokens for e in entries if e.usage)
+    costs = [e.cost_usd for e in transcript.messages if e.cost_usd is not None]
+    estimated = any(e.usage.estimated for e in entries if e.usage)
+    text = f"{prompt} prompt + {completion} completion tokens"
+    if costs:
+        text += f", ${sum(costs):.6f}"
+    return text + (" (partly estimated)" if estimated else "")
+
+
+def _run_facts(run: RunTranscript) -> list[tuple[str, str]]:
+    ended: str = run.status
+    if run.ended_by:
+        ended += f", ended by {run.ended_by}"
+    if run.stop_reason:
+        ended += f" ({run.stop_reason})"
+    facts = [
+        ("Run", run.id),
+        ("Status", ended),
+        ("Policy", run.policy),
+        ("Turns", f"{run.turn_count} of at most {run.max_turns}"),
+        ("Started", when(run.started_at or run.created_at)),
+        ("Finished", when(run.finished_at)),
+        ("Usage", totals(run)),
+    ]
+    if run.error_message:
+        facts.append(("Error", run.error_message))
+    if run.parent_id:
+        facts.append(("Branched from", f"{run.parent_id} at turn {run.branch_turn}"))
+    facts += [("Branch", f"{b.id} at turn {b.branch_turn}") for b in run.branches]
+    return facts
+
+
+def _run_blocks(run: RunTranscript) -> Iterator[Block]:
+    settings: list[tuple[str, str]] = [("Policy settings", as_json(run.policy_config))]
+    if run.termination:
+        settings.append(("Termination", as_json(run.termination)))
+    yield Block("Settings", [("On a person's timeout", run.on_human_timeout)], settings)
+    for index, bot in enumerate(run.bots):
+        facts = [("Kind", bot.kind), ("Model", bot.model or "—")]
+        if bot.kind == "bot":
+            facts += [("Temperature", str(bot.temperature)), ("Max tokens", str(bot.max_tokens))]
+        if bot.fallbacks:
+            facts.append(("Fallbacks", ", ".join(bot.fallbacks)))
+        if bot.description:
+            facts.append(("Description", bot.description))
+        texts = [("System prompt", bot.system_prompt)] if bot.system_prompt else []
+        yield Block(f"Participant {index + 1}: {bot.name}", facts, texts)
+    if run.edits:
+        facts = [
+            (
+                f"From turn {e.turn + 1}" if e.turn is not None else "After the last turn",
+                f"{e.bot_name or f'bot {e.bot}'}: {json.dumps(e.changes, ensure_ascii=False)}"
+                f" (at {when(e.at)})",
+            )
+            for e in run.edits
+        ]
+        yield Block("Edits during the run", facts, [])
+    found = {"Verdict": run.verdict, "Moderation": run.moderation}
+    verdicts = [(name, as_json(value)) for name, value in found.items() if value is not None]
+    if verdicts:
+        yield Block("Verdicts", [], verdicts)
+
+
+def _conversation_blocks(conversation: ConversationTranscript) -> Iterator[Block]:
+    facts = [("Default model", conversation.default_model)]
+    texts = []
+    if conversation.system_prompt:
+        texts.append(("System prompt", conversation.system_prompt))
+    if conversation.tools:
+        texts.append(("Tools", as_json(conversation.tools)))
+    yield Block("Settings", facts, texts)
+    if conversation.panel is not None:
+        panel = conversation.panel
+        facts = [("Supervisor", conversation.default_model), ("Fallback", panel.fallback)]
+        facts += [(a.name, f"{a.model}: {a.description}") for a in panel.agents]
+        texts = [(f"{a.name} system prompt", a.system_prompt) for a in panel.agents]
+        if panel.prompt:
+            texts.insert(0, ("Routing prompt", panel.prompt))
+        yield Block("Panel", facts, [t for t in texts if t[1]])
+
+
+def head(transcript: AnyTranscript) -> tuple[list[tuple[str, str]], list[Block]]:
+    """The facts under the title, and the blocks that follow them."""
+    if isinstance(transcript, RunTranscript):
+        return _run_facts(transcript), list(_run_blocks(transcript))
+    facts = [
+        ("Conversation", transcript.id),
+        ("Messages", str(len(transcript.messages))),
+        ("Started", when(transcript.started_at or transcript.created_at)),
+        ("Last message", when(transcript.finished_at)),
+        ("Usage", totals(transcript)),
+    ]
+    return facts, list(_conversation_blocks(transcript))
+
+
+def heading(number: int, entry: Entry) -> str:
+    """A message's heading: a bot's turn by its number, anything else by its place."""
+    if entry.bot_index is not None and entry.turn is not None:
+        return f"Turn {entry.turn + 1} · {entry.author}"
+    return f"Message {number} · {entry.author}"
+
+
+def meta(entry: Entry) -> str:
+    """A message's details: role, model, status, round, tokens, cost, time, routing."""
+    parts: list[str] = [entry.role]
+    if entry.model:
+        parts.append(entry.model)
+    parts.append(entry.status)
+    if entry.round is not None:
+        parts.append(f"round {entry.round + 1}")
+    if entry.usage is not None:
+        usage = entry.usage
+        tokens = f"{usage.prompt_tokens} + {usage.completion_tokens} tokens"
+        parts.append(tokens + (" (estimated)" if usage.estimated else ""))
+    if entry.cost_usd is not None:
+        parts.append(f"${entry.cost_usd:.6f}")
+    parts.append(when(entry.created_at))
+    if entry.routing:
+        reason = entry.routing.get("reason")
+        routed = f"routed to {entry.routing.get('agent')}"
+        parts.append(routed + (f": {reason}" if reason else ""))
+    if entry.tool_call_id:
+        parts.append(f"result of {entry.tool_call_id}")
+    return " · ".join(parts)
+
+
+def tool_calls(entry: Entry) -> list[str]:
+    """The calls a message asked for, one line each."""
+    calls = entry.tool_calls or []
+    return [f"{c.get('name')}({c.get('arguments', '')}) [{c.get('id')}]" for c in calls]
