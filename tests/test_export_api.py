@@ -192,6 +192,21 @@ async def test_bad_documents_are_refused_with_their_reason(
         ({**good, "edits": [{"bot": 5, "changes": {}, "at": good["started_at"]}]}, "edits.0.bot"),
         ({**good, "messages": [{**first, "content": "\ud800"}]}, "messages.0.content"),
         ({**good, "policy_state": {"x": ["\u0000"]}}, "policy_state.x.0"),
+        # Found by schemathesis: a number past a 32-bit column was a 500 from the database,
+        # and a bot no POST /api/run would take was stored.
+        ({**good, "turn_count": 10**20}, "turn_count"),
+        ({**good, "messages": [{**first, "turn": 2**31}]}, "messages.0.turn"),
+        (
+            {**good, "bots": [{**good["bots"][0], "max_tokens": 10**20}, good["bots"][1]]},
+            "bots.0.max_tokens",
+        ),
+        (
+            {**good, "bots": [{**good["bots"][0], "temperature": -3.0}, good["bots"][1]]},
+            "bots.0.temperature",
+        ),
+        ({**good, "bots": [{**good["bots"][0], "name": ""}, good["bots"][1]]}, "bots.0.name"),
+        ({**good, "bots": good["bots"][:1]}, "bots"),
+        ({**good, "messages": [{**first, "completed_at": 0}]}, "messages.0.completed_at"),
     ]
     for document, field in cases:
         body = json.dumps(document).encode()  # ASCII: "\ud800" travels as an escape

@@ -386,11 +386,14 @@ class Api:
         return exported
 
     async def replay(self, worker: Worker, run_id: str, after: int) -> list[tuple[int, str, Any]]:
-        """The stream after `after`, read to its end on one connection."""
+        """The stream after `after`, read to its end on one connection (a finished stream
+        answers a reconnection at its end with 204: nothing left)."""
         headers = {"Last-Event-ID": str(after)} if after else {}
         url = f"{worker.base_url}/api/stream/{run_id}"
         out: list[tuple[int, str, Any]] = []
         async with self.client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 204:
+                return out
             assert response.status_code == 200, await response.aread()
             async for frame in frames(response):
                 if frame.comment is None:

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from symposia.domain.models import Panel, PanelAgent
+from symposia.domain.models import NAME_MAX, Panel, PanelAgent
 from symposia.storage.storable import unstorable
 
 
@@ -41,7 +41,6 @@ ModelName = Annotated[
 OFFSET_MAX = 1_000_000_000
 PageLimit = Annotated[int, Query(ge=1, le=200)]
 PageOffset = Annotated[int, Query(ge=0, le=OFFSET_MAX)]
-NAME_MAX = 64
 TOPIC_MAX = 10_000
 PROMPT_MAX = 20_000
 DESCRIPTION_MAX = 2_000

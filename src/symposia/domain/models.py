@@ -228,6 +228,7 @@ class Run:
         return sum(1 for message in self.messages if message.bot_index is not None)
 
 
+NAME_MAX = 64  # the longest name of a bot, an agent or a person speaking in a run
 SUPERVISOR = "supervisor"  # a panel's routing answer for "the supervisor answers itself"
 
 

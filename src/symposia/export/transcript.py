@@ -12,14 +12,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+
+from symposia.domain.models import NAME_MAX
 
 FORMAT: Literal["symposia.transcript"] = "symposia.transcript"
 VERSION: Literal[1] = 1
 
 
+def _not_a_number(value: Any) -> Any:
+    """pydantic's lax datetime takes a number as Unix time; the schema says a string."""
+    if isinstance(value, int | float):
+        raise ValueError("a time is an ISO 8601 string, not a number")
+    return value
+
+
 # An ISO 8601 string in JSON (strict models take only datetime objects otherwise).
-Time = Annotated[datetime, Field(strict=False)]
+Time = Annotated[datetime, Field(strict=False), BeforeValidator(_not_a_number)]
+# Counts, turns and indexes are stored in 32-bit columns (PostgreSQL's INTEGER): a larger
+# number in an imported document is refused by name, not turned into a database error.
+INT32_MAX = 2**31 - 1
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 
 
 def _absent(value: Any) -> bool:
@@ -43,8 +56,8 @@ class Usage(_Strict):
     """Tokens of one model call; `estimated` when the provider reported none and they were
     counted from the text (then the cost is an estimate too)."""
 
-    prompt_tokens: int = Field(ge=0)
-    completion_tokens: int = Field(ge=0)
+    prompt_tokens: Count
+    completion_tokens: Count
     estimated: bool = False
     time_to_first_token_ms: float | None = None
     total_ms: float | None = None
@@ -60,9 +73,9 @@ class Entry(_Strict):
     content: str
     model: str | None = None
     status: Literal["complete", "partial", "error"] = "complete"
-    bot_index: int | None = None
-    turn: int | None = None
-    round: int | None = None
+    bot_index: Count | None = None
+    turn: Count | None = None
+    round: Count | None = None
     usage: Usage | None = None
     cost_usd: float | None = None
     created_at: Time
@@ -77,11 +90,12 @@ class Participant(_Strict):
     """A run's bot (or person) with the settings it had when the transcript was taken;
     `RunTranscript.edits` says what changed on the way and from which turn."""
 
-    name: str
+    # As POST /api/run takes a bot, so that an imported run can be branched.
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     model: str
     system_prompt: str
-    temperature: float
-    max_tokens: int
+    temperature: float = Field(ge=0.0, le=2.0)
+    max_tokens: int = Field(ge=1, le=INT32_MAX)
     fallbacks: list[str] = Field(default_factory=list)
     kind: Literal["bot", "human"] = "bot"
     description: str = ""
@@ -91,16 +105,16 @@ class Edit(_Strict):
     """A change to bot `bot` made while the run went on; `turn` is the first turn it took
     effect in (None: made after the last turn)."""
 
-    bot: int = Field(ge=0)
+    bot: Count
     bot_name: str | None = None
     changes: dict[str, Any]
     at: Time
-    turn: int | None = None
+    turn: Count | None = None
 
 
 class Branch(_Strict):
     id: str
-    branch_turn: int | None = None
+    branch_turn: Count | None = None
 
 
 class RunTranscript(_Strict):
@@ -121,8 +135,8 @@ class RunTranscript(_Strict):
     policy_config: dict[str, Any] = Field(default_factory=dict)
     policy_state: dict[str, Any] = Field(default_factory=dict)
     termination: dict[str, Any] | None = None
-    max_turns: int = Field(ge=0)
-    turn_count: int = Field(ge=0)
+    max_turns: Count
+    turn_count: Count
     on_human_timeout: Literal["skip", "end"] = "end"
     awaiting_until: Time | None = None
     ended_by: str | None = None
@@ -132,12 +146,12 @@ class RunTranscript(_Strict):
     verdict: dict[str, Any] | None = None
     moderation: Any = None
     parent_id: str | None = None
-    branch_turn: int | None = None
+    branch_turn: Count | None = None
     branches: list[Branch] = Field(default_factory=list)
     created_at: Time
     started_at: Time | None = None
     finished_at: Time | None = None
-    bots: list[Participant]
+    bots: list[Participant] = Field(min_length=2, max_length=8)
     edits: list[Edit] = Field(default_factory=list)
     messages: list[Entry] = Field(default_factory=list)
 
@@ -173,7 +187,7 @@ class ConversationTranscript(_Strict):
     system_prompt: str | None = None
     panel: PanelOut | None = None
     tools: list[dict[str, Any]] | None = None
-    message_count: int = Field(ge=0)
+    message_count: Count
     created_at: Time
     updated_at: Time
     started_at: Time | None = None
