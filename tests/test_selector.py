@@ -67,7 +67,7 @@ async def test_garbage_answers_fall_back_after_the_attempts(
     client: httpx.AsyncClient, container: Container, scripted: ScriptedProvider
 ) -> None:
     scripted.add_script("mumbler", Script(chunks=["hmm, hard to say"]))
-    events, _ = await _selector_run(
+    events, run = await _selector_run(
         client, container, {"model": "scripted/mumbler", "max_attempts": 2}, turns=3
     )
     picks = _selections(events)
@@ -77,6 +77,19 @@ async def test_garbage_answers_fall_back_after_the_attempts(
         ("Coder", 2, True),
         ("Critic", 2, True),
     ]
+    # The export keeps each turn's choice (the event stream is not kept for ever).
+    assert [m["routing"] for m in run["messages"] if m["bot_index"] is not None] == [
+        {
+            "agent": p["name"],
+            "reason": "hmm, hard to say",
+            "attempts": 2,
+            "fallback": True,
+            "model": "scripted/mumbler",
+        }
+        for p in picks
+    ]
+    markdown = (await client.get(f"/api/export/{run['id']}.md")).text
+    assert markdown.count("routed to ") == 3, markdown
     asked = [r for r in scripted.requests if r.model == "mumbler"]
     assert len(asked) == 6
     assert "That is not one of the names allowed" in asked[1].messages[-1].content

@@ -144,3 +144,31 @@ async def test_a_cross_site_page_cannot_ride_ambient_credentials(tmp_path: Any) 
                     assert (answer["status"], answer["code"]) == (404, "not_found")
     finally:
         await container_of(app).shutdown()
+
+
+async def test_a_browser_session_cookie_opens_a_socket_from_its_own_site_only(
+    live: LiveServer, key: str, run_id: str
+) -> None:
+    """The cookie a browser got at /signin authenticates a socket as it does HTTP; a page of
+    another site cannot ride it (cross-site WebSocket hijacking)."""
+    from symposia.security.sessions import COOKIE_NAME
+    from tests.test_sessions import sign_in
+
+    async with httpx.AsyncClient(base_url=live.base_url) as browser:
+        assert (await sign_in(browser, method="api_key", api_key=key)).status_code == 303
+        cookie = {"Cookie": f"{COOKIE_NAME}={browser.cookies[COOKIE_NAME]}"}
+    own_site = {**cookie, "Origin": f"http://127.0.0.1:{live.port}"}
+    async with open_socket(live, f"/api/ws/runs/{run_id}", own_site) as ws:
+        answer = await command(ws, type="subscribe", ref=1)
+        assert answer["type"] == "ack", answer
+        kinds = [frame["event"] for frame in await events_until_done(ws)]
+        assert kinds[-1] == "done"
+    frame, code = await refused(
+        live,
+        f"/api/ws/runs/{run_id}",
+        headers={**cookie, "Origin": "https://evil.example"},
+        first={"type": "subscribe"},
+    )
+    assert (frame["status"], code) == (401, 1008)
+    frame, code = await refused(live, f"/api/ws/runs/{run_id}", first={"type": "subscribe"})
+    assert (frame["status"], code) == (401, 1008)  # and without the cookie, nothing

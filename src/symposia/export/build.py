@@ -17,9 +17,29 @@ from symposia.export.transcript import (
 )
 
 
-def entry_of(message: Message) -> Entry:
-    """The message as the API shows it (`Message.to_dict`), typed."""
-    return Entry.model_validate(message.to_dict())
+def entry_of(message: Message, routing: dict[str, Any] | None = None) -> Entry:
+    """The message as the API shows it (`Message.to_dict`), typed; `routing` where a
+    supervisor chose its speaker."""
+    view = message.to_dict()
+    if routing is not None and "routing" not in view:
+        view["routing"] = routing
+    return Entry.model_validate(view)
+
+
+def _choices(run: Run) -> dict[int, dict[str, Any]]:
+    """The `selector` policy's choice of each turn's speaker, as a panel's routing reads:
+    agent, reason (the supervisor's answer), attempts, fallback, model."""
+    model = run.policy_config.get("model")
+    return {
+        choice["turn"]: {
+            "agent": choice["name"],
+            "reason": choice["answer"],
+            "attempts": choice["attempts"],
+            "fallback": choice["fallback"],
+            "model": model,
+        }
+        for choice in run.policy_state.get("choices", [])
+    }
 
 
 def _participant(bot: BotConfig) -> Participant:
@@ -33,6 +53,7 @@ def _edit(edit: BotEdit, bots: Sequence[BotConfig]) -> Edit:
 
 def run_transcript(run: Run, branches: Sequence[dict[str, Any]] = ()) -> RunTranscript:
     """The run as it stands (finished or not), with the runs branched from it."""
+    choices = _choices(run)
     return RunTranscript(
         id=run.id,
         topic=run.topic,
@@ -60,8 +81,15 @@ def run_transcript(run: Run, branches: Sequence[dict[str, Any]] = ()) -> RunTran
         finished_at=run.finished_at,
         bots=[_participant(bot) for bot in run.bots],
         edits=[_edit(edit, run.bots) for edit in run.edits],
-        messages=[entry_of(message) for message in run.messages],
+        messages=[_run_entry(message, choices) for message in run.messages],
     )
+
+
+def _run_entry(message: Message, choices: dict[int, dict[str, Any]]) -> Entry:
+    routing = None
+    if message.bot_index is not None and message.turn is not None:
+        routing = choices.get(message.turn)
+    return entry_of(message, routing)
 
 
 def conversation_transcript(

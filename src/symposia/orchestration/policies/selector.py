@@ -111,13 +111,16 @@ class Selector:
         fallback = chosen is None
         if chosen is None:
             chosen = _next_after(run, candidates)
-        await ctx.save_state(run, {**state, "turn": run.turn_count, "chosen": chosen})
-        await ctx.emit(
-            run,
-            SpeakerSelected(
-                chosen, run.bots[chosen].name, answer[:ANSWER_CHARS], attempts, fallback
-            ),
+        event = SpeakerSelected(
+            chosen, run.bots[chosen].name, answer[:ANSWER_CHARS], attempts, fallback
         )
+        # Every choice is kept (the event stream is not kept for ever): a transcript shows
+        # who chose each turn's speaker and why (export/build.py).
+        choices = [*state.get("choices", []), {"turn": run.turn_count, **event.data()}]
+        await ctx.save_state(
+            run, {**state, "turn": run.turn_count, "chosen": chosen, "choices": choices}
+        )
+        await ctx.emit(run, event)
         return Speak((chosen,))
 
 
