@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.fakes.live import free_port, serve_process, wait_until_healthy
+from tests.fakes.live import free_port, serve_process, serve_without_traceback, wait_until_healthy
 from tests.fakes.provider_server import FakeProviderServer, Reply
 from tests.sse import Frame, frames
 
@@ -50,9 +50,8 @@ async def test_sigterm_without_resume_cancels_runs_and_sends_streams_a_final_eve
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    process = serve_process(_env(port, RUN_RESUME="false"), tmp_path, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    try:
+    with serve_without_traceback(_env(port, RUN_RESUME="false"), tmp_path) as process:
         await wait_until_healthy(base, process)
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             bots = [{"name": "A", "max_tokens": 2000}, {"name": "B", "max_tokens": 2000}]
@@ -68,11 +67,6 @@ async def test_sigterm_without_resume_cancels_runs_and_sends_streams_a_final_eve
         assert closed_after < 3
         # uvicorn re-raises the signal once it has shut down gracefully.
         assert process.wait(timeout=10) in (0, -signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        _, stderr = process.communicate(timeout=10)
-    assert b"Traceback" not in stderr, stderr.decode()
 
 
 async def test_sigterm_hands_runs_over_and_a_restart_goes_on_from_the_next_turn(
@@ -83,8 +77,7 @@ async def test_sigterm_hands_runs_over_and_a_restart_goes_on_from_the_next_turn(
     cleanly; the restarted server resumes the run, numbering on after the last id seen."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = serve_process(_env(port), tmp_path, stderr=subprocess.PIPE)
-    try:
+    with serve_without_traceback(_env(port), tmp_path) as process:
         await wait_until_healthy(base, process)
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             bots = [{"name": "A", "max_tokens": 2000}, {"name": "B", "max_tokens": 5}]
@@ -92,11 +85,6 @@ async def test_sigterm_hands_runs_over_and_a_restart_goes_on_from_the_next_turn(
             run_id = (await client.post("/api/run", json=body)).json()["id"]
             before, closed_after = await _sigterm_after(client, process, run_id, 5)
         assert process.wait(timeout=15) in (0, -signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        _, stderr = process.communicate(timeout=10)
-    assert b"Traceback" not in stderr, stderr.decode()
     assert [f.event for f in before[-2:]] == ["turn_complete", "interrupted"]
     assert before[-2].data["status"] == "partial"
     cut_text = before[-2].data["content"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.fakes.live import LiveServer, free_port, serve_process, wait_until_healthy
+from tests.fakes.live import LiveServer, free_port, serve_without_traceback, wait_until_healthy
 from tests.ws import next_frame, open_socket
 
 
@@ -30,10 +29,9 @@ async def test_sigterm_sends_the_last_events_then_closes_with_1001(tmp_path: Pat
         "RUN_RESUME": "false",
         "MAX_BODY_BYTES": "4096",
     }
-    process = serve_process(env, tmp_path, stderr=subprocess.PIPE)
     live = LiveServer(f"http://127.0.0.1:{port}", port, None)  # type: ignore[arg-type]
     events: list[dict[str, Any]] = []
-    try:
+    with serve_without_traceback(env, tmp_path) as process:
         await wait_until_healthy(live.base_url, process)
         async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as client:
             bots = [{"name": "A", "max_tokens": 2000}, {"name": "B", "max_tokens": 2000}]
@@ -58,8 +56,3 @@ async def test_sigterm_sends_the_last_events_then_closes_with_1001(tmp_path: Pat
         assert events[-2]["data"]["status"] == "cancelled"
         assert code == 1001
         assert process.wait(timeout=10) in (0, -signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        _, stderr = process.communicate(timeout=10)
-    assert b"Traceback" not in stderr, stderr.decode()

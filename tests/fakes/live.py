@@ -7,8 +7,8 @@ import asyncio
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,20 @@ def serve_process(
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )
+
+
+@contextmanager
+def serve_without_traceback(env: Mapping[str, str], cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`symposia serve` for a test that stops it: killed if still running when the test is
+    done with it, and its stderr must then hold no traceback."""
+    process = serve_process(env, cwd, stderr=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate(timeout=10)
+    assert b"Traceback" not in stderr, stderr.decode()
 
 
 async def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
