@@ -10,7 +10,6 @@ from typing import Literal
 
 from symposia.export.markdown import render_markdown
 from symposia.export.outline import AnyTranscript
-from symposia.export.pdf import render_pdf
 from symposia.export.transcript import TRANSCRIPT
 
 ExportFormat = Literal["json", "md", "pdf"]
@@ -50,6 +49,10 @@ def render_json(transcript: AnyTranscript) -> bytes:
 
 def _render(transcript: AnyTranscript, fmt: ExportFormat) -> bytes:
     if fmt == "pdf":
+        # fpdf2 and its fonts' readers take about 0.35 s to import: the first PDF pays it
+        # (in this worker thread), not every server's and worker's start-up.
+        from symposia.export.pdf import render_pdf
+
         return render_pdf(transcript)
     if fmt == "md":
         return render_markdown(transcript).encode()
