@@ -146,6 +146,14 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Where event logs live: `auto` is Redis Streams when REDIS_URL is set, else memory.
     event_log: Literal["auto", "memory", "redis"] = "auto"
+    # Bounds on a PostgreSQL or Redis that stops answering: a request waits at most about
+    # connect + statement (database) or connect + command (Redis), then answers 503.
+    # SQLite is a local file: its busy timeout is its only wait.
+    database_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
+    database_statement_timeout_seconds: float = Field(default=3.0, gt=0, le=3600)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    redis_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
+    redis_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
 
     # HTTP
     host: str = "127.0.0.1"
