@@ -9,8 +9,12 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,8 +26,9 @@ from symposia.app import container_of, create_app
 from symposia.container import Container, default_providers
 from symposia.observability.logging import configure_logging
 from symposia.security.passwords import hash_password
-from symposia.settings import Settings
+from symposia.settings import Settings, SettingsError, load_settings
 from tests.conftest import remote_settings
+from tests.fakes.live import free_port
 from tests.fakes.provider_server import (
     FakeProviderServer,
     Received,
@@ -43,6 +48,9 @@ PASSWORD_HASH = hash_password(PASSWORD, rounds=4)
 DB_PASSWORD = f"{CANARY}-db-password"
 AWS_SECRET = f"{CANARY}-aws-secret-access-key"
 AWS_KEY_ID = f"AKIA{CANARY}EXAMPLE"
+SESSION_SECRET = f"{CANARY}-session-secret-0123456789"
+OIDC_SECRET = f"{CANARY}-oidc-client-secret"
+REDIS_PASSWORD = f"{CANARY}-redis-password"
 USER = "canary-user"
 
 OPENAI_MODEL = "openai/gpt-4o-mini"
@@ -122,6 +130,7 @@ def canary_settings(server: FakeProviderServer, database_url: str) -> Settings:
         basic_auth_user=USER,
         basic_auth_pw_hash=PASSWORD_HASH,
         database_url=_with_password(database_url),
+        session_secret=SESSION_SECRET,
         max_concurrent_runs_per_principal=50,
         rate_limit_runs="1000/minute",
         rate_limit_chat="1000/minute",
@@ -265,6 +274,7 @@ async def test_no_secret_reaches_a_log_a_response_or_a_row(
         "BASIC_AUTH password": PASSWORD,
         "BASIC_AUTH_PW_HASH": PASSWORD_HASH,
         "DATABASE_URL password": DB_PASSWORD,
+        "SESSION_SECRET": SESSION_SECRET,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
         "API key": api_key,
         # `sym_<id>_<secret>`: the secret is urlsafe base64, which may hold `_` itself.
@@ -319,3 +329,90 @@ async def test_no_secret_reaches_a_log_a_response_or_a_row(
         for (name, where), found in leaks.items()
     ]
     assert not leaks, "secrets leaked:\n" + "\n".join(report)
+
+
+def _canary_env(**invalid: str) -> dict[str, str]:
+    """Every secret setting holding a canary, valid as far as each goes, plus `invalid`."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENROUTER_API_KEY": OPENROUTER_KEY,
+        "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+        "OPENAI_COMPATIBLE": f'{{"acme": {{"base_url": "http://127.0.0.1:9/v1", '
+        f'"api_key": "{COMPATIBLE_KEY}"}}}}',
+        "BASIC_AUTH_USER": USER,
+        "BASIC_AUTH_PW_HASH": PASSWORD_HASH,
+        "SESSION_SECRET": SESSION_SECRET,
+        "OIDC_ISSUER": "https://accounts.example.test",
+        "OIDC_CLIENT_ID": "symposia",
+        "OIDC_CLIENT_SECRET": OIDC_SECRET,
+        # Nothing listens on port 1: the settings are refused before anything connects.
+        "DATABASE_URL": f"postgresql://postgres:{DB_PASSWORD}@127.0.0.1:1/symposia",
+        "REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0",
+        "EVENT_LOG": "memory",
+    }
+    if "PYTHONPATH" in os.environ:  # the code under test, wherever it is checked out
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env.update(invalid)
+    return env
+
+
+RESERVED_NAME = f'{{"openai": {{"base_url": "x", "api_key": "{COMPATIBLE_KEY}"}}}}'
+NO_BASE_URL = f'{{"acme": {{"api_key": "{COMPATIBLE_KEY}"}}}}'
+NOT_JSON = f'{{"acme": {{"api_key": "{COMPATIBLE_KEY}"'
+
+
+@pytest.mark.parametrize(
+    ("invalid", "named"),
+    [
+        # A check across settings: pydantic's input for it is every setting given.
+        ({"RUN_LEASE_SECONDS": "4", "RUN_HEARTBEAT_SECONDS": "3"}, "RUN_LEASE_SECONDS"),
+        ({"OIDC_CLIENT_ID": ""}, "OIDC_CLIENT_ID"),
+        # The setting that holds a key is itself wrong, whole or in part.
+        ({"OPENAI_COMPATIBLE": RESERVED_NAME}, "OPENAI_COMPATIBLE"),
+        ({"OPENAI_COMPATIBLE": NO_BASE_URL}, "OPENAI_COMPATIBLE[acme].base_url"),
+        ({"OPENAI_COMPATIBLE": NOT_JSON}, "OPENAI_COMPATIBLE"),
+        ({"BASIC_AUTH_PW_HASH": PASSWORD}, "BASIC_AUTH_PW_HASH"),
+        # A plain setting wrong among the secrets.
+        ({"PORT": "eighty"}, "PORT"),
+    ],
+)
+def test_settings_errors_name_the_variable_never_a_secret(
+    invalid: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21 #8: a refused setting printed `got {...}` with every key, the session and
+    OIDC secrets and the database password, into every container's and systemd's log."""
+    for name, value in _canary_env(**invalid).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert named in str(refused.value)
+    assert CANARY not in str(refused.value), str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("invalid", "named"),
+    [
+        ({"RUN_LEASE_SECONDS": "4", "RUN_HEARTBEAT_SECONDS": "3"}, "RUN_LEASE_SECONDS"),
+        # Valid settings, and a Redis event log that cannot be reached.
+        ({"EVENT_LOG": "redis"}, "REDIS_URL"),
+    ],
+)
+def test_start_up_refusals_print_no_secret(
+    invalid: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    """`symposia serve` itself, refusing to start: its whole output, not only the line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "symposia", "serve"],
+        env=_canary_env(**invalid),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert named in result.stderr
+    assert "Traceback" not in output
+    assert CANARY not in output, output

@@ -38,8 +38,8 @@ from symposia.services.reply_leases import ReplyLeases
 from symposia.services.responses import ResponseService
 from symposia.services.runs import HANDOVER_WRITE_SECONDS, RunService
 from symposia.settings import Settings
-from symposia.storage.db import create_engine, session_factory
-from symposia.storage.migrate import upgrade
+from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
+from symposia.storage.migrate import migrate
 from symposia.storage.repositories import RunRepository
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_replies import SqlReplyRepository
@@ -88,7 +88,7 @@ class Container:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
         and start the heartbeat of this server's runs (marking those of dead servers)."""
         await self.log.start()
-        await upgrade(self.engine)
+        await migrate(self.settings)
         check_exposure(self.settings, await self.api_keys.any_active())
         await self.runs.start()
         await self.liveness.start()
@@ -214,7 +214,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     remember_secrets(settings.secret_values())  # masked in every provider failure
     providers = providers or default_providers(settings)
     log = build_event_log(settings)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, DatabaseTimeouts.of(settings))
     sessions = session_factory(engine)
     repository = SqlRunRepository(sessions)
     policy = RetryPolicy(

@@ -18,7 +18,8 @@ SymposiaError
 ├── ProviderError              502  a model call failed; carries the user-facing shape
 └── UnavailableError           503  a dependency (the database) is down
     ├── ShuttingDownError            the server is stopping; a request in flight ends
-    └── ServerBusyError              the database is taken (pool, SQLite lock): load, not an outage
+    ├── ServerBusyError              the database is taken (pool, SQLite lock): load, not an outage
+    └── EventLogUnavailableError     the Redis event log did not answer in time
 """
 
 from __future__ import annotations
@@ -135,6 +136,19 @@ class ServerBusyError(UnavailableError):
     """No pooled database connection came free in time: load, not an outage."""
 
     code = "server_busy"
+
+
+# What a 503 for a dependency that did not answer asks a client to wait before retrying.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
+
+class EventLogUnavailableError(UnavailableError):
+    """The Redis event log could not be reached, or did not answer within its timeouts."""
+
+    code = "event_log_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)})
 
 
 class InvalidInputError(SymposiaError):

@@ -7,8 +7,9 @@ variable (see `load_settings`), instead of failing later inside a request.
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -19,7 +20,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 RESERVED_PROVIDERS = frozenset(
@@ -146,6 +149,14 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Where event logs live: `auto` is Redis Streams when REDIS_URL is set, else memory.
     event_log: Literal["auto", "memory", "redis"] = "auto"
+    # Bounds on a PostgreSQL or Redis that stops answering: a request waits at most about
+    # connect + statement (database) or connect + command (Redis), then answers 503.
+    # SQLite is a local file: its busy timeout is its only wait.
+    database_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
+    database_statement_timeout_seconds: float = Field(default=3.0, gt=0, le=3600)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    redis_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
+    redis_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
 
     # HTTP
     host: str = "127.0.0.1"
@@ -295,18 +306,53 @@ class Settings(BaseSettings):
             return False
 
 
-def _is_secret(name: str) -> bool:
-    return any(word in name for word in ("KEY", "HASH", "PASSWORD", "URL"))
+# Words in a setting's name that say its value is, or may carry, a credential (a URL may
+# hold a password: DATABASE_URL=postgresql://user:pw@host/db).
+SECRET_NAME_WORDS = ("KEY", "HASH", "PASSWORD", "SECRET", "TOKEN", "URL")
+
+
+def _holds_secret(annotation: Any) -> bool:
+    """Whether a field's type is, or contains, a `SecretStr` (a model of its own included:
+    OPENAI_COMPATIBLE's providers carry keys)."""
+    if annotation is SecretStr:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(_holds_secret(field.annotation) for field in annotation.model_fields.values())
+    return any(_holds_secret(arg) for arg in get_args(annotation))
+
+
+def _may_show(name: str) -> bool:
+    """Whether the value given for setting `name` may be quoted back in an error."""
+    field = Settings.model_fields.get(name)
+    if field is None or _holds_secret(field.annotation):
+        return False
+    return not any(word in name.upper() for word in SECRET_NAME_WORDS)
+
+
+def _describe(error: ErrorDetails) -> str:
+    """One line naming the variable and why; the value only when it cannot be a secret,
+    and only a plain one (pydantic's input for a check across settings is all of them)."""
+    loc = error["loc"]
+    message = error["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across settings: its message names them
+        return f"invalid settings: {message}"
+    name = str(loc[0])
+    where = "".join(f"[{part}]" if i == 0 else f".{part}" for i, part in enumerate(loc[1:]))
+    value = error.get("input")
+    shown = ""
+    if len(loc) == 1 and _may_show(name) and isinstance(value, str | int | float | bool):
+        shown = f" (got {value!r})"
+    return f"invalid setting {name.upper()}{where}: {message}{shown}"
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings, turning pydantic's report into one line per bad variable."""
+    """Build the settings, turning pydantic's report into one line per bad variable. No
+    secret's value is ever part of it: it goes to stderr, into every container's log."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-            shown = "" if _is_secret(name) else f" (got {error.get('input')!r})"
-            lines.append(f"invalid setting {name}: {error['msg']}{shown}")
-        raise SettingsError("; ".join(lines)) from None
+        raise SettingsError("; ".join(_describe(error) for error in exc.errors())) from None
+    except PydanticSettingsError as exc:  # a value that is not JSON where JSON is due
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = field.group(1).upper() if field else "a setting"
+        raise SettingsError(f"invalid setting {name}: not valid JSON") from None

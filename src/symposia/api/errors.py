@@ -13,7 +13,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from symposia.errors import InvalidInputError, ServerBusyError, SymposiaError, UnavailableError
+from symposia.errors import (
+    UNAVAILABLE_RETRY_AFTER_SECONDS,
+    InvalidInputError,
+    ServerBusyError,
+    SymposiaError,
+    UnavailableError,
+)
 from symposia.storage.failures import (
     ASYNCPG_CONNECT_FAILURES,
     is_busy,
@@ -80,15 +86,16 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
             return _openai_response(failure)
         return JSONResponse(failure.to_dict(), status_code=500)
     logger.error("database unavailable on %s: %s", where, summary(exc))
+    retry = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
     if _openai_path(request):
-        return _openai_response(UnavailableError(DATABASE_DOWN, headers={"Retry-After": "5"}))
+        return _openai_response(UnavailableError(DATABASE_DOWN, headers=retry))
     return JSONResponse(
         {
             "code": "database_unavailable",
             "message": DATABASE_DOWN,
         },
         status_code=503,
-        headers={"Retry-After": "5"},
+        headers=retry,
     )
 
 

@@ -11,13 +11,15 @@ from symposia.cli.parsing import Commands
 
 def db_upgrade(args: argparse.Namespace) -> int:
     """Apply the migrations to DATABASE_URL (the server also does this at start-up)."""
-    from symposia.storage.db import create_engine  # loaded by this command only
+    from symposia.storage.db import DatabaseTimeouts, create_engine  # loaded by this command only
     from symposia.storage.migrate import current_revision, upgrade
 
     settings = settings_or_exit()
 
     async def go() -> str | None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, DatabaseTimeouts.of(settings, statement=False)
+        )
         try:
             await upgrade(engine, args.revision)
             return await current_revision(engine)

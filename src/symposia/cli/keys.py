@@ -17,11 +17,11 @@ if TYPE_CHECKING:  # the database's modules load when a key command runs, not be
 
 async def _with_keys(action: Callable[[ApiKeyStore], Awaitable[int]]) -> int:
     from symposia.security.api_keys import ApiKeyStore
-    from symposia.storage.db import create_engine, session_factory
+    from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
     from symposia.storage.migrate import upgrade
 
     settings = settings_or_exit()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, DatabaseTimeouts.of(settings, statement=False))
     try:
         await upgrade(engine)
         return await action(ApiKeyStore(session_factory(engine)))

@@ -14,8 +14,8 @@ from symposia.observability.logging import configure_serve_logging
 from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import StartupRefusedError, check_exposure
 from symposia.settings import Settings, SettingsError, load_settings
-from symposia.storage.db import create_engine, session_factory
-from symposia.storage.migrate import upgrade
+from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
+from symposia.storage.migrate import migrate, upgrade
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def serve(args: argparse.Namespace) -> int:
 
         configure_serve_logging(settings)
         try:
-            asyncio.run(_migrate(settings))  # once: workers starting together would race
+            asyncio.run(migrate(settings))  # once: workers starting together would race
         except (OSError, SQLAlchemyError) as exc:
             print(f"symposia: the database could not be migrated: {exc}", file=sys.stderr)
             return STARTUP_FAILURE  # what a single process exits with when it cannot start
@@ -67,20 +67,11 @@ def _check_shared(settings: Settings, workers: int) -> None:
         )
 
 
-async def _migrate(settings: Settings) -> None:
-    """Apply the migrations to DATABASE_URL."""
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
-
-
 async def _check_exposure(settings: Settings) -> None:
     """Refuse before binding a socket; the app checks again at start-up."""
     if settings.dev_mode or settings.basic_auth_configured or settings.host_is_loopback:
         return
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, DatabaseTimeouts.of(settings, statement=False))
     try:
         await upgrade(engine)
         has_keys = await ApiKeyStore(session_factory(engine)).any_active()

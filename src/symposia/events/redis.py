@@ -15,6 +15,11 @@ small bounded pool, so a thousand viewers cost the same connections as one.
 
 Appends issued in the same loop iteration go out as one pipeline (group commit): a lone
 turn pays one round trip per token, many concurrent turns share round trips.
+
+A Redis that stops answering costs a request at most about connect + command timeout
+(REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_TIMEOUT_SECONDS), then a 503 `event_log_unavailable`.
+The tail's blocking read waits TAIL_BLOCK_MS by design, so its socket waits that much longer
+than a command: an idle tail is not a lost Redis.
 """
 
 from __future__ import annotations
@@ -33,19 +38,21 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from symposia.domain.events import Event, EventType
-from symposia.errors import UnavailableError
+from symposia.errors import EventLogUnavailableError
 from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError, fenced_out
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "symposia:events:"
 CLIENT_NAME = "symposia-events"
-# Commands other than the tail (appends, replays, metadata) share this many connections.
+# Commands other than the tail (appends, replays, metadata) share this many connections;
+# a command waits for one of them at most its own timeout.
 POOL_CONNECTIONS = 8
-POOL_WAIT_SECONDS = 10.0
-SOCKET_TIMEOUT_SECONDS = 5.0
+# Defaults of REDIS_CONNECT_TIMEOUT_SECONDS and REDIS_TIMEOUT_SECONDS.
 CONNECT_TIMEOUT_SECONDS = 2.0
-# The tail wakes at least this often even when nothing happens, to notice a dead socket.
+COMMAND_TIMEOUT_SECONDS = 3.0
+# The tail wakes at least this often even when nothing happens, to notice a dead socket;
+# its socket waits this plus a command's timeout for the answer.
 TAIL_BLOCK_MS = 5_000
 # Recent events a process keeps per tailed stream; a subscriber further behind reads Redis.
 TAIL_KEPT_EVENTS = 4 * BATCH_EVENTS
@@ -141,7 +148,9 @@ def _error(exc: BaseException, stream_id: str, epoch: int | None = None) -> Base
         if _CLOSED in str(exc):
             return RuntimeError(f"stream {stream_id} is closed")
     if isinstance(exc, RedisError | OSError):
-        return UnavailableError(f"event log unreachable: {type(exc).__name__}")
+        return EventLogUnavailableError(
+            f"the event log (Redis) is unreachable: {type(exc).__name__}; try again shortly"
+        )
     return exc
 
 
@@ -199,28 +208,39 @@ class RedisEventLog:
         retention_seconds: float = 3600.0,
         prefix: str = KEY_PREFIX,
         client_name: str = CLIENT_NAME,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        command_timeout: float = COMMAND_TIMEOUT_SECONDS,
+        tail_block_ms: int = TAIL_BLOCK_MS,
     ) -> None:
         self._url = url
         self._prefix = prefix
         self._max_events = max_events
         self._retention_ms = max(1, int(retention_seconds * 1000))
+        self._tail_block_ms = tail_block_ms
         options: dict[str, Any] = {
             "decode_responses": True,
             "client_name": client_name,
-            "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "socket_connect_timeout": connect_timeout,
         }
         self._redis = aioredis.Redis.from_pool(
             aioredis.BlockingConnectionPool.from_url(
                 url,
                 max_connections=POOL_CONNECTIONS,
-                timeout=POOL_WAIT_SECONDS,
-                socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                timeout=command_timeout,
+                socket_timeout=command_timeout,
                 **options,
             )
         )
-        # The tail's own connection: its XREAD blocks, so it gets no socket timeout.
+        # The tail's own connection: its XREAD blocks for up to `tail_block_ms`, so its
+        # socket gives the answer a command's timeout beyond that (redis-py's default, 5 s,
+        # equal to the block, read every quiet block as a lost Redis).
         self._blocking = aioredis.Redis.from_pool(
-            aioredis.ConnectionPool.from_url(url, max_connections=1, **options)
+            aioredis.ConnectionPool.from_url(
+                url,
+                max_connections=1,
+                socket_timeout=tail_block_ms / 1000 + command_timeout,
+                **options,
+            )
         )
         self._append_script = self._redis.register_script(_APPEND)
         self._close_script = self._redis.register_script(_CLOSE)
@@ -258,7 +278,7 @@ class RedisEventLog:
             # Ended by a wake-up rather than cancelled: a read cancelled mid-connect can
             # leave its socket behind.
             self._stopping = True
-            with contextlib.suppress(RedisError, OSError, UnavailableError):
+            with contextlib.suppress(RedisError, OSError, EventLogUnavailableError):
                 await self._wake()
             done, _ = await asyncio.wait([self._dispatcher], timeout=STOP_WAIT_SECONDS)
             if not done:
@@ -436,21 +456,44 @@ class RedisEventLog:
                     return
                 await wakeup.wait()
         finally:
-            tail.subscribers -= 1
-            if tail.subscribers == 0 and self._tails.get(stream_id) is tail:
-                del self._tails[stream_id]
+            self._leave(stream_id, tail)
+
+    def _leave(self, stream_id: str, tail: _Tail) -> None:
+        tail.subscribers -= 1
+        if tail.subscribers == 0 and self._tails.get(stream_id) is tail:
+            del self._tails[stream_id]
 
     async def _follow(self, stream_id: str) -> _Tail:
         """This process's tail of the stream, started (one Redis read) for its first reader."""
         tail = self._tails.get(stream_id)
-        if tail is None:
-            async with self._opening:
-                tail = self._tails.get(stream_id)
-                if tail is None:
-                    tail = await self._open_tail(stream_id)
-                    self._tails[stream_id] = tail
-        tail.subscribers += 1
+        if tail is not None:
+            tail.subscribers += 1
+            return tail
+        async with self._opening:
+            tail = self._tails.get(stream_id)
+            if tail is not None:
+                tail.subscribers += 1
+                return tail
+            tail = await self._open_tail(stream_id)
+            # Registered before the dispatcher is told: the read it starts next must name
+            # this stream, or it blocks a whole TAIL_BLOCK_MS without it.
+            tail.subscribers += 1
+            self._tails[stream_id] = tail
+            if not tail.closed:
+                try:
+                    await self._dispatch_also(tail)
+                except BaseException:
+                    self._leave(stream_id, tail)
+                    raise
         return tail
+
+    async def _dispatch_also(self, tail: _Tail) -> None:
+        """Have the dispatcher follow `tail` (already in `_tails`): start it, or end the
+        blocking read it has in flight, which does not name this stream."""
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.create_task(self._dispatch())
+        else:
+            await self._wake()
 
     async def _open_tail(self, stream_id: str) -> _Tail:
         """Starts with the stream's recent events, read at once with its last seq, so the
@@ -469,11 +512,6 @@ class RedisEventLog:
         tail = _Tail(key, int(last), closed is not None)
         if events:
             tail.events, tail.first = events, events[0].seq
-        if not tail.closed:
-            if self._dispatcher is None:
-                self._dispatcher = asyncio.create_task(self._dispatch())
-            else:  # the XREAD in flight does not name this stream yet: end its wait
-                await self._wake()
         return tail
 
     async def _wake(self) -> None:
@@ -497,7 +535,7 @@ class RedisEventLog:
             streams.update({key: f"{t.position}-0" for key, t in tails.items()})
             try:
                 reply = await self._blocking.xread(
-                    streams, count=TAIL_READ_COUNT, block=TAIL_BLOCK_MS
+                    streams, count=TAIL_READ_COUNT, block=self._tail_block_ms
                 )
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 logger.warning("event log tail lost Redis, retrying: %s", type(exc).__name__)

@@ -25,5 +25,7 @@ def build_event_log(settings: Settings) -> ManagedEventLog:
             settings.redis_url,
             settings.event_log_max_events,
             settings.event_log_retention_seconds,
+            connect_timeout=settings.redis_connect_timeout_seconds,
+            command_timeout=settings.redis_timeout_seconds,
         )
     return InMemoryEventLog(settings.event_log_max_events, settings.event_log_retention_seconds)

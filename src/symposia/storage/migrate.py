@@ -8,6 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from symposia.settings import Settings
+from symposia.storage.db import DatabaseTimeouts, create_engine
+
 SCRIPT_LOCATION = "symposia.storage:migrations"
 # The PostgreSQL advisory lock every process of a deployment takes to migrate ("SYMP").
 MIGRATION_LOCK_ID = 0x53594D50
@@ -35,6 +38,17 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
             lock = text("SELECT pg_advisory_xact_lock(:id)")
             await connection.execute(lock, {"id": MIGRATION_LOCK_ID})
         await connection.run_sync(_upgrade, revision)
+
+
+async def migrate(settings: Settings) -> None:
+    """Apply the migrations to DATABASE_URL on an engine of their own: connecting is
+    bounded as for requests, statements are not (DDL on a big table, or the advisory lock
+    while another process migrates, may rightly take longer than any request)."""
+    engine = create_engine(settings.database_url, DatabaseTimeouts.of(settings, statement=False))
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 def _current(connection: Connection) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from symposia.storage.db import create_engine
+from symposia.storage.db import DatabaseTimeouts, create_engine
 from symposia.storage.tables import Base
 
 config = context.config
@@ -28,7 +28,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    engine = create_engine(url)
+    engine = create_engine(url, DatabaseTimeouts(statement=None))
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
