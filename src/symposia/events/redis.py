@@ -390,18 +390,21 @@ class RedisEventLog:
         return events, closed
 
     async def _check_retained(self, stream_id: str, after_seq: int, oldest: int) -> None:
-        """Raise `ResumeGoneError` when an event after `after_seq` was trimmed: the first one
-        found does not stand for the id right after it, so ask Redis what it deleted."""
+        """Raise `ResumeGoneError` unless every event after `after_seq` is still there. The
+        first one found does not stand for the id right after it: fine when nothing was
+        ever trimmed from the stream (entries are only ever removed by trimming), gone
+        otherwise (a snapshot stands only for ids right before it, so the event that held
+        `after_seq + 1` was trimmed)."""
         try:
             info = await self._redis.xinfo_stream(self._key(stream_id))
         except (RedisError, OSError) as exc:
             raise _error(exc, stream_id) from exc
-        deleted = info.get("max-deleted-entry-id")
-        trimmed = _split(deleted)[0] if isinstance(deleted, str) else oldest
-        if trimmed > after_seq:
-            raise ResumeGoneError(
-                f"events after {after_seq} are no longer retained; the oldest is {oldest}"
-            )
+        added, length = info.get("entries-added"), info.get("length")
+        if isinstance(added, int) and isinstance(length, int) and added == length:
+            return
+        raise ResumeGoneError(
+            f"events after {after_seq} are no longer retained; the oldest is {oldest}"
+        )
 
     def stop_readers(self) -> None:
         self._leaving = True
