@@ -46,11 +46,18 @@ from symposia.domain.models import BotConfig, BotEdit, Message, Run, RunStatus, 
 from symposia.events.memory import InMemoryEventLog
 from symposia.events.redis import RedisEventLog
 from symposia.events.replay import StoredStream, rebuild, resumable
+from symposia.providers.scripted import Script, ScriptedProvider
+from symposia.storage.sql_runs import SqlRunRepository
 from tests.fakes.redis_server import REDIS_URL, require_redis
+from tests.sse import Frame, collect
+from tests.test_event_ids import serving
 from tests.test_event_log_contract import _delete_prefix
 
 NAMES = ("A", "B", "C")
 FAILURE = {"code": "upstream_error", "message": "boom"}
+# Events a Redis tail keeps: few (resumes read ranges from Redis, then join the tail), or
+# the default (this process's tail holds the whole restored stream, gaps and all).
+TAIL_SIZES = (8, redis_log.TAIL_KEPT_EVENTS)
 
 
 @dataclass
@@ -238,9 +245,8 @@ class Logs:
 @pytest.fixture
 async def logs(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Logs]:
     await require_redis()
-    # A tail that keeps only a few events, so resumes are served both by this process's
-    # tail and by ranges read from Redis.
-    monkeypatch.setattr(redis_log, "TAIL_KEPT_EVENTS", 8)
+    # Tests set the events a tail keeps (TAIL_SIZES): restored here afterwards.
+    monkeypatch.setattr(redis_log, "TAIL_KEPT_EVENTS", redis_log.TAIL_KEPT_EVENTS)
     prefix = f"symposia-test:{uuid.uuid4().hex}:"
     redis = RedisEventLog(REDIS_URL, prefix=prefix, client_name="symposia-test-coverage")
     await redis.start()
@@ -283,8 +289,11 @@ async def check_resumes(logs: Logs, events: list[Event], go_on: bool) -> None:
         assert _same(await _drain(stored.batches(stream, after, 3)), from_storage), after
         for log in (logs.memory, logs.redis):
             assert _same(await log.read(stream, after), want), (type(log).__name__, after)
-            got = await _drain(log.batches(stream, after, 3))
-            assert _same(got, want), (type(log).__name__, "batches", after)
+        for kept in TAIL_SIZES:  # a tail holding the whole stream, or its last few events
+            redis_log.TAIL_KEPT_EVENTS = kept
+            for log in (logs.memory, logs.redis):
+                got = await _drain(log.batches(stream, after, 3))
+                assert _same(got, want), (type(log).__name__, "batches", kept, after)
 
 
 @settings(
@@ -386,7 +395,9 @@ async def test_a_redis_stream_restored_with_gaps_resumes_after_any_id(logs: Logs
     assert everything[-1].type == "done"
     for after in [0, 3, 14, 15, 21, 22, 4119, *range(4120, 4215)]:
         want = [e for e in everything if e.seq > after]
-        assert _same(await _drain(logs.redis.batches(stream, after)), want), after
+        for kept in TAIL_SIZES:
+            redis_log.TAIL_KEPT_EVENTS = kept
+            assert _same(await _drain(logs.redis.batches(stream, after)), want), (kept, after)
         assert _same(await logs.redis.read(stream, after), want), after
     first = (await logs.redis.read(stream, 3))[0]
     assert first.type == "snapshot"
@@ -408,3 +419,74 @@ async def test_a_live_tail_follows_a_restored_stream(logs: Logs) -> None:
     for after, reader in zip((0, 3, 15, 16), readers, strict=True):
         want = [e for e in [*events, *tail] if e.seq > after]
         assert _same(await asyncio.wait_for(reader, 10), want), after
+
+
+def _as_history(frames: list[Frame], run: Run) -> History:
+    """A run read live, as the property test's `History`: what storage can place is every
+    event but the tokens (and the verdict, once its id is stored)."""
+    history = History(run)
+    history.live = [Event(f.seq, f.event, f.data) for f in frames]  # type: ignore[arg-type]
+    history.stored = {f.seq for f in frames if f.event != "token"}
+    messages = {m.id: m for m in run.messages}
+    open_turns: dict[int, Message] = {}
+    for f in frames:
+        if f.event == "turn_start":
+            open_turns[f.data["turn"]] = next(m for m in run.messages if m.turn == f.data["turn"])
+        elif f.event == "token":
+            history.texts[f.seq] = open_turns[f.data["turn"]]
+        elif f.event == "turn_complete":
+            assert f.data["message_id"] in messages
+    return history
+
+
+@pytest.mark.parametrize("after_retention", [False, True])
+async def test_a_finished_rounds_run_reads_back_after_a_restart_or_retention(
+    database_url: str, after_retention: bool
+) -> None:
+    """Issue 21 point 4: a `rounds` run with a vote, its agents' turns interleaved (and
+    ending on consecutive ids), read after a restart or past the live log's retention."""
+    scripted = ScriptedProvider(token_delay=0.0)
+    steps = [f"s{i} " for i in range(5)]
+    scripted.add_script("x", Script(chunks=[*steps, "\nAnswer: 42"], delay=0.005))
+    bots = [{"name": n, "model": "scripted/x"} for n in ("A", "B", "C")]
+    body = {
+        "topic": "6 times 7?",
+        "bots": bots,
+        "policy": "rounds",
+        "policy_config": {"max_rounds": 2, "aggregation": "vote"},
+    }
+    retention = {"event_log_retention_seconds": 0.05} if after_retention else {}
+    async with serving(database_url, scripted, **retention) as (client, container):
+        created = await client.post("/api/run", json=body)
+        assert created.status_code == 201, created.text
+        run_id = created.json()["id"]
+        live = await asyncio.wait_for(collect(client, f"/api/stream/{run_id}"), 30)
+        assert [f.seq for f in live] == list(range(1, len(live) + 1))
+        # The verdict stored with the id of its event (as the policies record decisions).
+        repo = container.run_repository
+        assert isinstance(repo, SqlRunRepository)
+        run = await repo.get(run_id)
+        assert run is not None
+        verdict = next(f for f in live if f.event == "verdict")
+        state = {**run.policy_state}
+        state["verdict"] = {**state["verdict"], "event_id": verdict.seq}
+        await repo._update(run_id, None, policy_state=state)
+        if after_retention:
+            await asyncio.sleep(0.1)
+            await client.post("/api/run", json=body)  # a new stream expires finished ones
+            assert not await container.log.exists(run_id)
+    async with serving(database_url, scripted) as (client, container):
+        run = await container.run_repository.get(run_id)
+        assert run is not None
+        history = _as_history(live, run)
+        rebuilt = await collect(client, f"/api/stream/{run_id}")
+        as_events = [Event(f.seq, f.event, f.data) for f in rebuilt]  # type: ignore[arg-type]
+        check_coverage(history, as_events)
+        assert [f.event for f in rebuilt][-3:] == ["verdict", "run_status", "done"]
+        for after in range(live[-1].seq):
+            got = await collect(
+                client, f"/api/stream/{run_id}", headers={"Last-Event-ID": str(after)}
+            )
+            assert [(f.seq, f.event, f.data) for f in got] == [
+                (e.seq, e.type, e.data) for e in as_events if e.seq > after
+            ], after
