@@ -43,6 +43,7 @@ from symposia.domain.event_types import (
 )
 from symposia.domain.events import Event
 from symposia.domain.models import BotConfig, BotEdit, Message, Run, RunStatus, utcnow
+from symposia.events.log import ResumeGoneError
 from symposia.events.memory import InMemoryEventLog
 from symposia.events.redis import RedisEventLog
 from symposia.events.replay import StoredStream, rebuild, resumable
@@ -490,3 +491,31 @@ async def test_a_finished_rounds_run_reads_back_after_a_restart_or_retention(
             assert [(f.seq, f.event, f.data) for f in got] == [
                 (e.seq, e.type, e.data) for e in as_events if e.seq > after
             ], after
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_restored_stream_trimmed_past_a_position_says_it_is_gone(
+    logs: Logs, kind: str
+) -> None:
+    """Resuming behind what a restored stream still retains is a 410, never a silent skip;
+    behind nothing it gives exactly what follows."""
+    log: InMemoryEventLog | RedisEventLog
+    if kind == "memory":
+        log = InMemoryEventLog(max_events=100)
+    else:
+        log = RedisEventLog(REDIS_URL, max_events=100, prefix=logs.redis._prefix)
+        await log.start()
+    try:
+        events = list(rebuild(_interleaved_round().run).events)[:-3]
+        stream = f"run-{uuid.uuid4().hex}"
+        await log.restore(stream, events)
+        appended = [await log.append(stream, "token", {"delta": f"{i}"}) for i in range(300)]
+        for after in (0, 3, 15):
+            with pytest.raises(ResumeGoneError):
+                await log.read(stream, after)
+        for after in range(appended[-60].seq, appended[-1].seq + 1):
+            want = [e for e in appended if e.seq > after]
+            assert _same(await log.read(stream, after), want), after
+    finally:
+        if isinstance(log, RedisEventLog):
+            await log.aclose()
