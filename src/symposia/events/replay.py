@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from symposia.domain.event_read import MalformedEventError, payload_of
 from symposia.domain.event_types import (
     BotTurn,
     BotUpdated,
@@ -38,16 +39,14 @@ from symposia.domain.event_types import (
     RunDone,
     RunStatusChanged,
     Snapshot,
-    SpeakerSelected,
     StreamError,
     Token,
     ToolCalled,
     TurnComplete,
     TurnStart,
-    Verdict,
     event,
 )
-from symposia.domain.events import Event
+from symposia.domain.events import Event, EventType
 from symposia.domain.models import Message, ReplyRecord, ReplyStatus, Run, RunStatus
 from symposia.events.log import BATCH_EVENTS
 
@@ -135,27 +134,38 @@ def _ending(run: Run) -> list[Payload]:
     return ending
 
 
-def _event_id(decision: Any) -> int | None:
-    seq = decision.get("event_id") if isinstance(decision, dict) else None
-    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+# The fields that tell a stored decision's event: a verdict, or a selector's choice.
+_DECISIONS: tuple[tuple[EventType, frozenset[str]], ...] = (
+    ("verdict", frozenset({"method", "answer", "votes", "reason"})),
+    ("speaker_selected", frozenset({"bot", "name", "answer", "attempts", "fallback"})),
+)
+
+
+def _decision(item: Any) -> tuple[int, Payload] | None:
+    """A stored decision that records `event_id`, as the event that announced it."""
+    if not isinstance(item, dict):
+        return None
+    seq = item.get("event_id")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return None
+    for kind, fields in _DECISIONS:
+        if fields <= item.keys():
+            try:
+                return seq, payload_of(Event(seq, kind, item))
+            except MalformedEventError:
+                return None
+    return None
 
 
 def decisions(run: Run) -> list[tuple[int, Payload]]:
-    """The decisions the run's policy stored with the id of the event that announced them:
-    its `verdict` and each selector choice (`choices`), as those events."""
-    state = run.policy_state
+    """The decisions the run's policy stored with the id of the event that announced them
+    (its `verdict`, each selector choice in `choices`, wherever in its state), as those
+    events, with the data they had."""
     found: list[tuple[int, Payload]] = []
-    verdict = state.get("verdict")
-    if (seq := _event_id(verdict)) is not None:
-        v = cast(dict[str, Any], verdict)
-        found.append(
-            (seq, Verdict(v["method"], v["answer"], v["votes"], v["reason"], v.get("winner")))
-        )
-    for choice in state.get("choices") or ():
-        if (seq := _event_id(choice)) is not None:
-            c = cast(dict[str, Any], choice)
-            selected = (c["bot"], c["name"], c["answer"], c["attempts"], c["fallback"])
-            found.append((seq, SpeakerSelected(*selected)))
+    for value in run.policy_state.values():
+        for item in value if isinstance(value, list) else [value]:
+            if (decision := _decision(item)) is not None:
+                found.append(decision)
     return found
 
 
