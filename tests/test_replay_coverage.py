@@ -519,3 +519,21 @@ async def test_a_restored_stream_trimmed_past_a_position_says_it_is_gone(
     finally:
         if isinstance(log, RedisEventLog):
             await log.aclose()
+
+
+def test_what_storage_cannot_place_comes_before_the_end() -> None:
+    """A turn stored without event ids (an older version) is numbered after what storage
+    knows, and the run's end after it: the stream still ends with `done`, each id once."""
+    history = _interleaved_round()
+    legacy = Message(role="assistant", author="C", content="old", bot_index=2, turn=2)
+    history.run.messages.append(legacy)
+    rebuilt = rebuild(history.run).events
+    assert [e.type for e in rebuilt][-5:] == [
+        "turn_start",
+        "token",
+        "turn_complete",
+        "run_status",
+        "done",
+    ]
+    assert [e.seq for e in rebuilt][-6:] == list(range(18, 24))
+    assert rebuilt[-6].type == "verdict"

@@ -206,7 +206,7 @@ def rebuild(run: Run) -> StoredStream:
         ending = _ending(run)
         done = run.done_event
         first = None if done is None else done - len(ending) + 1
-        if first is not None and first > stream.last():
+        if first is not None and first > stream.last() and not stream.unplaced:
             for offset, payload in enumerate(ending):
                 stream.known[first + offset] = payload
         else:
