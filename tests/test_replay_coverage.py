@@ -297,6 +297,7 @@ async def check_resumes(logs: Logs, events: list[Event], go_on: bool) -> None:
                 assert _same(got, want), (type(log).__name__, "batches", kept, after)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,
