@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from symposia.container import Container
-from symposia.events.reply_replay import rebuild_reply
+from symposia.events.replay import rebuild_reply
 from symposia.providers.base import ToolCall
 from symposia.providers.scripted import Script, ScriptedProvider
 from tests.sse import Frame, collect

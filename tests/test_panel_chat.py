@@ -12,7 +12,7 @@ import pytest
 
 from symposia.container import Container
 from symposia.errors import ProviderFailure
-from symposia.events.reply_replay import rebuild_reply
+from symposia.events.replay import rebuild_reply
 from symposia.providers.base import CompletionRequest
 from symposia.providers.scripted import Script, ScriptedProvider
 from tests.helpers import wait_done

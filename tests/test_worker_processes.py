@@ -240,8 +240,9 @@ async def test_a_rolling_restart_with_sigterm_loses_no_run(cluster: Cluster, api
 
 def _compacted(live: list[tuple[int, str, Any]]) -> list[tuple[int, str, Any]]:
     """A live stream as docs/events.md says it comes back once its log is gone: each
-    turn's tokens become one `snapshot` with the last token's id, `first_id` the first's,
-    carrying the turn's whole text; every other event keeps its id and data."""
+    turn's tokens become one `snapshot` with the last token's id, standing for the ids from
+    the first token's (`first_id`, `ranges`) and carrying the turn's whole text; every
+    other event keeps its id and data."""
     out: list[tuple[int, str, Any]] = []
     start: int | None = None
     for seq, kind, data in live:
@@ -257,7 +258,8 @@ def _compacted(live: list[tuple[int, str, Any]]) -> list[tuple[int, str, Any]]:
                 "name": data["name"],
                 "content": data["content"],
             }
-            out.append((seq - 1, "snapshot", {"first_id": start + 1, "messages": [message]}))
+            ids = {"first_id": start + 1, "ranges": [[start + 1, seq - 1]]}
+            out.append((seq - 1, "snapshot", {**ids, "messages": [message]}))
         out.append((seq, kind, data))
     return out
 

@@ -328,20 +328,25 @@ class Resumed:
         return {"turn": self.turn, "takeovers": self.takeovers}
 
 
+IdRanges = tuple[tuple[int, int], ...]  # ascending, disjoint [first, last] pairs of ids
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Stands for events that are no longer kept one by one (a turn's tokens, compacted
-    once the live log was gone): its id is the last id it stands for, `first_id` the
-    first, and `messages` the whole text of the turns whose tokens it replaces (none when
-    what it stands for carried no text)."""
+    once the live log was gone): `ranges` are the ids it stands for, its own id the last
+    of them, none held by another event; `messages` the whole text of the turns whose
+    tokens are among them (none when what it stands for carried no text). `first_id` on
+    the wire is the first of those ids, for clients that read only that."""
 
     type: ClassVar[Literal["snapshot"]] = "snapshot"
-    first_id: int
+    ranges: IdRanges
     messages: tuple[Message, ...] = field(default=())
 
     def data(self) -> dict[str, Any]:
         return {
-            "first_id": self.first_id,
+            "first_id": self.ranges[0][0],
+            "ranges": [[first, last] for first, last in self.ranges],
             "messages": [
                 {
                     "message_id": m.id,

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from symposia.domain.event_read import ranges_of
 from symposia.domain.events import Event, EventType
 from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError, fenced_out
 
@@ -17,9 +18,9 @@ class _Stream:
         "closed",
         "closed_at",
         "dense",
+        "dropped",
         "epoch",
         "events",
-        "first_seq",
         "max_events",
         "next_seq",
         "wakeup",
@@ -28,14 +29,15 @@ class _Stream:
     def __init__(self, max_events: int) -> None:
         self.events: list[Event] = []
         self.max_events = max_events
-        self.first_seq = 1
         self.next_seq = 1
+        # The highest id no longer kept: a reader after a lower id would miss it.
+        self.dropped = 0
         self.closed = False
         self.closed_at = 0.0
         self.epoch = 0
         self.wakeup = asyncio.Event()
-        # One event per id, so a position is an index; a restored stream may have a
-        # `snapshot` standing for several ids, and is searched instead.
+        # One event per id, so a position is an index; a restored stream may have gaps
+        # (a `snapshot` standing for several ids), and is searched instead.
         self.dense = True
 
     def notify(self) -> None:
@@ -45,12 +47,14 @@ class _Stream:
 
     def after(self, seq: int, limit: int | None = None) -> list[Event]:
         """Events after `seq`, at most `limit` of them: a copy of that many, not of the rest."""
-        if seq + 1 < self.first_seq:
+        if seq < self.dropped:
             raise ResumeGoneError(
-                f"events after {seq} are no longer retained; the oldest is {self.first_seq}"
+                f"events after {seq} are no longer retained; the oldest is {self.dropped + 1}"
             )
+        if not self.events:
+            return []
         if self.dense:
-            start = seq + 1 - self.first_seq
+            start = max(0, seq + 1 - self.events[0].seq)
         else:
             start = bisect.bisect_right(self.events, seq, key=_seq_of)
         return self.events[start : None if limit is None else start + limit]
@@ -60,8 +64,11 @@ class _Stream:
         if len(self.events) > self.max_events:
             # Trim a tenth at a time so appends stay amortised O(1).
             drop = max(1, self.max_events // 10)
+            self.dropped = self.events[drop - 1].seq
             del self.events[:drop]
-            self.first_seq = self.events[0].seq if not self.dense else self.first_seq + drop
+            self.dense = (
+                self.dense or self.events[-1].seq - self.events[0].seq == len(self.events) - 1
+            )
 
 
 def _seq_of(event: Event) -> int:
@@ -107,7 +114,7 @@ class InMemoryEventLog:
             stream.events = list(events)
             stream.next_seq = events[-1].seq + 1
             stream.dense = events[-1].seq - events[0].seq == len(events) - 1
-            stream.first_seq = events[0].seq if stream.dense else 1
+            stream.dropped = min(ranges_of(events[0]))[0] - 1  # ids before it: none here
         self._streams[stream_id] = stream
 
     async def append(

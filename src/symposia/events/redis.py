@@ -25,6 +25,7 @@ than a command: an idle tail is not a lost Redis.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import uuid
@@ -37,6 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from symposia.domain.event_read import ranges_of
 from symposia.domain.events import Event, EventType
 from symposia.errors import EventLogUnavailableError
 from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError, fenced_out
@@ -155,24 +157,33 @@ def _error(exc: BaseException, stream_id: str, epoch: int | None = None) -> Base
 
 
 class _Tail:
-    """What this process knows of one stream it tails: recent events and the position read."""
+    """What this process knows of one stream it tails: every event from `first` on (ids
+    need not be consecutive: a stream restored from storage has snapshots standing for
+    several) and the position read."""
 
-    __slots__ = ("closed", "events", "first", "key", "position", "subscribers", "wakeup")
+    __slots__ = ("closed", "events", "first", "key", "position", "seqs", "subscribers", "wakeup")
 
     def __init__(self, key: str, last: int, closed: bool) -> None:
         self.key = key
         self.events: list[Event] = []
-        self.first = last + 1  # seq of events[0]
+        self.seqs: list[int] = []
+        self.first = last + 1  # every event from this id on is in `events`
         self.position = last  # everything up to here is in Redis and known here
         self.closed = closed
         self.subscribers = 0
         self.wakeup = asyncio.Event()
 
+    def keep(self, events: list[Event]) -> None:
+        """Start over from `events`, the stream's latest (none: from the position on)."""
+        self.events, self.seqs = events, [e.seq for e in events]
+        self.first = events[0].seq if events else self.position + 1
+
     def after(self, seq: int, limit: int) -> list[Event] | None:
-        """Events after `seq` kept here, or None when `seq` is older than what is kept."""
+        """Events after `seq` kept here, or None when events after `seq` may be older than
+        what is kept (Redis has them)."""
         if seq + 1 < self.first:
             return None
-        start = seq + 1 - self.first
+        start = bisect.bisect_right(self.seqs, seq)
         return self.events[start : start + limit]
 
     def take(self, entries: list[_Entry]) -> None:
@@ -180,16 +191,18 @@ class _Tail:
             seq, marker = _split(entry_id)
             if marker:
                 self.closed = True
-            elif seq == self.position + 1:
-                self.events.append(_event(seq, fields))
+            elif seq > self.position:
+                event = _event(seq, fields)
+                if min(ranges_of(event))[0] > self.position + 1:  # trimmed past us
+                    self.position = seq
+                    self.keep([event])
+                    continue
+                self.events.append(event)
+                self.seqs.append(seq)
                 self.position = seq
-            elif seq > self.position + 1:  # trimmed past us: keep on from here
-                self.events = [_event(seq, fields)]
-                self.first = self.position = seq
         if len(self.events) > TAIL_KEPT_EVENTS:
             drop = len(self.events) - TAIL_KEPT_EVENTS // 2
-            del self.events[:drop]
-            self.first += drop
+            self.keep(self.events[drop:])
         wakeup, self.wakeup = self.wakeup, asyncio.Event()
         wakeup.set()
 
@@ -389,20 +402,29 @@ class RedisEventLog:
         for entry_id, fields in entries:
             seq, marker = _split(entry_id)
             if marker:
-                first = seq + 1
-            elif fields.get("t") == "snapshot":  # it stands for the ids from its first_id
-                first = int(orjson.loads(fields["d"]).get("first_id", seq))
-            else:
-                first = seq
-            if not events and first > after_seq + 1:
-                raise ResumeGoneError(
-                    f"events after {after_seq} are no longer retained; the oldest is {seq}"
-                )
-            if marker:
                 closed = True
             else:
                 events.append(_event(seq, fields))
+        if events and min(ranges_of(events[0]))[0] > after_seq + 1:
+            await self._check_retained(stream_id, after_seq, events[0].seq)
         return events, closed
+
+    async def _check_retained(self, stream_id: str, after_seq: int, oldest: int) -> None:
+        """Raise `ResumeGoneError` unless every event after `after_seq` is still there. The
+        first one found does not stand for the id right after it: fine when nothing was
+        ever trimmed from the stream (entries are only ever removed by trimming), gone
+        otherwise (a snapshot stands only for ids right before it, so the event that held
+        `after_seq + 1` was trimmed)."""
+        try:
+            info = await self._redis.xinfo_stream(self._key(stream_id))
+        except (RedisError, OSError) as exc:
+            raise _error(exc, stream_id) from exc
+        added, length = info.get("entries-added"), info.get("length")
+        if isinstance(added, int) and isinstance(length, int) and added == length:
+            return
+        raise ResumeGoneError(
+            f"events after {after_seq} are no longer retained; the oldest is {oldest}"
+        )
 
     def stop_readers(self) -> None:
         self._leaving = True
@@ -510,8 +532,7 @@ class RedisEventLog:
             raise StreamNotFoundError(f"no stream {stream_id!r}")
         events = [_event(_split(i)[0], f) for i, f in reversed(recent) if not _split(i)[1]]
         tail = _Tail(key, int(last), closed is not None)
-        if events:
-            tail.events, tail.first = events, events[0].seq
+        tail.keep(events)
         return tail
 
     async def _wake(self) -> None:

@@ -1,16 +1,21 @@
-"""Rebuild a run's event stream from storage, numbered as it was live.
+"""Rebuild a leased stream (a run's, or a conversation reply's) from storage, by coverage.
 
 The live log is kept only for a while (and only in memory by default); after that, or
-after a restart, a client can still read the run, and `Last-Event-ID` must mean what it
-meant live. Each stored message knows the ids of its `turn_start` and `turn_complete`
-and the run the id of its `done`, so those events (and the run's statuses around them)
-come back with their own ids. The tokens between a turn's start and end are not stored:
-one `snapshot` stands for them, numbered with the last id it replaces and carrying the
-turn's whole text. Any other id that can no longer be rebuilt (a turn that said nothing,
-so saved no message) is covered by a `snapshot` too, never renumbered.
+after a restart, a client can still read the stream, and `Last-Event-ID` must mean what it
+meant live. So the rebuild keeps every event storage can place at its original id, with
+its original data: a turn's `turn_start` and `turn_complete`, a person's message, a bot
+edit, a stored decision (verdict, selector choice) that records its `event_id`, a reply's
+`routing`, `tool_call` and `error`, the run's statuses and `done`. Every other id up to
+the last is covered by a `snapshot`: one per run of consecutive ids no longer kept,
+numbered with the last of them and naming them (`ranges`), carrying the whole text of the
+turns under way there (the tokens it replaces), so
+- every id up to the last is covered exactly once, by its own event or by one snapshot;
+- no snapshot stands for an id another event holds, and each stands only for ids at or
+  below its own, so the events after any id are exactly what a client resuming there
+  still needs, whichever ids the turns of a round interleaved on.
 
-What storage cannot place (a run stored before event ids were, or one whose process died
-before its end) is numbered after the last id it knows, as it always was.
+What storage cannot place (a run stored before event ids were, a reply whose process died
+with its in-memory log) is numbered after the last id it knows, as it always was.
 """
 
 from __future__ import annotations
@@ -19,26 +24,33 @@ import asyncio
 import bisect
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
+from symposia.domain.event_read import MalformedEventError, payload_of
 from symposia.domain.event_types import (
     BotTurn,
     BotUpdated,
     Payload,
     PersonSaid,
+    Reply,
+    ReplyDone,
+    ReplyOutcome,
+    Routed,
     RunDone,
     RunStatusChanged,
     Snapshot,
     StreamError,
     Token,
+    ToolCalled,
     TurnComplete,
     TurnStart,
     event,
 )
-from symposia.domain.events import Event
-from symposia.domain.models import Message, Run, RunStatus
+from symposia.domain.events import Event, EventType
+from symposia.domain.models import Message, ReplyRecord, ReplyStatus, Run, RunStatus
 from symposia.events.log import BATCH_EVENTS
 
-FIRST_ID = 1  # a run's first event is its `running` status
+FIRST_ID = 1  # a run's first event is its `running` status; a reply's, its first event
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +79,43 @@ class StoredStream:
             yield self.events[index : index + limit]
 
 
-def _turn(message: Message) -> tuple[BotTurn, TurnStart, TurnComplete]:
-    speaker = BotTurn(message.turn or 0, message.bot_index or 0, message.author, message.round)
-    return speaker, TurnStart(speaker, message.model), TurnComplete(speaker, message)
+@dataclass(slots=True)
+class _Placement:
+    """What storage knows of a stream: events at their ids, the turns whose tokens are gone
+    (`turn_start` id, `turn_complete` id, message), and what it cannot place."""
+
+    known: dict[int, Payload] = field(default_factory=dict)
+    turns: list[tuple[int, int, Message]] = field(default_factory=list)
+    unplaced: list[Payload] = field(default_factory=list)
+
+    def free(self, *seqs: int | None) -> bool:
+        return all(seq is not None and seq >= FIRST_ID and seq not in self.known for seq in seqs)
+
+    def place(self, seq: int | None, payload: Payload) -> None:
+        """`payload` at `seq`, or after everything when storage has no free id for it."""
+        if seq is not None and self.free(seq):
+            self.known[seq] = payload
+        else:
+            self.unplaced.append(payload)
+
+    def last(self) -> int:
+        return max(self.known, default=0)
+
+    def stream(self) -> StoredStream:
+        """The placed events, each run of missing ids covered by one snapshot, then what
+        could not be placed, numbered on."""
+        placed: dict[int, Payload] = dict(self.known)
+        covered = 0
+        for seq in sorted(self.known):
+            if seq > covered + 1:
+                first, last = covered + 1, seq - 1
+                texts = tuple(m for start, end, m in self.turns if start < first and last < end)
+                placed[last] = Snapshot(((first, last),), texts)
+            covered = seq
+        events = [event(seq, placed[seq]) for seq in sorted(placed)]
+        after = events[-1].seq if events else 0
+        events.extend(event(after + 1 + i, payload) for i, payload in enumerate(self.unplaced))
+        return StoredStream(tuple(events))
 
 
 def _ending(run: Run) -> list[Payload]:
@@ -88,59 +134,84 @@ def _ending(run: Run) -> list[Payload]:
     return ending
 
 
-def cover_gaps(known: dict[int, Payload]) -> None:
-    """Every id up to the last known one stands for something: a gap becomes a snapshot
-    with no text, numbered with the gap's last id."""
-    covered = 0
-    for seq in sorted(known):
-        payload = known[seq]
-        first = payload.first_id if isinstance(payload, Snapshot) else seq
-        if first > covered + 1:
-            known[first - 1] = Snapshot(covered + 1)
-        covered = seq
+# The fields that tell a stored decision's event: a verdict, or a selector's choice.
+_DECISIONS: tuple[tuple[EventType, frozenset[str]], ...] = (
+    ("verdict", frozenset({"method", "answer", "votes", "reason"})),
+    ("speaker_selected", frozenset({"bot", "name", "answer", "attempts", "fallback"})),
+)
+
+
+def _decision(item: Any) -> tuple[int, Payload] | None:
+    """A stored decision that records `event_id`, as the event that announced it."""
+    if not isinstance(item, dict):
+        return None
+    seq = item.get("event_id")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return None
+    for kind, fields in _DECISIONS:
+        if fields <= item.keys():
+            try:
+                return seq, payload_of(Event(seq, kind, item))
+            except MalformedEventError:
+                return None
+    return None
+
+
+def decisions(run: Run) -> list[tuple[int, Payload]]:
+    """The decisions the run's policy stored with the id of the event that announced them
+    (its `verdict`, each selector choice in `choices`, wherever in its state), as those
+    events, with the data they had."""
+    found: list[tuple[int, Payload]] = []
+    for value in run.policy_state.values():
+        for item in value if isinstance(value, list) else [value]:
+            if (decision := _decision(item)) is not None:
+                found.append(decision)
+    return found
+
+
+def _place_turn(stream: _Placement, message: Message) -> None:
+    speaker = BotTurn(message.turn or 0, message.bot_index or 0, message.author, message.round)
+    start, complete = TurnStart(speaker, message.model), TurnComplete(speaker, message)
+    first, last = message.start_event, message.complete_event
+    if first is not None and last is not None and first < last and stream.free(first, last):
+        stream.known[first], stream.known[last] = start, complete
+        stream.turns.append((first, last, message))
+        return
+    stream.unplaced.append(start)
+    if message.content:
+        stream.unplaced.append(Token(speaker.token_fields(), message.content))
+    stream.unplaced.append(complete)
 
 
 def rebuild(run: Run) -> StoredStream:
     """The run's stream as storage knows it (see the module docstring)."""
-    known: dict[int, Payload] = {FIRST_ID: RunStatusChanged(RunStatus.RUNNING)}
-    unplaced: list[Payload] = []
+    stream = _Placement({FIRST_ID: RunStatusChanged(RunStatus.RUNNING)})
     for change in run.edits:
         if change.event is not None and change.turn is not None:
             name = run.bots[change.bot].name
-            known[change.event] = BotUpdated(change.bot, name, change.changes, change.turn)
+            stream.place(change.event, BotUpdated(change.bot, name, change.changes, change.turn))
     for message in run.messages:
         if message.role == "user":  # a person: spoke in, or took their turn
             if message.start_event is not None:
-                known[message.start_event] = PersonSaid(message)
+                stream.place(message.start_event, PersonSaid(message))
+        elif message.bot_index is None:
             continue
-        if message.bot_index is None:
-            continue
-        if run.parent_id is not None and message.start_event is None:
+        elif run.parent_id is not None and message.start_event is None:
             continue  # inherited by a branch: its stream carries only its own turns
-        speaker, start, complete = _turn(message)
-        first, last = message.start_event, message.complete_event
-        if first is not None and last is not None and first < last:
-            known[first], known[last] = start, complete
-            if last - first > 1:  # its tokens, compacted
-                known[last - 1] = Snapshot(first + 1, (message,))
         else:
-            unplaced.append(start)
-            if message.content:
-                unplaced.append(Token(speaker.token_fields(), message.content))
-            unplaced.append(complete)
+            _place_turn(stream, message)
+    for seq, payload in decisions(run):
+        stream.place(seq, payload)
     if run.status.finished:
         ending = _ending(run)
         done = run.done_event
-        if done is not None and done - len(ending) >= max(known):
-            for offset, payload in enumerate(reversed(ending)):
-                known[done - offset] = payload
+        first = None if done is None else done - len(ending) + 1
+        if first is not None and first > stream.last() and not stream.unplaced:
+            for offset, payload in enumerate(ending):
+                stream.known[first + offset] = payload
         else:
-            unplaced.extend(ending)
-    cover_gaps(known)
-    events = [event(seq, known[seq]) for seq in sorted(known)]
-    after = events[-1].seq
-    events.extend(event(after + 1 + i, payload) for i, payload in enumerate(unplaced))
-    return StoredStream(tuple(events))
+            stream.unplaced.extend(ending)
+    return stream.stream()
 
 
 def resumable(run: Run, turn_events_max: int) -> list[Event]:
@@ -157,5 +228,42 @@ def resumable(run: Run, turn_events_max: int) -> list[Event]:
     if run.open_turn_event is not None and run.open_turn_event > closed:
         high = max(high, run.open_turn_event + turn_events_max)
     if high > last:
-        events.append(event(high, Snapshot(last + 1)))
+        events.append(event(high, Snapshot(((last + 1, high),))))
     return events
+
+
+def rebuild_reply(reply: ReplyRecord) -> StoredStream:
+    """A conversation reply's stream as storage knows it: its `routing` (a panel's) at id 1,
+    its `turn_start` next, its `tool_call` events right before its `turn_complete` (whose
+    id the saved message knows), its `error` and `done` at the ids the reply recorded."""
+    speaker = Reply(reply.conversation_id, reply.id, reply.author)
+    stream = _Placement()
+    if reply.routing is not None:
+        stream.known[FIRST_ID] = Routed(reply.routing)
+    start = stream.last() + 1
+    stream.known[start] = TurnStart(speaker, reply.model)
+    message = reply.message
+    if message is not None:
+        complete = TurnComplete(speaker, message)
+        calls = [
+            ToolCalled(speaker, c["id"], c["name"], c["arguments"])
+            for c in message.tool_calls or ()
+        ]
+        end = message.complete_event
+        if end is not None and end > start + len(calls) and stream.free(end):
+            stream.known[end] = complete
+            for i, call in enumerate(calls):  # sent right before `turn_complete`
+                stream.known[end - len(calls) + i] = call
+            stream.turns.append((start, end, message))
+        else:
+            stream.unplaced += [Token(speaker.token_fields(), message.content), *calls, complete]
+    if reply.error is not None:
+        stream.place(reply.error_event, StreamError(reply.error))
+    if reply.status is not ReplyStatus.RUNNING:
+        outcome = cast(ReplyOutcome, reply.status.value)
+        done = ReplyDone(reply.conversation_id, outcome, message.id if message else None)
+        if not stream.unplaced and reply.done_event is not None:
+            stream.place(reply.done_event if reply.done_event > stream.last() else None, done)
+        else:
+            stream.unplaced.append(done)
+    return stream.stream()

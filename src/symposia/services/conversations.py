@@ -30,8 +30,7 @@ from symposia.errors import (
     PayloadTooLargeError,
 )
 from symposia.events.log import EventLog
-from symposia.events.replay import StoredStream
-from symposia.events.reply_replay import rebuild_reply
+from symposia.events.replay import StoredStream, rebuild_reply
 from symposia.orchestration.generation import Models
 from symposia.orchestration.routing import check_prompt
 from symposia.services.models import ModelCatalog

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TypeVar
 
+from symposia.domain.event_read import payload_of
 from symposia.domain.event_types import (
     Payload,
     Reply,
     ReplyDone,
     StreamError,
+    Token,
     TurnComplete,
     TurnStart,
     emit,
@@ -92,15 +95,15 @@ async def end_interrupted(log: EventLog, repo: SqlReplyRepository, reply: ReplyR
         return
     await log.fence(stream_id, reply.epoch)  # the old writer can append nothing more
     events = await log.read(stream_id)
-    done = next((e for e in reversed(events) if e.type == "done"), None)
+    done = _last(events, ReplyDone)
     if done is not None:  # its writer ended the stream, but could not record that
-        failure = next((e for e in reversed(events) if e.type == "error"), None)
+        failure = _last(events, StreamError)
         await repo.finish(
             reply,
-            ReplyStatus(done.data["status"]),
-            error=failure.data if failure is not None else None,
-            error_event=failure.seq if failure is not None else None,
-            done_event=done.seq,
+            ReplyStatus(done[1].outcome),
+            error=failure[1].failure if failure is not None else None,
+            error_event=failure[0] if failure is not None else None,
+            done_event=done[0],
         )
         await log.close(stream_id)
         return
@@ -129,13 +132,25 @@ async def end_interrupted(log: EventLog, repo: SqlReplyRepository, reply: ReplyR
     await log.close(stream_id)
 
 
+_P = TypeVar("_P", ReplyDone, StreamError)
+
+
+def _last(events: list[Event], kind: type[_P]) -> tuple[int, _P] | None:
+    """The id and payload of the last event of type `kind`."""
+    for item in reversed(events):
+        payload = payload_of(item)
+        if isinstance(payload, kind):
+            return item.seq, payload
+    return None
+
+
 def _next(events: list[Event]) -> int:
     return events[-1].seq + 1 if events else 1
 
 
 def _partial(reply: ReplyRecord, events: list[Event], complete_event: int) -> Message:
     """The text the stream's tokens carried, as the reply's partial message."""
-    text = "".join(e.data["delta"] for e in events if e.type == "token")
+    text = "".join(p.delta for p in map(payload_of, events) if isinstance(p, Token))
     start = next((e.seq for e in events if e.type == "turn_start"), 1)
     return Message(
         role="assistant",

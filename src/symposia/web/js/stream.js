@@ -61,9 +61,11 @@ export class Follower {
     if (id && id <= this.last) return; // already applied: a replay overlapping what we have
     const data = JSON.parse(event.data);
     if (id) {
-      // A snapshot stands for the ids from first_id to its own.
-      const first = type === "snapshot" && data.first_id ? Math.max(data.first_id, this.last + 1) : id;
-      this.applied += id - first + 1;
+      // A snapshot stands for the ids its ranges name (older ones: first_id to its own).
+      const ranges = type === "snapshot" ? data.ranges || [[data.first_id || id, id]] : [[id, id]];
+      for (const [first, last] of ranges) {
+        if (last > this.last) this.applied += last - Math.max(first, this.last + 1) + 1;
+      }
       this.last = id;
     }
     this.handlers.onEvent(type, data, id);
