@@ -142,7 +142,6 @@ async def _cut(
         policy_config=case.config,
     )
     if any(bot.kind == "human" for bot in case.bots):
-        await wait_for_event(first, run.id, lambda e: e.type == "awaiting_input")
         await _settled_waiting(first, run.id)
         await first.runs.say(run.id, "Think of the cost.", None, caller="x", owner="dev")
     await wait_for_event(
