@@ -72,7 +72,10 @@ async def test_a_cut_run_turn_is_kept_with_an_estimated_usage(
     await _require_redis()
     scripted.add_script("stall", Script(chunks=["partial ", "words ", "never"], stall_after=2))
     first = await servers("redis")
-    bots = [BotConfig("A", "scripted/count", "", max_tokens=3), BotConfig("B", "scripted/stall", "")]
+    bots = [
+        BotConfig("A", "scripted/count", "", max_tokens=3),
+        BotConfig("B", "scripted/stall", ""),
+    ]
     run = await first.runs.create("t", bots, 2, owner="dev")
     await wait_for_event(first, run.id, lambda e: e.type == "token" and e.data["delta"] == "words ")
     await first.liveness.close()  # the owner stops renewing its lease

@@ -223,3 +223,34 @@ async def test_a_cut_turn_whose_log_is_lost_is_closed_and_never_generated_again(
     records = await second.run_repository.turn_records(run.id)
     assert all(r.state in (TurnState.COMPLETE, TurnState.PARTIAL) for r in records)
     assert [r.turn for r in records] == sorted(m.turn or 0 for m in turns if m.role == "assistant")
+
+
+async def test_a_verdict_stored_but_never_sent_is_sent_by_the_next_owner(
+    servers: Servers,  # noqa: F811
+    scripted: ScriptedProvider,
+) -> None:
+    """The owner stored its verdict (with the id its event was to get) and died before
+    sending it: the next owner sends it, once, and stores the id it got; it does not vote
+    again."""
+    case = CASES["rounds"]
+    first = await servers()
+    run = await first.runs.create(
+        "q", case.bots, 10, owner="dev", policy="rounds", policy_config=case.config
+    )
+    await wait_for_event(first, run.id, lambda e: e.type == "token" and e.data["delta"] == "said ")
+    await first.liveness.close()
+    scripted.add_script("b", Script(chunks=[*ANSWER, "\nAnswer: 42"], delay=0.01))
+    lease = await first.run_repository.lease_of(run.id)
+    assert lease is not None
+    verdict = {"method": "vote", "answer": "42", "votes": {"42": 3}, "reason": "", "winner": None}
+    never_sent = {"verdict": verdict, "verdict_event_id": 10**6}
+    await first.run_repository.set_policy_state(run.id, never_sent, lease[0])
+    second = await servers()
+    await _settled(second, run.id, lambda r: r.done_event is not None)
+    events = await second.log.read(run.id)
+    verdicts = [e for e in events if e.type == "verdict"]
+    assert [e.data for e in verdicts] == [verdict]
+    done = await second.run_repository.get(run.id)
+    assert done is not None
+    assert done.policy_state["verdict_event_id"] == verdicts[0].seq
+    assert done.ended_by == "max_rounds"
