@@ -179,6 +179,41 @@ class BotEdit:
         }
 
 
+class TurnState(StrEnum):
+    """Where a turn of a run is: `claimed` before its first model call, `streaming` once its
+    `turn_start` is written, then `complete` or `partial` (cut: by a stop, a failure or the
+    loss of its writer). A claimed or streaming turn is never asked of a model again."""
+
+    CLAIMED = "claimed"
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+
+    @property
+    def open(self) -> bool:
+        return self in (TurnState.CLAIMED, TurnState.STREAMING)
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    """A bot's turn of a run as the database keeps it, written before the turn's first model
+    call (at the owner's lease `epoch`), so whoever resumes the run knows every turn that
+    was taken, even when the event log that streamed it is gone: its number, round and
+    speaker never move, and it is closed (as partial) rather than generated again.
+    `start_event`/`complete_event` are the ids of its `turn_start`/`turn_complete`, once
+    written; `prompt_chars` is what the model was sent (for a cut turn's usage estimate)."""
+
+    turn: int
+    bot: int
+    model: str
+    epoch: int
+    round: int | None = None
+    state: TurnState = TurnState.CLAIMED
+    start_event: int | None = None
+    complete_event: int | None = None
+    prompt_chars: int | None = None
+
+
 @dataclass(slots=True)
 class Run:
     """A topic, 2 to 8 bots taking turns on it, and what they said."""

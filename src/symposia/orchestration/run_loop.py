@@ -11,9 +11,11 @@ refused (`FencedOutError`) and this task stops quietly: the run is the other's n
 A process that leaves hands its runs over (`RunControl.handing_over`): the turn under way
 may finish, else it is cut and kept as `partial`; an `interrupted` event is written, the
 lease released and the stream left open. Whoever takes the run over (`resume`: another
-process, or this one restarted) closes a turn its predecessor was cut off in, says
-`interrupted` if that was not said, then `resumed`, and goes on from the next turn: a
-half-finished turn is never generated again (it would be paid for twice).
+process, or this one restarted) closes the turns its predecessor was cut off in, says
+`interrupted` if that was not said, then `resumed`, and goes on from the next turn. Every
+turn is recorded (`TurnRecord`) before its model is asked, so the closing works from the
+database whatever the log lost: a claimed turn is never generated again (it would be paid
+for twice), and keeps its number and round.
 """
 
 from __future__ import annotations
@@ -34,16 +36,16 @@ from symposia.domain.event_types import (
     RunDone,
     RunStatusChanged,
     StreamError,
-    TurnComplete,
     emit,
 )
 from symposia.domain.events import Event
-from symposia.domain.models import Message, MessageStatus, Run, RunStatus, utcnow
+from symposia.domain.models import Message, MessageStatus, Run, RunStatus, TurnRecord, utcnow
 from symposia.errors import FencedOutError
 from symposia.events.log import EventLog, SerialAppender
 from symposia.events.replay import resumable
 from symposia.orchestration import termination
 from symposia.orchestration.control import HANDOVER, RunControl
+from symposia.orchestration.cut_turns import CutTurn, Save, close_cut_turn, surviving_text
 from symposia.orchestration.generation import GenerationFailedError
 from symposia.orchestration.perspective import messages_for
 from symposia.orchestration.policies import (
@@ -53,7 +55,7 @@ from symposia.orchestration.policies import (
     Speak,
     policy_named,
 )
-from symposia.orchestration.policies.round_robin import next_in_turn
+from symposia.orchestration.policies.decisions import announce_lost_decisions
 from symposia.orchestration.turns import TurnRunner
 from symposia.providers.pricing import PriceTable
 from symposia.storage.failures import log_failure
@@ -130,46 +132,35 @@ class RunLoop:
         return run
 
     async def _close_cut_turn(self, run: Run, epoch: int) -> Run:
-        """Keep the turn the last owner was cut off in as `partial` (its text from the log,
-        none if the log lost it), and say the run was interrupted if it was not said."""
+        """Close every turn the last owner claimed and did not finish (its turn records say
+        which, whatever the log kept) as `partial`, with the text the log still has of it,
+        at its own turn number and round; announce a decision the log lost; and say the run
+        was interrupted if that was not said."""
+        cut_records = await self.runs.turn_records(run.id, open_only=True)
         closed = max((m.complete_event or 0 for m in run.messages), default=0)
-        # The turns of a round run side by side: one may have started before another's
-        # end was stored, so look back as far as the last turns of every agent.
-        recent = [m.start_event for m in run.messages if m.start_event is not None]
-        floor = min(recent[-len(run.bots) :], default=1) - 1 if recent else 0
-        events = await self.log.read(run.id, min(floor, closed))
-        stored = {m.turn for m in run.messages if m.bot_index is not None}
-        cuts = [cut for cut in _open_turns(events) if cut[1].turn not in stored]
-        opened = run.open_turn_event
-        if (
-            not cuts
-            and opened is not None
-            and opened > closed
-            and not any(e.seq == opened for e in events)  # the log that had the turn is gone
-        ):
-            turn = run.turn_count
-            bot = run.open_turn_bot if run.open_turn_bot is not None else next_in_turn(run)
-            cuts = [(opened, BotTurn(turn, bot, run.bots[bot].name), None, "")]
-        for start, speaker, model, text in cuts:
-            message = Message(
-                role="assistant",
-                author=speaker.name,
-                content=text,
-                model=model or run.bots[speaker.bot].model,
-                status=MessageStatus.PARTIAL,
-                bot_index=speaker.bot,
-                turn=speaker.turn,
-                round=speaker.round,
-                start_event=start,
-                completed_at=utcnow(),
+        starts = [r.start_event - 1 for r in cut_records if r.start_event is not None]
+        events = await self.log.read(run.id, min([closed, *starts]))
+        for record in cut_records:
+            speaker = BotTurn(record.turn, record.bot, run.bots[record.bot].name, record.round)
+            cut = CutTurn(speaker, record.model, record.start_event, record.prompt_chars or 0)
+            await close_cut_turn(
+                self.log,
+                run.id,
+                cut,
+                surviving_text(events, speaker),
+                epoch,
+                _saver(self.runs, run.id, epoch, self.prices),
+                keep_empty=True,  # the turn was taken (maybe paid for): its number stays
+                bot_index=record.bot,
+                turn=record.turn,
+                round=record.round,
             )
-            # Saved even when empty: the turn was paid for, and is not taken again.
-            message.complete_event = await self.log.last_seq(run.id) + 1
-            await self.runs.add_message(run.id, message, epoch)
-            await emit(self.log, run.id, TurnComplete(speaker, message), epoch)
-        if cuts:
+        if cut_records:
             run = await self._run(run.id)
-        if not cuts and _interruption_said(events, run.last_event):
+        await announce_lost_decisions(
+            run, PolicyContext(self.runs, self.log, self.turns.models, epoch)
+        )
+        if not cut_records and _interruption_said(events, run.last_event):
             return run
         await emit(self.log, run.id, Interrupted(OWNER_LOST, run.turn_count), epoch)
         return run
@@ -249,6 +240,11 @@ class RunLoop:
         number, all in one round), their events interleaved on the run's stream. If one
         fails or the run is stopped, the others are cut too, each keeping its text."""
         perspective = decision.perspective or messages_for
+        claimed = [
+            TurnRecord(run.turn_count + i, agent, run.bots[agent].model, epoch, decision.round)
+            for i, agent in enumerate(decision.agents)
+        ]
+        await self.runs.claim_turns(run.id, claimed, epoch)  # before any model is asked
         if len(decision.agents) == 1:
             (agent,) = decision.agents
             await self.turns.take_turn(
@@ -384,28 +380,16 @@ class RunLoop:
                 await self.log.close(run_id)
 
 
-def _open_turns(events: list[Event]) -> list[tuple[int, BotTurn, str | None, str]]:
-    """The turns `events` start and never complete (several when a round was cut): for
-    each, its `turn_start` id, speaker, model and text so far, in the order they started."""
-    started: dict[int, Event] = {}
-    parts: dict[int, list[str]] = {}
-    for item in events:
-        if item.type not in ("turn_start", "turn_complete", "token"):
-            continue
-        turn = int(item.data["turn"])
-        if item.type == "turn_start":
-            started[turn], parts[turn] = item, []
-        elif item.type == "turn_complete":
-            started.pop(turn, None)
-        elif turn in started:
-            parts[turn].append(str(item.data.get("delta", "")))
-    cuts = []
-    for turn, start in sorted(started.items(), key=lambda item: item[1].seq):
-        data = start.data
-        round_ = data.get("round")
-        speaker = BotTurn(turn, int(data["bot"]), str(data["name"]), round_)
-        cuts.append((start.seq, speaker, data.get("model"), "".join(parts[turn])))
-    return cuts
+def _saver(runs: RunRepository, run_id: str, epoch: int, prices: PriceTable | None) -> Save:
+    """Saves a cut turn's message into the run's transcript (priced as a live turn is),
+    which closes its turn record, as the run's owner."""
+
+    async def save(message: Message) -> None:
+        if prices is not None:
+            message.cost_usd = prices.cost(message.model, message.usage)
+        await runs.add_message(run_id, message, epoch)
+
+    return save
 
 
 def _interruption_said(events: list[Event], handed_over_at: int | None) -> bool:

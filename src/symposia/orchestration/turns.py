@@ -50,8 +50,9 @@ class TurnRunner:
         writer: SerialAppender | None = None,
         perspective: Perspective = messages_for,
     ) -> Message:
-        """Every write carries `epoch`, the run's lease held by this process. Turns taken
-        in parallel share a `writer`, so each one's "next id" is still its own."""
+        """Every write carries `epoch`, the run's lease held by this process; with it, the
+        turn must have been claimed (`RunRepository.claim_turns`). Turns taken in parallel
+        share a `writer`, so each one's "next id" is still its own."""
         bot = run.bots[bot_index]
         message = Message(
             role="assistant",
@@ -63,16 +64,18 @@ class TurnRunner:
             round=round,
         )
         speaker = BotTurn(turn, bot_index, bot.name, round)
+        messages = fit(perspective(run, bot_index), self.context_budget - bot.max_tokens)
         async with _alone(writer):
             if epoch is not None:
-                # Recorded first, so a new owner knows the turn was cut even when the log
-                # that had its events is gone; no other writer appends meanwhile, so the
-                # `turn_start` about to be sent is the next id.
+                # Recorded first, so a new owner knows where the turn's events began even
+                # when the log that had them is gone; no other writer appends meanwhile,
+                # so the `turn_start` about to be sent is the next id.
                 next_id = await self.log.last_seq(run.id) + 1
-                await self.runs.set_open_turn(run.id, next_id, bot_index, epoch)
+                await self.runs.start_turn(
+                    run.id, turn, bot_index, next_id, prompt_chars(messages), epoch
+                )
             started = await emit(self.log, run.id, TurnStart(speaker, bot.model), epoch)
         message.start_event = started.seq
-        messages = fit(perspective(run, bot_index), self.context_budget - bot.max_tokens)
         generation = Generation(self.models, writer or self.log, run.id, speaker, epoch)
         status = MessageStatus.PARTIAL
         try:
@@ -97,12 +100,12 @@ class TurnRunner:
         writer: SerialAppender | None = None,
     ) -> None:
         """Save the message, then say so. This task is the stream's only writer, so the
-        `turn_complete` about to be sent is the next id, stored with the message. A turn
-        the model completed saying nothing is saved too: it was taken, and the policy goes
-        on from the turns stored. A turn cut before its first word is not (the run ends,
-        or, handed over, the turn is taken again: nothing of it was generated)."""
+        `turn_complete` about to be sent is the next id, stored with the message. A turn of
+        a leased run is saved whatever it said, even cut before its first word: it was
+        claimed (its model may have been asked), so it is never taken again, and its
+        number is taken."""
         async with _alone(writer):
-            if message.content or message.status is MessageStatus.COMPLETE:
+            if epoch is not None or message.content or message.status is MessageStatus.COMPLETE:
                 message.complete_event = await self.log.last_seq(run.id) + 1
                 await self.runs.add_message(run.id, message, epoch)
             else:

@@ -17,27 +17,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from symposia.domain.event_read import payload_of
-from symposia.domain.event_types import (
-    Payload,
-    Reply,
-    ReplyDone,
-    StreamError,
-    Token,
-    TurnComplete,
-    TurnStart,
-    emit,
-)
+from symposia.domain.event_types import Reply, ReplyDone, StreamError, emit
 from symposia.domain.events import Event
-from symposia.domain.models import (
-    Message,
-    MessageStatus,
-    ReplyRecord,
-    ReplyStatus,
-    TurnUsage,
-    utcnow,
-)
+from symposia.domain.models import Message, ReplyRecord, ReplyStatus
 from symposia.events.log import EventLog
-from symposia.orchestration.generation import CHARS_PER_TOKEN_ESTIMATE
+from symposia.orchestration.cut_turns import CutTurn, close_cut_turn, surviving_text
 from symposia.services.replies import ReplyTasks
 from symposia.storage.failures import summary
 from symposia.storage.sql_replies import SqlReplyRepository
@@ -108,27 +92,46 @@ async def end_interrupted(log: EventLog, repo: SqlReplyRepository, reply: ReplyR
         await log.close(stream_id)
         return
     speaker = Reply(reply.conversation_id, reply.id, reply.author)
-    payloads: list[Payload] = [] if events else [TurnStart(speaker, reply.model)]
-    message = None
-    if not any(e.type == "turn_complete" for e in events):
-        message = _partial(reply, events, complete_event=_next(events) + len(payloads))
-        payloads.append(TurnComplete(speaker, message, saved=bool(message.content)))
-    saved = message if message is not None and message.content else None
-    error_event = _next(events) + len(payloads)
-    payloads += [
-        StreamError(INTERRUPTED),
-        ReplyDone(reply.conversation_id, "interrupted", saved.id if saved else None),
-    ]
-    await repo.finish(
-        reply,
-        ReplyStatus.INTERRUPTED,
-        message=saved,
-        error=INTERRUPTED,
-        error_event=error_event,
-        done_event=error_event + 1,
+    saved_id = None
+    if any(e.type == "turn_complete" for e in events):  # cut after its turn, before `done`
+        error_event = await log.last_seq(stream_id) + 1
+        await repo.finish(
+            reply,
+            ReplyStatus.INTERRUPTED,
+            error=INTERRUPTED,
+            error_event=error_event,
+            done_event=error_event + 1,
+        )
+    else:
+        start = next((e.seq for e in events if e.type == "turn_start"), None)
+
+        async def save(message: Message) -> None:
+            """The record ends with its message (if it has text) and the ids of the end."""
+            assert message.complete_event is not None
+            await repo.finish(
+                reply,
+                ReplyStatus.INTERRUPTED,
+                message=message if message.content else None,
+                error=INTERRUPTED,
+                error_event=message.complete_event + 1,
+                done_event=message.complete_event + 2,
+            )
+
+        message = await close_cut_turn(
+            log,
+            stream_id,
+            CutTurn(speaker, reply.model, start),
+            surviving_text(events, speaker),
+            reply.epoch,
+            save,
+            keep_empty=False,
+            routing=reply.routing,
+        )
+        saved_id = message.id if message.content else None
+    await emit(log, stream_id, StreamError(INTERRUPTED), reply.epoch)
+    await emit(
+        log, stream_id, ReplyDone(reply.conversation_id, "interrupted", saved_id), reply.epoch
     )
-    for payload in payloads:
-        await emit(log, stream_id, payload, reply.epoch)
     await log.close(stream_id)
 
 
@@ -142,25 +145,3 @@ def _last(events: list[Event], kind: type[_P]) -> tuple[int, _P] | None:
         if isinstance(payload, kind):
             return item.seq, payload
     return None
-
-
-def _next(events: list[Event]) -> int:
-    return events[-1].seq + 1 if events else 1
-
-
-def _partial(reply: ReplyRecord, events: list[Event], complete_event: int) -> Message:
-    """The text the stream's tokens carried, as the reply's partial message."""
-    text = "".join(p.delta for p in map(payload_of, events) if isinstance(p, Token))
-    start = next((e.seq for e in events if e.type == "turn_start"), 1)
-    return Message(
-        role="assistant",
-        author=reply.author,
-        content=text,
-        model=reply.model,
-        routing=reply.routing,
-        status=MessageStatus.PARTIAL,
-        usage=TurnUsage(completion_tokens=len(text) // CHARS_PER_TOKEN_ESTIMATE, estimated=True),
-        completed_at=utcnow(),
-        start_event=start,
-        complete_event=complete_event,
-    )

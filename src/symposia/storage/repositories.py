@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from symposia.domain.models import BotConfig, Message, Run, RunStatus
+from symposia.domain.models import BotConfig, Message, Run, RunStatus, TurnRecord
 
 
 class RunRepository(Protocol):
@@ -59,7 +59,16 @@ class RunRepository(Protocol):
 
     async def release(self, run_id: str, epoch: int, last_event: int | None) -> None: ...
 
-    async def set_open_turn(self, run_id: str, seq: int, bot: int, epoch: int) -> None: ...
+    async def claim_turns(self, run_id: str, records: Sequence[TurnRecord], epoch: int) -> None:
+        """Record turns before their first model call (`TurnRecord`); a turn number claimed
+        before is refused. `add_message` closes a turn's record with its message."""
+        ...
+
+    async def start_turn(
+        self, run_id: str, turn: int, bot: int, start_event: int, prompt_chars: int, epoch: int
+    ) -> None: ...
+
+    async def turn_records(self, run_id: str, open_only: bool = False) -> list[TurnRecord]: ...
 
     async def set_policy_state(self, run_id: str, state: dict[str, Any], epoch: int) -> None: ...
 

@@ -20,8 +20,17 @@ from typing import Any
 from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from symposia.domain.models import BotConfig, BotEdit, Message, Run, RunStatus, utcnow
+from symposia.domain.models import (
+    BotConfig,
+    BotEdit,
+    Message,
+    Run,
+    RunStatus,
+    TurnRecord,
+    utcnow,
+)
 from symposia.errors import FencedOutError
+from symposia.storage import sql_turns
 from symposia.storage.convert import (
     aware,
     bot_of,
@@ -61,6 +70,18 @@ async def _check_fence(session: AsyncSession, run_id: str, epoch: int) -> None:
     current = await session.scalar(select(RunRow.lease_epoch).where(RunRow.id == run_id))
     if current is not None:
         raise FencedOutError(f"run {run_id} is held at lease epoch {current}, not {epoch}")
+
+
+async def _hold(session: AsyncSession, run_id: str, epoch: int, **values: Any) -> None:
+    """Check the lease in a write's transaction: an UPDATE of the run row at `epoch` (a no-op
+    one without `values`), which also locks the row, so a claim waits for this write."""
+    held = await session.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.lease_epoch == epoch)
+        .values(lease_epoch=epoch, **values)
+    )
+    if not _rows(held):
+        await _check_fence(session, run_id, epoch)
 
 
 class SqlRunRepository:
@@ -285,8 +306,25 @@ class SqlRunRepository:
             run_id, epoch, instance_id=None, heartbeat_at=None, last_event=last_event
         )
 
-    async def set_open_turn(self, run_id: str, seq: int, bot: int, epoch: int) -> None:
-        await self._update(run_id, epoch, open_turn_event=seq, open_turn_bot=bot)
+    async def claim_turns(self, run_id: str, records: Sequence[TurnRecord], epoch: int) -> None:
+        """Record turns about to be generated (all of a round at once), as the run's owner."""
+        async with self._sessions.begin() as session:
+            await _hold(session, run_id, epoch)
+            sql_turns.claim(session, run_id, records)
+
+    async def start_turn(
+        self, run_id: str, turn: int, bot: int, start_event: int, prompt_chars: int, epoch: int
+    ) -> None:
+        """A claimed turn is about to write its `turn_start` (id `start_event`): the run
+        keeps it as its open turn (the ids a lost log may have used start there)."""
+        async with self._sessions.begin() as session:
+            await _hold(session, run_id, epoch, open_turn_event=start_event, open_turn_bot=bot)
+            await sql_turns.start(session, run_id, turn, start_event, prompt_chars)
+
+    async def turn_records(self, run_id: str, open_only: bool = False) -> list[TurnRecord]:
+        """The run's turn records by turn number (`open_only`: those claimed or streaming)."""
+        async with self._sessions() as session:
+            return await sql_turns.records(session, run_id, open_only)
 
     async def set_policy_state(self, run_id: str, state: dict[str, Any], epoch: int) -> None:
         await self._update(run_id, epoch, policy_state=state)
@@ -349,17 +387,10 @@ class SqlRunRepository:
     async def add_message(self, run_id: str, message: Message, epoch: int | None = None) -> None:
         async with self._sessions.begin() as session:
             if epoch is not None:
-                # A no-op UPDATE of the run row: it checks the epoch and locks the row (so a
-                # claim waits for this transaction) before the message is inserted.
-                held = await session.execute(
-                    update(RunRow)
-                    .where(RunRow.id == run_id, RunRow.lease_epoch == epoch)
-                    .values(lease_epoch=epoch)
-                )
-                if not _rows(held):
-                    await _check_fence(session, run_id, epoch)
+                await _hold(session, run_id, epoch)
             seq = await next_seq(session, MessageRow.run_id, run_id)
             session.add(message_row(message, seq, run_id=run_id))
+            await sql_turns.close(session, run_id, message)  # with its message, never apart
 
     async def add_said(self, run_id: str, message: Message) -> bool:
         """Add a person's message to an unfinished run (False: it is finished). The run's
@@ -434,13 +465,7 @@ class SqlRunRepository:
     async def set_said_event(self, run_id: str, message_id: str, seq: int, epoch: int) -> None:
         """Record the id of the event that streamed a person's message, as its owner."""
         async with self._sessions.begin() as session:
-            held = await session.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.lease_epoch == epoch)
-                .values(lease_epoch=epoch)
-            )
-            if not _rows(held):
-                await _check_fence(session, run_id, epoch)
+            await _hold(session, run_id, epoch)
             await session.execute(
                 update(MessageRow)
                 .where(MessageRow.id == message_id)
@@ -452,13 +477,7 @@ class SqlRunRepository:
     ) -> None:
         """Record the `bot_updated` event that announced an edit, as the run's owner."""
         async with self._sessions.begin() as session:
-            held = await session.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.lease_epoch == epoch)
-                .values(lease_epoch=epoch)
-            )
-            if not _rows(held):
-                await _check_fence(session, run_id, epoch)
+            await _hold(session, run_id, epoch)
             await session.execute(
                 update(RunBotEditRow)
                 .where(RunBotEditRow.id == edit_id)

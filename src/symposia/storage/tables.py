@@ -106,6 +106,23 @@ class RunBotRow(Base):
     description: Mapped[str] = mapped_column(StorableText(), default="", server_default="")
 
 
+class RunTurnRow(Base):
+    """A bot's turn of a run, recorded before its first model call (`TurnRecord`)."""
+
+    __tablename__ = "run_turns"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    turn: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round: Mapped[int | None] = mapped_column(Integer)
+    bot_index: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(StorableString(200))
+    epoch: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(StorableString(12))
+    start_event: Mapped[int | None] = mapped_column(Integer)
+    complete_event: Mapped[int | None] = mapped_column(Integer)
+    prompt_chars: Mapped[int | None] = mapped_column(Integer)
+
+
 class RunBotEditRow(Base):
     """Every mid-run change of a bot, so a transcript can say who spoke with what config."""
 

@@ -25,6 +25,7 @@ from symposia.domain.models import Run
 from symposia.errors import InvalidInputError
 from symposia.orchestration.generation import answer_of, object_format
 from symposia.orchestration.policies.base import Decision, Finish, PolicyContext, Speak
+from symposia.orchestration.policies.decisions import store_verdict
 from symposia.providers.base import ChatMessage, ResponseFormat
 
 KEYS = {"moderator_model", "judge_model", "max_rounds", "max_attempts"}
@@ -102,9 +103,8 @@ class Moderated:
                 str(assessment.get("reason") or ""),
                 assessment.get("winner"),
             )
-            state.update(decided=method == "moderator", verdict=verdict.data())
-            await ctx.save_state(run, state)
-            await ctx.emit(run, verdict)
+            state.update(decided=method == "moderator")
+            await store_verdict(run, ctx, state, verdict)
             return Finish("moderator" if method == "moderator" else "max_rounds")
         await ctx.save_state(run, state)
         return Speak((0,), round=current + 1)

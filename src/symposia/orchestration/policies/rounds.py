@@ -24,6 +24,7 @@ from symposia.domain.models import Message, Run
 from symposia.errors import InvalidInputError
 from symposia.orchestration.generation import answer_of
 from symposia.orchestration.policies.base import Decision, Finish, PolicyContext, Speak
+from symposia.orchestration.policies.decisions import store_verdict
 from symposia.providers.base import ChatMessage
 
 KEYS = {"max_rounds", "aggregation", "judge_model", "judge_prompt"}
@@ -119,8 +120,7 @@ class Rounds:
                 ctx.models, str(config["judge_model"]), [ChatMessage("user", prompt)], 400
             )
             verdict = Verdict("judge", extract(said), {}, said.strip()[:2000])
-        await ctx.save_state(run, {**run.policy_state, "verdict": verdict.data()})
-        await ctx.emit(run, verdict)
+        await store_verdict(run, ctx, run.policy_state, verdict)
 
 
 def extract(text: str) -> str:

@@ -6,8 +6,9 @@ when `transitions` is given, only those the last speaker may hand over to. Its a
 name exactly one of them (a name alone, or a sentence naming one and no other; case does
 not matter). Otherwise it is asked again, told why, up to `max_attempts` times; then the
 choice falls back to the next allowed agent after the last speaker, in the order given.
-The choice is saved before the turn starts (a process taking the run over does not ask
-again) and streamed as a `speaker_selected` event with the supervisor's answer.
+The choice is saved before the turn starts, with the id of the `speaker_selected` event
+that then streams it with the supervisor's answer (a process taking the run over does not
+ask again: `policies/decisions.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from symposia.domain.models import Run
 from symposia.errors import InvalidInputError
 from symposia.orchestration.generation import answer_of, object_format
 from symposia.orchestration.policies.base import Decision, PolicyContext, Speak
+from symposia.orchestration.policies.decisions import next_event_id
 from symposia.providers.base import ChatMessage, ResponseFormat
 
 DEFAULT_PROMPT = (
@@ -116,7 +118,11 @@ class Selector:
         )
         # Every choice is kept (the event stream is not kept for ever): a transcript shows
         # who chose each turn's speaker and why (export/build.py).
-        choices = [*state.get("choices", []), {"turn": run.turn_count, **event.data()}]
+        at = await next_event_id(run, ctx)
+        choices = [
+            *state.get("choices", []),
+            {"turn": run.turn_count, **event.data(), "event_id": at},
+        ]
         await ctx.save_state(
             run, {**state, "turn": run.turn_count, "chosen": chosen, "choices": choices}
         )
