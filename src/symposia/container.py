@@ -236,6 +236,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         settings.run_max_takeovers,
         prices,
         settings.human_timeout_seconds,
+        settings.run_dependency_grace_seconds,
     )
     catalog = ModelCatalog(providers, settings.models_cache_seconds)
     service = RunService(
