@@ -92,9 +92,7 @@ async def _stored(container: Container, run_id: str, within: float) -> Run:
 
 
 async def _stream(container: Container, run_id: str) -> list[Event]:
-    return await asyncio.wait_for(
-        _collect(container, run_id), timeout=CONVERGE_SECONDS + 5
-    )
+    return await asyncio.wait_for(_collect(container, run_id), timeout=CONVERGE_SECONDS + 5)
 
 
 async def _collect(container: Container, run_id: str) -> list[Event]:
@@ -229,8 +227,9 @@ async def test_a_run_refused_by_the_event_log_is_not_created(
 
 async def test_a_run_stopped_as_it_is_created_ends(database_url: str, start: Any) -> None:
     """Cancelled before its task claimed it: the stop still ends it (it stayed `pending`,
-    counted against its owner's limit, with no task)."""
-    server = await start(database_url=database_url)
+    counted against its owner's limit, with no task). The lease outlives the stop's wait:
+    no takeover by expiry helps."""
+    server = await start(database_url=database_url, run_lease_seconds=30, run_heartbeat_seconds=10)
     run = await server.runs.create("t", _bots(), TURNS, owner="dev")
     stopped = await server.runs.stop(run.id, owner="dev")
     assert stopped.status is RunStatus.CANCELLED
