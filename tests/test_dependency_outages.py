@@ -255,3 +255,37 @@ async def test_the_runs_limit_counts_only_runs_with_a_live_lease(
     async with repository._sessions.begin() as session:  # nobody renews it: it lapses
         await session.execute(update(RunRow).values(heartbeat_at=None))
     assert await repository.add_within(fresh, 1, 1.0) is None
+
+
+async def test_an_event_log_outage_mid_run_pauses_it_and_it_goes_on(
+    postgres_session_db: str, start: Any, scripted: ScriptedProvider
+) -> None:
+    await require_redis()
+    await truncate(postgres_session_db)
+    port = int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    async with CutProxy(port) as proxy:
+        server = await start(
+            database_url=pg_url(postgres_session_db),
+            event_log="redis",
+            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+            run_dependency_grace_seconds=60,
+        )
+        run = await server.runs.create("t", _bots(), TURNS, owner="dev")
+        await wait_for_event(server, run.id, lambda e: e.type == "token" and e.data["turn"] == 1)
+        proxy.cut()
+        await asyncio.sleep(1.5)
+        assert not server.runs._tasks[run.id].done()  # paused, not ended
+        during = await server.run_repository.get(run.id)
+        assert during is not None
+        assert during.status is RunStatus.RUNNING
+        proxy.restore()
+        stored = await _stored(server, run.id, CONVERGE_SECONDS)
+        events = await _stream(server, run.id)
+    assert stored.status is RunStatus.COMPLETED, stored.error_message
+    turns = [m.turn for m in stored.messages if m.bot_index is not None]
+    assert turns == list(range(TURNS))
+    assert _asked(scripted) == TURNS  # the cut turn was kept (partial), not asked again
+    assert [m.status.value for m in stored.messages][1] == "partial"
+    kinds = [e.type for e in events]
+    assert events[kinds.index("interrupted")].data["reason"] == "the event log was unreachable"
+    assert events[-1].data == {"status": "completed", "ended_by": "max_turns"}
