@@ -231,7 +231,7 @@ class RunLoop:
         await self.log.exists(run_id)
 
     async def _end_when_reachable(
-        self, run_id: str, epoch: int, status: RunStatus, reason: str, ended_by: str
+        self, run_id: str, epoch: int, status: RunStatus, reason: str, ended_by: str | None
     ) -> None:
         """End the run once its store and log answer, waiting as long as it takes: the
         turn that was cut closed as partial, the status stored with `reason`, then the
@@ -373,7 +373,7 @@ class RunLoop:
                 if not is_outage(failed):
                     raise
                 await self._end_when_reachable(
-                    run_id, epoch, RunStatus.ERROR, exc.failure.message, "error"
+                    run_id, epoch, RunStatus.ERROR, exc.failure.message, None
                 )
         except Exception as exc:  # a bug must still end the run and its stream
             if is_outage(exc):
