@@ -32,6 +32,7 @@ from symposia.security.redact import remember_secrets
 from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
 from symposia.services.heartbeat import Heartbeat
+from symposia.services.idempotency import IdempotencyKeys
 from symposia.services.models import ModelCatalog
 from symposia.services.replies import ReplyTasks
 from symposia.services.reply_leases import ReplyLeases
@@ -42,6 +43,7 @@ from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
 from symposia.storage.migrate import migrate
 from symposia.storage.repositories import RunRepository
 from symposia.storage.sql_conversations import SqlConversationRepository
+from symposia.storage.sql_idempotency import SqlIdempotencyKeys
 from symposia.storage.sql_replies import SqlReplyRepository
 from symposia.storage.sql_responses import SqlResponseRepository
 from symposia.storage.sql_runs import SqlRunRepository
@@ -83,6 +85,7 @@ class Container:
     reply_liveness: Heartbeat
     responses: ResponseService
     sockets: OpenSockets
+    idempotency: IdempotencyKeys
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -236,6 +239,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         settings.run_max_takeovers,
         prices,
         settings.human_timeout_seconds,
+        settings.run_dependency_grace_seconds,
     )
     catalog = ModelCatalog(providers, settings.models_cache_seconds)
     service = RunService(
@@ -310,4 +314,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         Heartbeat("reply", settings.run_heartbeat_seconds, reply_leases.renew, reply_leases.sweep),
         ResponseService(completions, SqlResponseRepository(sessions)),
         sockets,
+        IdempotencyKeys(SqlIdempotencyKeys(sessions)),
     )

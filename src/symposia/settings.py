@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     run_max_takeovers: int = Field(default=3, ge=0, le=100)
     # How long a run waits for an agent of kind `human` before its `on_human_timeout`.
     human_timeout_seconds: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    # How long a run whose database or event log stops answering waits for them, paused
+    # under its lease, before it ends as `error` (stored as soon as it can be written).
+    run_dependency_grace_seconds: float = Field(default=300.0, gt=0, le=86_400)
 
     # Infrastructure: the embedded SQLite file when unset; limits in memory without Redis
     database_url: str | None = None

@@ -22,6 +22,7 @@ PG_PORT = int(os.environ.get("SYMPOSIA_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("SYMPOSIA_TEST_PG_USER", "postgres")
 PG_ADMIN_DB = "test"
 TABLES = (
+    "idempotency_keys",
     "replies",
     "messages",
     "run_turns",

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sse_starlette import EventSourceResponse
 
-from symposia.api.deps import ContainerDep, PrincipalDep, get_principal, rate_limited
+from symposia.api.deps import (
+    ContainerDep,
+    IdempotencyKeyDep,
+    PrincipalDep,
+    get_principal,
+    rate_limited,
+)
 from symposia.api.responses import api_errors
 from symposia.api.schemas import ChatStreamRequest
+from symposia.services.conversations import ConversationService
+from symposia.services.idempotency import Outcome
 
 router = APIRouter(
     prefix="/api/chat",
@@ -24,13 +32,38 @@ router = APIRouter(
     responses=api_errors(400, 404, 409, 413, 429),
 )
 async def chat_stream(
-    body: ChatStreamRequest, container: ContainerDep, principal: PrincipalDep
+    body: ChatStreamRequest,
+    container: ContainerDep,
+    principal: PrincipalDep,
+    http: Request,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> Response:
     """Continues `conversation_id`, or the conversation holding `previous_response_id`, or
     starts a new one. The final `done` event carries `response_id` (the reply's message
     id, the next call's `previous_response_id`) and `conversation_id`. 409
-    `reply_in_progress` while the conversation's previous reply is still being generated."""
-    conversations, owner = container.conversations, principal.id
+    `reply_in_progress` while the conversation's previous reply is still being generated.
+    With `Idempotency-Key`, a retry gets the stream the first request started, from its
+    start (joined while it goes on), and starts nothing."""
+
+    async def ask() -> Outcome:
+        stream_id = await _ask(body, container.conversations, principal.id)
+        return 200, {"stream_id": stream_id}
+
+    given = body.model_dump(mode="json", exclude_unset=True)
+    answer = await container.idempotency.answer(
+        idempotency_key, principal.id, http.url.path, given, ask
+    )
+    stream_id = str(answer.body["stream_id"])
+    if not answer.replayed:
+        return container.stream_response(stream_id, 0)
+    _, stored = await container.conversations.open_reply(stream_id.removeprefix("reply-"))
+    response = container.stream_response(stream_id, 0, stored)
+    response.headers.update(answer.headers)
+    return response
+
+
+async def _ask(body: ChatStreamRequest, conversations: ConversationService, owner: str) -> str:
+    """Ask the question in its conversation (a new one if need be); the reply's stream."""
     conversations.check_text(body.message)
     created = False
     if body.conversation_id is not None:
@@ -48,9 +81,8 @@ async def chat_stream(
     # A new panel's `model` is its supervisor, not a per-message override.
     override = None if body.panel is not None else body.model
     try:
-        stream_id = await conversations.ask(conversation_id, body.message, override, owner=owner)
+        return await conversations.ask(conversation_id, body.message, override, owner=owner)
     except BaseException:
         if created:  # a failed request leaves no empty conversation behind
             await conversations.discard(conversation_id)
         raise
-    return container.stream_response(stream_id, 0)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import (
     ContainerDep,
     ConversationsDep,
+    IdempotencyKeyDep,
     PrincipalDep,
     get_principal,
     rate_limited,
@@ -25,6 +27,9 @@ from symposia.api.schemas import (
 )
 from symposia.api.views import conversation_view
 from symposia.errors import InvalidInputError
+from symposia.security.principals import Principal
+from symposia.services.conversations import ConversationService
+from symposia.services.idempotency import Outcome
 from symposia.streaming.sse import finished_before, parse_last_event_id
 
 router = APIRouter(
@@ -110,9 +115,31 @@ async def add_message(
     body: MessageCreate,
     conversations: ConversationsDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+    container: ContainerDep,
+    http: Request,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> Response:
     """Adds a user message; `model` overrides the conversation's default for the reply.
-    409 `reply_in_progress` while a reply of the conversation is being generated."""
+    409 `reply_in_progress` while a reply of the conversation is being generated. With
+    `Idempotency-Key`, a retry answers the message the first request added."""
+
+    async def add() -> Outcome:
+        return 201, await add_user_message(conversation_id, body, conversations, principal)
+
+    given = body.model_dump(mode="json", exclude_unset=True)
+    answer = await container.idempotency.answer(
+        idempotency_key, principal.id, http.url.path, given, add
+    )
+    return JSONResponse(answer.body, answer.status, answer.headers)
+
+
+async def add_user_message(
+    conversation_id: str,
+    body: MessageCreate,
+    conversations: ConversationService,
+    principal: Principal,
+) -> dict[str, Any]:
+    """The message added, as the API shows it (also the WebSocket's `chat` command)."""
     message = await conversations.add_user_message(
         conversation_id,
         body.message,

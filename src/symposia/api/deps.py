@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from starlette.requests import HTTPConnection
 
 from symposia.container import Container
@@ -105,3 +105,12 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 RunsDep = Annotated[RunService, Depends(get_runs)]
 ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# `Idempotency-Key` (services.idempotency): a retry with it creates nothing twice.
+IdempotencyKeyDep = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Makes a retry safe: the same key and request within 24 h get the "
+        "first answer again (409 while it is in flight; 422 for another request)",
+    ),
+]

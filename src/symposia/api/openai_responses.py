@@ -9,12 +9,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from symposia.api.deps import Caller, ContainerDep, PrincipalDep, get_principal, rate_limited_caller
+from symposia.api.deps import (
+    Caller,
+    ContainerDep,
+    IdempotencyKeyDep,
+    PrincipalDep,
+    get_principal,
+    rate_limited_caller,
+)
 from symposia.api.openai_compat import CLIENT_CLOSED_REQUEST, request_scope
 from symposia.api.responses import json_or_stream, openai_errors
 from symposia.api.responses_schemas import ResponsesBody
+from symposia.services.idempotency import Outcome
 from symposia.streaming.relay_response import RelayResponse
 from symposia.streaming.request_scope import ClientGoneError
+from symposia.streaming.responses_events import ResponseEvents
 
 
 def _router(prefix: str) -> APIRouter:
@@ -31,21 +40,47 @@ def _router(prefix: str) -> APIRouter:
         body: ResponsesBody,
         caller: Annotated[Caller, rate_limited_caller("chat")],
         http: Request,
+        idempotency_key: IdempotencyKeyDep = None,
     ) -> Response:
         """OpenAI's Responses API for every Symposia model: `input` as text or message
         items, `instructions`, `previous_response_id` (kept by Symposia), `store`
         (default true), streamed with `stream: true`. A field it would not honour is a
-        400 naming it."""
-        service = caller.container.responses
-        call = await service.prepare(body, caller.principal.id)
-        scope, relay = request_scope(http, caller.container), None
+        400 naming it. With `Idempotency-Key`, a retry gets the first answer again (a
+        stream: its Response, as `response.created` and its last event) and calls no
+        model."""
+        service, keys = caller.container.responses, caller.container.idempotency
+        principal, route = caller.principal.id, http.url.path
+        given = body.model_dump(mode="json", exclude_unset=True)
+        call = await service.prepare(body, principal)
+        scope, relay, streams = request_scope(http, caller.container), None, []
+
+        async def ended(kind: str | None, response: dict[str, Any] | None) -> None:
+            if idempotency_key is None:
+                return
+            if kind is None or response is None:  # cut off: nothing to replay, let it go
+                await keys.store.release(principal, idempotency_key)
+                return
+            await keys.settle(principal, idempotency_key, 200, {kind: response})
+
+        async def created() -> Outcome:
+            return 200, await service.create(call)
+
+        async def started() -> Outcome:
+            streams.append(await service.start(call, ended))
+            return 200, {}
+
         try:
             with scope:
                 if not body.stream:
-                    return JSONResponse(await service.create(call))
-                stream = await service.start(call)
+                    answer = await keys.answer(idempotency_key, principal, route, given, created)
+                    return JSONResponse(answer.body, answer.status, answer.headers)
+                answer = await keys.answer(
+                    idempotency_key, principal, route, given, started, deferred=True
+                )
+                if answer.replayed:
+                    return _replayed_stream(answer.body, answer.headers)
             relay = RelayResponse(
-                stream,
+                streams[0],
                 scope,
                 {},
                 caller.container.settings.sse_send_timeout,
@@ -85,3 +120,12 @@ def _router(prefix: str) -> APIRouter:
 
 
 routers = [_router("/v1"), _router("/api/v1")]
+
+
+def _replayed_stream(ended: dict[str, Any], headers: dict[str, str]) -> Response:
+    """A streamed response's answer again: `response.created`, then the event it ended with,
+    both carrying the Response object as it ended (what a client keeps of a stream)."""
+    ((kind, response),) = ended.items()
+    events = ResponseEvents()
+    body = events.emit("response.created", response=response) + events.emit(kind, response=response)
+    return Response(body, media_type="text/event-stream", headers=headers)

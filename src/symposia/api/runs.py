@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import (
     ContainerDep,
+    IdempotencyKeyDep,
     PrincipalDep,
     RunsDep,
     SettingsDep,
@@ -30,7 +32,9 @@ from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
 from symposia.export import run_summary
 from symposia.orchestration.presets import preset_named
-from symposia.services.runs import default_bots
+from symposia.security.principals import Principal
+from symposia.services.idempotency import Outcome
+from symposia.services.runs import RunService, default_bots
 from symposia.settings import Settings
 from symposia.streaming.sse import finished_before, parse_last_event_id
 
@@ -66,12 +70,33 @@ def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
     "/run",
     status_code=201,
     dependencies=[rate_limited("runs")],
-    responses=api_errors(400, 413, 429),
+    responses=api_errors(400, 409, 413, 429),
 )
 async def create_run(
-    body: RunCreate, runs: RunsDep, settings: SettingsDep, principal: PrincipalDep
+    body: RunCreate,
+    runs: RunsDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    http: Request,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> Response:
+    """Start a run; its turns go on in the background. Watch it at `/api/stream/{id}`.
+    With `Idempotency-Key`, a retry answers the run the first request started."""
+
+    async def start() -> Outcome:
+        return 201, await _start_run(body, runs, settings, principal)
+
+    given = body.model_dump(mode="json", exclude_unset=True)
+    answer = await container.idempotency.answer(
+        idempotency_key, principal.id, http.url.path, given, start
+    )
+    return JSONResponse(answer.body, answer.status, answer.headers)
+
+
+async def _start_run(
+    body: RunCreate, runs: RunService, settings: Settings, principal: Principal
 ) -> dict[str, Any]:
-    """Start a run; its turns go on in the background. Watch it at `/api/stream/{id}`."""
     if body.preset is not None:
         base = preset_named(body.preset).with_model(settings.default_model)
         given = body.model_dump(include=body.model_fields_set, by_alias=False)

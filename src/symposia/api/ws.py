@@ -230,7 +230,7 @@ async def _add_message(socket: Socket, message: dict[str, Any]) -> dict[str, Any
     body = _validated(MessageCreate, message.get("body"), "body")
     await count_request(socket.session.websocket, socket.container, socket.principal, "chat")
     conversations = socket.container.conversations
-    return await conversations_api.add_message(
+    return await conversations_api.add_user_message(
         socket.subject, body, conversations, socket.principal
     )
 

@@ -16,12 +16,23 @@ process, or this one restarted) closes the turns its predecessor was cut off in,
 turn is recorded (`TurnRecord`) before its model is asked, so the closing works from the
 database whatever the log lost: a claimed turn is never generated again (it would be paid
 for twice), and keeps its number and round.
+
+A database or event log that cannot be reached is waited out (`_guarded`): the task
+pauses under its lease, probing with backoff; when both answer it closes the turn the
+outage cut, as a takeover would, and goes on. If they stay away longer than
+`dependency_grace` (RUN_DEPENDENCY_GRACE_SECONDS) the run ends as `error`, stored as
+soon as it can be, and its stream ends saying the same. The row and the stream never
+disagree for good: a run whose stream ended while its row could not be written is
+stored as the stream says by whoever takes it over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -47,6 +58,7 @@ from symposia.orchestration import termination
 from symposia.orchestration.control import HANDOVER, RunControl
 from symposia.orchestration.cut_turns import CutTurn, Save, close_cut_turn, surviving_text
 from symposia.orchestration.generation import GenerationFailedError
+from symposia.orchestration.outages import is_outage, until_reachable, which
 from symposia.orchestration.perspective import messages_for
 from symposia.orchestration.policies import (
     AwaitHuman,
@@ -58,7 +70,7 @@ from symposia.orchestration.policies import (
 from symposia.orchestration.policies.decisions import announce_lost_decisions
 from symposia.orchestration.turns import TurnRunner
 from symposia.providers.pricing import PriceTable
-from symposia.storage.failures import log_failure
+from symposia.storage.failures import log_failure, summary
 from symposia.storage.repositories import RunRepository
 
 logger = logging.getLogger(__name__)
@@ -75,6 +87,8 @@ class _WaitingError(Exception):
 
 
 HUMAN_TIMEOUT = "human_timeout"
+# `ended_by` of a run ended because its database or event log stayed unreachable.
+DEPENDENCY_LOST = "dependency_unavailable"
 
 
 @dataclass(slots=True)
@@ -88,42 +102,188 @@ class RunLoop:
     max_takeovers: int = 3
     prices: PriceTable | None = None
     human_timeout: float = 600.0
+    # How long a run waits, paused, for its database and event log to answer again
+    # (RUN_DEPENDENCY_GRACE_SECONDS) before it ends as `error`.
+    dependency_grace: float = 300.0
 
     async def execute(self, run_id: str, control: RunControl) -> None:
         """Drive a new run to its end; `control` says why, if we are cancelled."""
         epoch = await self.runs.claim(run_id)
         try:
-            await self.log.fence(run_id, epoch)
-            await self._drive(run_id, epoch, control, begin=True)
+            begin = functools.partial(self._begin, run_id, epoch, control)
+            await self._guarded(run_id, epoch, control, begin)
         except FencedOutError as exc:
             _lost(run_id, exc)
+
+    async def _begin(self, run_id: str, epoch: int, control: RunControl) -> None:
+        await self.log.fence(run_id, epoch)
+        await self._drive(run_id, epoch, control, begin=True)
 
     async def resume(self, run_id: str, epoch: int, takeovers: int, control: RunControl) -> None:
         """Go on with a run taken over at `epoch` (see the module docstring)."""
         try:
-            try:
-                run = await self._run(run_id)
-                if not await self.log.exists(run_id):  # it was in a stopped process's memory
-                    await self.log.restore(run_id, resumable(run, self.turn_events_max))
-                await self.log.fence(run_id, epoch)
-                run = await self._close_cut_turn(run, epoch)
-            except FencedOutError:
-                raise
-            except Exception as exc:  # a bug must still end the run and its stream
-                await self._crashed(run_id, epoch, exc)
-                raise
-            if run.stop_requested is not None:
-                await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested, "stop")
-                return
-            if takeovers > self.max_takeovers:
-                reason = f"taken over {takeovers - 1} times, the most allowed (RUN_MAX_TAKEOVERS)"
-                await self._finish(run_id, epoch, RunStatus.INTERRUPTED, reason, "takeovers")
-                return
-            await emit(self.log, run_id, Resumed(run.turn_count, takeovers), epoch)
-            logger.info("run %s: resumed at turn %d", run_id, run.turn_count)
-            await self._drive(run_id, epoch, control)
+            recover = functools.partial(
+                self._recover, run_id, epoch, control, OWNER_LOST, takeovers
+            )
+            await self._guarded(run_id, epoch, control, recover)
         except FencedOutError as exc:
             _lost(run_id, exc)
+
+    async def _recover(
+        self,
+        run_id: str,
+        epoch: int,
+        control: RunControl,
+        reason: str,
+        takeovers: int | None = None,
+    ) -> None:
+        """Go on with a run whose writer was cut off: taken over (`takeovers` counts it), or
+        this task's own after an outage. A turn cut off is closed as partial, never taken
+        again; a stream that had already ended ends the run as it says."""
+        try:
+            run = await self._run(run_id)
+            if not await self.log.exists(run_id):  # it was in a stopped process's memory
+                await self.log.restore(run_id, resumable(run, self.turn_events_max))
+            await self.log.fence(run_id, epoch)
+            if await self._already_ended(run, epoch):
+                return
+            run = await self._close_cut_turn(run, epoch, reason)
+        except FencedOutError:
+            raise
+        except Exception as exc:  # a bug must still end the run and its stream
+            if is_outage(exc):
+                raise
+            await self._crashed(run_id, epoch, exc)
+            raise
+        if run.stop_requested is not None:
+            await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested, "stop")
+            return
+        if takeovers is not None and takeovers > self.max_takeovers:
+            reason = f"taken over {takeovers - 1} times, the most allowed (RUN_MAX_TAKEOVERS)"
+            await self._finish(run_id, epoch, RunStatus.INTERRUPTED, reason, "takeovers")
+            return
+        resumed = Resumed(run.turn_count, run.takeovers if takeovers is None else takeovers)
+        await emit(self.log, run_id, resumed, epoch)
+        logger.info("run %s: resumed at turn %d", run_id, run.turn_count)
+        await self._drive(run_id, epoch, control, begin=run.status is RunStatus.PENDING)
+
+    async def _guarded(
+        self, run_id: str, epoch: int, control: RunControl, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Do `work` under the lease; each time the store or the log fails, wait it out
+        (`_outage`) and do what that says next."""
+        while True:
+            try:
+                await work()
+                return
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                work = await self._outage(run_id, epoch, control, exc)
+
+    async def _outage(
+        self, run_id: str, epoch: int, control: RunControl, exc: BaseException
+    ) -> Callable[[], Awaitable[None]]:
+        """The run's store or log failed: pause under the lease, probing both with backoff
+        for up to `dependency_grace` seconds. What comes next: when they answer, close the
+        turn the outage cut (kept as partial, never generated again) and go on; past the
+        grace, end the run as `error`, with the reason, as soon as it can write. A stop
+        meanwhile ends it as `cancelled`, likewise."""
+        what = which(exc)
+        logger.warning(
+            "run %s: %s is unreachable (%s); pausing for up to %g s",
+            run_id,
+            what,
+            summary(exc),
+            self.dependency_grace,
+        )
+        deadline = asyncio.get_running_loop().time() + self.dependency_grace
+        probe = functools.partial(self._probe, run_id, epoch)
+        try:
+            back = await until_reachable(probe, deadline, f"run {run_id}: {what}")
+        except asyncio.CancelledError:
+            reason = control.stop_reasons.get(run_id, "stopped")
+            if reason != HANDOVER:  # leaving: the lease lapses, the next owner goes on
+                stopped = self._end_when_reachable(
+                    run_id, epoch, RunStatus.CANCELLED, reason, "stop"
+                )
+                with contextlib.suppress(FencedOutError):
+                    await asyncio.shield(stopped)
+            raise
+        if back:
+            logger.info("run %s: %s answers again; going on", run_id, what)
+            return functools.partial(
+                self._recover, run_id, epoch, control, f"{what} was unreachable"
+            )
+        reason = (
+            f"{what} was unreachable for more than {self.dependency_grace:g} s "
+            "(RUN_DEPENDENCY_GRACE_SECONDS)"
+        )
+        return functools.partial(
+            self._end_when_reachable, run_id, epoch, RunStatus.ERROR, reason, DEPENDENCY_LOST
+        )
+
+    async def _probe(self, run_id: str, epoch: int) -> None:
+        """One cheap read of each dependency; fenced out if the run was taken meanwhile."""
+        lease = await self.runs.lease_of(run_id)
+        if lease is None:
+            raise LookupError(f"no run {run_id}")
+        if lease[0] != epoch:
+            raise FencedOutError(f"run {run_id} is held at lease epoch {lease[0]}, not {epoch}")
+        await self.log.exists(run_id)
+
+    async def _end_when_reachable(
+        self, run_id: str, epoch: int, status: RunStatus, reason: str, ended_by: str | None
+    ) -> None:
+        """End the run once its store and log answer, waiting as long as it takes: the
+        turn that was cut closed as partial, the status stored with `reason`, then the
+        stream's ending (a viewer sees the end the run's row says)."""
+        probe = functools.partial(self._probe, run_id, epoch)
+        while True:
+            await until_reachable(probe, None, f"run {run_id}")
+            try:
+                run = await self._run(run_id)
+                if not await self.log.exists(run_id):
+                    await self.log.restore(run_id, resumable(run, self.turn_events_max))
+                if await self._already_ended(run, epoch):
+                    return
+                await self._close_cut_turn(run, epoch, reason)
+                if status is RunStatus.ERROR:
+                    await self._set_status(
+                        run_id, epoch, status, error_message=reason, ended_by=ended_by
+                    )
+                    await self._end(run_id, epoch, status, ended_by)
+                else:
+                    await self._finish(run_id, epoch, status, reason, ended_by)
+                return
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+
+    async def _already_ended(self, run: Run, epoch: int) -> bool:
+        """Whether the run already ended on one side: its stream's `done` was written but
+        the row not (the store failed as the run ended), or the other way round. Then the
+        other side is made to say the same, rather than the run going on (or appending to
+        a closed stream)."""
+        last = await self.log.last_seq(run.id)
+        tail = await self.log.read(run.id, max(last - 1, 0))
+        if tail and tail[-1].type == "done":
+            done = tail[-1]
+            status = RunStatus(done.data["status"])
+            message = None
+            if status is RunStatus.ERROR and run.error_message is None:
+                message = "the run's stream ended before its status could be stored"
+            ended_by = done.data.get("ended_by")
+            await self.runs.set_status(
+                run.id, status, epoch=epoch, error_message=message, ended_by=ended_by
+            )
+            await self.runs.set_done_event(run.id, done.seq, epoch)
+            logger.warning("run %s: its stream had ended (%s); stored so", run.id, status.value)
+            return True
+        if run.status.finished:  # stored, but its stream's end was not written
+            await self._end(run.id, epoch, run.status, run.ended_by)
+            return True
+        return False
 
     async def _run(self, run_id: str) -> Run:
         run = await self.runs.get(run_id)
@@ -131,11 +291,11 @@ class RunLoop:
             raise LookupError(f"no run {run_id}")
         return run
 
-    async def _close_cut_turn(self, run: Run, epoch: int) -> Run:
+    async def _close_cut_turn(self, run: Run, epoch: int, reason: str = OWNER_LOST) -> Run:
         """Close every turn the last owner claimed and did not finish (its turn records say
         which, whatever the log kept) as `partial`, with the text the log still has of it,
         at its own turn number and round; announce a decision the log lost; and say the run
-        was interrupted if that was not said."""
+        was interrupted (for `reason`) if that was not said."""
         cut_records = await self.runs.turn_records(run.id, open_only=True)
         closed = max((m.complete_event or 0 for m in run.messages), default=0)
         starts = [r.start_event - 1 for r in cut_records if r.start_event is not None]
@@ -162,7 +322,7 @@ class RunLoop:
         )
         if not cut_records and _interruption_said(events, run.last_event):
             return run
-        await emit(self.log, run.id, Interrupted(OWNER_LOST, run.turn_count), epoch)
+        await emit(self.log, run.id, Interrupted(reason, run.turn_count), epoch)
         return run
 
     async def _drive(
@@ -184,32 +344,60 @@ class RunLoop:
                 if reason == HANDOVER:
                     await asyncio.shield(self._hand_over(run_id, epoch))
                 else:
-                    await asyncio.shield(
-                        self._finish(run_id, epoch, RunStatus.CANCELLED, reason, "stop")
-                    )
+                    await asyncio.shield(self._stopped(run_id, epoch, reason))
             except FencedOutError as exc:
                 _lost(run_id, exc)
             raise
         except GenerationFailedError as exc:
-            failure = exc.failure.to_dict()
-            await emit(self.log, run_id, StreamError(failure), epoch)
-            await self._set_status(
-                run_id, epoch, RunStatus.ERROR, error=failure, error_message=exc.failure.message
-            )
-            await self._end(run_id, epoch, RunStatus.ERROR)
+            try:
+                failure = exc.failure.to_dict()
+                await emit(self.log, run_id, StreamError(failure), epoch)
+                await self._set_status(
+                    run_id,
+                    epoch,
+                    RunStatus.ERROR,
+                    error=failure,
+                    error_message=exc.failure.message,
+                )
+                await self._end(run_id, epoch, RunStatus.ERROR)
+            except Exception as failed:
+                if not is_outage(failed):
+                    raise
+                await self._end_when_reachable(
+                    run_id, epoch, RunStatus.ERROR, exc.failure.message, None
+                )
         except Exception as exc:  # a bug must still end the run and its stream
+            if is_outage(exc):
+                raise  # not the run's fault: waited out (`_guarded`)
             await self._crashed(run_id, epoch, exc)
             raise
         else:
             await self._finish(run_id, epoch, RunStatus.COMPLETED, finish.reason, finish.ended_by)
 
+    async def _stopped(self, run_id: str, epoch: int, reason: str) -> None:
+        """Record a stop; if the store or log is down, as soon as they answer."""
+        try:
+            await self._finish(run_id, epoch, RunStatus.CANCELLED, reason, "stop")
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            await self._end_when_reachable(run_id, epoch, RunStatus.CANCELLED, reason, "stop")
+
     async def _crashed(self, run_id: str, epoch: int, exc: Exception) -> None:
+        """A bug ends the run as `error`: stored first (no row may say `running` behind a
+        stream that ended; if the store is down, the stream stays open for whoever takes
+        the run over), then the stream ended as far as the log takes it."""
         message = f"internal error: {type(exc).__name__}"
-        await emit(self.log, run_id, StreamError.internal(message), epoch)
-        try:  # the database may be what failed: the stream ends all the same
-            await self._set_status(run_id, epoch, RunStatus.ERROR, error_message=message)
-        finally:
+        await self.runs.set_status(run_id, RunStatus.ERROR, epoch=epoch, error_message=message)
+        try:
+            await emit(self.log, run_id, StreamError.internal(message), epoch)
+            changed = RunStatusChanged(RunStatus.ERROR, error=message)
+            await emit(self.log, run_id, changed, epoch)
             await self._end(run_id, epoch, RunStatus.ERROR)
+        except FencedOutError:
+            raise
+        except Exception as failed:  # e.g. a stream that was closed already
+            log_failure(logger, f"run {run_id}: could not end its stream", failed)
 
     async def _turns(self, run_id: str, epoch: int, control: RunControl) -> Finish:
         """Ask the run's policy what comes next until it, or a termination condition, ends
@@ -306,7 +494,8 @@ class RunLoop:
                     completed_at=utcnow(),
                 )
                 await self.runs.add_message(run_id, skipped, epoch)
-            await self._drive(run_id, epoch, control)
+            drive = functools.partial(self._drive, run_id, epoch, control)
+            await self._guarded(run_id, epoch, control, drive)
         except FencedOutError as exc:
             _lost(run_id, exc)
 

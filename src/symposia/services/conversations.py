@@ -331,6 +331,11 @@ class ConversationService:
         await self.log.create(reply.stream_id)
         self.tasks.start(conversation, reply, self.limits)
 
+    async def open_reply(self, reply_id: str) -> tuple[str, StoredStream | None]:
+        """The stream of reply `reply_id` (its question's id), live or rebuilt: for a
+        retried request that started it (`Idempotency-Key`), whose owner was checked."""
+        return await self._open(reply_id)
+
     async def _open(self, reply_id: str) -> tuple[str, StoredStream | None]:
         """The reply's stream: live from the log when the log has it, or will have it (a
         reply that is running where this log is shared, or in this process, whose writer

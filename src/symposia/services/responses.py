@@ -10,7 +10,7 @@ nothing, so such a response can be neither retrieved nor continued.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,11 +172,14 @@ class ResponseService:
         await self._store(call, final)
         return final
 
-    async def start(self, call: ResponseCall) -> AsyncIterator[bytes]:
+    async def start(
+        self, call: ResponseCall, on_end: StreamEnded | None = None
+    ) -> AsyncIterator[bytes]:
         """Await the first delta (a failure now raises, for an HTTP error), then return
-        the stream of typed events."""
+        the stream of typed events. `on_end` is told how it ended (its last event's type
+        and Response object), or (None, None) if it was cut off before its end."""
         started = await self.completions.start(call.completion)
-        return self._events(call, started.first, started.rest)
+        return self._events(call, started.first, started.rest, on_end)
 
     def farewell(self, call: ResponseCall) -> Callable[[dict[str, Any]], bytes]:
         """How a stream cut by the server (its shutdown) ends: `response.failed`, numbered
@@ -189,7 +192,11 @@ class ResponseService:
         return failed
 
     async def _events(
-        self, call: ResponseCall, first: Delta, rest: AsyncIterator[Delta]
+        self,
+        call: ResponseCall,
+        first: Delta,
+        rest: AsyncIterator[Delta],
+        on_end: StreamEnded | None = None,
     ) -> AsyncIterator[bytes]:
         stream = _Stream(call, call.events)
         started = call.object("in_progress")  # the same object, in both events
@@ -210,12 +217,21 @@ class ResponseService:
             end = head + stream.events.emit(kind, response=final)
         except SymposiaError as exc:  # after output began: the response failed
             head += stream.close()
-            failed = call.object("failed", response_error(openai_error(exc)[1]))
-            end = head + stream.events.emit("response.failed", response=failed)
+            kind, final = (
+                "response.failed",
+                call.object("failed", response_error(openai_error(exc)[1])),
+            )
+            end = head + stream.events.emit(kind, response=final)
+        except BaseException:
+            if on_end is not None:
+                await complete(on_end(None, None))
+            raise
         finally:
             aclose = getattr(rest, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if on_end is not None:
+            await complete(on_end(kind, final))
         yield LastChunk(end)  # it leaves with the end of the body
 
     async def _store(self, call: ResponseCall, final: dict[str, Any]) -> None:
@@ -233,6 +249,11 @@ class ResponseService:
     async def delete(self, response_id: str, owner: str | None) -> None:
         await self.get(response_id, owner)
         await self.repo.delete(response_id)
+
+
+# How a streamed response ended: its last event's type and Response object, or (None, None)
+# when it was cut off before its end.
+StreamEnded = Callable[[str | None, dict[str, Any] | None], Coroutine[Any, Any, None]]
 
 
 @dataclass(slots=True)

@@ -103,6 +103,7 @@ class RunService:
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _owners: dict[str, str | None] = field(default_factory=dict)
     _creating: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _starting: set[str] = field(default_factory=set)
     _poller: asyncio.Task[None] | None = None
     _leaving: asyncio.Event = field(default_factory=asyncio.Event)
     # A run's owner never changes, so what was once read stays true; oldest forgotten first.
@@ -153,8 +154,13 @@ class RunService:
 
     async def _start(self, run: Run) -> Run:
         """Store the run (within its owner's limit of running runs) and start its loop."""
-        async with self._creating:  # SQLite does not serialise the count; this process does
-            running = await self.runs.add_within(run, self.max_running_per_owner)
+        self._starting.add(run.id)  # stored, not yet spawned: no orphan to take over
+        try:
+            running = await self._store(run)
+            if running is None:
+                self._spawn(run.id, run.owner, self.loop.execute(run.id, self.control))
+        finally:
+            self._starting.discard(run.id)
         if running is not None:
             raise RateLimitedError(
                 f"{running} runs are already going on for you; the limit is "
@@ -162,9 +168,19 @@ class RunService:
                 "or wait for one to finish",
                 headers={"Retry-After": "10"},
             )
-        await self.log.create(run.id)
-        self._spawn(run.id, run.owner, self.loop.execute(run.id, self.control))
         return run
+
+    async def _store(self, run: Run) -> int | None:
+        """Store the run with its stream made, unless over the limit (then: how many)."""
+        async with self._creating:  # SQLite does not serialise the count; this process does
+            # The stream is made before the row commits: a log that cannot take it leaves
+            # no run behind the 503 (one a sweep would take over and pay for).
+            return await self.runs.add_within(
+                run,
+                self.max_running_per_owner,
+                self.lease_seconds,
+                functools.partial(self.log.create, run.id),
+            )
 
     def _check_prices(self, run: Run) -> None:
         """A cost budget is kept only if every bot's cost is known."""
@@ -218,12 +234,14 @@ class RunService:
                 woken += 1
         return woken
 
-    async def _take_over(self, run_id: str, epoch: int) -> bool:
+    async def _take_over(self, run_id: str, epoch: int, orphan: bool = False) -> bool:
         """Claim the run from a dead or departed owner and go on with it here; False when
-        another process was first, or the lease is live after all."""
-        if run_id in self._tasks:
+        another process was first, or the lease is live after all. With `orphan`, also a
+        run whose live lease is this process's own though no task here generates it (its
+        task ended without ending it, or was stopped before it began)."""
+        if run_id in self._tasks or run_id in self._starting:
             return False
-        taken = await self.runs.take_over(run_id, epoch, self.lease_seconds)
+        taken = await self.runs.take_over(run_id, epoch, self.lease_seconds, mine=orphan)
         if taken is None:
             return False
         new_epoch, takeovers = taken
@@ -458,16 +476,21 @@ class RunService:
         return await self.get(run_id, owner=owner)
 
     async def stop(self, run_id: str, reason: str = "stopped by user", *, owner: str | None) -> Run:
-        """Stop the run wherever it is generated: here, by cancelling its task; elsewhere,
-        by asking its owner through the database (it polls) and waiting for it to end; with
-        no live owner, by taking it over here, which ends it."""
+        """Stop the run wherever it is generated, and whatever state it is in: here, by
+        cancelling its task (first, without a read: taken even while the database is
+        down, the run then ends as soon as it answers); elsewhere, by asking its owner
+        through the database (it polls) and waiting for it to end; with no live owner (its
+        lease lapsed, or held by this process with no task for it), by taking it over
+        here, which ends it. The stop is stored, so whoever takes the run over later ends
+        it too."""
+        task = self._tasks.get(run_id)
+        if task is not None and owner in (None, self._owners.get(run_id)):
+            await self._cancel(run_id, task, reason, STOP_WAIT_SECONDS)
         run = await self.get(run_id, owner=owner)
         if run.status.finished:
+            if task is not None:
+                return run
             raise ConflictError(f"run {run_id!r} is already {run.status.value}")
-        task = self._tasks.get(run_id)
-        if task is not None:
-            await self._cancel(run_id, task, reason, STOP_WAIT_SECONDS)
-            return await self.get(run_id, owner=owner)
         if not await self.runs.request_stop(run_id, reason):
             run = await self.get(run_id, owner=owner)
             raise ConflictError(f"run {run_id!r} is already {run.status.value}")
@@ -483,7 +506,7 @@ class RunService:
                     self._spawn(run_id, owner, self.loop.wake(run_id, epoch, self.control))
                     await asyncio.wait({self._tasks[run_id]}, timeout=left)
                     break
-            if await self._take_over(run_id, lease[0]):
+            if await self._take_over(run_id, lease[0], orphan=True):
                 await asyncio.wait({self._tasks[run_id]}, timeout=left)
                 break
             await asyncio.sleep(min(left, STOP_POLL_SECONDS / 5))

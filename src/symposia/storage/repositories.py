@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -43,8 +43,15 @@ class RunRepository(Protocol):
         """Take the run's lease for this process; returns its new epoch (fencing token)."""
         ...
 
-    async def add_within(self, run: Run, limit: int) -> int | None:
-        """Add the run unless its owner has `limit` unfinished runs (then: how many)."""
+    async def add_within(
+        self,
+        run: Run,
+        limit: int,
+        lease_seconds: float,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> int | None:
+        """Add the run unless its owner has `limit` live runs (then: how many); nothing is
+        stored if `before_commit` fails."""
         ...
 
     async def expired(self, lease_seconds: float, limit: int = 100) -> list[tuple[str, int]]:
@@ -52,7 +59,7 @@ class RunRepository(Protocol):
         ...
 
     async def take_over(
-        self, run_id: str, seen_epoch: int, lease_seconds: float
+        self, run_id: str, seen_epoch: int, lease_seconds: float, *, mine: bool = False
     ) -> tuple[int, int] | None:
         """Claim an expired lease still at `seen_epoch`: (new epoch, takeovers), or None."""
         ...

@@ -13,7 +13,7 @@ differs, so an owner that paused while another claimed the run can never write a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,24 +95,40 @@ class SqlRunRepository:
         async with self._sessions.begin() as session:
             await self._insert(session, run)
 
-    async def add_within(self, run: Run, limit: int) -> int | None:
-        """Add the run unless its owner already has `limit` unfinished runs; then return how
-        many they have. The count and the insert are one transaction, serialised per owner
-        on PostgreSQL, so workers on one database hold the limit together."""
+    async def add_within(
+        self,
+        run: Run,
+        limit: int,
+        lease_seconds: float,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> int | None:
+        """Add the run unless its owner already has `limit` live runs (unfinished, lease
+        fresh: a run nobody generates does not hold a place); then return how many they
+        have. The count and the insert are one transaction, serialised per owner on
+        PostgreSQL, so workers on one database hold the limit together. `before_commit`
+        (the run's event stream being made) runs inside it: if it fails, nothing is stored."""
         async with self._sessions.begin() as session:
             connection = await session.connection()
             if connection.dialect.name == "postgresql":
                 await session.execute(
                     select(func.pg_advisory_xact_lock(func.hashtext(f"runs:{run.owner}")))
                 )
+            fresh = utcnow() - timedelta(seconds=lease_seconds)
             running = await session.scalar(
                 select(func.count())
                 .select_from(RunRow)
-                .where(_owned_by(run.owner), RunRow.status.in_(UNFINISHED))
+                .where(
+                    _owned_by(run.owner),
+                    RunRow.status.in_(UNFINISHED),
+                    RunRow.heartbeat_at >= fresh,
+                )
             )
             if running is not None and running >= limit:
                 return int(running)
             await self._insert(session, run)
+            await session.flush()
+            if before_commit is not None:
+                await before_commit()
             return None
 
     async def _insert(self, session: AsyncSession, run: Run) -> None:
@@ -241,11 +257,12 @@ class SqlRunRepository:
 
     async def claim(self, run_id: str) -> int:
         """Take the run's lease for this instance: bump its epoch (fencing out any earlier
-        holder) in one UPDATE, and return the new epoch, read in the same transaction."""
+        holder) in one UPDATE, and return the new epoch, read in the same transaction. A
+        run that ended meanwhile (stopped before it began) is not claimed: LookupError."""
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(RunRow)
-                .where(RunRow.id == run_id)
+                .where(RunRow.id == run_id, RunRow.status.in_(UNFINISHED))
                 .values(
                     lease_epoch=RunRow.lease_epoch + 1,
                     instance_id=self.instance_id,
@@ -279,15 +296,20 @@ class SqlRunRepository:
             return [(row.id, int(row.lease_epoch)) for row in rows]
 
     async def take_over(
-        self, run_id: str, seen_epoch: int, lease_seconds: float
+        self, run_id: str, seen_epoch: int, lease_seconds: float, *, mine: bool = False
     ) -> tuple[int, int] | None:
         """Claim a run whose lease expired, if it is still at `seen_epoch` and still expired:
-        of several processes trying at once, one wins. Returns (new epoch, takeovers so far)."""
+        of several processes trying at once, one wins. Returns (new epoch, takeovers so far).
+        With `mine`, a live lease held by this instance counts as expired too (the caller
+        knows no task of its own generates the run)."""
+        lapsed = self._expired(lease_seconds)
+        if mine:
+            lapsed = [lapsed[0], or_(lapsed[1], RunRow.instance_id == self.instance_id)]
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(RunRow)
                 .where(RunRow.id == run_id, RunRow.lease_epoch == seen_epoch)
-                .where(*self._expired(lease_seconds))
+                .where(*lapsed)
                 .values(
                     lease_epoch=seen_epoch + 1,
                     instance_id=self.instance_id,

@@ -239,3 +239,21 @@ class ResponseRow(Base):
     input: Mapped[list[Any]] = mapped_column(StorableJSON())
     body: Mapped[dict[str, Any]] = mapped_column(StorableJSON())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyKeyRow(Base):
+    """A request sent with an `Idempotency-Key`: the first of its principal with that key
+    claims the row (the primary key makes two workers racing resolve to one), and once it
+    succeeded the row holds its answer, replayed to a retry for `IDEMPOTENCY_KEY_SECONDS`.
+    `fingerprint` is a SHA-256 of the route and the request's body; `status` is null while
+    the first request is in flight."""
+
+    __tablename__ = "idempotency_keys"
+
+    principal: Mapped[str] = mapped_column(StorableString(200), primary_key=True)
+    key: Mapped[str] = mapped_column(StorableString(255), primary_key=True)
+    route: Mapped[str] = mapped_column(StorableString(200))
+    fingerprint: Mapped[str] = mapped_column(StorableString(64))
+    status: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
