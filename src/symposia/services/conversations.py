@@ -95,7 +95,7 @@ class ConversationService:
                 )
             seen.add(name)
             await self.check_model(agent.model, f"panel.agents.{i}.model")
-        if panel.prompt is not None and (problem := check_prompt(panel.prompt)) is not None:
+        if (problem := check_prompt(panel)) is not None:
             raise InvalidInputError(problem, "panel.prompt")
         fallback = panel.fallback.casefold()
         if fallback == SUPERVISOR:
