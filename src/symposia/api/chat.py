@@ -6,10 +6,12 @@ from fastapi import APIRouter, Depends, Response
 from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import ContainerDep, PrincipalDep, get_principal, rate_limited
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.api.schemas import ChatStreamRequest
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api/chat",
     tags=["chat"],
     dependencies=[Depends(get_principal)],

@@ -14,6 +14,7 @@ from symposia.api.deps import (
     get_principal,
     rate_limited,
 )
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.api.schemas import (
     ConversationCreate,
@@ -28,6 +29,7 @@ from symposia.errors import InvalidInputError
 from symposia.streaming.sse import finished_before, parse_last_event_id
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api/conversations",
     tags=["conversations"],
     dependencies=[Depends(get_principal)],

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from symposia.api.deps import ConversationsDep, PrincipalDep, RunsDep, get_principal, rate_limited
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import Responses, api_errors
 from symposia.export import (
     ExportFile,
@@ -24,6 +25,7 @@ from symposia.export import (
 from symposia.services.run_import import import_run
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api",
     tags=["exports"],
     dependencies=[Depends(get_principal)],

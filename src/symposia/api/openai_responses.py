@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from symposia.api.deps import Caller, ContainerDep, PrincipalDep, get_principal, rate_limited_caller
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.openai_compat import CLIENT_CLOSED_REQUEST, request_scope
 from symposia.api.responses import json_or_stream, openai_errors
 from symposia.api.responses_schemas import ResponsesBody
@@ -18,7 +19,7 @@ from symposia.streaming.request_scope import ClientGoneError
 
 
 def _router(prefix: str) -> APIRouter:
-    router = APIRouter(prefix=prefix, tags=["openai"])
+    router = APIRouter(route_class=BoundedJsonRoute, prefix=prefix, tags=["openai"])
 
     @router.post(
         "/responses",

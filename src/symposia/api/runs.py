@@ -16,6 +16,7 @@ from symposia.api.deps import (
     get_principal,
     rate_limited,
 )
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.api.schemas import (
     BotIn,
@@ -35,6 +36,7 @@ from symposia.settings import Settings
 from symposia.streaming.sse import finished_before, parse_last_event_id
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api",
     tags=["runs"],
     dependencies=[Depends(get_principal)],
@@ -132,6 +134,14 @@ async def update_bot(
 @router.post("/run/{run_id}/stop", responses=api_errors(404, 409))
 async def stop_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> dict[str, Any]:
     return run_summary(await runs.stop(run_id, owner=principal.id))
+
+
+@router.delete("/run/{run_id}", status_code=204, responses=api_errors(404))
+async def delete_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> Response:
+    """Delete the run with its transcript (another principal's is a 404). A run still
+    going on is stopped first: its stream ends with `done`. Runs branched from it stay."""
+    await runs.delete(run_id, owner=principal.id)
+    return Response(status_code=204)
 
 
 @router.get("/stream/{run_id}", response_class=EventSourceResponse, responses=api_errors(400, 404))

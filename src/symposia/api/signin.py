@@ -19,6 +19,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from symposia.api.deps import container_from
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.errors import NotFoundError, UnauthorizedError
 from symposia.security.client_address import client_address
@@ -27,7 +28,7 @@ from symposia.security.oidc import OidcSignIn
 from symposia.security.principals import Principal
 from symposia.security.sessions import sign_in, signed_in
 
-router = APIRouter(tags=["sign-in"])
+router = APIRouter(route_class=BoundedJsonRoute, tags=["sign-in"])
 
 PAGE = Template((Path(__file__).parents[1] / "web" / "signin.html").read_text("utf-8"))
 FORM_TOKEN = "form_token"  # noqa: S105 (a session key, not a secret)

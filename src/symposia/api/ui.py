@@ -12,13 +12,14 @@ from fastapi.staticfiles import StaticFiles
 
 from symposia import __version__
 from symposia.api.deps import ContainerDep, get_principal
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.errors import UnauthorizedError
 from symposia.storage.stats import counts
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 STATIC_PATH = "/static"
 
-router = APIRouter(tags=["ui"])
+router = APIRouter(route_class=BoundedJsonRoute, tags=["ui"])
 
 
 def static_files() -> StaticFiles:

@@ -14,6 +14,7 @@ this service polls every `STOP_POLL_SECONDS`; the running-runs limit is counted 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Coroutine, Iterable
@@ -488,6 +489,18 @@ class RunService:
                 break
             await asyncio.sleep(min(left, STOP_POLL_SECONDS / 5))
         return await self.get(run_id, owner=owner)
+
+    async def delete(self, run_id: str, *, owner: str | None) -> None:
+        """Remove the run and its transcript. A run still going on is stopped first (its
+        stream ends with `done`, as for any stop), then deleted; its branches stay, their
+        `parent_id` naming a run that is gone."""
+        run = await self.get(run_id, owner=owner)
+        if not run.status.finished:
+            with contextlib.suppress(ConflictError):  # it ended meanwhile
+                await self.stop(run_id, "deleted by user", owner=owner)
+        await self.runs.delete(run_id)
+        self._known_owners.pop(run_id, None)
+        self._stored.pop(run_id, None)
 
     async def _cancel(
         self, run_id: str, task: asyncio.Task[None], reason: str, wait: float
