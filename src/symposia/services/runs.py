@@ -112,7 +112,7 @@ class RunService:
     # A finished run's stream never changes: rebuilt once, kept for who joins next.
     _stored: dict[str, StoredStream] = field(default_factory=dict)
 
-    def _check_max_tokens(self, value: int, field: str) -> None:
+    def check_max_tokens(self, value: int, field: str) -> None:
         if value > self.max_tokens_limit:
             raise InvalidInputError(
                 f"{field} is {value}, above MAX_TOKENS_LIMIT ({self.max_tokens_limit})", field
@@ -146,7 +146,7 @@ class RunService:
         for index, bot in enumerate(run.bots):
             if bot.kind == "human":
                 continue  # a person: no model to check
-            self._check_max_tokens(bot.max_tokens, f"bots.{index}.max_tokens")
+            self.check_max_tokens(bot.max_tokens, f"bots.{index}.max_tokens")
             await self._check_model(bot.model, f"bots.{index}.model")
             for position, fallback in enumerate(bot.fallbacks):
                 await self._check_model(fallback, f"bots.{index}.fallbacks.{position}")
@@ -372,7 +372,7 @@ class RunService:
             if "model" in changes:
                 await self._check_model(changes["model"], f"bots.{index}.model")
             if "max_tokens" in changes:
-                self._check_max_tokens(changes["max_tokens"], f"bots.{index}.max_tokens")
+                self.check_max_tokens(changes["max_tokens"], f"bots.{index}.max_tokens")
             bots[index] = replace(bots[index], **changes)
         kept: list[Message] = []
         taken = 0
@@ -453,7 +453,7 @@ class RunService:
         if "model" in changes:
             await self._check_model(changes["model"], "model")
         if "max_tokens" in changes:
-            self._check_max_tokens(changes["max_tokens"], "max_tokens")
+            self.check_max_tokens(changes["max_tokens"], "max_tokens")
         bot = replace(run.bots[index], **changes)
         await self.runs.update_bot(run_id, index, bot)
         return await self.get(run_id, owner=owner)
