@@ -122,7 +122,7 @@ async def test_an_offset_beyond_64_bits_is_422(client: httpx.AsyncClient, path: 
     ],
 )
 async def test_a_nul_in_a_path_id_is_404(client: httpx.AsyncClient, method: str, path: str) -> None:
-    body = {"title": "x", "message": "x"} if method in ("PATCH", "POST") else None
+    body = {"POST": {"message": "x"}, "PATCH": {"title": "x"}}.get(method)
     response = await client.request(method, path.format(id="a%00b"), json=body)
     assert response.status_code == 404, response.text
     assert response.json()["code"] == "not_found"

@@ -53,7 +53,8 @@ def _download(file: ExportFile) -> Response:
     return Response(
         file.content,
         media_type=file.media_type,
-        headers={"Content-Disposition": file.disposition},
+        # nosniff: a browser takes the file as its declared type, never as a page.
+        headers={"Content-Disposition": file.disposition, "X-Content-Type-Options": "nosniff"},
     )
 
 

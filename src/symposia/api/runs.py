@@ -11,10 +11,10 @@ from sse_starlette import EventSourceResponse
 from symposia.api.deps import (
     ContainerDep,
     PrincipalDep,
+    RunAdmission,
     RunsDep,
     SettingsDep,
     get_principal,
-    rate_limited,
 )
 from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
@@ -64,16 +64,17 @@ def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
     )
 
 
-@router.post(
-    "/run",
-    status_code=201,
-    dependencies=[rate_limited("runs")],
-    responses=api_errors(400, 413, 429),
-)
+@router.post("/run", status_code=201, responses=api_errors(400, 413, 429))
 async def create_run(
-    body: RunCreate, runs: RunsDep, settings: SettingsDep, principal: PrincipalDep
+    body: RunCreate,
+    runs: RunsDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    admission: RunAdmission,
 ) -> dict[str, Any]:
-    """Start a run; its turns go on in the background. Watch it at `/api/stream/{id}`."""
+    """Start a run; its turns go on in the background. Watch it at `/api/stream/{id}`.
+    Only a run started counts against RATE_LIMIT_RUNS (not one refused, by
+    MAX_CONCURRENT_RUNS_PER_PRINCIPAL say)."""
     if body.preset is not None:
         base = preset_named(body.preset).with_model(settings.default_model)
         given = body.model_dump(include=body.model_fields_set, by_alias=False)
@@ -92,6 +93,7 @@ async def create_run(
         ending=body.termination,
         on_human_timeout=body.on_human_timeout,
     )
+    await admission.count()
     return {
         "id": run.id,
         "status": run.status.value,
@@ -174,14 +176,9 @@ async def say_in_run(
     return {"run_id": run_id, "message": message.to_dict()}
 
 
-@router.post(
-    "/run/{run_id}/branch",
-    status_code=201,
-    dependencies=[rate_limited("runs")],
-    responses=api_errors(400, 404, 413, 429),
-)
+@router.post("/run/{run_id}/branch", status_code=201, responses=api_errors(400, 404, 413, 429))
 async def branch_run(
-    run_id: str, body: RunBranch, runs: RunsDep, principal: PrincipalDep
+    run_id: str, body: RunBranch, runs: RunsDep, principal: PrincipalDep, admission: RunAdmission
 ) -> dict[str, Any]:
     """Start a new run from the first `at_turn` turns of this one (it may still be going on),
     with the same topic, policy and termination, and the bot changes given; the new run
@@ -192,6 +189,7 @@ async def branch_run(
             raise InvalidInputError(f"bot {change.index} is changed twice", "bots")
         changes[change.index] = change.model_dump(exclude_none=True, exclude={"index"})
     run = await runs.branch(run_id, body.at_turn, changes, body.max_turns, owner=principal.id)
+    await admission.count()
     return {
         "id": run.id,
         "status": run.status.value,

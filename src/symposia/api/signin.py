@@ -27,6 +27,7 @@ from symposia.security.csrf import HEADER, check_csrf
 from symposia.security.oidc import OidcSignIn
 from symposia.security.principals import Principal
 from symposia.security.sessions import sign_in, signed_in
+from symposia.security.signin_limits import SignInLimits
 
 router = APIRouter(route_class=BoundedJsonRoute, tags=["sign-in"])
 
@@ -118,6 +119,9 @@ async def signin(
     if not isinstance(expected, str) or not hmac.compare_digest(form_token, expected):
         return _page(request, target, "The sign-in form expired; please try again.", 403)
     key_id = None
+    limits = SignInLimits(container.limiter)
+    user = username if method == "basic" else None
+    await limits.check(None, user)  # the client's every attempt is counted above
     try:
         if method == "basic":
             principal = await container.auth.password(username, password)
@@ -125,6 +129,7 @@ async def signin(
             principal = await container.auth.api_key(api_key.strip())
             key_id = principal.name
     except UnauthorizedError as exc:
+        await limits.failed(None, user)
         return _page(request, target, _sentence(exc.message), 401, username)
     sign_in(request.session, principal, key_id)
     return RedirectResponse(target, status_code=303)

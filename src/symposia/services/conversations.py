@@ -70,11 +70,12 @@ class ConversationService:
         if provider.name not in LOCAL_PROVIDERS:
             await self.catalog.check(provider, model, field_name)
 
-    def check_text(self, text: str) -> None:
+    def check_text(self, text: str, field: str | None = None) -> None:
         if len(text) > self.limits.max_message_chars:
             raise PayloadTooLargeError(
-                f"message is {len(text)} characters; the limit is "
-                f"{self.limits.max_message_chars} (MAX_MESSAGE_CHARS)"
+                f"{field or 'message'} is {len(text)} characters; the limit is "
+                f"{self.limits.max_message_chars} (MAX_MESSAGE_CHARS)",
+                field,
             )
 
     async def check_panel(self, panel: Panel) -> Panel:
