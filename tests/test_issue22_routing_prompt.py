@@ -118,3 +118,44 @@ def test_the_default_prompt_passes_its_own_check_and_fills_every_placeholder() -
     assert "{" not in text.replace('{"agent"', "")
     assert "ana: earlier" in text
     assert "why?" in text
+
+
+POLICY_PROMPTS = [
+    ("selector", "prompt", "{candidates} {candidates:>50000000}"),
+    ("selector", "prompt", "{candidates} {topic.nope}"),
+    ("selector", "prompt", "{candidates}" + "{history}" * 3000),  # over TEMPLATE_MAX
+    ("rounds", "judge_prompt", "{answers} {topic:>50000000}"),
+    ("rounds", "judge_prompt", "{answers} {topic[0]}"),
+]
+
+
+@pytest.mark.parametrize(("policy", "key", "prompt"), POLICY_PROMPTS)
+async def test_a_policy_prompt_is_no_format_string_either(
+    client: httpx.AsyncClient, policy: str, key: str, prompt: str
+) -> None:
+    """The selector's `prompt` and the rounds judge's `judge_prompt` are client templates
+    too: the same placeholders-only rule, 422 naming the setting."""
+    bots = [{"name": "A", "model": "scripted/echo"}, {"name": "B", "model": "scripted/echo"}]
+    config: dict[str, object] = {key: prompt}
+    if policy == "rounds":
+        config["aggregation"] = "judge"
+    body = {"topic": "t", "bots": bots, "policy": policy, "policy_config": config}
+    response = await client.post("/api/run", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == f"policy_config.{key}"
+    assert len(response.content) < 2000
+    assert (await client.get("/api/runs")).json()["items"] == []
+
+
+def test_a_stored_policy_prompt_renders_literally_and_bounded() -> None:
+    """A selector prompt stored before the check renders its format syntax as text."""
+    from symposia.domain.models import BotConfig, Run
+    from symposia.orchestration import prompt_template
+    from symposia.orchestration.policies import selector
+
+    bots = [BotConfig(name=n, model="scripted/echo", system_prompt="") for n in "AB"]
+    run = Run(topic="t", bots=bots, max_turns=2)
+    text = selector._render(run, "{candidates:>50000000} {topic.x} {candidates}", [1])
+    assert text == "{candidates:>50000000} {topic.x} B"
+    huge = selector._render(run, "{history}" * 20_000, [0])
+    assert len(huge) == prompt_template.FILLED_MAX

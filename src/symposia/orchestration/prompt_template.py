@@ -13,6 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 
+# A template a client writes (a policy's prompt); and the most a filled one may hold, so
+# that a placeholder written thousands of times cannot build a prompt of any size.
+TEMPLATE_MAX = 20_000
+FILLED_MAX = 64_000
 # `{{`, `}}`, a `{...}` with no brace inside, or a lone brace: each token once, in order.
 _TOKEN = re.compile(r"\{\{|\}\}|\{[^{}]*\}|[{}]")
 
@@ -31,14 +35,30 @@ def problems(template: str, names: Collection[str]) -> list[str]:
     return found
 
 
+def invalid(template: object, names: Collection[str], required: str) -> str | None:
+    """Why `template` cannot be a prompt filling `names` and holding `{required}` (too
+    long, other braces), or None when it can."""
+    listed = ", ".join("{" + name + "}" for name in names)
+    if not isinstance(template, str):
+        return f"must be a string containing {{{required}}}"
+    if len(template) > TEMPLATE_MAX:
+        return f"is {len(template)} characters; the limit is {TEMPLATE_MAX}"
+    wrong = problems(template, names)
+    if wrong:
+        return f"can use only {listed} (and {{{{, }}}} for a brace), not {', '.join(wrong)}"
+    if count(template, required) == 0:
+        return f"must contain {{{required}}}"
+    return None
+
+
 def count(template: str, name: str) -> int:
     """How many times `{name}` is filled in."""
     return sum(match.group() == "{" + name + "}" for match in _TOKEN.finditer(template))
 
 
-def fill(template: str, values: Mapping[str, str]) -> str:
+def fill(template: str, values: Mapping[str, str], limit: int = FILLED_MAX) -> str:
     """`template` with each `{name}` of `values` replaced by its value, as is, and doubled
-    braces made single; everything else is left as written."""
+    braces made single; everything else is left as written. At most `limit` characters."""
 
     def replace(match: re.Match[str]) -> str:
         token = match.group()
@@ -47,4 +67,4 @@ def fill(template: str, values: Mapping[str, str]) -> str:
         value = values.get(token[1:-1]) if len(token) > 2 else None
         return token if value is None else value
 
-    return _TOKEN.sub(replace, template)
+    return _TOKEN.sub(replace, template)[:limit]
