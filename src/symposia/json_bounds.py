@@ -19,33 +19,65 @@ MAX_JSON_DEPTH = 64
 # needs, a bound on what one stored document costs every reader of it.
 MAX_JSON_VALUES = 100_000
 CLIPPED = f"(nested deeper than {MAX_JSON_DEPTH} levels; not kept)"
-_CONTAINERS = (dict, list)
+_CONTAINERS = (dict, list)  # what JSON parses to: exact types, tested with `type(...) in`
 
 
 def _container(value: Any) -> bool:
     return isinstance(value, _CONTAINERS)
 
 
+def _over(value: Any) -> bool:
+    """Whether `value` is over either bound: one pass, no paths kept (the common case)."""
+    stack = [(value, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        if depth >= MAX_JSON_DEPTH:
+            return True
+        seen += len(item)
+        if seen > MAX_JSON_VALUES:
+            return True
+        below = depth + 1
+        children = item.values() if type(item) is dict else item
+        stack.extend([(child, below) for child in children if type(child) in _CONTAINERS])
+    return False
+
+
+def _deepest(value: Any) -> tuple[str | int, ...] | None:
+    """The path of a container nested MAX_JSON_DEPTH deep (recursion bounded by it)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if len(path) >= MAX_JSON_DEPTH:
+            return path
+        children = item.items() if isinstance(item, dict) else enumerate(item)
+        stack.extend((child, (*path, key)) for key, child in children if _container(child))
+    return None
+
+
+def _count(value: Any) -> int:
+    """Values in `value`, itself included."""
+    total, stack = 1, [value]
+    while stack:
+        item = stack.pop()
+        total += len(item)
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend(child for child in children if _container(child))
+    return total
+
+
 def excess(value: Any) -> tuple[str, tuple[str | int, ...]] | None:
     """What is over the bounds in `value` (nested deeper than MAX_JSON_DEPTH, or more
     than MAX_JSON_VALUES values) and where: the path of the container found too deep, or
     of the top-level field holding the most. None when within them. No recursion."""
-    if not _container(value):
+    if not _container(value) or not _over(value):
         return None
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
-    seen = 0
-    while stack:
-        item, path = stack.pop()
-        if len(path) >= MAX_JSON_DEPTH:
-            return f"is nested deeper than {MAX_JSON_DEPTH} levels", path
-        children = item.items() if isinstance(item, dict) else enumerate(item)
-        for key, child in children:
-            seen += 1
-            if seen > MAX_JSON_VALUES:
-                return f"holds more than {MAX_JSON_VALUES} values", path[:1] or (key,)
-            if _container(child):
-                stack.append((child, (*path, key)))
-    return None
+    path = _deepest(value)
+    if path is not None:
+        return f"is nested deeper than {MAX_JSON_DEPTH} levels", path
+    fields = value.items() if isinstance(value, dict) else enumerate(value)
+    sizes = [(_count(child) if _container(child) else 1, key) for key, child in fields]
+    return f"holds more than {MAX_JSON_VALUES} values", (max(sizes)[1],)
 
 
 def field_of(path: tuple[str | int, ...], keep: int = 4) -> str:
