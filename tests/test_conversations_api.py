@@ -183,7 +183,7 @@ async def test_empty_and_oversized_messages(
 async def test_unknown_conversation_is_404(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
-    body = {"message": "hi", "title": "t"} if method in ("POST", "PATCH") else None
+    body = {"POST": {"message": "hi"}, "PATCH": {"title": "t"}}.get(method)
     response = await client.request(method, path.format(id="nope"), json=body)
     assert response.status_code == 404
     assert "nope" in response.json()["message"]

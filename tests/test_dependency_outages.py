@@ -224,7 +224,7 @@ async def test_a_run_refused_by_the_event_log_is_not_created(
             redis_url=f"redis://127.0.0.1:{proxy.port}/0",
         )
         proxy.cut() if fault == "cut" else proxy.stall()
-        with pytest.raises(UnavailableError, match="event log .*unreachable"):
+        with pytest.raises(UnavailableError, match=r"event log .*unreachable"):
             await server.runs.create("t", _bots(), TURNS, owner="dev")
         proxy.restore()
         await asyncio.sleep(1.5)  # a lease and a sweep: nothing to take over

@@ -122,7 +122,7 @@ async def test_an_offset_beyond_64_bits_is_422(client: httpx.AsyncClient, path: 
     ],
 )
 async def test_a_nul_in_a_path_id_is_404(client: httpx.AsyncClient, method: str, path: str) -> None:
-    body = {"title": "x", "message": "x"} if method in ("PATCH", "POST") else None
+    body = {"POST": {"message": "x"}, "PATCH": {"title": "x"}}.get(method)
     response = await client.request(method, path.format(id="a%00b"), json=body)
     assert response.status_code == 404, response.text
     assert response.json()["code"] == "not_found"
@@ -190,3 +190,28 @@ async def test_only_connection_failures_count_as_an_outage(
     with socket.socket() as sock, pytest.raises(ConnectionRefusedError) as other:
         sock.connect(("127.0.0.1", free_port()))
     assert not is_connection_failure(other.value)
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+async def test_deep_nesting_in_an_update_is_422_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """Issue 22: a body nested ~254 levels deep was stored and broke every later read."""
+    conversation = (await client.post("/api/conversations", json={"title": "t"})).json()
+    path = f"/api/conversations/{conversation['id']}"
+    tool = {"type": "function", "function": {"name": "f", "parameters": _nested(300)}}
+    patched = await client.patch(path, json={"tools": [tool]})
+    assert patched.status_code == 422, patched.text
+    assert patched.json()["field"].startswith("tools.0.function.parameters")
+    assert (await client.get(path)).json() == conversation
+    run = (await client.post("/api/run", json={"topic": "t", "bots": BOTS})).json()
+    bot = await client.patch(f"/api/run/{run['id']}/bot/0", json={"temperature": _nested(300)})
+    assert bot.status_code == 422
+    assert bot.json()["field"].startswith("temperature")
+    assert (await client.get("/api/conversations")).status_code == 200

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -136,3 +137,44 @@ def _known_model_too(context: schemathesis.HookContext, body: Any) -> st.SearchS
 )
 def test_api_keeps_its_contract(case: schemathesis.Case, target: Target) -> None:
     case.call_and_validate(app=target.app, headers=target.headers, checks=CHECKS, timeout=10)
+
+
+def _json_operations() -> list[tuple[str, str]]:
+    """Every operation of the document that takes a JSON body."""
+    found = []
+    for path, operations in _document()["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in content:
+                found.append((method.upper(), path))
+    return found
+
+
+def _deep(levels: int) -> Any:
+    value: Any = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.fixture(scope="module")
+def dev_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    with pytest.MonkeyPatch.context() as env:
+        for name in ISOLATED_ENV:
+            env.delenv(name, raising=False)
+        database = tmp_path_factory.mktemp("deep") / "symposia.db"
+        with TestClient(create_app(make_settings(database_url=f"sqlite:///{database}"))) as c:
+            yield c
+
+
+@pytest.mark.parametrize(("method", "path"), _json_operations())
+def test_every_json_body_is_bounded_in_depth(
+    method: str, path: str, dev_client: TestClient
+) -> None:
+    """Issue 22: JSON nested ~254 levels in any body was accepted and stored, and broke
+    every read of it after. Each operation taking JSON refuses it first, naming the field."""
+    url = path.replace("{", "").replace("}", "")  # any id: the body is read first
+    response = dev_client.request(method, url, json={"model": MODEL, "deep": _deep(300)})
+    assert response.status_code in (400, 422), response.text
+    assert "nested deeper than" in response.text
+    assert "deep.a.a" in response.text

@@ -166,16 +166,15 @@ async def test_another_principals_objects_are_404_everywhere(
 ) -> None:
     alice, bob = await _key(secure, "alice"), await _key(secure, "bob")
     bots = [{"name": "A", "model": "scripted/echo"}, {"name": "B", "model": "scripted/echo"}]
-    run_id = (
-        await http.post(
-            "/api/run",
-            headers=alice,
-            json={"topic": "t", "bots": bots, "max_turns": 1, "owner": "bob"},
-        )
-    ).json()["id"]
+    run_body = {"topic": "t", "bots": bots, "max_turns": 1}
+    for path, body in (("/api/run", run_body), ("/api/conversations", {"title": "mine"})):
+        claimed = await http.post(path, headers=alice, json={**body, "owner": "bob"})
+        assert claimed.status_code == 422  # no body names its owner
+        assert claimed.json()["field"] == "owner"
+    run_id = (await http.post("/api/run", headers=alice, json=run_body)).json()["id"]
     await wait_done(secure, run_id)
     conversation = (
-        await http.post("/api/conversations", headers=alice, json={"title": "mine", "owner": "bob"})
+        await http.post("/api/conversations", headers=alice, json={"title": "mine"})
     ).json()
     await http.post(
         f"/api/conversations/{conversation['id']}/messages", headers=alice, json={"message": "hi"}
@@ -361,7 +360,8 @@ async def test_redis_down_fails_open(
     assert [r.status_code for r in responses] == [201] * 12
     warnings = [r for r in caplog.records if "rate-limit storage unreachable" in r.getMessage()]
     assert len(warnings) == 1  # once a minute, not once a request
-    assert "symposia_rate_limit_redis_fallbacks_total 12.0" in (await http.get("/metrics")).text
+    # Two storage calls per run, both failing open: the check, and the count once admitted.
+    assert "symposia_rate_limit_redis_fallbacks_total 24.0" in (await http.get("/metrics")).text
     health = await http.get("/health")
     assert health.json()["redis"] == "degraded"
 
@@ -467,37 +467,22 @@ async def test_too_many_running_runs_is_429(
     assert "MAX_CONCURRENT_RUNS_PER_PRINCIPAL" in codes[2].json()["message"]
 
 
-async def test_fields_that_would_redirect_provider_traffic_are_ignored(
+async def test_fields_that_would_redirect_provider_traffic_are_refused(
     http: httpx.AsyncClient, secure: Container
 ) -> None:
+    """Unknown fields are a 422 naming them, never dropped in silence (issue 22)."""
     alice = await _key(secure)
-    bots = [
-        {
-            "name": "A",
-            "model": "scripted/echo",
-            "base_url": "http://evil.test",
-            "headers": {"X-Evil": "1"},
-            "api_key": "stolen",
-        },
-        {"name": "B", "model": "scripted/echo"},
-    ]
-    response = await http.post(
-        "/api/run",
-        headers=alice,
-        json={"topic": "t", "bots": bots, "max_turns": 1, "base_url": "http://evil.test"},
-    )
-    assert response.status_code == 201
-    bot = (await http.get(f"/api/run/{response.json()['id']}", headers=alice)).json()["bots"][0]
-    assert set(bot) == {
-        "name",
-        "model",
-        "system_prompt",
-        "temperature",
-        "max_tokens",
-        "fallbacks",
-        "kind",
-        "description",
-    }
+    sneaky = {"base_url": "http://evil.test", "headers": {"X-Evil": "1"}, "api_key": "stolen"}
+    for name, value in sneaky.items():
+        bots = [{"name": "A", "model": "scripted/echo", name: value}, {"name": "B"}]
+        response = await http.post("/api/run", headers=alice, json={"topic": "t", "bots": bots})
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == f"bots.0.{name}"
+    top = {"topic": "t", "max_turns": 1, "base_url": "http://evil.test"}
+    response = await http.post("/api/run", headers=alice, json=top)
+    assert response.status_code == 422
+    assert response.json()["field"] == "base_url"
+    assert (await http.get("/api/runs", headers=alice)).json()["items"] == []
 
 
 @pytest.mark.parametrize("secure_overrides", [{"cors_origins": ["https://app.example.test"]}])

@@ -54,6 +54,13 @@ async def test_edit_bot_answers_what_the_patch_route_answers(
             expected = await http.patch(f"/api/run/{run}{path}", json=body)
             assert error_of(answer) == http_error(expected), (fields, answer)
             assert answer["ref"] == n
+        deep: dict[str, Any] = {}
+        for _ in range(300):  # issue 22: bounded in depth over the socket too
+            deep = {"a": deep}
+        answer = await command(ws, type="edit_bot", ref="d", index=0, body={"temperature": deep})
+        assert error_of(answer) == (422, "invalid_input")
+        assert answer["field"].startswith("body.temperature.a"), answer
+        assert "nested deeper" in answer["message"]
 
 
 async def test_say_and_stop_over_the_socket(

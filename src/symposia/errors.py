@@ -117,6 +117,15 @@ class PayloadTooLargeError(SymposiaError):
     status_code = 413
     code = "payload_too_large"
 
+    def __init__(self, message: str, field: str | None = None) -> None:
+        """`field`: the one too large, where there is one (`param` under `/v1`)."""
+        super().__init__(message)
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        found = super().to_dict()
+        return found if self.field is None else {**found, "field": self.field}
+
 
 class UnavailableError(SymposiaError):
     status_code = 503

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from symposia import __version__
 from symposia.app import container_of, create_app
@@ -128,3 +128,27 @@ async def test_phone_width_and_keyboard(
         await expect(page.get_by_role("heading", name="Chats")).to_be_visible()
     finally:
         await context.close()
+
+
+async def test_the_page_works_under_its_content_security_policy(
+    page: Page, live: LiveServer, scripted: ScriptedProvider
+) -> None:
+    """Issue 22: `/` is sent with a CSP (its own scripts and styles only, no framing); the
+    page, its debates and its chats still work under it, with no violation reported."""
+    violations: list[str] = []
+
+    def report(text: str) -> None:
+        violations.append(text)
+
+    page.on("console", lambda m: report(m.text) if "Content Security" in m.text else None)
+    await page.expose_function("reportViolation", report)
+    await page.add_init_script(
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.reportViolation(e.violatedDirective + ' ' + e.blockedURI))"
+    )
+    run_id = await start_run(live.base_url, "scripted/echo", max_turns=2)
+    await open_page(page, live.base_url, f"/run/{run_id}")
+    await expect(page.locator(".status .badge")).to_have_text("completed")
+    await open_page(page, live.base_url, "/chats")
+    await expect(page.get_by_role("heading", name="Chats")).to_be_visible()
+    assert violations == []

@@ -12,12 +12,14 @@ from symposia.api.deps import (
     get_principal,
     rate_limited,
 )
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.api.schemas import ChatStreamRequest
 from symposia.services.conversations import ConversationService
 from symposia.services.idempotency import Outcome
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api/chat",
     tags=["chat"],
     dependencies=[Depends(get_principal)],

@@ -16,6 +16,7 @@ from symposia.api.deps import (
     get_principal,
     rate_limited,
 )
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.api.schemas import (
     ConversationCreate,
@@ -33,6 +34,7 @@ from symposia.services.idempotency import Outcome
 from symposia.streaming.sse import finished_before, parse_last_event_id
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api/conversations",
     tags=["conversations"],
     dependencies=[Depends(get_principal)],

@@ -9,8 +9,10 @@ from fastapi import Depends, Header, Request
 from starlette.requests import HTTPConnection
 
 from symposia.container import Container
+from symposia.errors import UnauthorizedError
 from symposia.security.client_address import client_address
 from symposia.security.principals import Principal
+from symposia.security.signin_limits import SignInLimits, basic_user
 from symposia.services.conversations import ConversationService
 from symposia.services.runs import RunService
 from symposia.settings import Settings
@@ -46,11 +48,31 @@ async def get_principal(request: HTTPConnection) -> Principal:
     `HTTPConnection`, so a WebSocket is authenticated the same way (api/ws.py): by its
     headers, or by the browser session (`scope["session"]`, see security.sessions)."""
     scope = request.scope
-    principal = await container_from(request).auth.principal(
-        request.headers, scope.get("session"), scope.get("method", "GET")
-    )
+    container = container_from(request)
+    user = None if container.settings.dev_mode else basic_user(request.headers)
+    if user is None:
+        principal = await container.auth.principal(
+            request.headers, scope.get("session"), scope.get("method", "GET")
+        )
+    else:
+        principal = await _basic_principal(request, container, user)
     request.state.principal = principal
     return principal
+
+
+async def _basic_principal(request: HTTPConnection, container: Container, user: str) -> Principal:
+    """An HTTP Basic sign-in, limited as the sign-in form's: failures count per client
+    and per user name (RATE_LIMIT_SIGNIN), and over the limit it is a 429."""
+    limits = SignInLimits(container.limiter)
+    address = client_of(request, container)
+    await limits.check(address, user)
+    try:
+        return await container.auth.principal(
+            request.headers, None, request.scope.get("method", "GET")
+        )
+    except UnauthorizedError:
+        await limits.failed(address, user)
+        raise
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -64,6 +86,34 @@ def rate_limited(scope: str) -> Any:
         await count_request(request, container_from(request), principal, scope)
 
     return Depends(hit)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request checked against its scope's limit but not yet counted: the route counts
+    it once admitted, so a refusal further on (the running-runs limit) costs nothing."""
+
+    container: Container
+    scope: str
+    key: str | None  # None: no limits (DEV_MODE)
+
+    async def count(self) -> None:
+        if self.key is not None:
+            await self.container.limiter.count(self.scope, self.key)
+
+
+def limited_when_admitted(scope: str) -> Any:
+    """A dependency giving an `Admission` for `scope`: 429 with Retry-After when the
+    caller's window is already full, counted by the route only when admitted."""
+
+    async def admission(request: Request, principal: PrincipalDep) -> Admission:
+        container = container_from(request)
+        key = limit_key(request, container, principal)
+        if key is not None:
+            await container.limiter.check(scope, key)
+        return Admission(container, scope, key)
+
+    return Depends(admission)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,20 +139,30 @@ async def count_request(
     request: HTTPConnection, container: Container, principal: Principal, scope: str
 ) -> None:
     """Count one request (or WebSocket command) against `scope`'s limit: 429 over it."""
+    key = limit_key(request, container, principal)
+    if key is not None:
+        await container.limiter.hit(scope, key)
+
+
+def limit_key(request: HTTPConnection, container: Container, principal: Principal) -> str | None:
+    """Whose window a request counts in: its principal's, or unauthenticated, its client
+    address's; None in DEV_MODE, which has no limits."""
     if container.settings.dev_mode:
-        return
+        return None
     if principal.authenticated:
-        key = principal.id
-    else:
-        peer = request.client.host if request.client else None
-        key = "ip:" + client_address(
-            peer, request.headers.get("x-forwarded-for"), container.trusted_proxies
-        )
-    await container.limiter.hit(scope, key)
+        return principal.id
+    return "ip:" + client_of(request, container)
+
+
+def client_of(request: HTTPConnection, container: Container) -> str:
+    """The client's address: the peer's, or X-Forwarded-For's from a trusted proxy."""
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"), container.trusted_proxies)
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
 RunsDep = Annotated[RunService, Depends(get_runs)]
+RunAdmission = Annotated[Admission, limited_when_admitted("runs")]
 ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 # `Idempotency-Key` (services.idempotency): a retry with it creates nothing twice.

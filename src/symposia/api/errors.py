@@ -36,6 +36,17 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _error_of(error: dict[str, Any]) -> dict[str, str]:
+    """One validation error as `{field, message}`. A body that is not JSON is the body's
+    error: FastAPI puts the character offset where a field goes."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        where = f" at character {loc[-1]}" if len(loc) > 1 else ""
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        return {"field": "body", "message": f"not valid JSON: {reason}{where}"}
+    return {"field": _field_name(loc), "message": error.get("msg", "invalid")}
+
+
 DATABASE_DOWN = "the database is unavailable right now; try again shortly"
 
 
@@ -57,10 +68,7 @@ async def _symposia_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
-        for e in exc.errors()
-    ]
+    errors = [_error_of(e) for e in exc.errors()]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}"
     if _openai_path(request):  # `param` names a parameter; the body as a whole is none

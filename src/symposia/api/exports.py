@@ -10,9 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
+from pydantic import ValidationError
 
 from symposia.api.deps import ConversationsDep, PrincipalDep, RunsDep, get_principal, rate_limited
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import Responses, api_errors
+from symposia.api.schemas import RunCreate
+from symposia.errors import InvalidInputError
 from symposia.export import (
     ExportFile,
     ExportFormat,
@@ -24,6 +28,7 @@ from symposia.export import (
 from symposia.services.run_import import import_run
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api",
     tags=["exports"],
     dependencies=[Depends(get_principal)],
@@ -48,7 +53,8 @@ def _download(file: ExportFile) -> Response:
     return Response(
         file.content,
         media_type=file.media_type,
-        headers={"Content-Disposition": file.disposition},
+        # nosniff: a browser takes the file as its declared type, never as a page.
+        headers={"Content-Disposition": file.disposition, "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -79,6 +85,31 @@ async def export_conversation(
     return _download(await render(conversation_transcript(conversation, messages), fmt))
 
 
+def check_as_new_run(document: RunTranscript) -> None:
+    """The document's settings as POST /api/run validates them (topic, bots, policy,
+    termination), a 422 naming the field otherwise. Not its transcript, which may be
+    longer than a new run allows, nor its max_turns."""
+    bots = []
+    for index, bot in enumerate(document.bots):
+        if bot.kind == "bot" and not bot.model:
+            raise InvalidInputError("a bot needs a model", f"bots.{index}.model")
+        bots.append(bot.model_dump(exclude={"model"}) | {"model": bot.model or None})
+    settings = {
+        "topic": document.topic,
+        "bots": bots,
+        "policy": document.policy,
+        "policy_config": document.policy_config,
+        "termination": document.termination,
+        "on_human_timeout": document.on_human_timeout,
+    }
+    try:
+        RunCreate.model_validate(settings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "bots"  # unique names
+        raise InvalidInputError(f"{field}: {first['msg']}", field) from None
+
+
 @router.post(
     "/runs/import",
     status_code=201,
@@ -91,6 +122,7 @@ async def import_run_export(
     """Recreate a run from its JSON export (format `symposia.transcript`, version 1) as a
     finished run you own, with its transcript, edits and settings; nothing is generated.
     New ids; branch links are not carried. To run the debate again, branch it at turn 0."""
+    check_as_new_run(body)
     run = await import_run(runs, body, owner=principal.id)
     return {
         "id": run.id,

@@ -12,9 +12,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from symposia import __version__
 from symposia.api.deps import ContainerDep
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.container import Container
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=BoundedJsonRoute, tags=["health"])
 
 
 DB_CHECK_TIMEOUT_SECONDS = 2.0

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from symposia.api.deps import container_from, get_principal
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=BoundedJsonRoute, tags=["operations"])
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=api_errors(401))

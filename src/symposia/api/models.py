@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from symposia.api.deps import ContainerDep, get_principal
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api",
     tags=["models"],
     dependencies=[Depends(get_principal)],

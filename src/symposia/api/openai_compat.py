@@ -19,6 +19,7 @@ from symposia.api.deps import (
     get_principal,
     rate_limited_caller,
 )
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.openai_schemas import ChatCompletionBody
 from symposia.api.responses import json_or_stream, openai_errors
 from symposia.container import Container
@@ -52,7 +53,7 @@ def _model_object(entry: dict[str, str]) -> dict[str, Any]:
 
 
 def _router(prefix: str) -> APIRouter:
-    router = APIRouter(prefix=prefix, tags=["openai"])
+    router = APIRouter(route_class=BoundedJsonRoute, prefix=prefix, tags=["openai"])
 
     @router.post(
         "/chat/completions",

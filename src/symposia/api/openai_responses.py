@@ -17,6 +17,7 @@ from symposia.api.deps import (
     get_principal,
     rate_limited_caller,
 )
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.openai_compat import CLIENT_CLOSED_REQUEST, request_scope
 from symposia.api.responses import json_or_stream, openai_errors
 from symposia.api.responses_schemas import ResponsesBody
@@ -27,7 +28,7 @@ from symposia.streaming.responses_events import ResponseEvents
 
 
 def _router(prefix: str) -> APIRouter:
-    router = APIRouter(prefix=prefix, tags=["openai"])
+    router = APIRouter(route_class=BoundedJsonRoute, prefix=prefix, tags=["openai"])
 
     @router.post(
         "/responses",

@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from symposia.api.deps import get_principal
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.orchestration.policies import POLICIES
 from symposia.orchestration.presets import PRESETS
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api",
     tags=["runs"],
     dependencies=[Depends(get_principal)],

@@ -13,11 +13,12 @@ from symposia.api.deps import (
     ContainerDep,
     IdempotencyKeyDep,
     PrincipalDep,
+    RunAdmission,
     RunsDep,
     SettingsDep,
     get_principal,
-    rate_limited,
 )
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.api.schemas import (
     BotIn,
@@ -39,6 +40,7 @@ from symposia.settings import Settings
 from symposia.streaming.sse import finished_before, parse_last_event_id
 
 router = APIRouter(
+    route_class=BoundedJsonRoute,
     prefix="/api",
     tags=["runs"],
     dependencies=[Depends(get_principal)],
@@ -69,7 +71,6 @@ def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
 @router.post(
     "/run",
     status_code=201,
-    dependencies=[rate_limited("runs")],
     responses=api_errors(400, 409, 413, 429),
 )
 async def create_run(
@@ -79,13 +80,18 @@ async def create_run(
     principal: PrincipalDep,
     container: ContainerDep,
     http: Request,
+    admission: RunAdmission,
     idempotency_key: IdempotencyKeyDep = None,
 ) -> Response:
     """Start a run; its turns go on in the background. Watch it at `/api/stream/{id}`.
-    With `Idempotency-Key`, a retry answers the run the first request started."""
+    With `Idempotency-Key`, a retry answers the run the first request started. Only a
+    run started counts against RATE_LIMIT_RUNS (not one refused, by
+    MAX_CONCURRENT_RUNS_PER_PRINCIPAL say, nor a retry answered from its key)."""
 
     async def start() -> Outcome:
-        return 201, await _start_run(body, runs, settings, principal)
+        started = await _start_run(body, runs, settings, principal)
+        await admission.count()
+        return 201, started
 
     given = body.model_dump(mode="json", exclude_unset=True)
     answer = await container.idempotency.answer(
@@ -159,6 +165,14 @@ async def stop_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> dict[
     return run_summary(await runs.stop(run_id, owner=principal.id))
 
 
+@router.delete("/run/{run_id}", status_code=204, responses=api_errors(404))
+async def delete_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> Response:
+    """Delete the run with its transcript (another principal's is a 404). A run still
+    going on is stopped first: its stream ends with `done`. Runs branched from it stay."""
+    await runs.delete(run_id, owner=principal.id)
+    return Response(status_code=204)
+
+
 @router.get("/stream/{run_id}", response_class=EventSourceResponse, responses=api_errors(400, 404))
 async def stream_run(
     run_id: str,
@@ -189,14 +203,9 @@ async def say_in_run(
     return {"run_id": run_id, "message": message.to_dict()}
 
 
-@router.post(
-    "/run/{run_id}/branch",
-    status_code=201,
-    dependencies=[rate_limited("runs")],
-    responses=api_errors(400, 404, 413, 429),
-)
+@router.post("/run/{run_id}/branch", status_code=201, responses=api_errors(400, 404, 413, 429))
 async def branch_run(
-    run_id: str, body: RunBranch, runs: RunsDep, principal: PrincipalDep
+    run_id: str, body: RunBranch, runs: RunsDep, principal: PrincipalDep, admission: RunAdmission
 ) -> dict[str, Any]:
     """Start a new run from the first `at_turn` turns of this one (it may still be going on),
     with the same topic, policy and termination, and the bot changes given; the new run
@@ -207,6 +216,7 @@ async def branch_run(
             raise InvalidInputError(f"bot {change.index} is changed twice", "bots")
         changes[change.index] = change.model_dump(exclude_none=True, exclude={"index"})
     run = await runs.branch(run_id, body.at_turn, changes, body.max_turns, owner=principal.id)
+    await admission.count()
     return {
         "id": run.id,
         "status": run.status.value,

@@ -48,8 +48,9 @@ MAX_FALLBACKS = 4
 
 
 class _Body(BaseModel):
-    # Unknown fields (an `owner`, say) are ignored, never trusted.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # Unknown fields (an `owner`, a bot's `tools`) are refused with a 422 naming them:
+    # a client trusts what it sends to take effect.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class BotIn(_Body):
@@ -99,7 +100,7 @@ class BotIn(_Body):
 
 class RunCreate(_Body):
     model_config = ConfigDict(
-        extra="ignore",
+        extra="forbid",
         populate_by_name=True,
         json_schema_extra={
             "examples": [
@@ -179,7 +180,7 @@ class RunBranch(_Body):
     """Start a new run from the first `at_turn` turns of this one."""
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra="forbid",
         populate_by_name=True,
         json_schema_extra={
             "examples": [{"at_turn": 2, "bots": [{"index": 1, "temperature": 1.2}]}]
@@ -201,7 +202,7 @@ class RunSay(_Body):
     """A person's message to a running run."""
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra="forbid",
         populate_by_name=True,
         json_schema_extra={"examples": [{"content": "Consider the cost, too.", "author": "Ana"}]},
     )

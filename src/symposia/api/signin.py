@@ -19,6 +19,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from symposia.api.deps import container_from
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.errors import NotFoundError, UnauthorizedError
 from symposia.security.client_address import client_address
@@ -26,8 +27,9 @@ from symposia.security.csrf import HEADER, check_csrf
 from symposia.security.oidc import OidcSignIn
 from symposia.security.principals import Principal
 from symposia.security.sessions import sign_in, signed_in
+from symposia.security.signin_limits import SignInLimits
 
-router = APIRouter(tags=["sign-in"])
+router = APIRouter(route_class=BoundedJsonRoute, tags=["sign-in"])
 
 PAGE = Template((Path(__file__).parents[1] / "web" / "signin.html").read_text("utf-8"))
 FORM_TOKEN = "form_token"  # noqa: S105 (a session key, not a secret)
@@ -117,6 +119,9 @@ async def signin(
     if not isinstance(expected, str) or not hmac.compare_digest(form_token, expected):
         return _page(request, target, "The sign-in form expired; please try again.", 403)
     key_id = None
+    limits = SignInLimits(container.limiter)
+    user = username if method == "basic" else None
+    await limits.check(None, user)  # the client's every attempt is counted above
     try:
         if method == "basic":
             principal = await container.auth.password(username, password)
@@ -124,6 +129,7 @@ async def signin(
             principal = await container.auth.api_key(api_key.strip())
             key_id = principal.name
     except UnauthorizedError as exc:
+        await limits.failed(None, user)
         return _page(request, target, _sentence(exc.message), 401, username)
     sign_in(request.session, principal, key_id)
     return RedirectResponse(target, status_code=303)

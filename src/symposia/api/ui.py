@@ -12,13 +12,27 @@ from fastapi.staticfiles import StaticFiles
 
 from symposia import __version__
 from symposia.api.deps import ContainerDep, get_principal
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.errors import UnauthorizedError
 from symposia.storage.stats import counts
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 STATIC_PATH = "/static"
 
-router = APIRouter(tags=["ui"])
+# The page runs only its own scripts and styles, talks only to this server, and is never
+# framed (clickjacking): a script injected into it could neither run nor send data away.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": PAGE_POLICY,
+    "X-Content-Type-Options": "nosniff",
+}
+
+router = APIRouter(route_class=BoundedJsonRoute, tags=["ui"])
 
 
 def static_files() -> StaticFiles:
@@ -56,7 +70,7 @@ async def index(request: Request, container: ContainerDep) -> Response:
     and, when the request is allowed to list (signed in, or an open server), the counts
     of the caller's own runs, conversations and messages."""
     if wants_html(request.headers.get("accept")):
-        return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(WEB / "index.html", headers=PAGE_HEADERS)
     body: dict[str, Any] = {"name": "Symposia", "status": "ok", "version": __version__}
     try:
         principal = await get_principal(request)

@@ -29,6 +29,7 @@ from symposia.api import conversations as conversations_api
 from symposia.api import runs as runs_api
 from symposia.api.deps import container_from, count_request, get_principal
 from symposia.api.errors import _field_name
+from symposia.api.json_bodies import BoundedJsonRoute, check_json
 from symposia.api.schemas import BotPatch, MessageCreate, ModelName, RunSay
 from symposia.container import Container
 from symposia.errors import BadRequestError, InvalidInputError, SymposiaError, UnauthorizedError
@@ -37,7 +38,7 @@ from symposia.streaming.sse import EventSource, parse_last_event_id
 from symposia.streaming.websocket import POLICY_VIOLATION, Outbox, Session, close, receive_json
 
 logger = logging.getLogger("symposia.ws")
-router = APIRouter(prefix="/api/ws", tags=["websocket"])
+router = APIRouter(route_class=BoundedJsonRoute, prefix="/api/ws", tags=["websocket"])
 
 AUTH_WAIT_SECONDS = 10.0  # for the first message of a socket without credentials
 REF_MAX_CHARS = 64
@@ -148,6 +149,7 @@ def _error(ref: Any, exc: SymposiaError) -> dict[str, Any]:
 
 def _validated(schema: type[T], value: Any, name: str) -> T:
     """`value` as `schema`, or the 422 the HTTP route gives (the field under `name`)."""
+    check_json(value, name)
     try:
         return TypeAdapter(schema).validate_python(value)
     except ValidationError as exc:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from symposia.domain.models import SUPERVISOR, Message, Panel
+from symposia.orchestration import prompt_template
 from symposia.orchestration.generation import (
     GenerationFailedError,
     Models,
@@ -39,6 +40,8 @@ DEFAULT_PROMPT = (
 PLACEHOLDERS = ("agents", "history", "question", "names")
 HISTORY_CHARS = 4000  # the end of the conversation the supervisor is shown
 QUESTION_CHARS = 4000
+# The longest routing prompt a supervisor is sent (a panel's own prompt, filled in).
+ROUTING_PROMPT_MAX = 64_000
 REASON_CHARS = 300  # what of the supervisor's reason the routing keeps
 ROUTING_MAX_TOKENS = 200
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
@@ -68,27 +71,50 @@ class Routing:
         return data
 
 
-def check_prompt(prompt: str) -> str | None:
-    """Why `prompt` cannot be a routing prompt, or None when it can."""
-    try:
-        prompt.format(**{key: "" for key in PLACEHOLDERS})
-    except (KeyError, IndexError, ValueError) as exc:
-        return f"the prompt can use only {{agents}}, {{history}}, {{question}}, {{names}}: {exc}"
-    if "{question}" not in prompt:
+def _texts(panel: Panel, history: list[Message], question: str) -> dict[str, str]:
+    past = "\n".join(f"{m.author}: {m.content}" for m in history if m.content)
+    return {
+        "agents": "\n".join(f"- {agent.name}: {agent.description}" for agent in panel.agents),
+        "history": past[-HISTORY_CHARS:] or "(nothing yet)",
+        "question": question[:QUESTION_CHARS],
+        "names": ", ".join([agent.name for agent in panel.agents] + [SUPERVISOR]),
+    }
+
+
+def check_prompt(panel: Panel) -> str | None:
+    """Why the panel's `prompt` cannot be a routing prompt, or None when it can: it uses
+    only the four placeholders (and `{{`, `}}` for braces), holds `{question}`, and,
+    filled with the longest history and question, stays within ROUTING_PROMPT_MAX."""
+    prompt = panel.prompt
+    if prompt is None:
+        return None
+    wrong = prompt_template.problems(prompt, PLACEHOLDERS)
+    if wrong:
+        return (
+            f"the prompt can use only {{agents}}, {{history}}, {{question}} and {{names}} "
+            f"(write {{{{ and }}}} for a brace), not {', '.join(wrong)}"
+        )
+    if prompt_template.count(prompt, "question") == 0:
         return "the prompt must contain {question}"
+    longest = _texts(panel, [], "")
+    longest["history"], longest["question"] = "h" * HISTORY_CHARS, "q" * QUESTION_CHARS
+    size = len(prompt) + sum(
+        prompt_template.count(prompt, key) * len(text) for key, text in longest.items()
+    )
+    if size > ROUTING_PROMPT_MAX:
+        return (
+            f"the prompt, filled in, could reach {size} characters; the limit is "
+            f"{ROUTING_PROMPT_MAX} (each placeholder adds its text every time it appears)"
+        )
     return None
 
 
 def render(panel: Panel, history: list[Message], question: str) -> str:
-    agents = "\n".join(f"- {agent.name}: {agent.description}" for agent in panel.agents)
-    past = "\n".join(f"{m.author}: {m.content}" for m in history if m.content)
-    names = ", ".join([agent.name for agent in panel.agents] + [SUPERVISOR])
-    return (panel.prompt or DEFAULT_PROMPT).format(
-        agents=agents,
-        history=past[-HISTORY_CHARS:] or "(nothing yet)",
-        question=question[:QUESTION_CHARS],
-        names=names,
-    )
+    """The routing prompt, filled in as plain text (never `str.format`: see
+    `prompt_template`), at most ROUTING_PROMPT_MAX characters even for a prompt stored
+    before prompts were checked."""
+    filled = prompt_template.fill(panel.prompt or DEFAULT_PROMPT, _texts(panel, history, question))
+    return filled[:ROUTING_PROMPT_MAX]
 
 
 def parse(answer: str, panel: Panel) -> tuple[str, str] | str:

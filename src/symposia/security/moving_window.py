@@ -47,6 +47,14 @@ class MovingWindow:
         hits.append(now)
         return True
 
+    def test(self, key: str, amount: int, seconds: float) -> bool:
+        """Whether a hit of `key` would be counted now; counts nothing."""
+        entry = self._hits.get(key)
+        if entry is None:
+            return amount > 0
+        start = self._clock() - seconds
+        return sum(1 for t in entry[0] if t > start) < amount
+
     def stats(self, key: str, amount: int, seconds: float) -> WindowStats:
         """When the oldest hit in the window leaves it (epoch seconds), and the room left."""
         now = self._clock()

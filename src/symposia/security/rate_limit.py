@@ -67,19 +67,48 @@ class RateLimiter:
 
     async def hit(self, scope: str, key: str) -> None:
         """Count one request of `key` in `scope`; RateLimitedError when over the limit."""
+        if not await self._take(scope, key, count=True):
+            await self._refuse(scope, key)
+
+    async def check(self, scope: str, key: str) -> None:
+        """RateLimitedError when `key` has no room left in `scope`; counts nothing: for a
+        request that counts only once admitted (`count`), as a run the running-runs
+        limit refuses must not use up the runs-per-minute budget."""
+        if not await self._take(scope, key, count=False):
+            await self._refuse(scope, key)
+
+    async def count(self, scope: str, key: str) -> None:
+        """Count one admitted request (checked before): never refuses, so concurrent
+        requests that all passed the check may take a window a few over its limit."""
+        await self._take(scope, key, count=True)
+
+    async def _take(self, scope: str, key: str, *, count: bool) -> bool:
+        """Whether `key` had room in `scope`; with `count`, a hit is counted if it had.
+        True (failing open) when the Redis storage cannot be reached."""
         item = self._items[scope]
-        stats: WindowStats
         if self._memory is not None:
             window = item.key_for(scope, key)
             seconds = item.get_expiry()
-            if self._memory.hit(window, item.amount, seconds):
-                return
-            stats = self._memory.stats(window, item.amount, seconds)
+            if count:
+                return self._memory.hit(window, item.amount, seconds)
+            return self._memory.test(window, item.amount, seconds)
+        assert self._redis_limiter is not None
+        try:
+            if count:
+                return await self._redis_limiter.hit(item, scope, key)
+            return await self._redis_limiter.test(item, scope, key)
+        except (StorageError, OSError, TimeoutError) as exc:
+            self._fall_open(exc)
+            return True
+
+    async def _refuse(self, scope: str, key: str) -> None:
+        item = self._items[scope]
+        stats: WindowStats
+        if self._memory is not None:
+            stats = self._memory.stats(item.key_for(scope, key), item.amount, item.get_expiry())
         else:
             assert self._redis_limiter is not None
             try:
-                if await self._redis_limiter.hit(item, scope, key):
-                    return
                 stats = await self._redis_limiter.get_window_stats(item, scope, key)
             except (StorageError, OSError, TimeoutError) as exc:
                 self._fall_open(exc)

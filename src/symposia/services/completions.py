@@ -68,9 +68,15 @@ class CompletionService:
         *,
         owner: str | None,
         conversation: str | None,
+        message_field: str | None = "messages",
     ) -> CompletionCall:
-        """Validate everything a client sent before any model is called: the model, the
-        token limit, and that the provider honours every parameter that was set."""
+        """Validate everything a client sent before any model is called: each message
+        within MAX_MESSAGE_CHARS (413 naming `{message_field}.{i}.content`; None: the
+        caller checked its own), the model, the token limit, and that the provider
+        honours every parameter that was set."""
+        if message_field is not None:
+            for index, message in enumerate(request.messages):
+                self.conversations.check_text(message.content, f"{message_field}.{index}.content")
         try:
             await self.conversations.check_model(model, "model")
         except InvalidInputError as exc:

@@ -69,11 +69,12 @@ class ConversationService:
         if provider.name not in LOCAL_PROVIDERS:
             await self.catalog.check(provider, model, field_name)
 
-    def check_text(self, text: str) -> None:
+    def check_text(self, text: str, field: str | None = None) -> None:
         if len(text) > self.limits.max_message_chars:
             raise PayloadTooLargeError(
-                f"message is {len(text)} characters; the limit is "
-                f"{self.limits.max_message_chars} (MAX_MESSAGE_CHARS)"
+                f"{field or 'message'} is {len(text)} characters; the limit is "
+                f"{self.limits.max_message_chars} (MAX_MESSAGE_CHARS)",
+                field,
             )
 
     async def check_panel(self, panel: Panel) -> Panel:
@@ -94,7 +95,7 @@ class ConversationService:
                 )
             seen.add(name)
             await self.check_model(agent.model, f"panel.agents.{i}.model")
-        if panel.prompt is not None and (problem := check_prompt(panel.prompt)) is not None:
+        if (problem := check_prompt(panel)) is not None:
             raise InvalidInputError(problem, "panel.prompt")
         fallback = panel.fallback.casefold()
         if fallback == SUPERVISOR:

@@ -127,14 +127,16 @@ class ResponseService:
     async def prepare(self, body: ResponsesBody, owner: str | None) -> ResponseCall:
         """Validate everything (the chain included) before any model is called."""
         body.refuse_unhonoured()
+        items = input_items(body.input)
+        asked = to_messages(items)
+        self._check_lengths(body.instructions, items, isinstance(body.input, str))
         history: list[ChatMessage] = []
         if body.previous_response_id is not None:
             history = await self._history(body.previous_response_id, owner)
-        items = input_items(body.input)
         system = [ChatMessage("system", body.instructions)] if body.instructions else []
         request = CompletionRequest(
             "",
-            [*system, *history, *to_messages(items)],
+            [*system, *history, *asked],
             temperature=body.temperature,
             max_tokens=body.max_output_tokens,
             top_p=body.top_p,
@@ -144,9 +146,22 @@ class ResponseService:
             response_format=format_of(body.text),
         )
         completion = await self.completions.prepare(
-            body.model, request, owner=owner, conversation=None
+            body.model, request, owner=owner, conversation=None, message_field=None
         )
         return ResponseCall(body, items, completion, owner)
+
+    def _check_lengths(
+        self, instructions: str | None, items: list[dict[str, Any]], text: bool
+    ) -> None:
+        """The instructions and each input item (valid) within MAX_MESSAGE_CHARS, not the
+        chain's stored answers, which a model wrote: a 413 naming the one over it
+        (`input` itself when it is `text`)."""
+        check = self.completions.conversations.check_text
+        if instructions:
+            check(instructions, "instructions")
+        for index, item in enumerate(items):
+            for message in to_messages([item]):
+                check(message.content, "input" if text else f"input.{index}")
 
     async def _history(self, previous_id: str, owner: str | None) -> list[ChatMessage]:
         """The chain `previous_id` ends, as messages: each response's input, then its

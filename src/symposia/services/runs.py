@@ -14,6 +14,7 @@ this service polls every `STOP_POLL_SECONDS`; the running-runs limit is counted 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Coroutine, Iterable
@@ -112,7 +113,7 @@ class RunService:
     # A finished run's stream never changes: rebuilt once, kept for who joins next.
     _stored: dict[str, StoredStream] = field(default_factory=dict)
 
-    def _check_max_tokens(self, value: int, field: str) -> None:
+    def check_max_tokens(self, value: int, field: str) -> None:
         if value > self.max_tokens_limit:
             raise InvalidInputError(
                 f"{field} is {value}, above MAX_TOKENS_LIMIT ({self.max_tokens_limit})", field
@@ -146,7 +147,7 @@ class RunService:
         for index, bot in enumerate(run.bots):
             if bot.kind == "human":
                 continue  # a person: no model to check
-            self._check_max_tokens(bot.max_tokens, f"bots.{index}.max_tokens")
+            self.check_max_tokens(bot.max_tokens, f"bots.{index}.max_tokens")
             await self._check_model(bot.model, f"bots.{index}.model")
             for position, fallback in enumerate(bot.fallbacks):
                 await self._check_model(fallback, f"bots.{index}.fallbacks.{position}")
@@ -389,7 +390,7 @@ class RunService:
             if "model" in changes:
                 await self._check_model(changes["model"], f"bots.{index}.model")
             if "max_tokens" in changes:
-                self._check_max_tokens(changes["max_tokens"], f"bots.{index}.max_tokens")
+                self.check_max_tokens(changes["max_tokens"], f"bots.{index}.max_tokens")
             bots[index] = replace(bots[index], **changes)
         kept: list[Message] = []
         taken = 0
@@ -470,7 +471,7 @@ class RunService:
         if "model" in changes:
             await self._check_model(changes["model"], "model")
         if "max_tokens" in changes:
-            self._check_max_tokens(changes["max_tokens"], "max_tokens")
+            self.check_max_tokens(changes["max_tokens"], "max_tokens")
         bot = replace(run.bots[index], **changes)
         await self.runs.update_bot(run_id, index, bot)
         return await self.get(run_id, owner=owner)
@@ -511,6 +512,18 @@ class RunService:
                 break
             await asyncio.sleep(min(left, STOP_POLL_SECONDS / 5))
         return await self.get(run_id, owner=owner)
+
+    async def delete(self, run_id: str, *, owner: str | None) -> None:
+        """Remove the run and its transcript. A run still going on is stopped first (its
+        stream ends with `done`, as for any stop), then deleted; its branches stay, their
+        `parent_id` naming a run that is gone."""
+        run = await self.get(run_id, owner=owner)
+        if not run.status.finished:
+            with contextlib.suppress(ConflictError):  # it ended meanwhile
+                await self.stop(run_id, "deleted by user", owner=owner)
+        await self.runs.delete(run_id)
+        self._known_owners.pop(run_id, None)
+        self._stored.pop(run_id, None)
 
     async def _cancel(
         self, run_id: str, task: asyncio.Task[None], reason: str, wait: float

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, true, update
+from sqlalchemy import delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import (
@@ -548,3 +548,11 @@ class SqlRunRepository:
                 )
             ).first()
             return None if row is None else (row.owner, RunStatus(row.status))
+
+    async def delete(self, run_id: str) -> bool:
+        async with self._sessions.begin() as session:
+            # Explicit, so SQLite without foreign-key enforcement would not keep orphans.
+            for table in (MessageRow, RunBotEditRow, RunBotRow):
+                await session.execute(delete(table).where(table.run_id == run_id))
+            result = await session.execute(delete(RunRow).where(RunRow.id == run_id))
+            return _rows(result) > 0

@@ -18,6 +18,8 @@ from sqlalchemy import JSON, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from symposia.json_bounds import clipped
+
 REPLACEMENT = "\ufffd"
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -75,10 +77,14 @@ class StorableText(StorableString):
 
 
 class StorableJSON(TypeDecorator[Any]):
-    """`JSON` whose strings are made storable on the way in."""
+    """`JSON` whose strings are made storable on the way in, and whose documents are read
+    `clipped` to MAX_JSON_DEPTH: one stored before bodies were bounded still serializes."""
 
     impl = JSON
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return storable_json(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return clipped(value)

@@ -8,6 +8,7 @@ from typing import Any
 from symposia.errors import (
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
     ProviderError,
     SymposiaError,
     UnauthorizedError,
@@ -61,6 +62,8 @@ def openai_error(exc: SymposiaError) -> tuple[int, dict[str, Any], dict[str, str
         status, message, code = exc.status_code, exc.message, exc.code
         if isinstance(exc, InvalidInputError):
             status, param = 400, exc.field  # OpenAI answers bad parameters with 400
+        if isinstance(exc, PayloadTooLargeError):
+            param = exc.field
         if isinstance(exc, UnauthorizedError):
             code = "invalid_api_key"
         if isinstance(exc, NotFoundError) and "model" in message:

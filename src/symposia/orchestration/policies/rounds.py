@@ -22,6 +22,7 @@ from typing import Any
 from symposia.domain.event_types import Verdict
 from symposia.domain.models import Message, Run
 from symposia.errors import InvalidInputError
+from symposia.orchestration import prompt_template
 from symposia.orchestration.generation import answer_of
 from symposia.orchestration.policies.base import Decision, Finish, PolicyContext, Speak
 from symposia.orchestration.policies.decisions import store_verdict
@@ -71,10 +72,9 @@ class Rounds:
                 "judge_model must be `provider/model`", "policy_config.judge_model"
             )
         prompt = config.get("judge_prompt", DEFAULT_JUDGE_PROMPT)
-        if not isinstance(prompt, str) or "{answers}" not in prompt:
-            raise InvalidInputError(
-                "judge_prompt must be a string containing {answers}", "policy_config.judge_prompt"
-            )
+        problem = prompt_template.invalid(prompt, ("topic", "answers"), "answers")
+        if problem is not None:
+            raise InvalidInputError(f"judge_prompt {problem}", "policy_config.judge_prompt")
         # Room for every round: the policy itself ends the run after the last one, with
         # its verdict (a max_turns reached first would end it without one).
         agents = sum(1 for bot in run.bots if bot.kind == "bot")
@@ -115,7 +115,8 @@ class Rounds:
             verdict = Verdict("vote", winner, {a: n for a, n in counts.items()}, "")
         else:
             listing = "\n".join(f"- {run.bots[i].name}: {a}" for i, a in answers.items())
-            prompt = str(config["judge_prompt"]).format(topic=run.topic, answers=listing)
+            values = {"topic": run.topic, "answers": listing}  # as plain text: prompt_template
+            prompt = prompt_template.fill(str(config["judge_prompt"]), values)
             said = await answer_of(
                 ctx.models, str(config["judge_model"]), [ChatMessage("user", prompt)], 400
             )

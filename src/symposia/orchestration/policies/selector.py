@@ -19,6 +19,7 @@ from typing import Any
 from symposia.domain.event_types import SpeakerSelected
 from symposia.domain.models import Run
 from symposia.errors import InvalidInputError
+from symposia.orchestration import prompt_template
 from symposia.orchestration.generation import answer_of, object_format
 from symposia.orchestration.policies.base import Decision, PolicyContext, Speak
 from symposia.orchestration.policies.decisions import next_event_id
@@ -34,6 +35,7 @@ DEFAULT_PROMPT = (
 HISTORY_CHARS = 6000  # the end of the conversation the supervisor is shown
 ANSWER_CHARS = 300  # what of the supervisor's answer the event carries
 KEYS = {"model", "prompt", "max_attempts", "allow_repeat", "transitions"}
+PLACEHOLDERS = ("topic", "roles", "history", "candidates")
 
 
 class Selector:
@@ -56,10 +58,9 @@ class Selector:
         if not isinstance(model, str) or "/" not in model:
             raise InvalidInputError("model must be `provider/model`", "policy_config.model")
         prompt = config.get("prompt", DEFAULT_PROMPT)
-        if not isinstance(prompt, str) or "{candidates}" not in prompt:
-            raise InvalidInputError(
-                "prompt must be a string containing {candidates}", "policy_config.prompt"
-            )
+        problem = prompt_template.invalid(prompt, PLACEHOLDERS, "candidates")
+        if problem is not None:
+            raise InvalidInputError(f"prompt {problem}", "policy_config.prompt")
         attempts = config.get("max_attempts", 3)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 5:
             raise InvalidInputError(
@@ -179,12 +180,14 @@ def _render(run: Run, prompt: str, candidates: list[int]) -> str:
         for bot in run.bots
     )
     history = "\n".join(f"{m.author}: {m.content}" for m in run.messages if m.content)
-    return prompt.format(
-        topic=run.topic,
-        roles=roles,
-        history=history[-HISTORY_CHARS:] or "(nothing yet)",
-        candidates=", ".join(run.bots[i].name for i in candidates),
-    )
+    # Filled as plain text, never by str.format (see prompt_template).
+    values = {
+        "topic": run.topic,
+        "roles": roles,
+        "history": history[-HISTORY_CHARS:] or "(nothing yet)",
+        "candidates": ", ".join(run.bots[i].name for i in candidates),
+    }
+    return prompt_template.fill(prompt, values)
 
 
 def _parse(answer: str, run: Run, candidates: list[int]) -> int | None:
