@@ -254,3 +254,41 @@ async def test_a_verdict_stored_but_never_sent_is_sent_by_the_next_owner(
     assert done is not None
     assert done.policy_state["verdict_event_id"] == verdicts[0].seq
     assert done.ended_by == "max_rounds"
+
+
+@pytest.mark.parametrize("name", ["rounds", "moderated"])
+async def test_a_round_handed_over_mid_turn_goes_on_with_the_agents_left(
+    servers: Servers,  # noqa: F811
+    scripted: ScriptedProvider,
+    name: str,
+) -> None:
+    """SIGTERM (a server stopping) cuts B's turn: its owner keeps it as partial, with its
+    text, hands the run over and takes its in-memory log with it; the next server goes on
+    with the round's agents that had not spoken, none twice."""
+    case = CASES[name]
+    first = await servers()
+    run = await first.runs.create(
+        "q", case.bots, case.max_turns, owner="dev", policy=case.policy, policy_config=case.config
+    )
+    await wait_for_event(first, run.id, lambda e: e.type == "token" and e.data["delta"] == "said ")
+    if case.policy == "rounds":
+        await _settled(first, run.id, lambda r: len(r.messages) == 2)
+    scripted.add_script("b", Script(chunks=[*ANSWER, "\nAnswer: 42"], delay=0.01))
+    await servers.stop(first)  # the turn under way does not end within the grace: it is cut
+    second = await servers()
+    await _settled(second, run.id, lambda r: r.done_event is not None)
+    stored = await second.run_repository.get(run.id)
+    assert stored is not None
+    assert stored.status is RunStatus.COMPLETED
+    turns = [m for m in stored.messages if m.bot_index is not None]
+    assert sorted((m.turn or 0, m.author, m.round) for m in turns) == [
+        (i, author, round_) for i, (author, round_) in enumerate(case.turns)
+    ]
+    cut = next(m for m in turns if m.author == "B")
+    assert (cut.status.value, cut.content) == ("partial", "half said ")
+    calls = _calls(scripted)
+    for bot in case.bots:
+        assert calls[bot.model.removeprefix("scripted/")] == sum(
+            1 for m in turns if m.author == bot.name
+        ), bot.name
+    assert stored.policy_state.get("verdict") is not None

@@ -428,22 +428,29 @@ class RunLoop:
         number, all in one round), their events interleaved on the run's stream. If one
         fails or the run is stopped, the others are cut too, each keeping its text."""
         perspective = decision.perspective or messages_for
-        claimed = [
-            TurnRecord(run.turn_count + i, agent, run.bots[agent].model, epoch, decision.round)
-            for i, agent in enumerate(decision.agents)
-        ]
-        await self.runs.claim_turns(run.id, claimed, epoch)  # before any model is asked
-        if len(decision.agents) == 1:
+        if len(decision.agents) == 1:  # claimed as it starts (`take_turn`)
             (agent,) = decision.agents
             await self.turns.take_turn(
                 run, agent, run.turn_count, epoch, decision.round, perspective=perspective
             )
             return
+        claimed = [
+            TurnRecord(run.turn_count + i, agent, run.bots[agent].model, epoch, decision.round)
+            for i, agent in enumerate(decision.agents)
+        ]
+        await self.runs.claim_turns(run.id, claimed, epoch)  # the round, before any call
         writer = SerialAppender(self.log)
         tasks = [
             asyncio.create_task(
                 self.turns.take_turn(
-                    run, agent, run.turn_count + i, epoch, decision.round, writer, perspective
+                    run,
+                    agent,
+                    run.turn_count + i,
+                    epoch,
+                    decision.round,
+                    writer,
+                    perspective,
+                    claimed=True,
                 )
             )
             for i, agent in enumerate(decision.agents)

@@ -13,7 +13,7 @@ from typing import Any
 
 from symposia.aio import complete
 from symposia.domain.event_types import BotTurn, TurnComplete, TurnStart, emit
-from symposia.domain.models import Message, MessageStatus, Run
+from symposia.domain.models import Message, MessageStatus, Run, TurnRecord, TurnState
 from symposia.events.log import EventLog, SerialAppender
 from symposia.orchestration.context import fit
 from symposia.orchestration.generation import (
@@ -49,10 +49,12 @@ class TurnRunner:
         round: int | None = None,
         writer: SerialAppender | None = None,
         perspective: Perspective = messages_for,
+        claimed: bool = False,
     ) -> Message:
         """Every write carries `epoch`, the run's lease held by this process; with it, the
-        turn must have been claimed (`RunRepository.claim_turns`). Turns taken in parallel
-        share a `writer`, so each one's "next id" is still its own."""
+        turn is recorded before its model is asked (`TurnRecord`): here, unless it was
+        `claimed` already (with the rest of its round). Turns taken in parallel share a
+        `writer`, so each one's "next id" is still its own."""
         bot = run.bots[bot_index]
         message = Message(
             role="assistant",
@@ -70,10 +72,17 @@ class TurnRunner:
                 # Recorded first, so a new owner knows where the turn's events began even
                 # when the log that had them is gone; no other writer appends meanwhile,
                 # so the `turn_start` about to be sent is the next id.
-                next_id = await self.log.last_seq(run.id) + 1
-                await self.runs.start_turn(
-                    run.id, turn, bot_index, next_id, prompt_chars(messages), epoch
+                record = TurnRecord(
+                    turn,
+                    bot_index,
+                    bot.model,
+                    epoch,
+                    round,
+                    TurnState.STREAMING,
+                    start_event=await self.log.last_seq(run.id) + 1,
+                    prompt_chars=prompt_chars(messages),
                 )
+                await self.runs.start_turn(run.id, record, claimed)
             started = await emit(self.log, run.id, TurnStart(speaker, bot.model), epoch)
         message.start_event = started.seq
         generation = Generation(self.models, writer or self.log, run.id, speaker, epoch)

@@ -67,13 +67,14 @@ class RunRepository(Protocol):
     async def release(self, run_id: str, epoch: int, last_event: int | None) -> None: ...
 
     async def claim_turns(self, run_id: str, records: Sequence[TurnRecord], epoch: int) -> None:
-        """Record turns before their first model call (`TurnRecord`); a turn number claimed
-        before is refused. `add_message` closes a turn's record with its message."""
+        """Record turns before their first model call (`TurnRecord`; all of a round at
+        once); a turn number claimed before is refused. `add_message` closes a turn's
+        record with its message."""
         ...
 
-    async def start_turn(
-        self, run_id: str, turn: int, bot: int, start_event: int, prompt_chars: int, epoch: int
-    ) -> None: ...
+    async def start_turn(self, run_id: str, record: TurnRecord, claimed: bool) -> None:
+        """The turn is `streaming` (recorded now if it was not `claimed` before)."""
+        ...
 
     async def turn_records(self, run_id: str, open_only: bool = False) -> list[TurnRecord]: ...
 

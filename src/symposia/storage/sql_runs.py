@@ -334,14 +334,23 @@ class SqlRunRepository:
             await _hold(session, run_id, epoch)
             sql_turns.claim(session, run_id, records)
 
-    async def start_turn(
-        self, run_id: str, turn: int, bot: int, start_event: int, prompt_chars: int, epoch: int
-    ) -> None:
-        """A claimed turn is about to write its `turn_start` (id `start_event`): the run
-        keeps it as its open turn (the ids a lost log may have used start there)."""
+    async def start_turn(self, run_id: str, record: TurnRecord, claimed: bool) -> None:
+        """A turn is about to write its `turn_start` (id `record.start_event`): its record
+        says so (inserted now, claimed and started at once, unless `claimed` before with
+        the rest of its round), and the run keeps it as its open turn (the ids a lost log
+        may have used start there)."""
         async with self._sessions.begin() as session:
-            await _hold(session, run_id, epoch, open_turn_event=start_event, open_turn_bot=bot)
-            await sql_turns.start(session, run_id, turn, start_event, prompt_chars)
+            await _hold(
+                session,
+                run_id,
+                record.epoch,
+                open_turn_event=record.start_event,
+                open_turn_bot=record.bot,
+            )
+            if claimed:
+                await sql_turns.start(session, run_id, record)
+            else:
+                sql_turns.claim(session, run_id, [record])
 
     async def turn_records(self, run_id: str, open_only: bool = False) -> list[TurnRecord]:
         """The run's turn records by turn number (`open_only`: those claimed or streaming)."""

@@ -34,8 +34,9 @@ def record_of(row: RunTurnRow) -> TurnRecord:
 
 
 def claim(session: AsyncSession, run_id: str, records: Sequence[TurnRecord]) -> None:
-    """Add the records, `claimed`. A turn number claimed before is refused by the primary
-    key: the transaction fails rather than let one turn be generated twice."""
+    """Add the records (`claimed`, or already `streaming`). A turn number claimed before
+    is refused by the primary key: the transaction fails rather than let one turn be
+    generated twice."""
     session.add_all(
         RunTurnRow(
             run_id=run_id,
@@ -44,19 +45,24 @@ def claim(session: AsyncSession, run_id: str, records: Sequence[TurnRecord]) -> 
             bot_index=record.bot,
             model=record.model,
             epoch=record.epoch,
-            state=TurnState.CLAIMED.value,
+            state=record.state.value,
+            start_event=record.start_event,
+            prompt_chars=record.prompt_chars,
         )
         for record in records
     )
 
 
-async def start(
-    session: AsyncSession, run_id: str, turn: int, start_event: int, prompt_chars: int
-) -> None:
+async def start(session: AsyncSession, run_id: str, record: TurnRecord) -> None:
+    """A claimed turn is `streaming`: its `turn_start` id and prompt size."""
     await session.execute(
         update(RunTurnRow)
-        .where(RunTurnRow.run_id == run_id, RunTurnRow.turn == turn)
-        .values(state=TurnState.STREAMING.value, start_event=start_event, prompt_chars=prompt_chars)
+        .where(RunTurnRow.run_id == run_id, RunTurnRow.turn == record.turn)
+        .values(
+            state=TurnState.STREAMING.value,
+            start_event=record.start_event,
+            prompt_chars=record.prompt_chars,
+        )
     )
 
 
