@@ -19,9 +19,11 @@ import pytest
 from fastapi import FastAPI
 
 from symposia.app import container_of, create_app
+from symposia.events import redis as redis_log
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.scripted import ScriptedProvider
 from symposia.settings import Settings
+from symposia.storage.db import DatabaseTimeouts
 from tests.conftest import make_settings
 from tests.fakes.databases import PG_HOST, PG_PORT, PG_USER, truncate
 from tests.fakes.fault_proxy import FaultProxy
@@ -149,3 +151,11 @@ async def test_a_black_holed_event_log_is_a_503_in_bounded_time(tmp_path: Path) 
             _assert_bounded(outcomes, "event_log_unavailable", bound)
             proxy.set_mode("pass")
             assert (await client.get(watched)).status_code == 200
+
+
+def test_the_defaults_of_the_settings_are_those_of_the_parts() -> None:
+    """Engines and logs built without settings (tools, tests) wait as a server does."""
+    settings = make_settings()
+    assert DatabaseTimeouts.of(settings) == DatabaseTimeouts()
+    assert settings.redis_connect_timeout_seconds == redis_log.CONNECT_TIMEOUT_SECONDS
+    assert settings.redis_timeout_seconds == redis_log.COMMAND_TIMEOUT_SECONDS
