@@ -44,7 +44,6 @@ from tests.fakes.fault_harness import (
     HOLD_SECONDS,
     LIMIT,
     POLICIES,
-    PROBE_BODY,
     STOP_SECONDS,
     FaultViewer,
     Policy,
@@ -54,6 +53,7 @@ from tests.fakes.fault_harness import (
     covered_once,
     no_secret_printed,
     one_event_per_id,
+    probe_body,
     resumes_agree,
     stack,
     turns_generated_once,
@@ -173,7 +173,7 @@ async def test_a_run_survives_the_fault(
 async def _cell(stack: Stack, fault: Fault, policy: Policy) -> None:
     first, last = stack.workers[0], stack.workers[-1]
     run_id = await stack.create_run(first, policy.body)
-    probe_id = await stack.create_run(first, PROBE_BODY)
+    probe_id = await stack.create_run(first, probe_body(0))
     stayed = FaultViewer(stack, run_id, first, "stayed")
     other = FaultViewer(stack, run_id, last, "other server")
     person = asyncio.create_task(answer_as_person(stack, run_id)) if policy.human else None
@@ -182,7 +182,9 @@ async def _cell(stack: Stack, fault: Fault, policy: Policy) -> None:
     finally:
         for task in (stayed.task, other.task, *([person] if person else [])):
             task.cancel()
-        await asyncio.gather(stayed.task, other.task, *([person] if person else []), return_exceptions=True)
+        await asyncio.gather(
+            stayed.task, other.task, *([person] if person else []), return_exceptions=True
+        )
 
 
 async def _break_and_check(
@@ -216,7 +218,8 @@ async def _break_and_check(
 
     for viewer in (stayed, other):
         await viewer.wait_done(max(5.0, CONVERGE_SECONDS - (time.monotonic() - cleared)))
-        assert viewer.events and viewer.events[-1].data["status"] == summary["status"], (
+        assert viewer.events, f"{viewer.name}: no event at all; {viewer.attempts}"
+        assert viewer.events[-1].data["status"] == summary["status"], (
             f"{viewer.name}: {viewer.events[-1:]} vs {summary['status']}; {viewer.attempts}"
         )
     if fault.name == "retention":
@@ -231,7 +234,8 @@ async def _break_and_check(
     for worker in stack.cluster.alive():
         full = await stack.read(worker, run_id, 0)
         covered_once(full, f"{worker.name} from 0")
-        assert full and full[-1].event == "done", f"{worker.name}: replay has no done"
+        assert full, f"{worker.name}: the replay from 0 is empty"
+        assert full[-1].event == "done", f"{worker.name}: the replay has no done"
         sources[f"{worker.name} from 0"] = full
         sources.update(await resumes_agree(stack, run_id, full, worker))
     for name in ("stayed", "other server"):
@@ -244,7 +248,9 @@ async def _break_and_check(
         assert listed.status_code == 200
         stuck = [r["id"] for r in listed.json()["items"] if r["status"] not in FINISHED]
         assert not stuck, f"runs left unfinished: {stuck}"
-    probes = [await stack.create_run(stack.live_worker(), PROBE_BODY) for _ in range(LIMIT)]
+    probes = [
+        await stack.create_run(stack.live_worker(), probe_body(n)) for n in range(1, LIMIT + 1)
+    ]
     for probe in probes:
         await stack.client.post(f"{stack.live_worker().base_url}/api/run/{probe}/stop")
     no_secret_printed(stack.server_output())

@@ -86,7 +86,9 @@ class Upstream:
             name = "ABC"[len(self.of("boss")) % 3]
             return Reply(tokens=[name])
         if model == "mod":
-            return Reply(tokens=['{"decided": false, "winner": null, "reason": "even", "answer": ""}'])
+            return Reply(
+                tokens=['{"decided": false, "winner": null, "reason": "even", "answer": ""}']
+            )
         if model == "judge":
             verdict = '{"decided": true, "winner": "B", "reason": "clearer", "answer": "42"}'
             return Reply(tokens=[verdict])
@@ -220,11 +222,12 @@ POLICIES = {
         human=True,
     ),
 }
-PROBE_BODY = {
-    "topic": "probe",
-    "bots": [{"name": "P", "model": f"openai/{PROBE_MODEL}"}, {"name": "Q", "model": "openai/probe"}],
-    "max_turns": 40,
-}
+
+
+def probe_body(n: int) -> dict[str, Any]:
+    """A long run of two agents, to stop (`n` keeps its requests apart from another's)."""
+    bots = [{"name": name, "model": f"openai/{PROBE_MODEL}"} for name in ("P", "Q")]
+    return {"topic": f"probe {n}", "bots": bots, "max_turns": 40}
 
 
 # -- viewers -------------------------------------------------------------------------------
@@ -285,7 +288,9 @@ class FaultViewer:
                         elif status == 200:
                             async for frame in frames(response):
                                 if frame.comment is None:
-                                    self.events.append(Seen(frame.seq, frame.event or "", frame.data))
+                                    self.events.append(
+                                        Seen(frame.seq, frame.event or "", frame.data)
+                                    )
                                     self._arrived.set()
                                     if frame.event == "done":
                                         ended = "done"
@@ -418,9 +423,7 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def stack(
-    log: str, database: str, directory: Path, **settings: str
-) -> AsyncIterator[Stack]:
+async def stack(log: str, database: str, directory: Path, **settings: str) -> AsyncIterator[Stack]:
     """Everything a cell needs, torn down whatever the cell did to it."""
     async with contextlib.AsyncExitStack() as exits:
         fake = await exits.enter_async_context(FakeProviderServer())
@@ -489,9 +492,13 @@ def turns_generated_once(policy: Policy, upstream: Upstream, transcript: dict[st
     """No turn generated twice: no request repeated; no turn (number, or round and agent)
     stored twice; every agent call kept as exactly one stored turn (complete or partial,
     its text starting with the call's marker); no more turns than the schedule."""
-    repeated = [k for k, n in Counter((c.model, c.context) for c in upstream.calls).items() if n > 1]
-    assert not repeated, f"the same request was sent {len(repeated)} times: {repeated[:1]}"
-    agents = [m for m in transcript["messages"] if m["bot_index"] is not None and m["role"] == "assistant"]
+    repeated = [
+        k for k, n in Counter((c.model, c.context) for c in upstream.calls).items() if n > 1
+    ]
+    assert not repeated, f"requests sent twice (a turn or decision asked again): {repeated[:1]}"
+    agents = [
+        m for m in transcript["messages"] if m["bot_index"] is not None and m["role"] == "assistant"
+    ]
     keys = [(m["round"], m["bot_index"]) if policy.by_round else m["turn"] for m in agents]
     doubled = [k for k, n in Counter(keys).items() if n > 1]
     assert not doubled, f"turns stored twice: {doubled}; {[_brief(m) for m in agents]}"
@@ -515,7 +522,9 @@ def turns_generated_once(policy: Policy, upstream: Upstream, transcript: dict[st
 
 def _brief(message: dict[str, Any]) -> str:
     head = (message["content"] or "").split(" ", 1)[0]
-    return f"t{message['turn']}/r{message['round']}/b{message['bot_index']}:{head}:{message['status']}"
+    return (
+        f"t{message['turn']}/r{message['round']}/b{message['bot_index']}:{head}:{message['status']}"
+    )
 
 
 def covered_once(events: list[Seen], name: str, *, reconnected: bool = False) -> None:
@@ -570,7 +579,9 @@ def one_event_per_id(sources: dict[str, list[Seen]]) -> None:
                 )
 
 
-async def resumes_agree(stack: Stack, run_id: str, full: list[Seen], worker: Worker) -> dict[str, list[Seen]]:
+async def resumes_agree(
+    stack: Stack, run_id: str, full: list[Seen], worker: Worker
+) -> dict[str, list[Seen]]:
     """Resume after each id (and 0) on `worker`: each must give exactly what follows it
     in the stream read from the start. Returns each resume as a source."""
     gate = asyncio.Semaphore(6)

@@ -322,9 +322,9 @@ class ThreadedFaultProxy:
 
 
 @contextlib.contextmanager
-def threaded(target_host: str, target_port: int, **options: float | int | str) -> Iterator[
-    ThreadedFaultProxy
-]:
+def threaded(
+    target_host: str, target_port: int, **options: float | int | str
+) -> Iterator[ThreadedFaultProxy]:
     """`with threaded(host, port) as proxy:` a proxy in a thread of its own."""
     with ThreadedFaultProxy(target_host, target_port, **options) as proxy:
         yield proxy
