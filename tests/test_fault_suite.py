@@ -194,6 +194,10 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ),
 }
 
+# Failures on main that depend on timing (a takeover racing the healed owner): failed in 2
+# runs of 3, so not strict; the fix makes them pass every time, and then the mark goes.
+TIMING = {("pg_stall", "redis", "moderated"), ("pg_stall", "redis", "selector")}
+
 
 def _cells() -> list[Any]:
     pairs = [(f, log) for log in LOGS for f in FAULTS if log in FAULTS[f].logs]
@@ -206,7 +210,8 @@ def _cells() -> list[Any]:
     params = []
     for fault, log, policy in chosen:
         reason = KNOWN.get((fault, log, policy))
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        strict = (fault, log, policy) not in TIMING
+        marks = [pytest.mark.xfail(strict=strict, reason=reason)] if reason else []
         params.append(pytest.param(fault, log, policy, marks=marks, id=f"{fault}-{log}-{policy}"))
     return params
 

@@ -125,6 +125,7 @@ class FaultProxy:
         self._pairs.clear()
 
     aclose = stop
+    close = stop
 
     async def __aenter__(self) -> Self:
         await self.start()
