@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fakes.databases import PostgresDatabases
@@ -318,3 +319,57 @@ def _agent_turn(viewer: FaultViewer, token: Seen) -> int:
     """How many agent turns started before this token's (counting from 0)."""
     starts = [e for e in viewer.events if e.event == "turn_start" and e.id <= token.id]
     return len(starts) - 1
+
+
+REQUEST_SECONDS = 10.0  # a request during an outage is answered within this
+QUIET_SECONDS = 6.0  # after the outage: long enough for a stored run to be taken over
+
+
+@pytest.mark.parametrize(
+    "proxy_name",
+    [
+        pytest.param(
+            "redis_proxy",
+            marks=pytest.mark.xfail(
+                strict=True, reason="issue 21 #6: a 503 from POST /api/run still creates the run"
+            ),
+        ),
+        pytest.param(
+            "pg_proxy",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="issue 21 #7: a stalled PostgreSQL hangs POST /api/run past 10 s",
+            ),
+        ),
+    ],
+)
+async def test_a_run_refused_during_a_stall_is_answered_in_time_and_created_nowhere(
+    proxy_name: str, postgres: PostgresDatabases, tmp_path: Path
+) -> None:
+    """Issue 21 #6 and #7: during a stall, POST /api/run answers within REQUEST_SECONDS,
+    and a 503 created nothing (no run stored, no model called once the stall is over)."""
+    require_redis_sync()
+    async with stack("redis", postgres.create(), tmp_path) as made:
+        worker = made.workers[0]
+        proxy = getattr(made, proxy_name)
+        proxy.set_mode("stall")
+        asked = time.monotonic()
+        try:
+            response = await made.client.post(
+                f"{worker.base_url}/api/run",
+                json=POLICIES["round_robin"].body,
+                timeout=REQUEST_SECONDS,
+            )
+        except httpx.ReadTimeout:
+            pytest.fail(f"POST /api/run had no answer within {REQUEST_SECONDS}s")
+        finally:
+            proxy.set_mode("pass")
+        took = time.monotonic() - asked
+        assert took < REQUEST_SECONDS, f"answered {response.status_code} after {took:.1f}s"
+        if response.status_code == 201:
+            return  # accepted: a run that exists, as its answer says
+        assert response.status_code == 503, response.text
+        await asyncio.sleep(QUIET_SECONDS)
+        listed = await made.client.get(f"{worker.base_url}/api/runs")
+        assert listed.json()["items"] == [], "a refused request left a run behind"
+        assert made.upstream.calls == [], "a refused run was generated"
