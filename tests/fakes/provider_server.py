@@ -36,7 +36,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from types import TracebackType
@@ -793,6 +793,9 @@ class FakeProviderServer:
         self.anthropic_models: list[str] = ["claude-sonnet-4-6", "claude-haiku-4-5"]
         self.models_status = 200
         self.keep_alive = False
+        # What to answer when a route's queue is empty (default: `Reply()`): a test that
+        # cannot know in advance how many calls come (a fault suite) answers by request.
+        self.responder: Callable[[Received], Reply] | None = None
         # Unexpected exceptions raised while handling a connection (bugs in this fake).
         self.handler_errors: list[BaseException] = []
         self._queues: dict[str, deque[Reply]] = {route: deque() for route in ROUTES}
@@ -870,9 +873,11 @@ class FakeProviderServer:
         for queue in self._queues.values():
             queue.clear()
 
-    def _next_reply(self, route: str) -> Reply:
+    def _next_reply(self, route: str, request: Received) -> Reply:
         queue = self._queues[route]
-        return queue.popleft() if queue else Reply()
+        if queue:
+            return queue.popleft()
+        return self.responder(request) if self.responder is not None else Reply()
 
     # -- connection handling -----------------------------------------------------------------
 
@@ -949,7 +954,7 @@ class FakeProviderServer:
             )
             await self._send_json(conn, 400, body, anthropic=anthropic)
             return
-        reply = self._next_reply(route)
+        reply = self._next_reply(route, request)
         if reply.echo_key:
             reply = _echoing_key(reply, request, route)
         if await self._no_answer(conn, reply):
@@ -995,7 +1000,7 @@ class FakeProviderServer:
             status, headers, body = bedrock_wire.error(400, message="Malformed input request.")
             await self._send_json(conn, status, body, {**headers, **request_id})
             return
-        reply = self._next_reply("bedrock")
+        reply = self._next_reply("bedrock", request)
         if reply.echo_key:
             reply = _echoing_key(reply, request, "bedrock")
         if await self._no_answer(conn, reply):
