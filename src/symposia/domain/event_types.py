@@ -1,8 +1,8 @@
 """The event union: one tagged type per event a stream carries, each built here only.
 
 Producers (turns, the run loop, conversation replies, the replay from storage) build a
-payload and `emit` it; the payload alone decides the wire data, so a `turn_complete` looks
-the same whoever sends it. The schema is documented in `docs/events.md`.
+payload and `emit` it (`events.emit`); the payload alone decides the wire data, so a
+`turn_complete` looks the same whoever sends it. The schema is documented in `docs/events.md`.
 
 A turn's events name their speaker: a `BotTurn` of a run (turn, bot, name) or the `Reply`
 to a conversation's user message (conversation_id, in_reply_to, name).
@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from symposia.domain.events import Event
 from symposia.domain.models import Message, RunStatus
-
-if TYPE_CHECKING:
-    from symposia.events.log import Appender
 
 ReplyOutcome = Literal["completed", "cancelled", "error", "interrupted"]
 
@@ -384,9 +381,3 @@ Payload = (
 def event(seq: int, payload: Payload) -> Event:
     """`payload` as the event numbered `seq` (a stream rebuilt from storage)."""
     return Event(seq, payload.type, payload.data())
-
-
-async def emit(log: Appender, stream_id: str, payload: Payload, epoch: int | None = None) -> Event:
-    """Append `payload` to `stream_id`: the one way producers write events. A run's owner
-    passes its lease `epoch`, so the log refuses it once another process took the run."""
-    return await log.append(stream_id, payload.type, payload.data(), epoch)

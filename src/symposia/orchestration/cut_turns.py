@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from symposia.domain.event_types import Payload, Speaker, TurnComplete, TurnStart, emit
+from symposia.domain.event_types import Payload, Speaker, TurnComplete, TurnStart
 from symposia.domain.events import Event
 from symposia.domain.models import Message, MessageStatus, utcnow
+from symposia.events.emit import emit
 from symposia.events.log import EventLog
 from symposia.orchestration.answer import estimate
 

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from symposia.domain.event_types import Speaker, Token, ToolCalled, emit
+from symposia.domain.event_types import Speaker, Token, ToolCalled
 from symposia.domain.models import Message, MessageStatus, utcnow
 from symposia.errors import FencedOutError, ProviderError, ProviderFailure, SymposiaError
+from symposia.events.emit import emit
 from symposia.events.log import Appender
 from symposia.orchestration.answer import (
     CHARS_PER_TOKEN_ESTIMATE,

@@ -47,11 +47,11 @@ from symposia.domain.event_types import (
     RunDone,
     RunStatusChanged,
     StreamError,
-    emit,
 )
 from symposia.domain.events import Event
 from symposia.domain.models import Message, MessageStatus, Run, RunStatus, TurnRecord, utcnow
 from symposia.errors import FencedOutError
+from symposia.events.emit import emit
 from symposia.events.log import EventLog, SerialAppender
 from symposia.events.replay import resumable
 from symposia.orchestration import termination

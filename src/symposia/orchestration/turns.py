@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from symposia.aio import complete
-from symposia.domain.event_types import BotTurn, TurnComplete, TurnStart, emit
+from symposia.domain.event_types import BotTurn, TurnComplete, TurnStart
 from symposia.domain.models import Message, MessageStatus, Run, TurnRecord, TurnState
+from symposia.events.emit import emit
 from symposia.events.log import EventLog, SerialAppender
 from symposia.orchestration.context import fit
 from symposia.orchestration.generation import (

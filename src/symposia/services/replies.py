@@ -26,7 +26,6 @@ from symposia.domain.event_types import (
     StreamError,
     TurnComplete,
     TurnStart,
-    emit,
 )
 from symposia.domain.events import Event
 from symposia.domain.models import (
@@ -39,6 +38,7 @@ from symposia.domain.models import (
     ReplyStatus,
 )
 from symposia.errors import FencedOutError
+from symposia.events.emit import emit
 from symposia.events.log import EventLog
 from symposia.orchestration.context import chat_message, fit, tools_of
 from symposia.orchestration.generation import (

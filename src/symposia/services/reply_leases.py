@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from symposia.domain.event_read import payload_of
-from symposia.domain.event_types import Reply, ReplyDone, StreamError, emit
+from symposia.domain.event_types import Reply, ReplyDone, StreamError
 from symposia.domain.events import Event
 from symposia.domain.models import Message, ReplyRecord, ReplyStatus
+from symposia.events.emit import emit
 from symposia.events.log import EventLog
 from symposia.orchestration.cut_turns import CutTurn, close_cut_turn, surviving_text
 from symposia.services.replies import ReplyTasks

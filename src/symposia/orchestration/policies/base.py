@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from symposia.domain.event_types import Payload, emit
+from symposia.domain.event_types import Payload
 from symposia.domain.events import Event
 from symposia.domain.models import Run
+from symposia.events.emit import emit
 from symposia.events.log import EventLog
 from symposia.orchestration.generation import Models
 from symposia.orchestration.turns import Perspective
