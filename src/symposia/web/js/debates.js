@@ -119,12 +119,19 @@ export async function newRunView(root) {
     policies.items.map((p) => h("option", { value: p.name, selected: p.name === "round_robin", title: p.description }, p.name)),
   );
   const maxTurns = h("input", { name: "max_turns", type: "number", min: 1, value: 6, required: true });
+  // Sent only when chosen (typed, or a preset's): left alone, the server's default applies,
+  // which a policy with rounds raises to what its rounds need; a chosen one too few is refused.
+  let turnsChosen = false;
+  maxTurns.addEventListener("input", () => { turnsChosen = true; });
   preset.addEventListener("change", () => {
     const chosen = presets.items.find((p) => p.name === preset.value);
     if (!chosen) return;
     if (chosen.body.bots) bots = chosen.body.bots.map((bot) => ({ ...bot }));
     if (chosen.body.policy) policy.value = chosen.body.policy;
-    if (chosen.body.max_turns) maxTurns.value = chosen.body.max_turns;
+    if (chosen.body.max_turns) {
+      maxTurns.value = chosen.body.max_turns;
+      turnsChosen = true;
+    }
     renderBots();
   });
   const addBot = h("button", { type: "button", class: "secondary" }, "Add bot");
@@ -146,12 +153,8 @@ export async function newRunView(root) {
   form.addEventListener(
     "submit",
     guard(async () => {
-      const body = {
-        topic: topic.value,
-        policy: policy.value,
-        max_turns: Number(maxTurns.value),
-        bots: readAll(),
-      };
+      const body = { topic: topic.value, policy: policy.value, bots: readAll() };
+      if (turnsChosen) body.max_turns = Number(maxTurns.value);
       if (preset.value) body.preset = preset.value;
       const run = await api("POST", "/api/run", body);
       location.hash = `#/run/${run.id}`;
