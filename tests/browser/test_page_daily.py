@@ -1,5 +1,5 @@
 """The page as a newcomer uses it every day: the form's default roles, a branch's whole
-story, the say box's place, the icon. Desktop (1280×800) and phone (390×844)."""
+story, the say box's place, the icon. Desktop (1280 by 800) and phone (390 by 844)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,9 @@ async def test_the_say_box_sits_under_the_transcript_on_a_phone(
     say = await page.locator("form.say").bounding_box()
     transcript = await page.locator(".transcript").bounding_box()
     bots = await page.locator("aside.side").bounding_box()
-    assert say and transcript and bots
+    assert say is not None
+    assert transcript is not None
+    assert bots is not None
     assert transcript["y"] + transcript["height"] <= say["y"] + 1
     assert say["y"] + say["height"] <= bots["y"]
     position = await page.locator("form.say").evaluate("e => getComputedStyle(e).position")
