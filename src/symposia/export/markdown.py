@@ -59,7 +59,8 @@ def is_contained(text: str) -> bool:
     if any(t.type in _UNSAFE for t in _tokens(_MD.parse(text, env))) or env.get("references"):
         return False
     together: str = _MD.render(f"{text}\n\n{_AFTER}")
-    return together == _MD.render(text) + _MD.render(_AFTER)
+    apart: str = _MD.render(text) + _MD.render(_AFTER)
+    return together == apart
 
 
 def body(text: str) -> str:
