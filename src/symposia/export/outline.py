@@ -32,6 +32,10 @@ class Block:
     title: str
     facts: list[tuple[str, str]]
     texts: list[tuple[str, str]]
+    # What it is, for a renderer that lays parts out differently ("participant",
+    # "edits", "moderation"; "" for settings), and a participant's name.
+    kind: str = ""
+    name: str = ""
 
 
 def when(value: datetime | None) -> str:
@@ -110,7 +114,7 @@ def _run_blocks(run: RunTranscript) -> Iterator[Block]:
         if bot.description:
             facts.append(("Description", bot.description))
         texts = [("System prompt", bot.system_prompt)] if bot.system_prompt else []
-        yield Block(f"Participant {index + 1}: {bot.name}", facts, texts)
+        yield Block(f"Participant {index + 1}: {bot.name}", facts, texts, "participant", bot.name)
     if run.edits:
         facts = [
             (
@@ -120,7 +124,7 @@ def _run_blocks(run: RunTranscript) -> Iterator[Block]:
             )
             for e in run.edits
         ]
-        yield Block("Edits during the run", facts, [])
+        yield Block("Edits during the run", facts, [], "edits")
     if run.moderation is not None:
         yield _moderation(run.moderation)
 
@@ -165,7 +169,7 @@ def _count(value: Any) -> float:
 def _moderation(moderation: Any) -> Block:
     """A moderated debate's assessment after each round, one line per round."""
     if not isinstance(moderation, list) or not all(isinstance(m, dict) for m in moderation):
-        return Block("Moderation", [], [("Assessments", as_json(moderation))])
+        return Block("Moderation", [], [("Assessments", as_json(moderation))], "moderation")
     facts = []
     for number, item in enumerate(moderation, start=1):
         round_number = item.get("round")
@@ -176,7 +180,7 @@ def _moderation(moderation: Any) -> Block:
         if item.get("reason"):
             said += f": {item['reason']}"
         facts.append((label, said))
-    return Block("Moderation", facts, [])
+    return Block("Moderation", facts, [], "moderation")
 
 
 def _conversation_blocks(conversation: ConversationTranscript) -> Iterator[Block]:
