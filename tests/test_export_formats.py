@@ -151,10 +151,11 @@ def test_markdown_renders_each_message_as_it_renders_alone() -> None:
 
 
 def test_money_reads_as_money() -> None:
-    assert [money(x) for x in (0.0, 0.0012, 0.000556, 0.01, 0.125, 1234.5, 3e-8)] == [
+    assert [money(x) for x in (0.0, 0.0012, 0.000556, 7e-6, 0.01, 0.125, 1234.5, 3e-8)] == [
         "free",
         "$0.0012",
         "$0.00056",
+        "$0.000007",
         "$0.01",
         "$0.12",
         "$1,234.50",

@@ -54,14 +54,14 @@ def title(transcript: AnyTranscript) -> str:
 
 def money(usd: float) -> str:
     """US dollars as people read them: cents from a cent up (`$1.25`), two significant
-    digits below (`$0.0012`), and "free" for a cost of exactly 0 (the local and scripted
+    digits below (`$0.0012`, `$0.000007`), and "free" for a cost of exactly 0 (the local and scripted
     models' price, or a price table's zero entry)."""
     if usd == 0:
         return "free"
     if abs(usd) >= 0.01:
         return f"${usd:,.2f}"
     decimals = min(8, 1 - math.floor(math.log10(abs(usd))))
-    return f"${usd:.{decimals}f}"
+    return f"${usd:.{decimals}f}".rstrip("0")
 
 
 def totals(transcript: AnyTranscript) -> str:

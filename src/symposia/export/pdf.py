@@ -104,6 +104,8 @@ def _verbatim(pdf: FPDF, label: str, text: str) -> None:
 
 def _table(pdf: FPDF, rows: list[tuple[str, str]], widths: tuple[int, int] = (38, 136)) -> None:
     """Label and value rows, compact, with light lines between them."""
+    if not rows:
+        return
     pdf.set_font(MAIN_FAMILY, "", 9)
     pdf.set_text_shaping(any(_NEEDS_SHAPING.search(value) for _, value in rows))
     pdf.set_draw_color(210, 210, 210)
@@ -119,9 +121,9 @@ def _table(pdf: FPDF, rows: list[tuple[str, str]], widths: tuple[int, int] = (38
         for label, value in rows:
             row = table.row()
             pdf.set_text_color(*GREY)
-            row.cell(clean(label))
+            row.cell(clean(label) or "—")
             pdf.set_text_color(0, 0, 0)
-            row.cell(clean(value))
+            row.cell(clean(value) or "—")
     pdf.ln(2)
 
 
