@@ -54,6 +54,9 @@ async def test_the_form_starts_from_the_servers_default_roles(
     await expect(page.locator("fieldset")).to_have_count(2)
     await expect(page.locator("button.remove")).to_have_count(0)
     await screenshot(page, "daily-form-defaults")
+    await page.set_viewport_size(PHONE)
+    await screenshot(page, "daily-form-defaults-phone")
+    await page.set_viewport_size({"width": 1280, "height": 800})
     icon_href = await page.locator("link[rel=icon]").get_attribute("href")
     assert icon_href is not None
 
@@ -112,12 +115,14 @@ async def test_a_branch_shows_what_it_inherited_and_is_marked_in_the_list(
     )
     assert order == ["old"] * len(parent_run["messages"]) + ["point", "new"]
     await screenshot(page, "daily-branch-desktop")
+    await page.set_viewport_size(PHONE)
+    await screenshot(page, "daily-branch-phone")
 
     await open_page(page, live.base_url, "/")
     row = page.locator(f".run-row[data-run-id='{branch}']")
     await expect(row.locator("a.badge.branch")).to_have_attribute("href", f"#/run/{parent}")
     await expect(page.locator(f".run-row[data-run-id='{parent}'] .badge.branch")).to_have_count(0)
-    await screenshot(page, "daily-runs-list")
+    await screenshot(page, "daily-runs-list-phone")
 
 
 async def test_the_say_box_sits_under_the_transcript_on_a_phone(

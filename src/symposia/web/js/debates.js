@@ -72,7 +72,7 @@ function botFieldset(index, ids, bot, onRemove) {
     h("legend", {}, `Bot ${index + 1}`),
     field("Name", h("input", { name: "name", value: bot.name ?? "", maxlength: 64, required: true })),
     field("Model", modelSelect(ids, bot.model, { name: "model" }, "server default")),
-    field("System prompt", h("textarea", { name: "system_prompt", rows: 3 }, bot.system_prompt ?? bot.prompt ?? "")),
+    field("System prompt", h("textarea", { name: "system_prompt", rows: 5 }, bot.system_prompt ?? bot.prompt ?? "")),
     h("div", { class: "field" }, h("label", {}, "Temperature ", temperature, " ", shown)),
     onRemove ? h("button", { type: "button", class: "secondary remove", onclick: onRemove }, `Remove bot ${index + 1}`) : null,
   );
