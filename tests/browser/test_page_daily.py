@@ -25,6 +25,22 @@ async def _finished(client: httpx.AsyncClient, run_id: str) -> dict[str, object]
     raise AssertionError(f"run {run_id} did not finish")
 
 
+async def test_the_presets_default_is_what_a_run_naming_no_bots_gets(
+    client: httpx.AsyncClient,
+) -> None:
+    """The page's form reads `default` from GET /api/presets: the very bots (names,
+    prompts, settings) that POST /api/run gives a run naming none."""
+    listed = (await client.get("/api/presets")).json()["default"]["body"]["bots"]
+    created = await client.post("/api/run", json={"topic": "Cats?", "max_turns": 1})
+    assert created.status_code == 201, created.text
+    run = (await client.get(f"/api/run/{created.json()['id']}")).json()
+    assert listed == run["bots"]
+    icon = await client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.text.startswith("<svg")
+
+
 async def test_the_form_starts_from_the_servers_default_roles(
     page: Page, live: LiveServer, scripted: ScriptedProvider
 ) -> None:

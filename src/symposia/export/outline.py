@@ -54,8 +54,8 @@ def title(transcript: AnyTranscript) -> str:
 
 def money(usd: float) -> str:
     """US dollars as people read them: cents from a cent up (`$1.25`), two significant
-    digits below (`$0.0012`, `$0.000007`), and "free" for a cost of exactly 0 (the local and scripted
-    models' price, or a price table's zero entry)."""
+    digits below (`$0.0012`, `$0.000007`), and "free" for a cost of exactly 0 (the local
+    and scripted models' price, or a price table's zero entry)."""
     if usd == 0:
         return "free"
     if abs(usd) >= 0.01:

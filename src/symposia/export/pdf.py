@@ -163,7 +163,9 @@ def _head(pdf: FPDF, transcript: AnyTranscript) -> None:
     participants = [b for b in blocks if b.kind == "participant"]
     if participants:
         _heading(pdf, "Participants", 13, 7)
-        people = [(b.name, " · ".join(f"{k.lower()} {v}" for k, v in b.facts)) for b in participants]
+        people = [
+            (b.name, " · ".join(f"{k.lower()} {v}" for k, v in b.facts)) for b in participants
+        ]
         _table(pdf, people)
         verbatim += [(f"{b.name}: {label}", text) for b in participants for label, text in b.texts]
     for block in (b for b in blocks if b.kind == "edits"):
