@@ -17,20 +17,31 @@ System prompts and JSON settings are always fenced: they are settings, kept verb
 
 from __future__ import annotations
 
+import functools
 import re
-
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+from typing import TYPE_CHECKING
 
 from symposia.export import outline
 from symposia.export.outline import AnyTranscript, Block
 from symposia.export.transcript import RunTranscript
 
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
+
 _SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
 _BACKTICKS = re.compile(r"`+")
 _UNSAFE = frozenset({"heading_open", "html_block", "html_inline"})
 _AFTER = "after"  # the paragraph that must stay out of a contained message
-_MD = MarkdownIt("commonmark")
+
+
+@functools.cache
+def _parser() -> MarkdownIt:
+    """CommonMark's parser, made at the first Markdown export: importing markdown-it costs
+    ~0.1 s, which a server's start should not pay."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark")
 
 
 def escape(text: str) -> str:
@@ -55,11 +66,12 @@ def _tokens(tokens: list[Token]) -> list[Token]:
 
 def is_contained(text: str) -> bool:
     """Whether `text` may be written as Markdown (the module's rule)."""
+    md = _parser()
     env: dict[str, object] = {}
-    if any(t.type in _UNSAFE for t in _tokens(_MD.parse(text, env))) or env.get("references"):
+    if any(t.type in _UNSAFE for t in _tokens(md.parse(text, env))) or env.get("references"):
         return False
-    together: str = _MD.render(f"{text}\n\n{_AFTER}")
-    apart: str = _MD.render(text) + _MD.render(_AFTER)
+    together: str = md.render(f"{text}\n\n{_AFTER}")
+    apart: str = md.render(text) + md.render(_AFTER)
     return together == apart
 
 

@@ -486,7 +486,14 @@ async function inheritedMessages(run) {
 export async function runView(root, runId) {
   const [run, ids] = await Promise.all([api("GET", `/api/run/${runId}`), models().catch(() => [])]);
   const live = new LiveRun(root, run, ids);
-  if (run.parent_id) live.showInherited(await inheritedMessages(run));
+  if (run.parent_id) {
+    try {
+      live.showInherited(await inheritedMessages(run));
+    } catch (error) {
+      // The branch's own turns still show; say what is missing instead of failing the view.
+      live.note("warning", `Could not load the turns inherited from the parent run: ${error.message}`);
+    }
+  }
   const follower = new Follower(`/api/stream/${runId}`, {
     onEvent: (type, data, id) => {
       live.apply(type, data, id);
