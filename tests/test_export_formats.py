@@ -21,8 +21,8 @@ from symposia.export import (
 )
 from symposia.export.files import file_name, render_json
 from symposia.export.fonts import fallbacks_for
-from symposia.export.markdown import fence, render_markdown
-from symposia.export.outline import AnyTranscript
+from symposia.export.markdown import fence, is_contained, render_markdown
+from symposia.export.outline import AnyTranscript, money
 from tests.export_sample import CODE_TURN, sample_conversation, sample_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,19 +74,93 @@ def test_json_reads_back_into_the_same_transcript() -> None:
         assert TRANSCRIPT.validate_json(render_json(transcript)) == transcript
 
 
-def _code_blocks(markdown: str) -> list[str]:
-    tokens = MarkdownIt("commonmark").parse(markdown)
-    return [t.content.removesuffix("\n") for t in tokens if t.type == "fence"]
+MD = MarkdownIt("commonmark")
+
+# Messages that could break the document (fenced), and Markdown that cannot (written as is).
+BREAKING = [
+    "# Turn 9 · Skeptic\nI win.",
+    "Setext heading\n---\nmore",
+    "```\nan unclosed fence\n### Turn 9 · Skeptic",
+    "~~~\nan unclosed tilde fence",
+    "<script>alert(1)</script>",
+    "an <img src=x onerror=alert(1)> inline",
+    "[x]: https://evil.example\n\nsee [x]",
+    "<!-- an unclosed comment",
+]
+CONTAINED = [
+    "- a list\n- of two\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+    "> a quote\nlazily continued",
+    "    indented code at the end",
+    "1. first\n\n   ```py\n   x = 1\n   ```",
+    "a < b and `<b>` in code, **bold** and a [link](https://example.org)",
+]
 
 
-def test_markdown_keeps_every_message_verbatim_in_its_own_block() -> None:
-    for transcript in _samples().values():
-        blocks = _code_blocks(render_markdown(transcript))
-        for entry in transcript.messages:
-            assert entry.content in blocks, entry.content
+def _adversarial() -> AnyTranscript:
+    run = _samples()["run"]
+    template = run.messages[0]
+    messages = [
+        template.model_copy(update={"id": f"m{n}", "content": text, "turn": n})
+        for n, text in enumerate(BREAKING + CONTAINED)
+    ]
+    return run.model_copy(update={"messages": messages})
+
+
+def _message_sections(markdown: str, transcript: AnyTranscript) -> list[str]:
+    """What each message's section renders to after its heading and line of details."""
+    tokens = MD.parse(markdown)
+    titles = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    first = titles.index("Transcript") + 1
+    assert len(titles) - first == len(transcript.messages), "a heading came from a message"
+    starts = [i for i, t in enumerate(tokens) if t.type == "heading_open"][first:]
+    assert {tokens[i].tag for i in starts} == {"h3"}
+    ends = [*starts[1:], len(tokens) - 3]  # the closing "Exported as" paragraph
+    sections = []
+    for start, end, entry in zip(starts, ends, transcript.messages, strict=True):
+        part = tokens[start + 3 : end]  # heading open, inline, close
+        skip = 3 * (1 + len(entry.tool_calls or []))  # the details' and calls' paragraphs
+        sections.append(MD.renderer.render(part[skip:], MD.options, {}))
+    return sections
+
+
+def test_markdown_renders_each_message_as_it_renders_alone() -> None:
+    """Each message's section renders exactly as the message alone (written as Markdown)
+    or as a code block holding it verbatim (fenced): nothing leaks in or out."""
+    for transcript in [*_samples().values(), _adversarial()]:
+        document = render_markdown(transcript)
+        sections = _message_sections(document, transcript)
+        for entry, section in zip(transcript.messages, sections, strict=True):
+            if not entry.content.strip():
+                assert section == "<p><em>(no text)</em></p>\n"
+            elif is_contained(entry.content):
+                assert section == MD.render(entry.content), entry.content
+            else:
+                fenced = [t for t in MD.parse(document) if t.type == "fence"]
+                assert entry.content + "\n" in [t.content for t in fenced], entry.content
+                assert section.startswith("<pre><code")
+                assert section.count("<pre>") == 1
+    assert [is_contained(text) for text in BREAKING] == [False] * len(BREAKING)
+    assert [is_contained(text) for text in CONTAINED] == [True] * len(CONTAINED)
     nasty = "````\nnot a fence end\n`````x\n"
-    assert _code_blocks(fence(nasty)) == [nasty]
-    assert CODE_TURN in _code_blocks(render_markdown(_samples()["run"]))
+    assert [t.content for t in MD.parse(fence(nasty)) if t.type == "fence"] == [nasty + "\n"]
+    # The sample's balanced code block renders as code, not as a fenced copy of the text.
+    assert is_contained(CODE_TURN)
+    assert "<pre><code class=\"language-python\">print('hi')\n" in MD.render(
+        render_markdown(_samples()["run"])
+    )
+
+
+def test_money_reads_as_money() -> None:
+    assert [money(x) for x in (0.0, 0.0012, 0.000556, 7e-6, 0.01, 0.125, 1234.5, 3e-8)] == [
+        "free",
+        "$0.0012",
+        "$0.00056",
+        "$0.000007",
+        "$0.01",
+        "$0.12",
+        "$1,234.50",
+        "$0.00000003",
+    ]
 
 
 def test_file_names_are_ascii_slugs_with_a_short_id() -> None:

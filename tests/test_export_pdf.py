@@ -111,3 +111,64 @@ def test_a_conversation_pdf_shows_routing_and_emoji() -> None:
     assert "routedtobilling:arefund" in flat
     assert "Whereismyrefund?🤔" in flat
     assert _squeezed(conversation.title or "") in flat
+
+
+def _first_page(pdf: bytes) -> str:
+    done = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", "-f", "1", "-l", "1", "-", "-"],
+        input=pdf,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout.decode()
+
+
+def test_the_pdf_opens_with_the_topic_and_the_verdict_in_words() -> None:
+    """Page 1 reads: the topic, how it was decided (method, answer, winner, votes, each
+    round's moderation), the settings as a table, then the debate; no verdict as JSON."""
+    run = run_transcript(sample_run()).model_copy(
+        update={
+            "verdict": {
+                "method": "vote",
+                "answer": "keep cars, priced",
+                "votes": {"ban cars": 1, "keep cars, priced": 2},
+                "reason": "two of three answers",
+                "winner": None,
+            },
+            "moderation": [
+                {"decided": False, "reason": "both still open", "round": 0},
+                {"decided": True, "winner": "Optimist", "reason": "clearer", "round": 1},
+            ],
+        }
+    )
+    pdf = render_pdf(run)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "run-verdict.pdf").write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-", str(OUT / "run-verdict")],
+        input=pdf,
+        check=True,
+    )
+    page = _first_page(pdf)
+    flat = _squeezed(page)
+    order = [
+        "Should#citiesbancars?",
+        "Verdict",
+        "vote(thebots'answers,counted)",
+        "keepcars,priced",
+        "keepcars,priced:2;bancars:1",
+        "Round1",
+        "notdecided:bothstillopen",
+        "decided,winnerOptimist:clearer",
+        "Settings",
+        '{"aggregation":"judge","rounds":2}',
+        "Participants",
+        "Transcript",
+        "Turn1·Optimist",
+    ]
+    places = [flat.find(words) for words in order]
+    assert -1 not in places, [w for w, p in zip(order, places, strict=True) if p == -1]
+    assert places == sorted(places), order
+    for raw in ('"answer"', '"votes"', '"decided"', '"winner"'):
+        assert raw not in page, raw
+    assert "$0.00018" in page  # money, not $0.000180

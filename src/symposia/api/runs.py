@@ -32,6 +32,7 @@ from symposia.api.schemas import (
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
 from symposia.export import run_summary
+from symposia.orchestration.policies import policy_named
 from symposia.orchestration.presets import preset_named
 from symposia.security.principals import Principal
 from symposia.services.idempotency import Outcome
@@ -66,6 +67,21 @@ def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
         fallbacks=tuple(bot.fallbacks),
         description=bot.description,
     )
+
+
+def _check_turns(body: RunCreate, bots: list[BotConfig]) -> None:
+    """A `max_turns` the client chose that is too few for the policy's rounds is refused,
+    with the number needed: raising it in silence would run more turns than asked for."""
+    policy = policy_named(body.policy)
+    agents = sum(1 for bot in bots if bot.kind == "bot")
+    needed = policy.turns_needed(body.policy_config or {}, agents)
+    if body.max_turns < needed:
+        raise InvalidInputError(
+            f"max_turns {body.max_turns} is too few for this {body.policy} run: its "
+            f"rounds and verdict take {needed} turns; give max_turns {needed} or more, or "
+            "fewer policy_config.max_rounds",
+            "max_turns",
+        )
 
 
 @router.post(
@@ -103,6 +119,7 @@ async def create_run(
 async def _start_run(
     body: RunCreate, runs: RunService, settings: Settings, principal: Principal
 ) -> dict[str, Any]:
+    turns_chosen = "max_turns" in body.model_fields_set
     if body.preset is not None:
         base = preset_named(body.preset).with_model(settings.default_model)
         given = body.model_dump(include=body.model_fields_set, by_alias=False)
@@ -111,6 +128,8 @@ async def _start_run(
         bots = default_bots(settings.default_model, settings.default_max_tokens)
     else:
         bots = [_bot_config(bot, index, settings) for index, bot in enumerate(body.bots)]
+    if turns_chosen:
+        _check_turns(body, bots)
     run = await runs.create(
         body.topic,
         bots,

@@ -64,6 +64,17 @@ def wants_html(accept: str | None) -> bool:
     return _quality(accept, "text/html") > _quality(accept, "application/json")
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The icon, for what asks the conventional path instead of reading the page's
+    `<link rel="icon">` (the API docs page, bookmarks): an SVG, not a 404 per load."""
+    return FileResponse(
+        WEB / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 @router.get("/", include_in_schema=False)
 async def index(request: Request, container: ContainerDep) -> Response:
     """Browsers get the page. JSON clients get the service's name, status and version,

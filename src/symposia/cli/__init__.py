@@ -11,12 +11,13 @@ import argparse
 import sys
 
 from symposia.cli import chat, db, debate, keys, passwords, runs, serve
-from symposia.cli.client import CliError
+from symposia.cli.client import CliError, add_server_options
 from symposia.cli.exit_codes import INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="symposia", description=__doc__)
+    add_server_options(parser, before_command=True)
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (serve, db, passwords, keys, debate, chat, runs):
         module.register(commands)
@@ -24,7 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = [name for name in ("server", "api_key") if getattr(args, name, None) is not None]
+    if given and not getattr(args, "talks_to_server", False):
+        option = "--" + given[0].replace("_", "-")
+        parser.error(f"{option} is for the commands that talk to a server, not `{args.command}`")
     try:
         return int(args.handler(args))
     except CliError as exc:

@@ -19,7 +19,15 @@ from prompt_toolkit.history import InMemoryHistory
 from rich.console import Console
 from rich.text import Text
 
-from symposia.cli.client import Api, CliError, Event, client_parser, connect
+from symposia.cli.client import (
+    Api,
+    ApiError,
+    CliError,
+    Event,
+    client_parser,
+    connect,
+    resolve_id,
+)
 from symposia.cli.exports import FORMATS, conversation_export_path, download
 from symposia.cli.output import console, note
 from symposia.cli.parsing import Commands
@@ -147,12 +155,16 @@ def _lines() -> Iterator[str]:
             return
 
 
+class RefusedModelError(CliError):
+    """The model the command was started with is not one the server takes."""
+
+
 def chat_command(args: argparse.Namespace) -> int:
     out, err = console(), console(stderr=True)
     with connect(args) as api:
         chat = Chat(api, out, args.model)
         if args.conversation:
-            chat.open(args.conversation)
+            chat.open(resolve_id(api, args.conversation, "/api/conversations", "conversation"))
         out.print(note("/help for commands, /quit to leave"))
         for line in _lines():
             text = line.strip()
@@ -160,16 +172,34 @@ def chat_command(args: argparse.Namespace) -> int:
                 continue
             try:
                 if not text.startswith("/"):
-                    chat.send(text)
+                    _send(chat, text, started_with=args.model)
                 elif not chat.command(text):
                     break
+            except RefusedModelError:
+                raise
             except CliError as exc:  # a refused message or command: the chat goes on
                 err.print(note(f"symposia: {exc}", style="red"))
     return 0
 
 
+def _send(chat: Chat, text: str, started_with: str | None) -> None:
+    """A refusal of the `--model` the command was started with ends the command (exit 1,
+    as `debate` does for its bots): every message would be refused the same way."""
+    first = chat.conversation_id is None and started_with is not None
+    try:
+        chat.send(text)
+    except ApiError as exc:
+        if first and chat.model == started_with and exc.field in ("model", "default_model"):
+            raise RefusedModelError(str(exc)) from exc
+        raise
+
+
 def register(commands: Commands) -> None:
     parser = client_parser(commands, "chat", help="chat with a model", description=__doc__)
     parser.add_argument("--model", metavar="M", help="the model (default: the server's)")
-    parser.add_argument("--conversation", metavar="ID", help="continue this conversation")
+    parser.add_argument(
+        "--conversation",
+        metavar="ID",
+        help="continue this conversation (its id, or any unique start of it: 6+ characters)",
+    )
     parser.set_defaults(handler=chat_command)

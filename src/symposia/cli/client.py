@@ -43,9 +43,20 @@ class ServerUnreachableError(CliError):
 
 
 class ApiError(CliError):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.field = field  # the request field the server named, if any
+
+
+def refusal(response: httpx.Response) -> ApiError:
+    """The `ApiError` for a response of status 400 or above."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    field = body.get("field") if isinstance(body, dict) else None
+    return ApiError(response.status_code, describe(response), field if field else None)
 
 
 def _server_message(response: httpx.Response) -> tuple[str, str]:
@@ -110,7 +121,7 @@ class Api:
         except httpx.TransportError as exc:
             raise self.unreachable(exc) from exc
         if response.status_code >= 400:
-            raise ApiError(response.status_code, describe(response))
+            raise refusal(response)
         return response
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -187,7 +198,7 @@ class Stream:
             response = source.response
             if response.status_code >= 400:
                 response.read()
-                raise ApiError(response.status_code, describe(response))
+                raise refusal(response)
             try:
                 for sse in source.iter_sse():
                     if not sse.id.isdigit() or int(sse.id) <= self.last_id:
@@ -206,18 +217,29 @@ class Stream:
 
 def connect(args: argparse.Namespace) -> Api:
     """The server of `--server` (default: the one `symposia serve` starts here)."""
-    url = args.server or local_server_url(settings_or_exit())
+    url = getattr(args, "server", None) or local_server_url(settings_or_exit())
     if "://" not in url:
         url = f"http://{url}"  # `--server localhost:8000`
-    return Api(url.rstrip("/"), args.api_key or os.environ.get(API_KEY_ENV) or None)
+    key = getattr(args, "api_key", None) or os.environ.get(API_KEY_ENV) or None
+    return Api(url.rstrip("/"), key)
 
 
-def add_server_options(parser: argparse.ArgumentParser) -> None:
+def add_server_options(parser: argparse.ArgumentParser, *, before_command: bool = False) -> None:
+    """`--server` and `--api-key`, taken before the command (`symposia --server X debate`)
+    as well as after it: after it they are SUPPRESS by default, so an option given before
+    the command is not overwritten by the command's own default."""
+    default = None if before_command else argparse.SUPPRESS
     parser.add_argument(
-        "--server", metavar="URL", help="the server (default: http://HOST:PORT of the settings)"
+        "--server",
+        metavar="URL",
+        default=default,
+        help="the server (default: http://HOST:PORT of the settings)",
     )
     parser.add_argument(
-        "--api-key", metavar="KEY", help=f"sent as X-API-Key (default: ${API_KEY_ENV})"
+        "--api-key",
+        metavar="KEY",
+        default=default,
+        help=f"sent as X-API-Key (default: ${API_KEY_ENV})",
     )
 
 
@@ -225,4 +247,36 @@ def client_parser(commands: Commands, name: str, **kwargs: Any) -> argparse.Argu
     """A command that talks to a server: it takes --server and --api-key."""
     parser = commands.add_parser(name, **kwargs)
     add_server_options(parser)
+    parser.set_defaults(talks_to_server=True)
     return parser
+
+
+ID_PREFIX_MIN = 6  # characters of an id that a command accepts in its place
+FULL_ID_LENGTH = 32
+LISTING_PAGE = 200  # the most a listing route gives at once
+
+
+def resolve_id(api: Api, given: str, listing: str, kind: str) -> str:
+    """The whole id of the `kind` (run, conversation) whose id starts with `given`.
+
+    Ids are 32 hex characters; a person copies the first few. Any unique prefix of
+    ID_PREFIX_MIN or more characters is taken, looked up in the caller's own listing;
+    anything else goes to the server as it is (which says whether it knows it).
+    """
+    if len(given) >= FULL_ID_LENGTH or len(given) < ID_PREFIX_MIN:
+        return given
+    matches: list[str] = []
+    offset = 0
+    while True:
+        page = api.json("GET", listing, params={"limit": LISTING_PAGE, "offset": offset})
+        items = page["items"]
+        matches += [item["id"] for item in items if item["id"].startswith(given)]
+        if len(items) < LISTING_PAGE:
+            break
+        offset += LISTING_PAGE
+    if not matches:
+        raise ApiError(404, f"not found: {kind} {given!r} not found (no id of yours starts so)")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
+        raise CliError(f"{given!r} starts the ids of {len(matches)} {kind}s ({shown}): give more")
+    return matches[0]

@@ -1,10 +1,15 @@
 """`symposia debate "topic"`: start a run and watch it in the terminal. The first Ctrl-C
-stops the run on the server and shows how it ended; a second one leaves at once."""
+stops the run on the server and shows how it ended; a second one leaves at once. When the
+run waits for a person (an agent of kind `human`), the person types that agent's turn."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from typing import Any
+
+from prompt_toolkit import PromptSession
 
 from symposia.cli.client import Api, ApiError, CliError, client_parser, connect
 from symposia.cli.exit_codes import INTERRUPTED
@@ -30,6 +35,13 @@ def parse_bot(value: str) -> dict[str, Any]:
     return bot
 
 
+def parse_human(value: str) -> dict[str, Any]:
+    """`--human NAME`: an agent of kind `human`, whose turns the person at the terminal types."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("a human agent needs a name")
+    return {"name": value.strip(), "kind": "human"}
+
+
 def run_body(args: argparse.Namespace) -> dict[str, Any]:
     """The body of `POST /api/run`: only what was given, so a preset keeps the rest."""
     body: dict[str, Any] = {"topic": args.topic}
@@ -53,8 +65,49 @@ def _stop(api: Api, run_id: str, view: EventView) -> None:
     view.out.print(note(f"stopped run {run_id}"))
 
 
+LineReader = Callable[[str], str | None]
+
+
+def read_line() -> LineReader:
+    """What the person types: a prompt in a terminal; else the next line of standard input
+    (None at its end: the run then waits, as the server says, until its timeout)."""
+    if sys.stdin.isatty():
+        session: PromptSession[str] = PromptSession()
+
+        def prompt(label: str) -> str | None:
+            try:
+                return session.prompt(label)
+            except EOFError:
+                return None
+
+        return prompt
+
+    def next_line(label: str) -> str | None:
+        line = sys.stdin.readline()
+        return line.rstrip("\n") if line else None
+
+    return next_line
+
+
+def answer_for_person(api: Api, run_id: str, data: dict[str, Any], read: LineReader) -> None:
+    """The turn of the human agent the run waits for, typed here and sent as theirs."""
+    if api.json("GET", f"/api/run/{run_id}")["status"] != "awaiting_input":
+        return  # already answered (a replayed wait), or ended meanwhile
+    name = data["name"]
+    while (text := read(f"{name}> ")) is not None and not text.strip():
+        pass  # an empty line is no turn: ask again
+    if text is None:
+        return
+    try:
+        api.request("POST", f"/api/run/{run_id}/messages", json={"content": text, "author": name})
+    except ApiError as exc:
+        if exc.status != 409:  # 409: the run ended while the person typed
+            raise
+
+
 def debate_command(args: argparse.Namespace) -> int:
     out = console()
+    read = read_line()
     with connect(args) as api:
         run = api.json("POST", "/api/run", json=run_body(args))
         run_id = run["id"]
@@ -64,6 +117,8 @@ def debate_command(args: argparse.Namespace) -> int:
         try:
             for event in stream.events():
                 view.show(event)
+                if event.type == "awaiting_input":
+                    answer_for_person(api, run_id, event.data, read)
         except KeyboardInterrupt:
             _stop(api, run_id, view)
             for event in stream.events():  # to the final status; Ctrl-C again leaves
@@ -88,5 +143,18 @@ def register(commands: Commands) -> None:
         metavar="NAME=MODEL[:PROMPT]",
         help="a bot (repeat for each; at least two). MODEL empty: the server's default",
     )
-    parser.add_argument("--turns", type=int, metavar="N", help="max_turns (server default 6)")
+    parser.add_argument(
+        "--human",
+        dest="bot",
+        action="append",
+        type=parse_human,
+        metavar="NAME",
+        help="an agent played by you: its turns are typed here (in order among the --bot)",
+    )
+    parser.add_argument(
+        "--turns",
+        type=int,
+        metavar="N",
+        help="max_turns (server default 6; a preset's rounds may need more: then it is refused)",
+    )
     parser.set_defaults(handler=debate_command)

@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from symposia.cli.client import client_parser, connect
+from symposia.cli.client import Api, client_parser, connect, resolve_id
 from symposia.cli.exports import FORMATS, download, run_export_path
 from symposia.cli.output import colour_of, console, note, speaker_line
 from symposia.cli.parsing import Commands
@@ -17,20 +17,37 @@ TOPIC_WIDTH = 60
 
 
 def list_command(args: argparse.Namespace) -> int:
+    """A table in a terminal; into a pipe, one tab-separated line a run with its whole id
+    and topic (no column is cut to a width: a script reads them)."""
     with connect(args) as api:
         page = api.json("GET", "/api/runs", params={"limit": args.limit, "offset": args.offset})
-    table = Table("id", "status", "turns", "created", "topic", box=None, pad_edge=False)
-    for run in page["items"]:
-        topic = run["topic"].replace("\n", " ")
-        table.add_row(
+    out = console()
+    header = ("id", "status", "turns", "created", "topic")
+    rows = [
+        (
             run["id"],
             run["status"],
             f"{run['turn_count']}/{run['max_turns']}",
             (run["created_at"] or "")[:16].replace("T", " "),
-            topic if len(topic) <= TOPIC_WIDTH else topic[: TOPIC_WIDTH - 1] + "…",
+            " ".join(run["topic"].split()),
         )
-    console().print(table)
+        for run in page["items"]
+    ]
+    if not out.is_terminal:
+        for row in (header, *rows):
+            print("\t".join(row))  # not rich's print, which expands tabs
+        return 0
+    table = Table(*header, box=None, pad_edge=False)
+    table.columns[0].no_wrap = True
+    for *fields, topic in rows:
+        short = topic if len(topic) <= TOPIC_WIDTH else topic[: TOPIC_WIDTH - 1] + "…"
+        table.add_row(*fields, short)
+    out.print(table)
     return 0
+
+
+def _run_id(api: Api, given: str) -> str:
+    return resolve_id(api, given, "/api/runs", "run")
 
 
 def _summary_lines(run: dict[str, Any]) -> list[Text]:
@@ -56,7 +73,7 @@ def _summary_lines(run: dict[str, Any]) -> list[Text]:
 def show_command(args: argparse.Namespace) -> int:
     """The run's settings, then its transcript, each turn in its bot's colour."""
     with connect(args) as api:
-        run = api.json("GET", run_export_path(args.id, "json"))
+        run = api.json("GET", run_export_path(_run_id(api, args.id), "json"))
     out = console()
     for line in _summary_lines(run):
         out.print(line)
@@ -74,8 +91,9 @@ def show_command(args: argparse.Namespace) -> int:
 
 def export_command(args: argparse.Namespace) -> int:
     with connect(args) as api:
-        fallback = f"run-{args.id}.{args.format}"
-        saved = download(api, run_export_path(args.id, args.format), args.output, fallback)
+        run_id = _run_id(api, args.id)
+        fallback = f"run-{run_id}.{args.format}"
+        saved = download(api, run_export_path(run_id, args.format), args.output, fallback)
     if saved is not None:
         print(saved)
     return 0
@@ -89,10 +107,10 @@ def register(commands: Commands) -> None:
     listing.add_argument("--offset", type=int, default=0)
     listing.set_defaults(handler=list_command)
     show = client_parser(actions, "show", help="a run's settings and transcript")
-    show.add_argument("id")
+    show.add_argument("id", help="the run's id, or any unique start of it (6+ characters)")
     show.set_defaults(handler=show_command)
     export = client_parser(actions, "export", help="save a run's transcript to a file")
-    export.add_argument("id")
+    export.add_argument("id", help="the run's id, or any unique start of it (6+ characters)")
     export.add_argument("--format", choices=FORMATS, default="md", help="(default md)")
     export.add_argument(
         "-o", "--output", metavar="FILE", help="where (default: the server's file name; - stdout)"

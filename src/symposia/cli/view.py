@@ -5,7 +5,9 @@ a speaker is named (docs/events.md)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -165,7 +167,10 @@ class EventView:
         self._line(note(f"{data['name']} changed from turn {data['turn'] + 1}: {data['changes']}"))
 
     def _on_awaiting_input(self, data: dict[str, Any]) -> None:
-        self._line(note(f"waiting for {data['name']} (until {data.get('until')})"))
+        until = str(data.get("until") or "")
+        with contextlib.suppress(ValueError):
+            until = datetime.fromisoformat(until).strftime("%H:%M:%S %Z").strip()
+        self._line(note(f"waiting for {data['name']} (until {until})"))
 
     def _on_interrupted(self, data: dict[str, Any]) -> None:
         self._line(note(f"the server generating this stopped ({data.get('reason')}); waiting"))

@@ -9,6 +9,7 @@ each renderer escapes and lays them out in its own way.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,10 @@ class Block:
     title: str
     facts: list[tuple[str, str]]
     texts: list[tuple[str, str]]
+    # What it is, for a renderer that lays parts out differently ("participant",
+    # "edits", "moderation"; "" for settings), and a participant's name.
+    kind: str = ""
+    name: str = ""
 
 
 def when(value: datetime | None) -> str:
@@ -47,6 +52,18 @@ def title(transcript: AnyTranscript) -> str:
     return " ".join((transcript.title or "").split()) or "Untitled conversation"
 
 
+def money(usd: float) -> str:
+    """US dollars as people read them: cents from a cent up (`$1.25`), two significant
+    digits below (`$0.0012`, `$0.000007`), and "free" for a cost of exactly 0 (the local
+    and scripted models' price, or a price table's zero entry)."""
+    if usd == 0:
+        return "free"
+    if abs(usd) >= 0.01:
+        return f"${usd:,.2f}"
+    decimals = min(8, 1 - math.floor(math.log10(abs(usd))))
+    return f"${usd:.{decimals}f}".rstrip("0")
+
+
 def totals(transcript: AnyTranscript) -> str:
     """Tokens and cost of all the messages, marked when any figure was estimated."""
     entries = [e for e in transcript.messages if e.usage is not None]
@@ -56,7 +73,7 @@ def totals(transcript: AnyTranscript) -> str:
     estimated = any(e.usage.estimated for e in entries if e.usage)
     text = f"{prompt} prompt + {completion} completion tokens"
     if costs:
-        text += f", ${sum(costs):.6f}"
+        text += f", {money(sum(costs))}"
     return text + (" (partly estimated)" if estimated else "")
 
 
@@ -97,7 +114,7 @@ def _run_blocks(run: RunTranscript) -> Iterator[Block]:
         if bot.description:
             facts.append(("Description", bot.description))
         texts = [("System prompt", bot.system_prompt)] if bot.system_prompt else []
-        yield Block(f"Participant {index + 1}: {bot.name}", facts, texts)
+        yield Block(f"Participant {index + 1}: {bot.name}", facts, texts, "participant", bot.name)
     if run.edits:
         facts = [
             (
@@ -107,11 +124,63 @@ def _run_blocks(run: RunTranscript) -> Iterator[Block]:
             )
             for e in run.edits
         ]
-        yield Block("Edits during the run", facts, [])
-    found = {"Verdict": run.verdict, "Moderation": run.moderation}
-    verdicts = [(name, as_json(value)) for name, value in found.items() if value is not None]
-    if verdicts:
-        yield Block("Verdicts", [], verdicts)
+        yield Block("Edits during the run", facts, [], "edits")
+    if run.moderation is not None:
+        yield _moderation(run.moderation)
+
+
+_METHODS = {
+    "vote": "the bots' answers, counted",
+    "judge": "a judge model read the debate",
+    "moderator": "the moderator decided",
+}
+
+
+def verdict(transcript: AnyTranscript) -> Block | None:
+    """How the run ended in words (method, answer, winner, votes, reason), for the top of
+    the document; a verdict of another shape (an imported one) is shown as its JSON."""
+    if not isinstance(transcript, RunTranscript) or transcript.verdict is None:
+        return None
+    data = dict(transcript.verdict)
+    facts: list[tuple[str, str]] = []
+    method = data.get("method")
+    if isinstance(method, str):
+        data.pop("method")
+        explained = _METHODS.get(method)
+        facts.append(("Method", f"{method} ({explained})" if explained else method))
+    for key, label in (("answer", "Answer"), ("winner", "Winner"), ("reason", "Reason")):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            facts.append((label, data.pop(key)))
+    votes = data.get("votes")
+    if isinstance(votes, dict) and votes:
+        data.pop("votes")
+        ranked = sorted(votes.items(), key=lambda item: (-_count(item[1]), item[0]))
+        facts.append(("Votes", "; ".join(f"{answer}: {count}" for answer, count in ranked)))
+    # What is left and says something (an imported verdict's own fields) is kept as JSON.
+    rest = {key: value for key, value in data.items() if value not in (None, "", {}, [])}
+    return Block("Verdict", facts, [("Other fields", as_json(rest))] if rest else [])
+
+
+def _count(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _moderation(moderation: Any) -> Block:
+    """A moderated debate's assessment after each round, one line per round."""
+    if not isinstance(moderation, list) or not all(isinstance(m, dict) for m in moderation):
+        return Block("Moderation", [], [("Assessments", as_json(moderation))], "moderation")
+    facts = []
+    for number, item in enumerate(moderation, start=1):
+        round_number = item.get("round")
+        label = f"Round {round_number + 1}" if isinstance(round_number, int) else f"#{number}"
+        said = "decided" if item.get("decided") else "not decided"
+        if item.get("winner"):
+            said += f", winner {item['winner']}"
+        if item.get("reason"):
+            said += f": {item['reason']}"
+        facts.append((label, said))
+    return Block("Moderation", facts, [], "moderation")
 
 
 def _conversation_blocks(conversation: ConversationTranscript) -> Iterator[Block]:
@@ -166,7 +235,7 @@ def meta(entry: Entry) -> str:
         tokens = f"{usage.prompt_tokens} + {usage.completion_tokens} tokens"
         parts.append(tokens + (" (estimated)" if usage.estimated else ""))
     if entry.cost_usd is not None:
-        parts.append(f"${entry.cost_usd:.6f}")
+        parts.append(money(entry.cost_usd))
     parts.append(when(entry.created_at))
     if entry.routing:
         reason = entry.routing.get("reason")

@@ -11,14 +11,15 @@ long transcript: call it off the event loop (`export.files.render` does).
 
 from __future__ import annotations
 
+import json
 import re
 
 from fpdf import FPDF
-from fpdf.enums import XPos, YPos
+from fpdf.enums import TextMode, XPos, YPos
 
 from symposia.export import outline
 from symposia.export.fonts import MAIN_FAMILY, FontFile, fallbacks_for, main_fonts
-from symposia.export.outline import AnyTranscript, Block
+from symposia.export.outline import AnyTranscript
 from symposia.export.transcript import TRANSCRIPT, RunTranscript
 
 # Hebrew to Myanmar, Khmer, the Arabic presentation forms, the zero-width joiner.
@@ -66,6 +67,27 @@ def _paragraph(pdf: FPDF, text: str, size: float, style: str = "", height: float
     pdf.multi_cell(0, height, clean(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
+def _heading(pdf: FPDF, text: str, size: float, height: float) -> None:
+    """A heading in the accent colour, drawn bold by stroking its outline: the fonts are
+    variable fonts at their regular instance (a bold instance costs seconds to make)."""
+    _stroked(pdf, text, size, height, ACCENT)
+
+
+def _stroked(
+    pdf: FPDF, text: str, size: float, height: float, colour: tuple[int, int, int]
+) -> None:
+    """A paragraph filled and outlined in `colour` (a heavier weight), inside its own
+    graphics state so nothing after it is outlined."""
+    with pdf.local_context(
+        text_mode=TextMode.FILL_STROKE,
+        line_width=0.15 * size / 12,
+        draw_color=colour,
+        text_color=colour,
+    ):
+        _paragraph(pdf, text, size, height=height)
+    pdf.set_text_color(0, 0, 0)
+
+
 def _fact_lines(pdf: FPDF, facts: list[tuple[str, str]]) -> None:
     pdf.set_text_color(0, 0, 0)
     for label, value in facts:
@@ -80,21 +102,84 @@ def _verbatim(pdf: FPDF, label: str, text: str) -> None:
     pdf.ln(1.5)
 
 
-def _block(pdf: FPDF, block: Block) -> None:
-    pdf.ln(3)
-    pdf.set_text_color(*ACCENT)
-    _paragraph(pdf, block.title, 13, height=7)
-    _fact_lines(pdf, block.facts)
-    for label, text in block.texts:
+def _table(pdf: FPDF, rows: list[tuple[str, str]], widths: tuple[int, int] = (38, 136)) -> None:
+    """Label and value rows, compact, with light lines between them."""
+    if not rows:
+        return
+    pdf.set_font(MAIN_FAMILY, "", 9)
+    pdf.set_text_shaping(any(_NEEDS_SHAPING.search(value) for _, value in rows))
+    pdf.set_draw_color(210, 210, 210)
+    pdf.set_line_width(0.2)
+    with pdf.table(
+        col_widths=widths,
+        first_row_as_headings=False,
+        borders_layout="HORIZONTAL_LINES",
+        line_height=4.6,
+        padding=(0.8, 1.2),
+        text_align="LEFT",
+    ) as table:
+        for label, value in rows:
+            row = table.row()
+            pdf.set_text_color(*GREY)
+            row.cell(clean(label) or "—")
+            pdf.set_text_color(0, 0, 0)
+            row.cell(clean(value) or "—")
+    pdf.ln(2)
+
+
+def _one_line(text: str) -> str | None:
+    """A JSON setting as one short line, or None when it is long or not JSON."""
+    try:
+        compact = json.dumps(json.loads(text), ensure_ascii=False, sort_keys=True)
+    except ValueError:
+        return None
+    return compact if len(compact) <= 90 else None
+
+
+def _head(pdf: FPDF, transcript: AnyTranscript) -> None:
+    """The verdict in words, then the settings in a compact table, the participants one
+    row each, edits, and the long texts (system prompts) last."""
+    facts, blocks = outline.head(transcript)
+    verdict = outline.verdict(transcript)
+    for block in [verdict, *(b for b in blocks if b.kind == "moderation")]:
+        if block is None:
+            continue
+        _heading(pdf, block.title, 13, 7)
+        _table(pdf, block.facts)
+        for label, text in block.texts:
+            _verbatim(pdf, label, text)
+    rows = list(facts)
+    verbatim: list[tuple[str, str]] = []
+    for block in (b for b in blocks if b.kind == ""):
+        rows += block.facts
+        for label, text in block.texts:
+            short = _one_line(text)
+            if short is not None:
+                rows.append((label, short))
+            else:
+                verbatim.append((label, text))
+    _heading(pdf, "Settings", 13, 7)
+    _table(pdf, rows)
+    participants = [b for b in blocks if b.kind == "participant"]
+    if participants:
+        _heading(pdf, "Participants", 13, 7)
+        people = [
+            (b.name, " · ".join(f"{k.lower()} {v}" for k, v in b.facts)) for b in participants
+        ]
+        _table(pdf, people)
+        verbatim += [(f"{b.name}: {label}", text) for b in participants for label, text in b.texts]
+    for block in (b for b in blocks if b.kind == "edits"):
+        _heading(pdf, block.title, 13, 7)
+        _table(pdf, block.facts)
+    for label, text in verbatim:
         _verbatim(pdf, label, text)
 
 
 def _title(pdf: FPDF, transcript: AnyTranscript) -> None:
-    pdf.set_text_color(0, 0, 0)
-    _paragraph(pdf, outline.title(transcript), 18, height=9)
+    _stroked(pdf, outline.title(transcript), 18, 9, (0, 0, 0))
     if isinstance(transcript, RunTranscript) and "\n" in transcript.topic.strip():
         _verbatim(pdf, "Topic", transcript.topic)
-    pdf.ln(1)
+    pdf.ln(2)
 
 
 def _characters(transcript: AnyTranscript) -> str:
@@ -109,19 +194,14 @@ def render_pdf(transcript: AnyTranscript) -> bytes:
     pdf = _Document(title, fallbacks_for(_characters(transcript)))
     pdf.add_page()
     _title(pdf, transcript)
-    facts, blocks = outline.head(transcript)
-    _fact_lines(pdf, facts)
-    for block in blocks:
-        _block(pdf, block)
-    pdf.ln(3)
-    pdf.set_text_color(*ACCENT)
-    _paragraph(pdf, "Transcript", 13, height=7)
+    _head(pdf, transcript)
+    pdf.ln(2)
+    _heading(pdf, "Transcript", 13, 7)
     for number, entry in enumerate(transcript.messages, start=1):
         heading = outline.heading(number, entry)
         pdf.ln(2.5)
         pdf.start_section(clean(heading)[:120])
-        pdf.set_text_color(*ACCENT)
-        _paragraph(pdf, heading, 12, height=6.5)
+        _heading(pdf, heading, 12, 6.5)
         pdf.set_text_color(*GREY)
         _paragraph(pdf, outline.meta(entry), 8.5, "I", 4.5)
         for call in outline.tool_calls(entry):

@@ -83,6 +83,7 @@ PRESETS: dict[str, Preset] = {
             {
                 "policy": "rounds",
                 "policy_config": {"max_rounds": 3, "aggregation": "vote"},
+                "max_turns": 10,  # three rounds of three agents, and the vote
                 "bots": [
                     {
                         "name": f"Agent {n}",
@@ -100,6 +101,7 @@ PRESETS: dict[str, Preset] = {
             {
                 "policy": "moderated",
                 "policy_config": {"max_rounds": 3},
+                "max_turns": 7,  # three rounds of two sides, and the judge
                 "bots": [
                     {
                         "name": "Affirmative",

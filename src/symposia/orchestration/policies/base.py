@@ -78,4 +78,20 @@ class Policy(Protocol):
 
     def configure(self, config: dict[str, Any], run: Run) -> dict[str, Any]: ...
 
+    def turns_needed(self, config: dict[str, Any], agents: int) -> int:
+        """The fewest `max_turns` under which the policy can finish as configured (its
+        rounds and a verdict): `configure` raises a default `max_turns` to it, and a
+        `max_turns` the client chose below it is refused rather than overridden."""
+        ...
+
     async def decide(self, run: Run, ctx: PolicyContext) -> Decision: ...
+
+
+DEFAULT_ROUNDS = 3  # `max_rounds` of the policies that speak in rounds
+
+
+def configured_rounds(config: dict[str, Any]) -> int:
+    """`max_rounds`, or its default where it is absent or not a number (`configure`
+    refuses those)."""
+    rounds = config.get("max_rounds", DEFAULT_ROUNDS)
+    return rounds if isinstance(rounds, int) and not isinstance(rounds, bool) else DEFAULT_ROUNDS

@@ -24,7 +24,14 @@ from symposia.domain.event_types import Verdict
 from symposia.domain.models import Run
 from symposia.errors import InvalidInputError
 from symposia.orchestration.generation import answer_of, object_format
-from symposia.orchestration.policies.base import Decision, Finish, PolicyContext, Speak
+from symposia.orchestration.policies.base import (
+    DEFAULT_ROUNDS,
+    Decision,
+    Finish,
+    PolicyContext,
+    Speak,
+    configured_rounds,
+)
 from symposia.orchestration.policies.decisions import store_verdict
 from symposia.providers.base import ChatMessage, ResponseFormat
 
@@ -52,6 +59,10 @@ class Moderated:
 
     name = "moderated"
 
+    def turns_needed(self, config: dict[str, Any], agents: int) -> int:
+        """Both sides in every round, then the judge's turn."""
+        return 2 * configured_rounds(config) + 1
+
     def configure(self, config: dict[str, Any], run: Run) -> dict[str, Any]:
         unknown = set(config) - KEYS
         if unknown:
@@ -68,14 +79,14 @@ class Moderated:
                 raise InvalidInputError(f"{key} must be `provider/model`", f"policy_config.{key}")
             models[key] = model
         numbers = {}
-        for key, default, most in (("max_rounds", 3, 20), ("max_attempts", 3, 5)):
+        for key, default, most in (("max_rounds", DEFAULT_ROUNDS, 20), ("max_attempts", 3, 5)):
             value = config.get(key, default)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
                 raise InvalidInputError(
                     f"{key} must be a whole number from 1 to {most}", f"policy_config.{key}"
                 )
             numbers[key] = value
-        run.max_turns = max(run.max_turns, 2 * numbers["max_rounds"] + 1)  # room for all
+        run.max_turns = max(run.max_turns, self.turns_needed(numbers, 2))  # room for all
         return {**models, **numbers}
 
     async def decide(self, run: Run, ctx: PolicyContext) -> Decision:

@@ -20,6 +20,9 @@ class RoundRobin:
 
     name = "round_robin"
 
+    def turns_needed(self, config: dict[str, Any], agents: int) -> int:
+        return 1
+
     def configure(self, config: dict[str, Any], run: Run) -> dict[str, Any]:
         if config:
             raise InvalidInputError(

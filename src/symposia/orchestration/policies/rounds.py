@@ -24,7 +24,14 @@ from symposia.domain.models import Message, Run
 from symposia.errors import InvalidInputError
 from symposia.orchestration import prompt_template
 from symposia.orchestration.generation import answer_of
-from symposia.orchestration.policies.base import Decision, Finish, PolicyContext, Speak
+from symposia.orchestration.policies.base import (
+    DEFAULT_ROUNDS,
+    Decision,
+    Finish,
+    PolicyContext,
+    Speak,
+    configured_rounds,
+)
 from symposia.orchestration.policies.decisions import store_verdict
 from symposia.providers.base import ChatMessage
 
@@ -49,6 +56,10 @@ class Rounds:
 
     name = "rounds"
 
+    def turns_needed(self, config: dict[str, Any], agents: int) -> int:
+        """Every agent in every round, then the verdict's turn."""
+        return configured_rounds(config) * agents + 1
+
     def configure(self, config: dict[str, Any], run: Run) -> dict[str, Any]:
         unknown = set(config) - KEYS
         if unknown:
@@ -56,7 +67,7 @@ class Rounds:
                 f"rounds does not take {sorted(unknown)}; it takes {sorted(KEYS)}",
                 "policy_config",
             )
-        rounds = config.get("max_rounds", 3)
+        rounds = config.get("max_rounds", DEFAULT_ROUNDS)
         if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 20:
             raise InvalidInputError(
                 "max_rounds must be a whole number from 1 to 20", "policy_config.max_rounds"
@@ -78,7 +89,7 @@ class Rounds:
         # Room for every round: the policy itself ends the run after the last one, with
         # its verdict (a max_turns reached first would end it without one).
         agents = sum(1 for bot in run.bots if bot.kind == "bot")
-        run.max_turns = max(run.max_turns, rounds * agents + 1)
+        run.max_turns = max(run.max_turns, self.turns_needed(config, agents))
         return {
             "max_rounds": rounds,
             "aggregation": aggregation,

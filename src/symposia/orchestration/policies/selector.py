@@ -46,6 +46,9 @@ class Selector:
 
     name = "selector"
 
+    def turns_needed(self, config: dict[str, Any], agents: int) -> int:
+        return 1
+
     def configure(self, config: dict[str, Any], run: Run) -> dict[str, Any]:
         unknown = set(config) - KEYS
         if unknown:

@@ -11,6 +11,15 @@ function statusBadge(status) {
   return h("span", { class: `badge status-${status}`, dataset: { status } }, status);
 }
 
+/** "branch", linking to the run it was branched from. */
+function branchBadge(run) {
+  return h(
+    "a",
+    { class: "badge branch", href: `#/run/${run.parent_id}`, title: `Branched from run ${run.parent_id} after turn ${run.branch_turn}` },
+    `branch of ${run.parent_id.slice(0, 8)} after turn ${run.branch_turn}`,
+  );
+}
+
 // ---------------------------------------------------------------- the list of past runs
 
 export async function runsView(root, params) {
@@ -25,6 +34,7 @@ export async function runsView(root, params) {
         "span",
         { class: "meta" },
         statusBadge(run.status),
+        run.parent_id ? [" ", branchBadge(run)] : null,
         ` ${run.policy} · ${run.turn_count}/${run.max_turns} turns · `,
         new Date(run.created_at).toLocaleString(),
       ),
@@ -50,6 +60,7 @@ export async function runsView(root, params) {
 // ---------------------------------------------------------------- the form
 
 function botFieldset(index, ids, bot, onRemove) {
+  // A run needs two bots: with two, there is nothing to remove (onRemove is null).
   const temperature = h("input", {
     type: "range", min: 0, max: 2, step: 0.1, value: bot.temperature ?? 0.7, name: "temperature",
   });
@@ -61,9 +72,9 @@ function botFieldset(index, ids, bot, onRemove) {
     h("legend", {}, `Bot ${index + 1}`),
     field("Name", h("input", { name: "name", value: bot.name ?? "", maxlength: 64, required: true })),
     field("Model", modelSelect(ids, bot.model, { name: "model" }, "server default")),
-    field("System prompt", h("textarea", { name: "system_prompt", rows: 3 }, bot.system_prompt ?? bot.prompt ?? "")),
+    field("System prompt", h("textarea", { name: "system_prompt", rows: 5 }, bot.system_prompt ?? bot.prompt ?? "")),
     h("div", { class: "field" }, h("label", {}, "Temperature ", temperature, " ", shown)),
-    h("button", { type: "button", class: "secondary remove", onclick: onRemove }, `Remove bot ${index + 1}`),
+    onRemove ? h("button", { type: "button", class: "secondary remove", onclick: onRemove }, `Remove bot ${index + 1}`) : null,
   );
   set.extra = { kind: bot.kind, description: bot.description, max_tokens: bot.max_tokens };
   return set;
@@ -91,16 +102,17 @@ export async function newRunView(root) {
     api("GET", "/api/presets"),
     api("GET", "/api/policies"),
   ]);
-  let bots = [{ name: "Optimist" }, { name: "Skeptic" }];
+  // The server's own default bots (names, roles, settings), as a run naming none gets.
+  let bots = presets.default.body.bots.map((bot) => ({ ...bot }));
   const botsBox = h("div", { class: "bots" });
   const renderBots = () => {
     botsBox.replaceChildren(
       ...bots.map((bot, i) =>
-        botFieldset(i, ids, bot, () => {
+        botFieldset(i, ids, bot, bots.length > 2 ? () => {
           bots = readAll();
-          if (bots.length > 2) bots.splice(i, 1);
+          bots.splice(i, 1);
           renderBots();
-        }),
+        } : null),
       ),
     );
   };
@@ -119,12 +131,19 @@ export async function newRunView(root) {
     policies.items.map((p) => h("option", { value: p.name, selected: p.name === "round_robin", title: p.description }, p.name)),
   );
   const maxTurns = h("input", { name: "max_turns", type: "number", min: 1, value: 6, required: true });
+  // Sent only when chosen (typed, or a preset's): left alone, the server's default applies,
+  // which a policy with rounds raises to what its rounds need; a chosen one too few is refused.
+  let turnsChosen = false;
+  maxTurns.addEventListener("input", () => { turnsChosen = true; });
   preset.addEventListener("change", () => {
     const chosen = presets.items.find((p) => p.name === preset.value);
     if (!chosen) return;
     if (chosen.body.bots) bots = chosen.body.bots.map((bot) => ({ ...bot }));
     if (chosen.body.policy) policy.value = chosen.body.policy;
-    if (chosen.body.max_turns) maxTurns.value = chosen.body.max_turns;
+    if (chosen.body.max_turns) {
+      maxTurns.value = chosen.body.max_turns;
+      turnsChosen = true;
+    }
     renderBots();
   });
   const addBot = h("button", { type: "button", class: "secondary" }, "Add bot");
@@ -146,12 +165,8 @@ export async function newRunView(root) {
   form.addEventListener(
     "submit",
     guard(async () => {
-      const body = {
-        topic: topic.value,
-        policy: policy.value,
-        max_turns: Number(maxTurns.value),
-        bots: readAll(),
-      };
+      const body = { topic: topic.value, policy: policy.value, bots: readAll() };
+      if (turnsChosen) body.max_turns = Number(maxTurns.value);
       if (preset.value) body.preset = preset.value;
       const run = await api("POST", "/api/run", body);
       location.hash = `#/run/${run.id}`;
@@ -191,7 +206,7 @@ class LiveRun {
       ),
     );
     const parent = run.parent_id
-      ? h("p", { class: "meta" }, "Branched from ", h("a", { href: `#/run/${run.parent_id}` }, "this run"), ` after turn ${run.branch_turn}.`)
+      ? h("p", { class: "meta branched" }, "Branched from ", h("a", { href: `#/run/${run.parent_id}` }, "this run"), ` after turn ${run.branch_turn}.`)
       : null;
     this.bots = h("div", { class: "bot-cards" }, run.bots.map((bot, i) => this.botCard(bot, i)));
     this.say = this.sayForm();
@@ -203,7 +218,13 @@ class LiveRun {
       parent,
       h("div", { class: "toolbar" }, this.stopButton, exports),
       this.now,
-      h("div", { class: "columns" }, this.transcript, h("aside", { class: "side" }, h("h2", {}, "Bots"), this.bots, this.say)),
+      h(
+        "div",
+        { class: "columns" },
+        // The say box follows the transcript (sticky at the bottom while it scrolls), not the bots.
+        h("div", { class: "thread" }, this.transcript, this.say),
+        h("aside", { class: "side" }, h("h2", {}, "Bots"), this.bots),
+      ),
     );
     this.root.append(this.view);
     this.showEnding(run);
@@ -262,6 +283,30 @@ class LiveRun {
       }),
     );
     return form;
+  }
+
+  /** A branch's messages copied from its parent (up to the branch point), shown before
+   * its own turns and marked as inherited, each linking to the parent run. */
+  showInherited(messages) {
+    const parent = this.run.parent_id;
+    for (const message of messages) {
+      const from = h("a", { class: "inherited-from", href: `#/run/${parent}` }, "inherited from the parent run");
+      const isTurn = message.bot_index !== null && message.bot_index !== undefined && message.turn !== null;
+      const who = isTurn
+        ? [h("strong", {}, message.author), message.model ? ` · ${message.model}` : "", ` · turn ${message.turn + 1} · `, from]
+        : [h("strong", {}, message.author), " · ", from];
+      const node = h(
+        "li",
+        {
+          class: isTurn ? `turn inherited bot-${message.bot_index % 8}` : "person inherited",
+          dataset: isTurn ? { inheritedTurn: message.turn, bot: message.bot_index } : { inherited: "1" },
+        },
+        h("div", { class: "who" }, who),
+        h("div", { class: "text" }, message.content),
+      );
+      this.transcript.append(node);
+    }
+    if (messages.length) this.transcript.append(h("li", { class: "note branch-point" }, `This branch goes on from here (after turn ${this.run.branch_turn}).`));
   }
 
   async stop() {
@@ -430,9 +475,25 @@ class LiveRun {
   }
 }
 
+/** The messages a branch copied from its parent: its transcript's messages made before the
+ * branch itself was (copies keep their times), the topic left out. */
+async function inheritedMessages(run) {
+  const transcript = await api("GET", `/api/export/${run.id}.json`);
+  const made = Date.parse(run.created_at);
+  return transcript.messages.filter((m) => Date.parse(m.created_at) < made && m.role !== "system");
+}
+
 export async function runView(root, runId) {
   const [run, ids] = await Promise.all([api("GET", `/api/run/${runId}`), models().catch(() => [])]);
   const live = new LiveRun(root, run, ids);
+  if (run.parent_id) {
+    try {
+      live.showInherited(await inheritedMessages(run));
+    } catch (error) {
+      // The branch's own turns still show; say what is missing instead of failing the view.
+      live.note("warning", `Could not load the turns inherited from the parent run: ${error.message}`);
+    }
+  }
   const follower = new Follower(`/api/stream/${runId}`, {
     onEvent: (type, data, id) => {
       live.apply(type, data, id);
