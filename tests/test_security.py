@@ -220,7 +220,7 @@ async def test_open_mode_on_loopback_and_refusal_elsewhere(database_url: str) ->
     await container_of(app).start()
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
+            transport=httpx.ASGITransport(app=app), base_url="http://symposia.test"
         ) as client:
             assert (await client.get("/api/runs")).status_code == 200
             await container_of(app).api_keys.create("first")
@@ -382,7 +382,7 @@ async def test_forwarded_for_counts_only_from_trusted_proxies(
     app = await _open_app(database_url, trusted_proxies=trusted)
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
+            transport=httpx.ASGITransport(app=app), base_url="http://symposia.test"
         ) as client:
             cid = (await client.post("/api/conversations", json={})).json()["id"]
             codes = []

@@ -27,8 +27,10 @@ from symposia.providers.scripted import ScriptedProvider
 from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import Authenticator, check_exposure
 from symposia.security.client_address import Network, parse_networks
+from symposia.security.hosts import HostPolicy
 from symposia.security.rate_limit import RateLimiter
 from symposia.security.redact import remember_secrets
+from symposia.security.session_store import SessionStore
 from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
 from symposia.services.heartbeat import Heartbeat
@@ -83,6 +85,7 @@ class Container:
     reply_liveness: Heartbeat
     responses: ResponseService
     sockets: OpenSockets
+    hosts: HostPolicy
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -301,7 +304,15 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         conversations,
         metrics,
         api_keys,
-        Authenticator(settings, api_keys),
+        Authenticator(
+            settings,
+            api_keys,
+            SessionStore(
+                sessions,
+                settings.session_max_age_seconds,
+                settings.session_absolute_max_age_seconds,
+            ),
+        ),
         limiter,
         parse_networks(settings.trusted_proxies),
         completions,
@@ -310,4 +321,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         Heartbeat("reply", settings.run_heartbeat_seconds, reply_leases.renew, reply_leases.sweep),
         ResponseService(completions, SqlResponseRepository(sessions)),
         sockets,
+        HostPolicy(settings),
     )

@@ -21,7 +21,16 @@ PG_HOST = os.environ.get("SYMPOSIA_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("SYMPOSIA_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("SYMPOSIA_TEST_PG_USER", "postgres")
 PG_ADMIN_DB = "test"
-TABLES = ("replies", "messages", "run_bot_edits", "run_bots", "runs", "conversations", "api_keys")
+TABLES = (
+    "replies",
+    "messages",
+    "run_bot_edits",
+    "run_bots",
+    "runs",
+    "conversations",
+    "api_keys",
+    "sessions",
+)
 
 
 def _run(make: Callable[[], Awaitable[None]]) -> None:

@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, WebSocket
@@ -70,14 +69,17 @@ Command = Callable[[Socket, dict[str, Any]], Awaitable[dict[str, Any]]]
 # --- authentication --------------------------------------------------------------------
 
 
-def _origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
-    """A browser's socket may ride its cookie only from this site or an allowed origin;
-    otherwise any page could open one with the user's session (cross-site WebSocket
-    hijacking). A client that is no browser sends no Origin."""
+def _origin_allowed(websocket: WebSocket, container: Container) -> bool:
+    """A browser's socket may ride its cookie only from a configured origin (CORS_ORIGINS
+    or an allowed host's own): otherwise any page could open one with the user's session
+    (cross-site WebSocket hijacking). Never compared with Host, which a DNS-rebinding page
+    controls. A client that is no browser sends no Origin."""
     origin = websocket.headers.get("origin")
-    if origin is None or origin in allowed:
+    if origin is None:
         return True
-    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+    settings = container.settings
+    host = websocket.headers.get("host", "")
+    return container.hosts.origin_allowed(origin, settings.cors_origins, host)
 
 
 async def _handshake_principal(websocket: WebSocket, container: Container) -> Principal | None:
@@ -91,7 +93,7 @@ async def _handshake_principal(websocket: WebSocket, container: Container) -> Pr
         if explicit:
             raise
         return None
-    if not explicit and not _origin_allowed(websocket, container.settings.cors_origins):
+    if not explicit and not _origin_allowed(websocket, container):
         return None
     return principal
 
