@@ -22,7 +22,7 @@ from symposia.security.principals import Kind, Principal
 from symposia.storage.convert import aware
 from symposia.storage.tables import SessionRow
 
-TOUCH_SECONDS = 60.0  # how stale `last_seen` may get before a request writes it
+TOUCH_SECONDS = 60.0  # how stale `last_seen` may get before a request writes it (at most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,7 @@ class SessionStore:
         self._sessions = sessions
         self._idle = timedelta(seconds=idle_seconds)
         self._absolute = timedelta(seconds=absolute_seconds)
+        self._touch = min(TOUCH_SECONDS, idle_seconds / 10)
 
     async def create(
         self, principal: Principal, key_id: str | None, fingerprint: str | None
@@ -84,7 +85,7 @@ class SessionStore:
         if now >= record.expires_at or now >= record.last_seen + self._idle:
             await self.delete(session_id)
             return None
-        if (now - record.last_seen).total_seconds() > TOUCH_SECONDS:
+        if (now - record.last_seen).total_seconds() > self._touch:
             async with self._sessions.begin() as session:
                 await session.execute(
                     update(SessionRow).where(SessionRow.id == session_id).values(last_seen=now)
