@@ -118,9 +118,20 @@ class SessionStore:
 
 
 def _record(row: SessionRow) -> SessionRecord:
-    created, seen, expires = aware(row.created_at), aware(row.last_seen), aware(row.expires_at)
-    assert created is not None and seen is not None and expires is not None
     principal = Principal(row.principal, cast(Kind, row.kind), row.name)
     return SessionRecord(
-        row.id, principal, row.key_id, row.fingerprint, row.csrf, created, seen, expires
+        row.id,
+        principal,
+        row.key_id,
+        row.fingerprint,
+        row.csrf,
+        _utc(row.created_at),
+        _utc(row.last_seen),
+        _utc(row.expires_at),
     )
+
+
+def _utc(value: datetime) -> datetime:
+    stamp = aware(value)
+    assert stamp is not None
+    return stamp
