@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=32_768, ge=4096, le=1_048_576)
     max_header_count: int = Field(default=100, ge=16, le=10_000)
     max_concurrent_runs_per_principal: int = Field(default=5, ge=1)
+    # Open streams (SSE and WebSocket) one principal may hold in a process; more is a 429.
+    max_streams_per_principal: int = Field(default=20, ge=1, le=100_000)
+    # A request head must arrive within this of its first byte, a body within the other
+    # of its head; else 408, or the connection is closed (`connection_limits`).
+    header_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    body_read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Open connections per process; 0: half the file descriptors it may open, less 64.
+    max_connections: int = Field(default=0, ge=0, le=10_000_000)
     metrics_public: bool = True
     # Sign-in attempts (POST /auth/signin) per client address.
     rate_limit_signin: str = "10/minute"

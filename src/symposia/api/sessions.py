@@ -16,7 +16,7 @@ from symposia.api.responses import api_errors
 from symposia.errors import NotFoundError
 from symposia.security.sessions import session_id
 
-router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=api_errors(401, 503))
 
 
 class SessionOut(BaseModel):
@@ -52,7 +52,7 @@ async def list_sessions(request: Request, principal: PrincipalDep) -> SessionLis
     )
 
 
-@router.delete("/{session_id}", status_code=204, responses=api_errors(404))
+@router.delete("/{session_id}", status_code=204, responses=api_errors(404, 422))
 async def end_session(request: Request, session_id: str, principal: PrincipalDep) -> Response:
     """End one of the caller's sessions (the current one too: that is a sign-out)."""
     if not await container_from(request).auth.sessions.delete(session_id, principal.id):
