@@ -46,7 +46,7 @@ def _serve(
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        preexec_fn=preexec,  # noqa: PLW1509 (only setrlimit, before exec)
+        preexec_fn=preexec,  # only setrlimit, between fork and exec
     )
     return process, port
 
