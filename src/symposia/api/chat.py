@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sse_starlette import EventSourceResponse
 
-from symposia.api.deps import ContainerDep, PrincipalDep, get_principal, rate_limited
+from symposia.api.deps import (
+    ContainerDep,
+    PrincipalDep,
+    get_principal,
+    rate_limited,
+    stream_slot,
+)
 from symposia.api.responses import api_errors
 from symposia.api.schemas import ChatStreamRequest
+from symposia.streaming.stream_slots import Release
 
 router = APIRouter(
     prefix="/api/chat",
@@ -24,7 +31,7 @@ router = APIRouter(
     responses=api_errors(400, 404, 409, 413, 429),
 )
 async def chat_stream(
-    body: ChatStreamRequest, container: ContainerDep, principal: PrincipalDep
+    request: Request, body: ChatStreamRequest, container: ContainerDep, principal: PrincipalDep
 ) -> Response:
     """Continues `conversation_id`, or the conversation holding `previous_response_id`, or
     starts a new one. The final `done` event carries `response_id` (the reply's message
@@ -32,6 +39,18 @@ async def chat_stream(
     `reply_in_progress` while the conversation's previous reply is still being generated."""
     conversations, owner = container.conversations, principal.id
     conversations.check_text(body.message)
+    release = stream_slot(request, container, principal)  # before a reply is started
+    try:
+        return await _ask(body, container, owner, release)
+    except BaseException:
+        release()
+        raise
+
+
+async def _ask(
+    body: ChatStreamRequest, container: ContainerDep, owner: str, release: Release
+) -> Response:
+    conversations = container.conversations
     created = False
     if body.conversation_id is not None:
         conversation_id = (await conversations.get(body.conversation_id, owner=owner)).id
@@ -53,4 +72,4 @@ async def chat_stream(
         if created:  # a failed request leaves no empty conversation behind
             await conversations.discard(conversation_id)
         raise
-    return container.stream_response(stream_id, 0)
+    return container.stream_response(stream_id, 0, release=release)

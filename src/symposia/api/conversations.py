@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import (
@@ -13,6 +13,7 @@ from symposia.api.deps import (
     PrincipalDep,
     get_principal,
     rate_limited,
+    stream_slot,
 )
 from symposia.api.responses import api_errors
 from symposia.api.schemas import (
@@ -142,6 +143,7 @@ async def list_messages(
     responses=api_errors(400, 404, 409, 429),
 )
 async def stream_reply(
+    request: Request,
     conversation_id: str,
     container: ContainerDep,
     principal: PrincipalDep,
@@ -159,4 +161,6 @@ async def stream_reply(
     )
     if await finished_before(stored, container.log, stream_id, after):
         return Response(status_code=204)  # a finished reply's reconnection: stop
-    return container.stream_response(stream_id, after, stored)
+    return container.stream_response(
+        stream_id, after, stored, stream_slot(request, container, principal)
+    )

@@ -14,6 +14,7 @@ from symposia.security.principals import Principal
 from symposia.services.conversations import ConversationService
 from symposia.services.runs import RunService
 from symposia.settings import Settings
+from symposia.streaming.stream_slots import Release
 
 
 def container_from(request: HTTPConnection) -> Container:
@@ -85,20 +86,36 @@ def rate_limited_caller(scope: str) -> Any:
     return Depends(caller)
 
 
+def caller_key(request: HTTPConnection, container: Container, principal: Principal) -> str:
+    """Whose budget a request counts against: its principal, or unauthenticated (the open
+    modes), its client address."""
+    if principal.authenticated:
+        return principal.id
+    peer = request.client.host if request.client else None
+    return "ip:" + client_address(
+        peer, request.headers.get("x-forwarded-for"), container.trusted_proxies
+    )
+
+
+def stream_slot(request: HTTPConnection, container: Container, principal: Principal) -> Release:
+    """A slot for one more open stream of this caller, to give back when it ends: 429
+    past MAX_STREAMS_PER_PRINCIPAL (not counted in DEV_MODE, like rate limits)."""
+    if container.settings.dev_mode:
+        return _nothing
+    return container.stream_slots.take(caller_key(request, container, principal))
+
+
+def _nothing() -> None:
+    pass
+
+
 async def count_request(
     request: HTTPConnection, container: Container, principal: Principal, scope: str
 ) -> None:
     """Count one request (or WebSocket command) against `scope`'s limit: 429 over it."""
     if container.settings.dev_mode:
         return
-    if principal.authenticated:
-        key = principal.id
-    else:
-        peer = request.client.host if request.client else None
-        key = "ip:" + client_address(
-            peer, request.headers.get("x-forwarded-for"), container.trusted_proxies
-        )
-    await container.limiter.hit(scope, key)
+    await container.limiter.hit(scope, caller_key(request, container, principal))
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]

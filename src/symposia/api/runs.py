@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import (
@@ -15,6 +15,7 @@ from symposia.api.deps import (
     SettingsDep,
     get_principal,
     rate_limited,
+    stream_slot,
 )
 from symposia.api.responses import api_errors
 from symposia.api.schemas import (
@@ -134,8 +135,11 @@ async def stop_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> dict[
     return run_summary(await runs.stop(run_id, owner=principal.id))
 
 
-@router.get("/stream/{run_id}", response_class=EventSourceResponse, responses=api_errors(400, 404))
+@router.get(
+    "/stream/{run_id}", response_class=EventSourceResponse, responses=api_errors(400, 404, 429)
+)
 async def stream_run(
+    request: Request,
     run_id: str,
     container: ContainerDep,
     principal: PrincipalDep,
@@ -150,7 +154,9 @@ async def stream_run(
     stored = await container.runs.open_stream(run_id, owner=principal.id)
     if await finished_before(stored, container.log, run_id, after):
         return Response(status_code=204)  # a finished stream's reconnection: stop
-    return container.stream_response(run_id, after, stored)
+    return container.stream_response(
+        run_id, after, stored, stream_slot(request, container, principal)
+    )
 
 
 @router.post("/run/{run_id}/messages", status_code=201, responses=api_errors(400, 404, 409, 413))

@@ -26,13 +26,14 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from symposia.api import conversations as conversations_api
 from symposia.api import runs as runs_api
-from symposia.api.deps import container_from, count_request, get_principal
+from symposia.api.deps import container_from, count_request, get_principal, stream_slot
 from symposia.api.errors import _field_name
 from symposia.api.schemas import BotPatch, MessageCreate, ModelName, RunSay
 from symposia.container import Container
 from symposia.errors import BadRequestError, InvalidInputError, SymposiaError, UnauthorizedError
 from symposia.security.principals import Principal
 from symposia.streaming.sse import EventSource, parse_last_event_id
+from symposia.streaming.stream_slots import TooManyStreamsError
 from symposia.streaming.websocket import POLICY_VIOLATION, Outbox, Session, close, receive_json
 
 logger = logging.getLogger("symposia.ws")
@@ -40,6 +41,7 @@ router = APIRouter(prefix="/api/ws", tags=["websocket"])
 
 AUTH_WAIT_SECONDS = 10.0  # for the first message of a socket without credentials
 REF_MAX_CHARS = 64
+TRY_AGAIN_LATER = 1013  # the close code of a socket over MAX_STREAMS_PER_PRINCIPAL
 CREDENTIAL_HEADERS = ("x-api-key", "authorization")
 T = TypeVar("T")
 
@@ -301,6 +303,27 @@ async def _serve(
     principal = await _accept(websocket, container)
     if principal is None:
         return
+    try:
+        release = stream_slot(websocket, container, principal)
+    except TooManyStreamsError as exc:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.send_json(_error(None, exc))
+        await close(websocket, TRY_AGAIN_LATER, "too many streams")
+        return
+    try:
+        await _session(websocket, container, principal, subject, route, commands)
+    finally:
+        release()
+
+
+async def _session(
+    websocket: WebSocket,
+    container: Container,
+    principal: Principal,
+    subject: str,
+    route: str,
+    commands: dict[str, Command],
+) -> None:
     settings = container.settings
     session = Session(
         websocket,
