@@ -567,9 +567,7 @@ async def test_request_ids_logs_and_no_secrets(
     text = log_lines.getvalue()
     assert key not in text
     assert secret_of(key) not in text
-    assert planted_prompt not in text
-    assert "PLANTED-PROMPT-" + "z" * 35 in text  # the first 50 characters, no more
-    assert "PLANTED-PROMPT-" + "z" * 36 not in text
+    assert "PLANTED-PROMPT-" not in text  # no prompt, not even its start (issue 22)
 
 
 async def test_metrics_move_after_a_streamed_run(
