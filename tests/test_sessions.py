@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -340,3 +343,24 @@ async def test_sessions_slide_with_use_up_to_an_absolute_cap(
         assert (await idle.get("/api/runs")).status_code == 200
         clock.advance(61)  # not used for 61 s
         assert (await idle.get("/api/runs")).status_code == 401
+
+
+async def test_symposia_sessions_end_ends_every_session_of_a_principal(
+    http: httpx.AsyncClient,  # noqa: F811
+    secure: Container,  # noqa: F811
+) -> None:
+    """For a person removed at the OpenID provider (or any principal): from the shell."""
+    await sign_in(http, method="basic", username="alice", password=PASSWORD)
+    assert (await http.get("/api/runs")).status_code == 200
+    database = str(secure.settings.database_url)
+    ended = subprocess.run(
+        [sys.executable, "-m", "symposia", "sessions", "end", "user:alice"],
+        env={**os.environ, "DATABASE_URL": database},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ended.returncode == 0, ended.stderr
+    assert "ended 1 session(s) of user:alice" in ended.stdout
+    assert (await http.get("/api/runs")).status_code == 401

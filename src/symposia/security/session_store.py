@@ -116,6 +116,15 @@ class SessionStore:
             result = await session.execute(query)
         return bool(getattr(result, "rowcount", 0))
 
+    async def end_all(self, principal_id: str) -> int:
+        """End every session of a principal (`symposia sessions end`: a person removed at
+        the OpenID provider, a leaked cookie); how many there were."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(SessionRow).where(SessionRow.principal == principal_id)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
 
 def _record(row: SessionRow) -> SessionRecord:
     principal = Principal(row.principal, cast(Kind, row.kind), row.name)
