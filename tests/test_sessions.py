@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -353,7 +354,8 @@ async def test_symposia_sessions_end_ends_every_session_of_a_principal(
     await sign_in(http, method="basic", username="alice", password=PASSWORD)
     assert (await http.get("/api/runs")).status_code == 200
     database = str(secure.settings.database_url)
-    ended = subprocess.run(
+    ended = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "symposia", "sessions", "end", "user:alice"],
         env={**os.environ, "DATABASE_URL": database},
         capture_output=True,
