@@ -98,7 +98,7 @@ async def measure(kind: str, key: str, requests: int, rounds: int, profile: bool
     app = create_app(settings)
     path, body = request_of(kind)
     headers = [
-        (b"host", b"bench"),
+        (b"host", b"localhost"),
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"authorization", f"Bearer {key}".encode()),

@@ -261,6 +261,7 @@ async def main(args: argparse.Namespace) -> int:
         "RATE_LIMIT_CHAT": "100000000/minute",
         "RATE_LIMIT_RUNS": "100000000/minute",
         "MAX_CONCURRENT_RUNS_PER_PRINCIPAL": "100000",
+        "MAX_STREAMS_PER_PRINCIPAL": "100000",
         "DEV_MODE": "false",
     }
     async with served(settings, "soak") as server:

@@ -74,6 +74,9 @@ def make_settings(**overrides: Any) -> Settings:
         "sse_heartbeat_seconds": 15,
         "default_model": "scripted/echo",
         "shutdown_grace_seconds": 2,
+        # httpx's ASGITransport clients use http://symposia.test, Starlette's TestClient
+        # (schemathesis) testserver; live servers 127.0.0.1, which is always allowed.
+        "allowed_hosts": ["symposia.test", "testserver"],
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]

@@ -6,8 +6,10 @@ may contain any of them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import json
 import logging
 import os
 import subprocess
@@ -19,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import MetaData, select
 
@@ -27,7 +30,7 @@ from symposia.container import Container, default_providers
 from symposia.observability.logging import configure_logging
 from symposia.security.passwords import hash_password
 from symposia.settings import Settings, SettingsError, load_settings
-from tests.conftest import remote_settings
+from tests.conftest import make_settings, remote_settings
 from tests.fakes.live import free_port
 from tests.fakes.provider_server import (
     FakeProviderServer,
@@ -416,3 +419,56 @@ def test_start_up_refusals_print_no_secret(
     assert named in result.stderr
     assert "Traceback" not in output
     assert CANARY not in output, output
+
+
+async def test_no_secret_of_a_websocket_handshake_reaches_a_debug_log(
+    database_url: str, log_text: io.StringIO
+) -> None:
+    """`serve`'s uvicorn at LOG_LEVEL=DEBUG: a socket opened with `X-API-Key`, one with the
+    session cookie and one whose first message carries the key; neither the key nor the
+    cookie may be logged (uvicorn gives the `websockets` library its own logger, and that
+    library dumps handshake headers and frames at DEBUG)."""
+    from websockets.asyncio.client import connect
+
+    from symposia.security.sessions import COOKIE_NAME
+    from symposia.server import server_config
+    from tests.fakes.live import free_port
+    from tests.test_sessions import sign_in
+
+    settings = make_settings(
+        dev_mode=False, database_url=database_url, log_level="DEBUG", port=free_port()
+    )
+    application = create_app(settings, default_providers(settings))
+    container = container_of(application)
+    await container.start()
+    _, key = await container.api_keys.create("canary")
+    server = uvicorn.Server(server_config(application, settings))
+    serving = asyncio.create_task(server.serve())
+    base = f"127.0.0.1:{settings.port}"
+    try:
+        while not server.started:
+            assert not serving.done()
+            await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(base_url=f"http://{base}") as browser:
+            assert (await sign_in(browser, method="api_key", api_key=key)).status_code == 303
+            cookie = browser.cookies[COOKIE_NAME]
+        url = f"ws://{base}/api/ws/runs/nope"
+        for headers in (
+            {"X-API-Key": key},
+            {"Cookie": f"{COOKIE_NAME}={cookie}", "Origin": f"http://{base}"},
+            None,
+        ):
+            async with connect(url, additional_headers=headers, open_timeout=5) as ws:
+                if headers is None:
+                    await ws.send(json.dumps({"type": "auth", "api_key": key, "ref": 1}))
+                    assert json.loads(await ws.recv())["type"] == "ack"
+                await ws.send(json.dumps({"type": "subscribe", "ref": 2}))
+                assert json.loads(await ws.recv())["status"] == 404
+    finally:
+        server.should_exit = True
+        await serving
+        await container.shutdown()
+    logs = log_text.getvalue()
+    assert "WebSocket /api/ws/runs/nope" in logs  # uvicorn's own lines are there
+    for name, value in (("API key", key), ("secret", key.split("_", 2)[2]), ("cookie", cookie)):
+        assert value not in logs, f"the {name} was logged"

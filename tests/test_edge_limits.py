@@ -77,7 +77,7 @@ def _exchange(port: int, pieces: Iterable[bytes], requests: int = 1) -> tuple[by
 
 
 def _huge_header(size: int) -> Iterable[bytes]:
-    yield b"GET /api/models HTTP/1.1\r\nHost: x\r\nX-Big: "
+    yield b"GET /api/models HTTP/1.1\r\nHost: localhost\r\nX-Big: "
     for _ in range(size // CHUNK):
         yield b"a" * CHUNK
     yield b"\r\n\r\n"
@@ -85,7 +85,7 @@ def _huge_header(size: int) -> Iterable[bytes]:
 
 def _many_headers(count: int) -> Iterable[bytes]:
     lines = b"".join(b"X-H%d: v\r\n" % number for number in range(count))
-    head = b"GET /api/models HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n"
+    head = b"GET /api/models HTTP/1.1\r\nHost: localhost\r\n" + lines + b"\r\n"
     for start in range(0, len(head), CHUNK):
         yield head[start : start + CHUNK]
 
@@ -120,7 +120,7 @@ async def test_a_head_trickled_in_small_reads_is_counted_whole(served: Served) -
     """One header that never ends, in 1 KiB sends: no single piece is large."""
 
     def trickle() -> Iterable[bytes]:
-        yield b"GET /api/models HTTP/1.1\r\nHost: x\r\nCookie: "
+        yield b"GET /api/models HTTP/1.1\r\nHost: localhost\r\nCookie: "
         for _ in range(64):
             yield b"c" * 1024
             time.sleep(0.002)  # each piece its own read
@@ -137,7 +137,7 @@ async def test_large_but_sane_heads_pass_again_and_again_on_one_connection(
     cookie = b"Cookie: session=" + b"s" * 16 * 1024 + b"\r\n"
     extra = b"".join(b"X-H%d: v\r\n" % number for number in range(85))
     head = (
-        b"GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-"
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer sk-"
         + b"k" * 60
         + b"\r\n"
         + cookie

@@ -41,7 +41,9 @@ async def serving(
     await container.start()
     try:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://symposia.test"
+        ) as client:
             yield client, container
     finally:
         await container.shutdown()

@@ -461,7 +461,8 @@ async def test_a_client_that_stops_reading_is_dropped_and_the_partial_reply_kept
     scripted.add_script("flood", Script(chunks=["x" * 60_000] * 200, delay=0.001))
     body = json.dumps({"model": "scripted/flood", "messages": HELLO, "stream": True}).encode()
     request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/json\r\n"
         f"Authorization: Bearer {api_key}\r\nX-Symposia-Conversation: new\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body

@@ -47,7 +47,7 @@ async def _ask_and_leave(
     reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
     writer.write(
         (
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
         ).encode()
     )

@@ -219,7 +219,7 @@ async def test_open_mode_on_loopback_and_refusal_elsewhere(database_url: str) ->
     await container_of(app).start()
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
+            transport=httpx.ASGITransport(app=app), base_url="http://symposia.test"
         ) as client:
             assert (await client.get("/api/runs")).status_code == 200
             await container_of(app).api_keys.create("first")
@@ -382,7 +382,7 @@ async def test_forwarded_for_counts_only_from_trusted_proxies(
     app = await _open_app(database_url, trusted_proxies=trusted)
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
+            transport=httpx.ASGITransport(app=app), base_url="http://symposia.test"
         ) as client:
             cid = (await client.post("/api/conversations", json={})).json()["id"]
             codes = []
@@ -552,9 +552,7 @@ async def test_request_ids_logs_and_no_secrets(
     text = log_lines.getvalue()
     assert key not in text
     assert secret_of(key) not in text
-    assert planted_prompt not in text
-    assert "PLANTED-PROMPT-" + "z" * 35 in text  # the first 50 characters, no more
-    assert "PLANTED-PROMPT-" + "z" * 36 not in text
+    assert "PLANTED-PROMPT-" not in text  # no prompt, not even its start (issue 22)
 
 
 async def test_metrics_move_after_a_streamed_run(

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from symposia.app import container_of, create_app
 from symposia.container import Container
+from symposia.providers.registry import ProviderRegistry
+from symposia.providers.scripted import ScriptedProvider
+from symposia.security import session_store
+from symposia.security.passwords import hash_password
 from symposia.security.sessions import COOKIE_NAME, shared_secret
 from tests.conftest import make_settings
 from tests.test_security import (  # noqa: F401 (fixtures)
     PASSWORD,
+    PASSWORD_HASH,
     http,
     secure,
     secure_app,
     secure_overrides,
+    secure_settings,
 )
 
 TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
@@ -215,3 +228,141 @@ def test_workers_share_one_random_secret_unless_one_is_set() -> None:
     assert len(shared.session_secret.get_secret_value()) >= 32
     assert shared_secret(shared) is shared
     assert shared_secret(make_settings()).session_secret != shared.session_secret
+
+
+# --- server-side sessions: revocation, listing, expiry (issue 22 point 4) ----------------
+
+
+def _browser(app: FastAPI, cookie: str | None = None) -> httpx.AsyncClient:
+    """Another browser (or a thief) on the same server, with this cookie if given."""
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://symposia.test"
+    )
+    if cookie is not None:
+        client.cookies.set(COOKIE_NAME, cookie, domain="symposia.test")
+    return client
+
+
+async def test_a_cookie_copied_before_sign_out_no_longer_works_after(
+    http: httpx.AsyncClient,  # noqa: F811
+    secure_app: FastAPI,  # noqa: F811
+) -> None:
+    await sign_in(http, method="basic", username="alice", password=PASSWORD)
+    copied = http.cookies[COOKIE_NAME]
+    async with _browser(secure_app, copied) as thief:
+        assert (await thief.get("/api/runs")).status_code == 200
+        assert (await http.post("/auth/signout", headers=await csrf(http))).status_code == 204
+        assert (await thief.get("/api/runs")).status_code == 401
+        assert (await thief.get("/auth/session")).json()["signed_in"] is False
+
+
+async def test_a_cookie_copied_before_a_password_change_no_longer_works_after(
+    database_url: str, scripted: ScriptedProvider
+) -> None:
+    """The server restarted with a new BASIC_AUTH_PW_HASH (same user, same SESSION_SECRET):
+    sessions made with the old password end."""
+    common = {"session_secret": "s" * 32}
+    before = create_app(secure_settings(database_url, **common), ProviderRegistry([scripted]))
+    await container_of(before).start()
+    try:
+        async with _browser(before) as browser:
+            await sign_in(browser, method="basic", username="alice", password=PASSWORD)
+            copied = browser.cookies[COOKIE_NAME]
+            assert (await browser.get("/api/runs")).status_code == 200
+    finally:
+        await container_of(before).shutdown()
+    for pw_hash, works in ((PASSWORD_HASH, True), (hash_password("new one", rounds=4), False)):
+        settings = secure_settings(database_url, basic_auth_pw_hash=pw_hash, **common)
+        after = create_app(settings, ProviderRegistry([scripted]))
+        await container_of(after).start()
+        try:
+            async with _browser(after, copied) as thief:
+                status = (await thief.get("/api/runs")).status_code
+        finally:
+            await container_of(after).shutdown()
+        assert status == (200 if works else 401), works
+
+
+async def test_sessions_are_listed_and_ended_by_their_principal(
+    http: httpx.AsyncClient,  # noqa: F811
+    secure_app: FastAPI,  # noqa: F811
+    secure: Container,  # noqa: F811
+) -> None:
+    await sign_in(http, method="basic", username="alice", password=PASSWORD)
+    async with _browser(secure_app) as phone:
+        await sign_in(phone, method="basic", username="alice", password=PASSWORD)
+        listed = (await http.get("/api/sessions")).json()["items"]
+        assert len(listed) == 2
+        assert [s["current"] for s in listed].count(True) == 1
+        other = next(s["id"] for s in listed if not s["current"])
+        assert {"id", "kind", "created_at", "last_seen", "expires_at"} <= set(listed[0])
+        _, key = await secure.api_keys.create("bob")
+        bob = {"X-API-Key": key}
+        assert (await http.get("/api/sessions", headers=bob)).json()["items"] == []
+        assert (await http.delete(f"/api/sessions/{other}", headers=bob)).status_code == 404
+        assert (await phone.get("/api/runs")).status_code == 200
+        ended = await http.delete(f"/api/sessions/{other}", headers=await csrf(http))
+        assert ended.status_code == 204
+        assert (await phone.get("/api/runs")).status_code == 401
+        assert (await http.get("/api/runs")).status_code == 200
+        again = await http.delete(f"/api/sessions/{other}", headers=await csrf(http))
+        assert again.status_code == 404
+        assert len((await http.get("/api/sessions")).json()["items"]) == 1
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    "secure_overrides",
+    [{"session_max_age_seconds": 60, "session_absolute_max_age_seconds": 120}],
+)
+async def test_sessions_slide_with_use_up_to_an_absolute_cap(
+    http: httpx.AsyncClient,  # noqa: F811
+    secure_app: FastAPI,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(session_store, "utcnow", clock)
+    await sign_in(http, method="basic", username="alice", password=PASSWORD)
+    for _ in range(2):  # used every 50 s: alive at 100 s, past the 60 s idle limit
+        clock.advance(50)
+        assert (await http.get("/api/runs")).status_code == 200
+    clock.advance(25)  # 125 s after sign-in, 25 s after the last use: the cap
+    assert (await http.get("/api/runs")).status_code == 401
+    async with _browser(secure_app) as idle:
+        await sign_in(idle, method="basic", username="alice", password=PASSWORD)
+        clock.advance(59)
+        assert (await idle.get("/api/runs")).status_code == 200
+        clock.advance(61)  # not used for 61 s
+        assert (await idle.get("/api/runs")).status_code == 401
+
+
+async def test_symposia_sessions_end_ends_every_session_of_a_principal(
+    http: httpx.AsyncClient,  # noqa: F811
+    secure: Container,  # noqa: F811
+) -> None:
+    """For a person removed at the OpenID provider (or any principal): from the shell."""
+    await sign_in(http, method="basic", username="alice", password=PASSWORD)
+    assert (await http.get("/api/runs")).status_code == 200
+    database = str(secure.settings.database_url)
+    ended = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "symposia", "sessions", "end", "user:alice"],
+        env={**os.environ, "DATABASE_URL": database},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ended.returncode == 0, ended.stderr
+    assert "ended 1 session(s) of user:alice" in ended.stdout
+    assert (await http.get("/api/runs")).status_code == 401

@@ -138,7 +138,7 @@ async def test_a_reader_that_stops_reading_is_dropped(
     run_id = await _start(http, "scripted/flood", max_turns=1)
     sock = socket.create_connection(("127.0.0.1", live.port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.sendall(f"GET /api/stream/{run_id} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.sendall(f"GET /api/stream/{run_id} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
     try:
         events = await wait_done(container, run_id, timeout=20)
         assert events[-1].data == {

@@ -92,7 +92,9 @@ async def test_runs_survive_a_restart_and_unfinished_ones_become_interrupted(
     container = container_of(app)
     await container.start()
     try:
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://symposia.test"
+        )
         async with client:
             summary = (await client.get(f"/api/run/{run.id}")).json()
             assert summary["status"] == "interrupted"
@@ -118,7 +120,9 @@ async def test_runs_survive_a_restart_and_unfinished_ones_become_interrupted(
 )
 async def test_an_unreachable_database_is_503_with_a_clear_message(url: str) -> None:
     app = create_app(make_settings(database_url=url), ProviderRegistry([ScriptedProvider()]))
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://symposia.test"
+    )
     try:
         async with client:
             health = await client.get("/health")

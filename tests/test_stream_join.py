@@ -142,7 +142,7 @@ class _Viewer:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
         try:
             writer.write(
-                f"GET {self.path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode()
+                f"GET {self.path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
             )
             body = await reader.read(-1)
         finally:
@@ -249,7 +249,7 @@ async def test_an_exhausted_pool_queues_then_answers_server_busy(
 ) -> None:
     container = container_of(small_pool_app)
     transport = httpx.ASGITransport(app=small_pool_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://symposia.test") as client:
         run = Run(topic="t", bots=default_bots("scripted/echo", 10), max_turns=1, owner="dev")
         await container.run_repository.add(run)
         async with container.engine.connect() as held:

@@ -119,7 +119,7 @@ async def test_after_a_restart_the_stream_rebuilt_from_storage_is_the_same(
     await container_of(first).start()
     try:
         transport = httpx.ASGITransport(app=first)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://symposia.test") as http:
             run_id = await start_run(http, "scripted/echo")
             await wait_done(container_of(first), run_id)
     finally:

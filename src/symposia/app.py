@@ -20,6 +20,7 @@ from symposia.api import (
     openai_responses,
     policies,
     runs,
+    sessions,
     signin,
     ui,
     ws,
@@ -33,6 +34,7 @@ from symposia.observability.requests import RequestContext
 from symposia.providers.local import LocalProvider
 from symposia.providers.registry import ProviderRegistry
 from symposia.security.body_limit import BodySizeLimit
+from symposia.security.hosts import AllowedHosts
 from symposia.security.oidc import OidcSignIn
 from symposia.security.sessions import Sessions
 from symposia.settings import Settings, load_settings
@@ -88,6 +90,9 @@ def create_app(
                 "X-RateLimit-Reset",
             ],
         )
+    # Outside everything but RequestContext: a request for another host name (a DNS
+    # rebinding page) is refused before sessions, CORS or a route see it.
+    app.add_middleware(AllowedHosts, policy=container.hosts)
     app.add_middleware(RequestContext, metrics=container.metrics)
     install_error_handlers(app)
     # The OpenAI-compatible routes first: they are the hot path, and routes are matched
@@ -106,6 +111,7 @@ def create_app(
     app.include_router(ui.router)
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     app.include_router(signin.router)
+    app.include_router(sessions.router)
     openai_without_422(app)
     declare_security(app)
     return app

@@ -27,8 +27,10 @@ from symposia.providers.scripted import ScriptedProvider
 from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import Authenticator, check_exposure
 from symposia.security.client_address import Network, parse_networks
+from symposia.security.hosts import HostPolicy
 from symposia.security.rate_limit import RateLimiter
 from symposia.security.redact import remember_secrets
+from symposia.security.session_store import SessionStore
 from symposia.services.completions import CompletionService
 from symposia.services.conversations import ChatLimits, ConversationService
 from symposia.services.heartbeat import Heartbeat
@@ -54,6 +56,7 @@ from symposia.streaming.sse import (
     EventStreamResponse,
     event_stream_response,
 )
+from symposia.streaming.stream_slots import Release, StreamSlots
 from symposia.streaming.websocket import OpenSockets
 
 # OpenAI-compatible servers on a private network often need no key; the SDK wants one.
@@ -86,6 +89,8 @@ class Container:
     responses: ResponseService
     sockets: OpenSockets
     idempotency: IdempotencyKeys
+    hosts: HostPolicy
+    stream_slots: StreamSlots
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -100,10 +105,15 @@ class Container:
         self.request_scopes.start()
 
     def stream_response(
-        self, stream_id: str, after_seq: int, source: EventSource | None = None
+        self,
+        stream_id: str,
+        after_seq: int,
+        source: EventSource | None = None,
+        release: Release | None = None,
     ) -> EventStreamResponse:
         """SSE of one stream from `after_seq`, with this server's heartbeat and timeouts:
-        from the live log, or from `source` (a stream rebuilt from storage)."""
+        from the live log, or from `source` (a stream rebuilt from storage); `release`
+        gives its stream slot back when it ends."""
         return event_stream_response(
             source if source is not None else self.log,
             stream_id,
@@ -113,6 +123,7 @@ class Container:
             send_timeout=self.settings.sse_send_timeout,
             # Runs hand over within the grace, then readers are stopped: allow for both.
             shutdown_grace=self.settings.shutdown_grace_seconds + HANDOVER_WRITE_SECONDS + 1,
+            on_close=release,
         )
 
     async def shutdown(self) -> None:
@@ -305,7 +316,15 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         conversations,
         metrics,
         api_keys,
-        Authenticator(settings, api_keys),
+        Authenticator(
+            settings,
+            api_keys,
+            SessionStore(
+                sessions,
+                settings.session_max_age_seconds,
+                settings.session_absolute_max_age_seconds,
+            ),
+        ),
         limiter,
         parse_networks(settings.trusted_proxies),
         completions,
@@ -315,4 +334,6 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         ResponseService(completions, SqlResponseRepository(sessions)),
         sockets,
         IdempotencyKeys(SqlIdempotencyKeys(sessions)),
+        HostPolicy(settings),
+        StreamSlots(settings.max_streams_per_principal),
     )

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from symposia.app import container_of, create_app
 from symposia.container import Container
+from symposia.descriptors import default_max_connections, raise_descriptor_limit
 from symposia.observability.logging import configure_serve_logging
 from symposia.settings import Settings
 
@@ -29,12 +30,19 @@ EXTRA_DRAIN_SECONDS = 5.0
 
 def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
     """uvicorn as `serve` runs it: httptools (h11 when it is not installed), with the
-    request head bounded by MAX_HEADER_BYTES and MAX_HEADER_COUNT either way."""
+    request head bounded by MAX_HEADER_BYTES and MAX_HEADER_COUNT either way, and with
+    httptools read deadlines and a cap on connections (`connection_limits`); the file
+    descriptor limit is raised to the hard limit first."""
+    max_connections = settings.max_connections or default_max_connections(raise_descriptor_limit())
     if importlib.util.find_spec("httptools") is not None:
-        from symposia.header_limits import bounded_httptools
+        from symposia.connection_limits import guarded_httptools
 
-        http: type[asyncio.Protocol] | str = bounded_httptools(
-            settings.max_header_bytes, settings.max_header_count
+        http: type[asyncio.Protocol] | str = guarded_httptools(
+            settings.max_header_bytes,
+            settings.max_header_count,
+            settings.header_read_timeout_seconds,
+            settings.body_read_timeout_seconds,
+            max_connections,
         )
     else:  # h11 bounds the head's bytes (it answers 400); its size bounds the count too
         http = "h11"
@@ -53,6 +61,8 @@ def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         # uvicorn's own handling would take it from any loopback peer first.
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds + EXTRA_DRAIN_SECONDS),
+        # h11 has no read deadlines or early cap here: at least a 503 past the cap.
+        limit_concurrency=None if http != "h11" else max_connections,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
@@ -25,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})  # as a Host header has them
 RESERVED_PROVIDERS = frozenset(
     {"openai", "openrouter", "anthropic", "bedrock", "local", "scripted"}
 )
@@ -100,6 +102,14 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=32_768, ge=4096, le=1_048_576)
     max_header_count: int = Field(default=100, ge=16, le=10_000)
     max_concurrent_runs_per_principal: int = Field(default=5, ge=1)
+    # Open streams (SSE and WebSocket) one principal may hold in a process; more is a 429.
+    max_streams_per_principal: int = Field(default=20, ge=1, le=100_000)
+    # A request head must arrive within this of its first byte, a body within the other
+    # of its head; else 408, or the connection is closed (`connection_limits`).
+    header_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    body_read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Open connections per process; 0: half the file descriptors it may open, less 64.
+    max_connections: int = Field(default=0, ge=0, le=10_000_000)
     metrics_public: bool = True
     # Sign-in attempts (POST /auth/signin) per client address.
     rate_limit_signin: str = "10/minute"
@@ -108,7 +118,10 @@ class Settings(BaseSettings):
     # `symposia_session`. Without SESSION_SECRET each process picks a random one, so
     # sessions end with a restart and do not span several workers.
     session_secret: SecretStr | None = None
+    # A session ends SESSION_MAX_AGE_SECONDS after its last use, and at the latest
+    # SESSION_ABSOLUTE_MAX_AGE_SECONDS after sign-in, however often it is used.
     session_max_age_seconds: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
+    session_absolute_max_age_seconds: int = Field(default=30 * 86_400, ge=60, le=366 * 86_400)
     session_cookie_secure: bool = False  # send the cookie over HTTPS only
     # OpenID Connect sign-in: all of issuer, client id and secret, or none.
     oidc_issuer: str | None = None
@@ -165,9 +178,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Host names served (DNS rebinding; security.hosts): the loopback names always; unset,
+    # beyond a loopback HOST also any IP address and this machine's name; `*` any name.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -195,6 +211,34 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        names = []
+        for item in value:
+            name = item.strip().lower()
+            if name != "*" and ("/" in name or "*" in name or name.count(":") == 1):
+                raise ValueError(
+                    f"{item!r} is not a host name: give names without scheme or port, "
+                    "like symposia.example.com, or * for any"
+                )
+            if ":" in name and not name.startswith("["):
+                name = f"[{name}]"  # an IPv6 address, as a Host header writes it
+            names.append(name)
+        return names
+
+    @cached_property
+    def allowed_host_names(self) -> frozenset[str] | None:
+        """The Host names served (None: any); see `security.hosts`."""
+        if "*" in self.allowed_hosts:
+            return None
+        names = set(LOOPBACK_NAMES) | set(self.allowed_hosts)
+        if not self.allowed_hosts and not self.host_is_loopback:
+            names.add(socket.gethostname().lower())
+            if self.host not in ("0.0.0.0", "::", ""):
+                names.add(f"[{self.host}]" if ":" in self.host else self.host.lower())
+        return frozenset(names)
+
     @field_validator("basic_auth_pw_hash")
     @classmethod
     def _bcrypt_hash(cls, value: SecretStr | None) -> SecretStr | None:
@@ -216,6 +260,14 @@ class Settings(BaseSettings):
         if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://")):
             raise ValueError(
                 "OIDC_ISSUER must be the provider's URL, like https://accounts.example"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _absolute_after_idle(self) -> Settings:
+        if self.session_absolute_max_age_seconds < self.session_max_age_seconds:
+            raise ValueError(
+                "SESSION_ABSOLUTE_MAX_AGE_SECONDS must be at least SESSION_MAX_AGE_SECONDS"
             )
         return self
 

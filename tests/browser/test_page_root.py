@@ -40,7 +40,9 @@ async def protected(tmp_path: Path, scripted: ScriptedProvider) -> AsyncIterator
 
 
 def asgi_client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s.test")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://symposia.test"
+    )
 
 
 async def test_json_clients_get_service_info_and_the_callers_counts(

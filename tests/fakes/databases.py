@@ -31,6 +31,7 @@ TABLES = (
     "runs",
     "conversations",
     "api_keys",
+    "sessions",
 )
 
 

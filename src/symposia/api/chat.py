@@ -11,12 +11,14 @@ from symposia.api.deps import (
     PrincipalDep,
     get_principal,
     rate_limited,
+    stream_slot,
 )
 from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.api.schemas import ChatStreamRequest
 from symposia.services.conversations import ConversationService
 from symposia.services.idempotency import Outcome
+from symposia.streaming.stream_slots import Release
 
 router = APIRouter(
     route_class=BoundedJsonRoute,
@@ -46,20 +48,33 @@ async def chat_stream(
     `reply_in_progress` while the conversation's previous reply is still being generated.
     With `Idempotency-Key`, a retry gets the stream the first request started, from its
     start (joined while it goes on), and starts nothing."""
+    release = stream_slot(http, container, principal)  # before a reply is started
+    try:
+        return await _answer(body, container, principal.id, http, idempotency_key, release)
+    except BaseException:
+        release()
+        raise
 
+
+async def _answer(
+    body: ChatStreamRequest,
+    container: ContainerDep,
+    owner: str,
+    http: Request,
+    idempotency_key: str | None,
+    release: Release,
+) -> Response:
     async def ask() -> Outcome:
-        stream_id = await _ask(body, container.conversations, principal.id)
+        stream_id = await _ask(body, container.conversations, owner)
         return 200, {"stream_id": stream_id}
 
     given = body.model_dump(mode="json", exclude_unset=True)
-    answer = await container.idempotency.answer(
-        idempotency_key, principal.id, http.url.path, given, ask
-    )
+    answer = await container.idempotency.answer(idempotency_key, owner, http.url.path, given, ask)
     stream_id = str(answer.body["stream_id"])
     if not answer.replayed:
-        return container.stream_response(stream_id, 0)
+        return container.stream_response(stream_id, 0, release=release)
     _, stored = await container.conversations.open_reply(stream_id.removeprefix("reply-"))
-    response = container.stream_response(stream_id, 0, stored)
+    response = container.stream_response(stream_id, 0, stored, release=release)
     response.headers.update(answer.headers)
     return response
 

@@ -15,6 +15,7 @@ from symposia.api.deps import (
     PrincipalDep,
     get_principal,
     rate_limited,
+    stream_slot,
 )
 from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
@@ -171,6 +172,7 @@ async def list_messages(
     responses=api_errors(400, 404, 409, 429),
 )
 async def stream_reply(
+    request: Request,
     conversation_id: str,
     container: ContainerDep,
     principal: PrincipalDep,
@@ -188,4 +190,6 @@ async def stream_reply(
     )
     if await finished_before(stored, container.log, stream_id, after):
         return Response(status_code=204)  # a finished reply's reconnection: stop
-    return container.stream_response(stream_id, after, stored)
+    return container.stream_response(
+        stream_id, after, stored, stream_slot(request, container, principal)
+    )

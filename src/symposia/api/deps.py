@@ -16,6 +16,7 @@ from symposia.security.signin_limits import SignInLimits, basic_user
 from symposia.services.conversations import ConversationService
 from symposia.services.runs import RunService
 from symposia.settings import Settings
+from symposia.streaming.stream_slots import Release
 
 
 def container_from(request: HTTPConnection) -> Container:
@@ -135,6 +136,26 @@ def rate_limited_caller(scope: str) -> Any:
     return Depends(caller)
 
 
+def caller_key(request: HTTPConnection, container: Container, principal: Principal) -> str:
+    """Whose budget a request counts against: its principal, or unauthenticated (the open
+    modes), its client address."""
+    if principal.authenticated:
+        return principal.id
+    return "ip:" + client_of(request, container)
+
+
+def stream_slot(request: HTTPConnection, container: Container, principal: Principal) -> Release:
+    """A slot for one more open stream of this caller, to give back when it ends: 429
+    past MAX_STREAMS_PER_PRINCIPAL (not counted in DEV_MODE, like rate limits)."""
+    if container.settings.dev_mode:
+        return _nothing
+    return container.stream_slots.take(caller_key(request, container, principal))
+
+
+def _nothing() -> None:
+    pass
+
+
 async def count_request(
     request: HTTPConnection, container: Container, principal: Principal, scope: str
 ) -> None:
@@ -149,9 +170,7 @@ def limit_key(request: HTTPConnection, container: Container, principal: Principa
     address's; None in DEV_MODE, which has no limits."""
     if container.settings.dev_mode:
         return None
-    if principal.authenticated:
-        return principal.id
-    return "ip:" + client_of(request, container)
+    return caller_key(request, container, principal)
 
 
 def client_of(request: HTTPConnection, container: Container) -> str:

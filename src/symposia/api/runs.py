@@ -17,6 +17,7 @@ from symposia.api.deps import (
     RunsDep,
     SettingsDep,
     get_principal,
+    stream_slot,
 )
 from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
@@ -192,8 +193,11 @@ async def delete_run(run_id: str, runs: RunsDep, principal: PrincipalDep) -> Res
     return Response(status_code=204)
 
 
-@router.get("/stream/{run_id}", response_class=EventSourceResponse, responses=api_errors(400, 404))
+@router.get(
+    "/stream/{run_id}", response_class=EventSourceResponse, responses=api_errors(400, 404, 429)
+)
 async def stream_run(
+    request: Request,
     run_id: str,
     container: ContainerDep,
     principal: PrincipalDep,
@@ -208,7 +212,9 @@ async def stream_run(
     stored = await container.runs.open_stream(run_id, owner=principal.id)
     if await finished_before(stored, container.log, run_id, after):
         return Response(status_code=204)  # a finished stream's reconnection: stop
-    return container.stream_response(run_id, after, stored)
+    return container.stream_response(
+        run_id, after, stored, stream_slot(request, container, principal)
+    )
 
 
 @router.post("/run/{run_id}/messages", status_code=201, responses=api_errors(400, 404, 409, 413))

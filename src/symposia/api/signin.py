@@ -25,8 +25,7 @@ from symposia.errors import NotFoundError, UnauthorizedError
 from symposia.security.client_address import client_address
 from symposia.security.csrf import HEADER, check_csrf
 from symposia.security.oidc import OidcSignIn
-from symposia.security.principals import Principal
-from symposia.security.sessions import sign_in, signed_in
+from symposia.security.sessions import session_id, sign_in
 from symposia.security.signin_limits import SignInLimits
 
 router = APIRouter(route_class=BoundedJsonRoute, tags=["sign-in"])
@@ -131,7 +130,7 @@ async def signin(
     except UnauthorizedError as exc:
         await limits.failed(None, user)
         return _page(request, target, _sentence(exc.message), 401, username)
-    sign_in(request.session, principal, key_id)
+    sign_in(request.session, await container.auth.start_session(principal, key_id))
     return RedirectResponse(target, status_code=303)
 
 
@@ -141,11 +140,15 @@ def _sentence(message: str) -> str:
 
 @router.post("/auth/signout", status_code=204, responses=api_errors(403))
 async def signout(request: Request) -> Response:
-    """Ends the browser session. Needs the session's `X-CSRF-Token` (from
-    `GET /auth/session`), so another site cannot sign a visitor out."""
+    """Ends the browser session, on the server too: a copy of the cookie is worth
+    nothing after. Needs the session's `X-CSRF-Token` (from `GET /auth/session`), so
+    another site cannot sign a visitor out."""
     session = request.session
-    if signed_in(session) is not None:
-        check_csrf(session, "POST", request.headers)
+    auth = container_from(request).auth
+    record = await auth.from_session(session) if session_id(session) else None
+    if record is not None:
+        check_csrf(record.csrf, "POST", request.headers)
+        await auth.sessions.delete(record.id)
     session.clear()
     return Response(status_code=204)
 
@@ -155,15 +158,16 @@ async def session_info(request: Request) -> dict[str, Any]:
     """Who this browser is signed in as (no credentials needed): the page reads its CSRF
     token here, for the `X-CSRF-Token` header of every change it makes."""
     session = request.session
-    principal: Principal | None = None
-    if signed_in(session) is not None:
-        principal = await container_from(request).auth.from_session(session)
+    record = None
+    if session_id(session) is not None:
+        record = await container_from(request).auth.from_session(session)
+    principal = None if record is None else record.principal
     return {
         "signed_in": principal is not None,
         "principal": None
         if principal is None
         else {"id": principal.id, "kind": principal.kind, "name": principal.name},
-        "csrf_token": session.get("csrf") if principal is not None else None,
+        "csrf_token": None if record is None else record.csrf,
         "csrf_header": HEADER,
         "methods": methods(request),
     }
@@ -189,7 +193,8 @@ async def oidc_callback(request: Request) -> Response:
         principal = await oidc.finish(request)
     except UnauthorizedError as exc:
         return _page(request, target, _sentence(exc.message), 401)
-    sign_in(request.session, principal)
+    auth = container_from(request).auth
+    sign_in(request.session, await auth.start_session(principal, None))
     return RedirectResponse(target, status_code=303)
 
 

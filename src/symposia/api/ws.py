@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, WebSocket
@@ -27,7 +26,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from symposia.api import conversations as conversations_api
 from symposia.api import runs as runs_api
-from symposia.api.deps import container_from, count_request, get_principal
+from symposia.api.deps import container_from, count_request, get_principal, stream_slot
 from symposia.api.errors import _field_name
 from symposia.api.json_bodies import BoundedJsonRoute, check_json
 from symposia.api.schemas import BotPatch, MessageCreate, ModelName, RunSay
@@ -35,6 +34,7 @@ from symposia.container import Container
 from symposia.errors import BadRequestError, InvalidInputError, SymposiaError, UnauthorizedError
 from symposia.security.principals import Principal
 from symposia.streaming.sse import EventSource, parse_last_event_id
+from symposia.streaming.stream_slots import TooManyStreamsError
 from symposia.streaming.websocket import POLICY_VIOLATION, Outbox, Session, close, receive_json
 
 logger = logging.getLogger("symposia.ws")
@@ -42,6 +42,7 @@ router = APIRouter(route_class=BoundedJsonRoute, prefix="/api/ws", tags=["websoc
 
 AUTH_WAIT_SECONDS = 10.0  # for the first message of a socket without credentials
 REF_MAX_CHARS = 64
+TRY_AGAIN_LATER = 1013  # the close code of a socket over MAX_STREAMS_PER_PRINCIPAL
 CREDENTIAL_HEADERS = ("x-api-key", "authorization")
 T = TypeVar("T")
 
@@ -71,14 +72,17 @@ Command = Callable[[Socket, dict[str, Any]], Awaitable[dict[str, Any]]]
 # --- authentication --------------------------------------------------------------------
 
 
-def _origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
-    """A browser's socket may ride its cookie only from this site or an allowed origin;
-    otherwise any page could open one with the user's session (cross-site WebSocket
-    hijacking). A client that is no browser sends no Origin."""
+def _origin_allowed(websocket: WebSocket, container: Container) -> bool:
+    """A browser's socket may ride its cookie only from a configured origin (CORS_ORIGINS
+    or an allowed host's own): otherwise any page could open one with the user's session
+    (cross-site WebSocket hijacking). Never compared with Host, which a DNS-rebinding page
+    controls. A client that is no browser sends no Origin."""
     origin = websocket.headers.get("origin")
-    if origin is None or origin in allowed:
+    if origin is None:
         return True
-    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+    settings = container.settings
+    host = websocket.headers.get("host", "")
+    return container.hosts.origin_allowed(origin, settings.cors_origins, host)
 
 
 async def _handshake_principal(websocket: WebSocket, container: Container) -> Principal | None:
@@ -92,7 +96,7 @@ async def _handshake_principal(websocket: WebSocket, container: Container) -> Pr
         if explicit:
             raise
         return None
-    if not explicit and not _origin_allowed(websocket, container.settings.cors_origins):
+    if not explicit and not _origin_allowed(websocket, container):
         return None
     return principal
 
@@ -301,6 +305,27 @@ async def _serve(
     principal = await _accept(websocket, container)
     if principal is None:
         return
+    try:
+        release = stream_slot(websocket, container, principal)
+    except TooManyStreamsError as exc:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.send_json(_error(None, exc))
+        await close(websocket, TRY_AGAIN_LATER, "too many streams")
+        return
+    try:
+        await _session(websocket, container, principal, subject, route, commands)
+    finally:
+        release()
+
+
+async def _session(
+    websocket: WebSocket,
+    container: Container,
+    principal: Principal,
+    subject: str,
+    route: str,
+    commands: dict[str, Command],
+) -> None:
     settings = container.settings
     session = Session(
         websocket,

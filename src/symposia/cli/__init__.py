@@ -1,8 +1,8 @@
 """The `symposia` command.
 
-The server's side: `serve`, `db upgrade`, `hash-password`, `keys create|list|revoke` (settings
-from the environment and `.env`). The client's side, over HTTP to a running server:
-`debate`, `chat`, `runs list|show|export` (docs/cli.md).
+The server's side: `serve`, `db upgrade`, `hash-password`, `keys create|list|revoke`,
+`sessions end` (settings from the environment and `.env`). The client's side, over HTTP
+to a running server: `debate`, `chat`, `runs list|show|export` (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from symposia.cli import chat, db, debate, keys, passwords, runs, serve
+from symposia.cli import chat, db, debate, keys, passwords, runs, serve, sessions
 from symposia.cli.client import CliError, add_server_options
 from symposia.cli.exit_codes import INTERRUPTED
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="symposia", description=__doc__)
     add_server_options(parser, before_command=True)
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (serve, db, passwords, keys, debate, chat, runs):
+    for module in (serve, db, passwords, keys, sessions, debate, chat, runs):
         module.register(commands)
     return parser
 

@@ -69,7 +69,10 @@ def _check_shared(settings: Settings, workers: int) -> None:
 
 async def _check_exposure(settings: Settings) -> None:
     """Refuse before binding a socket; the app checks again at start-up."""
-    if settings.dev_mode or settings.basic_auth_configured or settings.host_is_loopback:
+    open_hosts = settings.allowed_host_names is None  # ALLOWED_HOSTS=*
+    if settings.dev_mode or settings.basic_auth_configured:
+        return
+    if settings.host_is_loopback and not open_hosts:
         return
     engine = create_engine(settings.database_url, DatabaseTimeouts.of(settings, statement=False))
     try:

@@ -3,7 +3,8 @@
 Everything logs through stdlib `logging` (our modules, uvicorn, the SDKs), and structlog's
 `ProcessorFormatter` renders each record with its `extra=` fields. The SDKs' own loggers
 stay at WARNING whatever LOG_LEVEL says: at DEBUG they print whole request bodies, and
-prompts must never reach a log.
+prompts must never reach a log; the WebSocket library's DEBUG wire dumps (headers with
+keys and cookies) are filtered out of the logger uvicorn gives it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -38,12 +40,35 @@ QUIET_LOGGERS = (
     "urllib3",
     "hpack",
     "llama_cpp",
+    "websockets",  # handshake headers and frames at DEBUG (also filtered below)
 )
+
+
+# uvicorn hands the `websockets` library its own "uvicorn.error" logger, and at DEBUG that
+# library dumps every handshake header (`x-api-key`, the session cookie) and the start of
+# every frame (an `auth` message's key) there.
+WEBSOCKET_LOGGERS = ("uvicorn.error",)
+_WEBSOCKETS_PACKAGE = f"{os.sep}websockets{os.sep}"
+
+
+class NoWebSocketWireDebug(logging.Filter):
+    """Drops the `websockets` library's DEBUG records (handshake headers, frames), whatever
+    logger they were given; its warnings and errors, and uvicorn's own lines, pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG or _WEBSOCKETS_PACKAGE not in record.pathname
+
+
+_NO_WIRE_DEBUG = NoWebSocketWireDebug()
 
 
 def quiet_third_party() -> None:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in WEBSOCKET_LOGGERS:
+        logger = logging.getLogger(name)
+        if _NO_WIRE_DEBUG not in logger.filters:
+            logger.addFilter(_NO_WIRE_DEBUG)
 
 
 # What every LogRecord has; anything else on a record came from `extra=`.

@@ -22,7 +22,6 @@ from symposia.providers.registry import ProviderRegistry
 
 logger = logging.getLogger("symposia.providers")
 
-PROMPT_PREVIEW_CHARS = 50
 Sleep = Callable[[float], Awaitable[None]]
 # (provider, status "ok" or a failure code, seconds to first token, seconds in all)
 CallObserver = Callable[[str, str, float | None, float], None]
@@ -95,11 +94,6 @@ async def _timed(
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-def _preview(request: CompletionRequest) -> str:
-    last = request.messages[-1].content if request.messages else ""
-    return last[:PROMPT_PREVIEW_CHARS]
 
 
 @dataclass(slots=True)
@@ -216,6 +210,5 @@ def _log_call(
             "status": status,
             "ttft_ms": round(ttft * 1000, 1) if ttft is not None else None,
             "total_ms": round(total * 1000, 1),
-            "prompt_preview": _preview(request),
         },
     )

@@ -50,6 +50,11 @@ class ApiKeyStore:
         self._sessions = sessions
         self._cache: dict[str, tuple[float, str | None]] = {}
 
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """The database the keys live in (`symposia keys create --adopt-anonymous`)."""
+        return self._sessions
+
     async def create(self, name: str) -> tuple[ApiKeyInfo, str]:
         """A new key; the returned plain key is never stored and cannot be shown again."""
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)

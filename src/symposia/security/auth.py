@@ -1,9 +1,11 @@
 """Who is calling: HTTP Basic (bcrypt), an API key (`X-API-Key` or `Authorization: Bearer`),
-or a browser session (`security.sessions`; header credentials win over it).
+or a browser session (`security.sessions`, kept server-side by `security.session_store`;
+header credentials win over it).
 
 DEV_MODE turns authentication off. With no credentials configured at all (no Basic user,
-no active API key), a server on loopback lets requests through as the `local` principal;
-start-up refuses that on any other address (see `check_exposure`).
+no active API key), a server on loopback lets requests through as the `local` principal
+(a `Bearer` that is not shaped like a key of ours is then ignored: OpenAI clients always
+send one); start-up refuses that on any other address (see `check_exposure`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from symposia.errors import UnauthorizedError
-from symposia.security.api_keys import ApiKeyStore
+from symposia.security.api_keys import ApiKeyStore, parse_key
 from symposia.security.csrf import check_csrf
 from symposia.security.passwords import verify_password
 from symposia.security.principals import DEV, LOCAL, Principal
-from symposia.security.sessions import signed_in
+from symposia.security.session_store import SessionRecord, SessionStore
+from symposia.security.sessions import session_id
 from symposia.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,12 @@ class StartupRefusedError(Exception):
 def check_exposure(settings: Settings, has_api_keys: bool) -> None:
     """Refuse an unauthenticated server on a non-loopback address; warn on loopback."""
     configured = settings.basic_auth_configured or settings.oidc_configured or has_api_keys
+    if not (settings.dev_mode or configured) and settings.allowed_host_names is None:
+        raise StartupRefusedError(
+            "refusing ALLOWED_HOSTS=* with no credentials configured: any web page could "
+            "reach this server through a domain name it points at this machine (DNS "
+            "rebinding); list the host names it is reached by, or configure credentials"
+        )
     if settings.dev_mode or configured:
         if settings.dev_mode and not settings.host_is_loopback:
             logger.warning(
@@ -61,9 +70,10 @@ def check_exposure(settings: Settings, has_api_keys: bool) -> None:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, keys: ApiKeyStore) -> None:
+    def __init__(self, settings: Settings, keys: ApiKeyStore, sessions: SessionStore) -> None:
         self._settings = settings
         self._keys = keys
+        self._sessions = sessions
         self._user = (settings.basic_auth_user or "").encode("utf-8")
         self._hash = (
             settings.basic_auth_pw_hash.get_secret_value() if settings.basic_auth_pw_hash else None
@@ -87,15 +97,19 @@ class Authenticator:
         api_key = headers.get("x-api-key")
         if api_key is None and scheme.lower() == "bearer":
             api_key = credentials.strip()
+            if parse_key(api_key) is None and await self._open():
+                # The openai SDK always sends a bearer (`api_key="anything"`): on a server
+                # with no credentials configured, one that is not a key of ours is ignored.
+                return LOCAL
         if api_key is not None:
             return await self.api_key(api_key)
         if scheme.lower() == "basic":
             return await self._basic(credentials.strip())
         if session:
-            from_session = await self.from_session(session)
-            if from_session is not None:
-                check_csrf(session, method, headers)
-                return from_session
+            record = await self.from_session(session)
+            if record is not None:
+                check_csrf(record.csrf, method, headers)
+                return record.principal
         if await self._open():
             return LOCAL
         raise self.unauthorized(
@@ -126,24 +140,56 @@ class Authenticator:
         raw = user.encode("utf-8") + b":" + password.encode("utf-8")
         return await self._basic(base64.b64encode(raw).decode("ascii"))
 
-    async def from_session(self, session: dict[str, Any]) -> Principal | None:
-        """The session's principal while its credential still holds: the Basic user is
-        still the configured one, its API key is not revoked, OIDC is still configured.
-        A session that no longer holds is emptied (its cookie is then deleted)."""
-        principal = signed_in(session)
-        valid = principal is not None and (
-            (
-                principal.kind == "basic"
-                and self._settings.basic_auth_configured
-                and principal.id == self._basic_principal().id
-            )
-            or (principal.kind == "api_key" and await self._keys.active(str(session.get("key_id"))))
-            or (principal.kind == "oidc" and self._settings.oidc_configured)
+    @property
+    def sessions(self) -> SessionStore:
+        return self._sessions
+
+    async def start_session(self, principal: Principal, key_id: str | None) -> SessionRecord:
+        """A server-side session for a browser that just signed in as `principal`."""
+        return await self._sessions.create(principal, key_id, self._fingerprint(principal.kind))
+
+    async def from_session(self, session: dict[str, Any]) -> SessionRecord | None:
+        """The cookie's session while it lives and its credential still holds: the Basic
+        user and password hash are the configured ones, its API key is not revoked, OIDC
+        has the same issuer. Otherwise its row is deleted and the cookie emptied (the
+        response then deletes it)."""
+        sid = session_id(session)
+        record = None if sid is None else await self._sessions.get(sid)
+        if record is not None and await self._holds(record):
+            return record
+        if record is not None:
+            await self._sessions.delete(record.id)
+        session.clear()
+        return None
+
+    async def _holds(self, record: SessionRecord) -> bool:
+        kind = record.principal.kind
+        if kind == "api_key":
+            return record.key_id is not None and await self._keys.active(record.key_id)
+        if kind == "basic" and not (
+            self._settings.basic_auth_configured
+            and record.principal.id == self._basic_principal().id
+        ):
+            return False
+        if kind == "oidc" and not self._settings.oidc_configured:
+            return False
+        fingerprint = self._fingerprint(kind)
+        return (
+            fingerprint is not None
+            and record.fingerprint is not None
+            and hmac.compare_digest(fingerprint, record.fingerprint)
         )
-        if not valid:
-            session.clear()
+
+    def _fingerprint(self, kind: str) -> str | None:
+        """What a session of `kind` depends on beyond its principal: a new password hash
+        or another OpenID issuer ends the sessions made before."""
+        if kind == "basic" and self._hash is not None:
+            material = self._user + b"\0" + self._hash.encode("utf-8")
+        elif kind == "oidc" and self._settings.oidc_issuer:
+            material = self._settings.oidc_issuer.encode("utf-8")
+        else:
             return None
-        return principal
+        return hashlib.sha256(material).hexdigest()
 
     async def _basic(self, credentials: str) -> Principal:
         try:

@@ -1,7 +1,9 @@
 """Browser sessions: Starlette's signed cookie (itsdangerous), engaged only where needed.
 
-A session holds who signed in (principal id, kind, name; for an API key its id, never the
-key) and a CSRF token. The cookie is signed, not encrypted: nothing secret goes in it.
+Once signed in, the cookie holds only the id of a session row (`session_store`): who
+signed in, its CSRF token and its expiry live server-side, so a session can be ended.
+Before sign-in it holds the sign-in form's token and OpenID Connect's state. The cookie
+is signed, not encrypted: nothing secret goes in it.
 Starlette's `SessionMiddleware` parses cookies and wraps `send` on every request; requests
 that carry no session cookie and are not a sign-in route (every /v1 call, every call
 with a header credential) skip it, so the hot path pays one scan of the headers.
@@ -17,12 +19,13 @@ from pydantic import SecretStr
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from symposia.security.principals import Principal
+from symposia.security.session_store import SessionRecord
 from symposia.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 COOKIE_NAME = "symposia_session"
+SESSION_ID = "sid"
 _COOKIE_MARK = COOKIE_NAME.encode("ascii") + b"="
 # Paths that write a session for a visitor who has none yet.
 SESSION_PATHS = ("/signin", "/auth/")
@@ -75,7 +78,7 @@ class Sessions:
             app,
             secret_key=session_secret(settings),
             session_cookie=COOKIE_NAME,
-            max_age=settings.session_max_age_seconds,
+            max_age=settings.session_absolute_max_age_seconds,
             same_site="lax",
             https_only=settings.session_cookie_secure,
         )
@@ -89,24 +92,16 @@ class Sessions:
             await self._app(scope, receive, send)
 
 
-def sign_in(session: dict[str, Any], principal: Principal, key_id: str | None = None) -> None:
-    """Start a fresh session for `principal` (whatever was there before is dropped, so a
-    session fixed by someone else before sign-in is worth nothing after it)."""
+def sign_in(session: dict[str, Any], record: SessionRecord) -> None:
+    """Point the cookie at a fresh server-side session (whatever was there before is
+    dropped, so a session fixed by someone else before sign-in is worth nothing after)."""
     session.clear()
-    session["principal"] = {"id": principal.id, "kind": principal.kind, "name": principal.name}
-    if key_id is not None:
-        session["key_id"] = key_id
-    session["csrf"] = secrets.token_urlsafe(32)
+    session[SESSION_ID] = record.id
 
 
-def signed_in(session: dict[str, Any] | None) -> Principal | None:
-    """The principal a session names, unchecked (see `Authenticator.from_session`)."""
+def session_id(session: dict[str, Any] | None) -> str | None:
+    """The id a signed-in cookie carries, unchecked (see `Authenticator.from_session`)."""
     if not session:
         return None
-    data = session.get("principal")
-    if not isinstance(data, dict):
-        return None
-    kind = data.get("kind")
-    if kind not in ("basic", "api_key", "oidc"):
-        return None
-    return Principal(str(data.get("id")), kind, str(data.get("name")))
+    value = session.get(SESSION_ID)
+    return value if isinstance(value, str) and value else None

@@ -257,3 +257,24 @@ class IdempotencyKeyRow(Base):
     status: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SessionRow(Base):
+    """A browser session: the signed cookie carries only `id`, so deleting the row ends
+    it (sign-out, `DELETE /api/sessions/{id}`, a credential that no longer holds)."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(StorableString(64), primary_key=True)
+    principal: Mapped[str] = mapped_column(StorableString(200), index=True)
+    kind: Mapped[str] = mapped_column(StorableString(20))
+    name: Mapped[str] = mapped_column(StorableString(500))
+    # The API key it was made with, or a fingerprint of the credential (the Basic user's
+    # password hash, the OpenID issuer): a changed credential ends the session.
+    key_id: Mapped[str | None] = mapped_column(StorableString(32))
+    fingerprint: Mapped[str | None] = mapped_column(StorableString(64))
+    csrf: Mapped[str] = mapped_column(StorableString(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The absolute cap; the idle end is last_seen + SESSION_MAX_AGE_SECONDS.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -7,7 +7,7 @@ disconnects and send timeouts (a reader that stopped reading) are sse-starlette'
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 import orjson
@@ -109,13 +109,19 @@ async def frames(
 
 
 class EventStreamResponse(EventSourceResponse):
-    """sse-starlette's response, reporting a reader that stopped reading as one warning."""
+    """sse-starlette's response, reporting a reader that stopped reading as one warning,
+    and calling `on_close` (which gives back its stream slot) when it ends."""
+
+    on_close: Callable[[], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         except SendTimeoutError:
             logger.warning("dropped an SSE client that stopped reading")
+        finally:
+            if self.on_close is not None:
+                self.on_close()
 
 
 def event_stream_response(
@@ -127,8 +133,9 @@ def event_stream_response(
     heartbeat: float,
     send_timeout: float,
     shutdown_grace: float,
+    on_close: Callable[[], None] | None = None,
 ) -> EventStreamResponse:
-    return EventStreamResponse(
+    response = EventStreamResponse(
         frames(log, stream_id, after_seq, active),
         ping=heartbeat,
         send_timeout=send_timeout,
@@ -136,3 +143,5 @@ def event_stream_response(
         shutdown_grace_period=shutdown_grace,
         headers={"Cache-Control": "no-cache"},
     )
+    response.on_close = on_close
+    return response
