@@ -18,6 +18,8 @@ from symposia.domain.events import Event
 from symposia.domain.models import Message, RunStatus
 
 ReplyOutcome = Literal["completed", "cancelled", "error", "interrupted"]
+# The reason of the `interrupted` a process writes as it hands its runs over (SIGTERM).
+HANDOVER = "handed over: the server is shutting down"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,8 @@ import bisect
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -44,6 +44,7 @@ from symposia.errors import EventLogUnavailableError
 from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError, fenced_out
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 KEY_PREFIX = "symposia:events:"
 CLIENT_NAME = "symposia-events"
@@ -388,11 +389,15 @@ class RedisEventLog:
     ) -> tuple[list[Event], bool]:
         """Events after `after_seq` from Redis, and whether the close marker came after them."""
         key, meta = self._keys(stream_id)
-        try:
+
+        async def fetch() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.exists(meta)
                 pipe.xrange(key, f"({after_seq}-0", "+", count=limit)
-                found, entries = await pipe.execute()
+                return await pipe.execute()
+
+        try:
+            found, entries = await self._reading(fetch)
         except (RedisError, OSError) as exc:
             raise _error(exc, stream_id) from exc
         if not found:
@@ -416,7 +421,7 @@ class RedisEventLog:
         otherwise (a snapshot stands only for ids right before it, so the event that held
         `after_seq + 1` was trimmed)."""
         try:
-            info = await self._redis.xinfo_stream(self._key(stream_id))
+            info = await self._reading(lambda: self._redis.xinfo_stream(self._key(stream_id)))
         except (RedisError, OSError) as exc:
             raise _error(exc, stream_id) from exc
         added, length = info.get("entries-added"), info.get("length")
@@ -425,6 +430,17 @@ class RedisEventLog:
         raise ResumeGoneError(
             f"events after {after_seq} are no longer retained; the oldest is {oldest}"
         )
+
+    async def _reading(self, command: Callable[[], Awaitable[_T]]) -> _T:
+        """A read, tried once more on fresh connections when a pooled one turned out dead:
+        after Redis restarted, or a cut route healed, every connection the pool kept is
+        stale, and the first command on each fails though Redis is back. Reads only: an
+        append sent again could be written twice."""
+        try:
+            return await command()
+        except RedisConnectionError:
+            await self._redis.connection_pool.disconnect(inuse_connections=False)
+            return await command()
 
     def stop_readers(self) -> None:
         self._leaving = True
@@ -437,7 +453,7 @@ class RedisEventLog:
 
     async def last_seq(self, stream_id: str) -> int:
         try:
-            last = await self._redis.hget(self._keys(stream_id)[1], "last")
+            last = await self._reading(lambda: self._redis.hget(self._keys(stream_id)[1], "last"))
         except (RedisError, OSError) as exc:
             raise _error(exc, stream_id) from exc
         if last is None:
@@ -446,7 +462,7 @@ class RedisEventLog:
 
     async def exists(self, stream_id: str) -> bool:
         try:
-            return bool(await self._redis.exists(self._keys(stream_id)[1]))
+            return bool(await self._reading(lambda: self._redis.exists(self._keys(stream_id)[1])))
         except (RedisError, OSError) as exc:
             raise _error(exc, stream_id) from exc
 
@@ -521,11 +537,15 @@ class RedisEventLog:
         """Starts with the stream's recent events, read at once with its last seq, so the
         viewers that join a young stream from its start all read from here, not Redis."""
         key, meta = self._keys(stream_id)
-        try:
+
+        async def fetch() -> list[Any]:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hmget(meta, ["last", "closed"])
                 pipe.xrevrange(key, "+", "-", count=TAIL_KEPT_EVENTS // 2)
-                (last, closed), recent = await pipe.execute()
+                return await pipe.execute()
+
+        try:
+            (last, closed), recent = await self._reading(fetch)
         except (RedisError, OSError) as exc:
             raise _error(exc, stream_id) from exc
         if last is None:

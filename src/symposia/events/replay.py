@@ -28,8 +28,10 @@ from typing import Any, cast
 
 from symposia.domain.event_read import MalformedEventError, payload_of
 from symposia.domain.event_types import (
+    HANDOVER,
     BotTurn,
     BotUpdated,
+    Interrupted,
     Payload,
     PersonSaid,
     Reply,
@@ -47,7 +49,14 @@ from symposia.domain.event_types import (
     event,
 )
 from symposia.domain.events import Event, EventType
-from symposia.domain.models import Message, ReplyRecord, ReplyStatus, Run, RunStatus
+from symposia.domain.models import (
+    Message,
+    ReplyRecord,
+    ReplyStatus,
+    Run,
+    RunStatus,
+    TurnRecord,
+)
 from symposia.events.log import BATCH_EVENTS
 
 FIRST_ID = 1  # a run's first event is its `running` status; a reply's, its first event
@@ -185,6 +194,10 @@ def _place_turn(stream: _Placement, message: Message) -> None:
 
 def rebuild(run: Run) -> StoredStream:
     """The run's stream as storage knows it (see the module docstring)."""
+    return _placement(run).stream()
+
+
+def _placement(run: Run) -> _Placement:
     stream = _Placement({FIRST_ID: RunStatusChanged(RunStatus.RUNNING)})
     for change in run.edits:
         if change.event is not None and change.turn is not None:
@@ -211,22 +224,38 @@ def rebuild(run: Run) -> StoredStream:
                 stream.known[first + offset] = payload
         else:
             stream.unplaced.extend(ending)
-    return stream.stream()
+    return stream
 
 
-def resumable(run: Run, turn_events_max: int) -> list[Event]:
+def resumable(run: Run, turn_events_max: int, open_turns: Sequence[TurnRecord] = ()) -> list[Event]:
     """The stream of an unfinished run whose live log is gone (it was in the memory of a
     process that stopped), rebuilt to go on from: what storage knows, then one `snapshot`
     standing for every id the lost log may have used after that, so the events appended
     next never reuse an id a client saw. Those are the ids up to the departing owner's last
     event when it recorded one (a handover), and those a turn cut under way may have used
-    (its `turn_start`, at most `turn_events_max` more) when the process died mid-turn."""
-    events = list(rebuild(run).events)
+    (its `turn_start`, at most `turn_events_max` more) when the process died mid-turn.
+
+    What storage knows of those lost ids keeps its id: the `turn_start` of each turn still
+    open (`open_turns`, the turn records), and the departing owner's `interrupted` at the
+    id it recorded, when nothing was stored after it."""
+    stream = _placement(run)
+    for record in open_turns:
+        if record.start_event is not None and stream.free(record.start_event):
+            name = run.bots[record.bot].name
+            speaker = BotTurn(record.turn, record.bot, name, record.round)
+            stream.known[record.start_event] = TurnStart(speaker, record.model)
+    handed_over_at = run.last_event
+    if handed_over_at is not None and handed_over_at > stream.last():
+        stream.known[handed_over_at] = Interrupted(HANDOVER, run.turn_count)
+    events = list(stream.stream().events)
     last = events[-1].seq
     high = max(last, run.last_event or 0)
     closed = max((m.complete_event or 0 for m in run.messages), default=0)
-    if run.open_turn_event is not None and run.open_turn_event > closed:
-        high = max(high, run.open_turn_event + turn_events_max)
+    opened = [r.start_event for r in open_turns if r.start_event is not None]
+    if run.open_turn_event is not None:
+        opened.append(run.open_turn_event)
+    if opened and max(opened) > closed:
+        high = max(high, max(opened) + turn_events_max)
     if high > last:
         events.append(event(high, Snapshot(((last + 1, high),))))
     return events

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The stop reason of a run cancelled because its process is leaving: it is handed over.
-HANDOVER = "handed over: the server is shutting down"
+# The stop reason of a run cancelled because its process is leaving: it is handed over
+# (and the reason its `interrupted` event gives, which a stream rebuilt from storage
+# puts back).
+from symposia.domain.event_types import HANDOVER
 
 
 @dataclass(slots=True)
@@ -16,3 +18,6 @@ class RunControl:
 
     def handed_over(self, run_id: str) -> bool:
         return self.stop_reasons.get(run_id) == HANDOVER
+
+
+__all__ = ["HANDOVER", "RunControl"]

@@ -14,9 +14,15 @@ from typing import Any
 
 from symposia.domain.event_types import Speaker, Token, ToolCalled
 from symposia.domain.models import Message, MessageStatus, utcnow
-from symposia.errors import FencedOutError, ProviderError, ProviderFailure, SymposiaError
+from symposia.errors import (
+    FencedOutError,
+    ProviderError,
+    ProviderFailure,
+    SymposiaError,
+    UnavailableError,
+)
 from symposia.events.emit import emit
-from symposia.events.log import Appender
+from symposia.events.log import Appender, StreamNotFoundError
 from symposia.orchestration.answer import (
     CHARS_PER_TOKEN_ESTIMATE,
     Answer,
@@ -88,8 +94,8 @@ class Generation:
                 await emit(self.log, self.stream_id, called, self.epoch)
         except ProviderError as exc:
             raise GenerationFailedError(exc.failure) from exc
-        except FencedOutError:
-            raise  # not the model's failure: the writer lost the run
+        except (FencedOutError, UnavailableError, StreamNotFoundError):
+            raise  # not the model's failure: the writer lost the run, or its log failed
         except SymposiaError as exc:
             model = answer.model or candidates[0]
             raise GenerationFailedError(

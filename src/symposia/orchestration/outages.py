@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from symposia.errors import FencedOutError, UnavailableError
+from symposia.events.log import StreamNotFoundError
 from symposia.storage.failures import is_busy, is_connection_failure, summary
 
 logger = logging.getLogger(__name__)
@@ -24,15 +25,22 @@ BACKOFF_MAX_SECONDS = 5.0
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database or the event log could not be reached (a pause and
-    a retry may cure it), rather than refused what was asked."""
+    a retry may cure it), rather than refused what was asked. A run's own stream gone from
+    the log (a Redis restarted empty) is one too: once the log answers, the stream is put
+    back from storage and the run goes on."""
     if isinstance(exc, FencedOutError):
         return False
-    return isinstance(exc, UnavailableError) or is_connection_failure(exc) or is_busy(exc)
+    return (
+        isinstance(exc, UnavailableError | StreamNotFoundError)
+        or is_connection_failure(exc)
+        or is_busy(exc)
+    )
 
 
 def which(exc: BaseException) -> str:
     """The dependency `exc` came from, as a run's reason names it."""
-    return "the event log" if isinstance(exc, UnavailableError) else "the database"
+    log = isinstance(exc, UnavailableError | StreamNotFoundError)
+    return "the event log" if log else "the database"
 
 
 async def until_reachable(

@@ -142,8 +142,7 @@ class RunLoop:
         again; a stream that had already ended ends the run as it says."""
         try:
             run = await self._run(run_id)
-            if not await self.log.exists(run_id):  # it was in a stopped process's memory
-                await self.log.restore(run_id, resumable(run, self.turn_events_max))
+            await self._restore_if_lost(run)
             await self.log.fence(run_id, epoch)
             if await self._already_ended(run, epoch):
                 return
@@ -243,8 +242,7 @@ class RunLoop:
             await until_reachable(probe, None, f"run {run_id}")
             try:
                 run = await self._run(run_id)
-                if not await self.log.exists(run_id):
-                    await self.log.restore(run_id, resumable(run, self.turn_events_max))
+                await self._restore_if_lost(run)
                 if await self._already_ended(run, epoch):
                     return
                 await self._close_cut_turn(run, epoch, reason)
@@ -290,6 +288,15 @@ class RunLoop:
         if run is None:
             raise LookupError(f"no run {run_id}")
         return run
+
+    async def _restore_if_lost(self, run: Run) -> None:
+        """Put the run's stream back in the log from storage when the log lost it (it was in
+        a stopped process's memory, or Redis was emptied): its open turns' `turn_start`s
+        at their ids, a snapshot for every other id the lost log may have used."""
+        if await self.log.exists(run.id):
+            return
+        open_turns = await self.runs.turn_records(run.id, open_only=True)
+        await self.log.restore(run.id, resumable(run, self.turn_events_max, open_turns))
 
     async def _close_cut_turn(self, run: Run, epoch: int, reason: str = OWNER_LOST) -> Run:
         """Close every turn the last owner claimed and did not finish (its turn records say
@@ -479,8 +486,7 @@ class RunLoop:
         the run ends, as the run says), or a stop came."""
         try:
             run = await self._run(run_id)
-            if not await self.log.exists(run_id):  # it waited longer than a process lived
-                await self.log.restore(run_id, resumable(run, self.turn_events_max))
+            await self._restore_if_lost(run)  # it may have waited longer than a process lived
             await self.log.fence(run_id, epoch)
             if run.stop_requested is not None:
                 await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested, "stop")
