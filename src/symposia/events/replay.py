@@ -144,6 +144,8 @@ def _ending(run: Run) -> list[Payload]:
 
 
 # The fields that tell a stored decision's event: a verdict, or a selector's choice.
+# Where a policy stores the id of its verdict's event, beside the verdict.
+VERDICT_EVENT = "verdict_event_id"
 _DECISIONS: tuple[tuple[EventType, frozenset[str]], ...] = (
     ("verdict", frozenset({"method", "answer", "votes", "reason"})),
     ("speaker_selected", frozenset({"bot", "name", "answer", "attempts", "fallback"})),
@@ -168,10 +170,15 @@ def _decision(item: Any) -> tuple[int, Payload] | None:
 
 def decisions(run: Run) -> list[tuple[int, Payload]]:
     """The decisions the run's policy stored with the id of the event that announced them
-    (its `verdict`, each selector choice in `choices`, wherever in its state), as those
-    events, with the data they had."""
+    (its `verdict`, whose id is `VERDICT_EVENT` beside it; each selector choice in
+    `choices`, and any decision holding its own `event_id`, wherever in its state), as
+    those events, with the data they had."""
+    state = run.policy_state
     found: list[tuple[int, Payload]] = []
-    for value in run.policy_state.values():
+    verdict, at = state.get("verdict"), state.get(VERDICT_EVENT)
+    if isinstance(verdict, dict) and (decision := _decision({**verdict, "event_id": at})):
+        found.append(decision)
+    for value in state.values():
         for item in value if isinstance(value, list) else [value]:
             if (decision := _decision(item)) is not None:
                 found.append(decision)

@@ -14,9 +14,8 @@ from typing import Any
 
 from symposia.domain.event_types import SpeakerSelected, Verdict
 from symposia.domain.models import Run
+from symposia.events.replay import VERDICT_EVENT
 from symposia.orchestration.policies.base import PolicyContext
-
-VERDICT_EVENT = "verdict_event_id"
 
 
 async def next_event_id(run: Run, ctx: PolicyContext) -> int:
