@@ -131,73 +131,15 @@ FAULTS = {
 }
 LOGS = ("memory", "redis")
 
-# Cells that fail on main (one full run of the product, SYMPOSIA_FAULTS_FULL=1, on main at
-# 498ef21; the default sample checked twice): what breaks first, by the issue's number.
-PG_STUCK = "issue 21 #2: after a PostgreSQL outage the run stays `running` for ever"
-REDIS_STALE = (
-    "issue 21 #2: after a Redis cut, a later stream read answers 503 'event log "
-    "unreachable: ConnectionError' (a dead pooled connection is used again)"
-)
-CUT_TURN_ASKED_AGAIN = (
-    "issue 21 #3: a turn cut by kill -9 (the stopped run's first turn) is asked again"
-)
-SUPERVISOR_TWICE = "issue 21 #3: the selector's supervisor is asked twice for one turn"
-SIDE_TWICE = "issue 21 #3: moderated: one side is asked twice for one round"
-MODERATOR_TWICE = "issue 21 #3: the moderator is asked twice for one round"
-ROUND_AGAIN = "issue 21 #3: rounds: an agent is asked its round again after the log was lost"
-SNAPSHOT_OVER_INTERRUPTED = (
-    "issue 21 #4: the rebuilt stream's snapshot stands for `interrupted`'s id"
-)
-SNAPSHOT_OVER_SELECTED = "issue 21 #4: `speaker_selected` comes back as an empty snapshot"
-ROUND_OVERLAP = "issue 21 #4: interleaved turns of a round: rebuilt snapshots overlap (ids twice)"
+# Cells that fail on main, by the issue's number of what breaks (the whole product,
+# SYMPOSIA_FAULTS_FULL=1, run after the fixes of issue 21: 66 of 67 pass).
 KNOWN: dict[tuple[str, str, str], str] = {
-    ("kill9", "memory", "round_robin"): (
-        "issue 21 #4: the stream resumed after the memory log was lost has a snapshot "
-        "standing for the id viewers got as `turn_start`"
-    ),
-    ("kill9", "memory", "rounds_vote"): CUT_TURN_ASKED_AGAIN,
-    ("kill9", "memory", "selector"): SUPERVISOR_TWICE,
-    ("kill9", "memory", "moderated"): SIDE_TWICE,
-    ("kill9", "memory", "human"): CUT_TURN_ASKED_AGAIN,
-    ("kill9", "redis", "rounds_vote"): CUT_TURN_ASKED_AGAIN,
-    ("kill9", "redis", "human"): CUT_TURN_ASKED_AGAIN,
-    ("sigterm", "memory", "round_robin"): SNAPSHOT_OVER_INTERRUPTED,
-    ("sigterm", "memory", "rounds_vote"): ROUND_OVERLAP,
-    ("sigterm", "memory", "selector"): SNAPSHOT_OVER_SELECTED,
-    ("sigterm", "memory", "moderated"): SNAPSHOT_OVER_INTERRUPTED,
-    ("sigterm", "memory", "human"): SNAPSHOT_OVER_INTERRUPTED,
-    **{("pg_cut", log, policy): PG_STUCK for log in LOGS for policy in POLICIES},
-    ("pg_stall", "redis", "selector"): SUPERVISOR_TWICE,
-    ("pg_stall", "redis", "moderated"): MODERATOR_TWICE,
-    ("redis_cut", "redis", "round_robin"): REDIS_STALE,
-    ("redis_cut", "redis", "selector"): REDIS_STALE,
-    ("redis_cut", "redis", "moderated"): (
-        "issue 21 #2: a Redis cut ends the run in `error` instead of pausing it"
-    ),
-    ("redis_cut", "redis", "human"): REDIS_STALE,
-    ("redis_empty", "redis", "round_robin"): (
-        "issue 21 #5: resuming the stream rebuilt in an empty Redis gives wrong events "
-        "(after 14: 4124..., not 15, 4114...)"
-    ),
-    ("redis_empty", "redis", "rounds_vote"): ROUND_AGAIN,
-    ("redis_empty", "redis", "selector"): SUPERVISOR_TWICE,
-    ("redis_empty", "redis", "moderated"): SIDE_TWICE,
-    ("redis_empty", "redis", "human"): (
-        "issue 21 #5: resuming the stream rebuilt in an empty Redis after 4100 gives "
-        "200 with no events and no `done`"
-    ),
-    ("retention", "redis", "rounds_vote"): ROUND_OVERLAP,
-    ("retention", "redis", "selector"): SNAPSHOT_OVER_SELECTED,
-    ("retention", "redis", "moderated"): "issue 21 #4: `verdict` comes back as an empty snapshot",
     ("retention", "redis", "human"): (
-        "issue 21 #4: the stream rebuilt after retention has a snapshot standing for a "
-        "`run_status` id"
+        "issue 21 #4: a person's wait (`run_status` awaiting_input, `awaiting_input`, and the "
+        "`run_status` running after it) is not stored with its ids, so the stream rebuilt "
+        "after retention covers them with a snapshot"
     ),
 }
-
-# Failures on main that depend on timing (a takeover racing the healed owner): failed in 2
-# runs of 3, so not strict; the fix makes them pass every time, and then the mark goes.
-TIMING = {("pg_stall", "redis", "moderated"), ("pg_stall", "redis", "selector")}
 
 
 def _cells() -> list[Any]:
@@ -210,11 +152,8 @@ def _cells() -> list[Any]:
         chosen = [(f, log, names[(i + seed) % len(names)]) for i, (f, log) in enumerate(pairs)]
     params = []
     for fault, log, policy in chosen:
-        reason = (
-            None if os.environ.get("SYMPOSIA_FAULTS_NOMARKS") else KNOWN.get((fault, log, policy))
-        )
-        strict = (fault, log, policy) not in TIMING
-        marks = [pytest.mark.xfail(strict=strict, reason=reason)] if reason else []
+        reason = KNOWN.get((fault, log, policy))
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
         params.append(pytest.param(fault, log, policy, marks=marks, id=f"{fault}-{log}-{policy}"))
     return params
 
@@ -327,24 +266,7 @@ REQUEST_SECONDS = 10.0  # a request during an outage is answered within this
 QUIET_SECONDS = 6.0  # after the outage: long enough for a stored run to be taken over
 
 
-@pytest.mark.parametrize(
-    "proxy_name",
-    [
-        pytest.param(
-            "redis_proxy",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 21 #6: a 503 from POST /api/run still creates the run"
-            ),
-        ),
-        pytest.param(
-            "pg_proxy",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 21 #7: a stalled PostgreSQL hangs POST /api/run past 10 s",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("proxy_name", ["redis_proxy", "pg_proxy"])
 async def test_a_run_refused_during_a_stall_is_answered_in_time_and_created_nowhere(
     proxy_name: str, postgres: PostgresDatabases, tmp_path: Path
 ) -> None:

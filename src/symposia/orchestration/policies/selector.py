@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from symposia.domain.event_types import SpeakerSelected
-from symposia.domain.models import Run
+from symposia.domain.models import MessageStatus, Run
 from symposia.errors import InvalidInputError
 from symposia.orchestration import prompt_template
 from symposia.orchestration.generation import answer_of, object_format
@@ -36,6 +36,11 @@ HISTORY_CHARS = 6000  # the end of the conversation the supervisor is shown
 ANSWER_CHARS = 300  # what of the supervisor's answer the event carries
 KEYS = {"model", "prompt", "max_attempts", "allow_repeat", "transitions"}
 PLACEHOLDERS = ("topic", "roles", "history", "candidates")
+
+CUT_EMPTY = "(cut off before a word)"
+ASKED_BY_A_STOPPED_SERVER = (
+    "(the supervisor was asked for this turn by a server that stopped; not asked again)"
+)
 
 
 class Selector:
@@ -94,7 +99,13 @@ class Selector:
         answer, attempts, chosen = "", 0, None
         if len(candidates) == 1:
             chosen = candidates[0]
+        elif state.get("asking") == run.turn_count:
+            # A process that stopped had asked the supervisor for this turn (maybe paid
+            # for): it is not asked again, the fallback chooses.
+            answer = ASKED_BY_A_STOPPED_SERVER
         else:
+            await ctx.save_state(run, {**state, "asking": run.turn_count})
+            state = run.policy_state
             messages = [ChatMessage("user", _render(run, config["prompt"], candidates))]
             for attempts in range(1, int(config["max_attempts"]) + 1):  # noqa: B007
                 answer = await answer_of(
@@ -182,7 +193,12 @@ def _render(run: Run, prompt: str, candidates: list[int]) -> str:
         f"- {bot.name}: {bot.description or bot.system_prompt[:200] or 'a participant'}"
         for bot in run.bots
     )
-    history = "\n".join(f"{m.author}: {m.content}" for m in run.messages if m.content)
+    # A turn cut before its first word still took its place: the supervisor is told so.
+    history = "\n".join(
+        f"{m.author}: {m.content or CUT_EMPTY}"
+        for m in run.messages
+        if m.content or m.status is MessageStatus.PARTIAL
+    )
     # Filled as plain text, never by str.format (see prompt_template).
     values = {
         "topic": run.topic,
