@@ -116,7 +116,7 @@ async def test_a_database_outage_mid_run_pauses_it_and_it_goes_on(
     await asyncio.sleep(2.0)  # longer than the lease: the turn ended, its save failed
     during = await server.log.read(run.id)
     assert [e.type for e in during if e.type in ("error", "done")] == []
-    assert not server.runs._tasks[run.id].done()  # paused, not ended
+    assert not server.runs.tasks.running[run.id].done()  # paused, not ended
     proxy.restore()
     cleared = time.monotonic()
     stored = await _stored(server, run.id, CONVERGE_SECONDS)
@@ -191,7 +191,7 @@ async def test_a_takeover_of_a_run_whose_stream_ended_stores_its_end(
     server = await start(database_url=pg_url(postgres_session_db))
     run = await server.runs.create("t", _bots(), TURNS, owner="dev")
     await wait_for_event(server, run.id, lambda e: e.type == "token")
-    task = server.runs._tasks[run.id]
+    task = server.runs.tasks.running[run.id]
     task.cancel()  # the task is gone; as if it had written its end but not its row:
     await asyncio.wait({task})
     repository = server.run_repository
@@ -230,7 +230,7 @@ async def test_a_run_refused_by_the_event_log_is_not_created(
         await asyncio.sleep(1.5)  # a lease and a sweep: nothing to take over
         assert await server.runs.page(owner="dev") == []
         assert _asked(scripted) == 0
-        assert not server.runs._tasks
+        assert not server.runs.tasks.running
 
 
 async def test_a_run_stopped_as_it_is_created_ends(database_url: str, start: Any) -> None:
@@ -277,7 +277,7 @@ async def test_an_event_log_outage_mid_run_pauses_it_and_it_goes_on(
         await wait_for_event(server, run.id, lambda e: e.type == "token" and e.data["turn"] == 1)
         proxy.cut()
         await asyncio.sleep(1.5)
-        assert not server.runs._tasks[run.id].done()  # paused, not ended
+        assert not server.runs.tasks.running[run.id].done()  # paused, not ended
         during = await server.run_repository.get(run.id)
         assert during is not None
         assert during.status is RunStatus.RUNNING

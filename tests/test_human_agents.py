@@ -42,7 +42,7 @@ async def _waiting(container: Container, run_id: str) -> None:
     for _ in range(100):
         run = await container.run_repository.get(run_id)
         assert run is not None
-        if run.status is RunStatus.AWAITING_INPUT and run_id not in container.runs._tasks:
+        if run.status is RunStatus.AWAITING_INPUT and run_id not in container.runs.tasks.running:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the run did not settle into waiting")

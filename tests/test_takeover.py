@@ -191,7 +191,7 @@ async def test_the_paused_owner_is_fenced_out_when_it_wakes(
     await _events(second, run.id)
     before = await second.run_repository.get(run.id)
     # The paused owner is told to stop: its cancellation path writes at its old epoch.
-    task = first.runs._tasks[run.id]
+    task = first.runs.tasks.running[run.id]
     task.cancel()
     await asyncio.wait({task}, timeout=5)
     after = await second.run_repository.get(run.id)
@@ -306,8 +306,8 @@ async def test_a_run_whose_task_is_gone_here_is_taken_up_again_here(servers: Ser
     only = await servers()
     run = await only.runs.create("t", _bots("scripted/slow"), 2, owner="dev")
     await wait_for_event(only, run.id, lambda e: e.type == "token" and e.data["turn"] == 1)
-    task = only.runs._tasks[run.id]
-    only.runs.control.stop_reasons[run.id] = HANDOVER
+    task = only.runs.tasks.running[run.id]
+    only.runs.tasks.control.stop_reasons[run.id] = HANDOVER
     task.cancel()
     events = await _events(only, run.id)
     kinds = [e.type for e in events]

@@ -171,7 +171,9 @@ async def _settled_waiting(container: Container, run_id: str) -> None:
     await _settled(
         container,
         run_id,
-        lambda r: r.status is RunStatus.AWAITING_INPUT and run_id not in container.runs._tasks,
+        lambda r: (
+            r.status is RunStatus.AWAITING_INPUT and run_id not in container.runs.tasks.running
+        ),
     )
 
 

@@ -39,7 +39,8 @@ from symposia.services.models import ModelCatalog
 from symposia.services.replies import ReplyTasks
 from symposia.services.reply_leases import ReplyLeases
 from symposia.services.responses import ResponseService
-from symposia.services.runs import HANDOVER_WRITE_SECONDS, RunService
+from symposia.services.run_tasks import HANDOVER_WRITE_SECONDS
+from symposia.services.runs import RunService
 from symposia.settings import Settings
 from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
 from symposia.storage.migrate import migrate
