@@ -168,7 +168,7 @@ def test_debate_human_agent_typed_in_a_pipe(server: Server) -> None:
 def test_debate_human_agent_typed_in_a_terminal(server: Server) -> None:
     child = spawn(server, "debate", "Cars?", "--bot", "A=scripted/echo", "--human", "Ana",
                   "--turns", "2")  # fmt: skip
-    child.expect("Ana>")  # prompt_toolkit's prompt, with its own escape codes after
+    child.expect("Ana>", timeout=60)  # prompt_toolkit's prompt, escape codes after it
     child.sendline("Bikes are better.")
     child.expect(pexpect.EOF)
     child.close()

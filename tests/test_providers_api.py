@@ -238,7 +238,7 @@ async def test_a_provider_without_a_key_is_422_naming_the_variable(
     assert "OPENAI_API_KEY" in response.json()["message"]
 
 
-async def test_keys_never_and_prompts_only_briefly_reach_the_logs(
+async def test_keys_and_prompts_never_reach_the_logs(
     api: httpx.AsyncClient,
     remote: Container,
     fake_provider: FakeProviderServer,
@@ -256,6 +256,7 @@ async def test_keys_never_and_prompts_only_briefly_reach_the_logs(
         ("openai", 2, "ok"),
     ]
     assert all(hasattr(r, "ttft_ms") and hasattr(r, "total_ms") for r in calls)
-    assert calls[0].prompt_preview == "Q" * 50  # type: ignore[attr-defined]
+    assert not any(hasattr(r, "prompt_preview") for r in calls)  # prompts never logged
+    assert "Q" * 10 not in everything
     for secret in ("sk-test-openai", "sk-ant-test", "sk-or-test", "SECRET-TAIL-OF-THE-PROMPT"):
         assert secret not in everything

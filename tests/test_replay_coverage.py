@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import symposia.events.redis as redis_log
 from symposia.domain.event_read import payload_of, ranges_of
 from symposia.domain.event_types import (
+    HANDOVER,
     BotTurn,
     BotUpdated,
     Interrupted,
@@ -188,15 +189,27 @@ def histories(draw: st.DrawFn) -> History:
         _ending(draw, history)
     else:  # handed over, or its process died: what it wrote is all the log had
         history.run.status = RunStatus.RUNNING
-        history.run.last_event = len(history.live)
     history.run.messages = [m for m in history.run.messages if m.author]
+    if history.run.status is RunStatus.RUNNING and draw(st.booleans()):
+        # Handed over: the departing owner's last event is the `interrupted` it said, and
+        # the id it recorded (a process that died records nothing).
+        said = Interrupted(HANDOVER, history.run.turn_count)
+        history.run.last_event = history.emit(said, True)
     return history
 
 
 def _rebuilt(history: History) -> list[Event]:
-    if history.run.status.finished:
-        return list(rebuild(history.run).events)
-    return resumable(history.run, 16)
+    run = history.run
+    if run.status.finished:
+        return list(rebuild(run).events)
+    if run.last_event is not None:  # handed over: its `interrupted` ended what the log had
+        return resumable(run, 16)
+    # Its process died with a turn open right after what storage has: the lost log may
+    # have used every id up to the end of what it wrote.
+    if max(history.stored) == len(history.live):
+        return resumable(run, 16)  # it died between turns, with all it said stored
+    run.open_turn_event = max(history.stored) + 1
+    return resumable(run, len(history.live) - run.open_turn_event)
 
 
 def check_coverage(history: History, rebuilt: Sequence[Event]) -> None:

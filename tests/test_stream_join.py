@@ -28,7 +28,7 @@ from symposia.providers.registry import ProviderRegistry
 from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.services.runs import default_bots
 from symposia.settings import Settings
-from symposia.storage.db import create_engine
+from symposia.storage.db import DatabaseTimeouts, create_engine
 from tests.conftest import make_settings
 from tests.fakes.live import LiveServer
 from tests.helpers import wait_for_event
@@ -234,8 +234,8 @@ async def small_pool_app(
 ) -> AsyncIterator[FastAPI]:
     """The app on a pool of one connection that waits half a second for it."""
 
-    def one_connection(url: str | None) -> AsyncEngine:
-        return create_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.5)
+    def one_connection(url: str | None, timeouts: DatabaseTimeouts | None = None) -> AsyncEngine:
+        return create_engine(url, None, pool_size=1, max_overflow=0, pool_timeout=0.5)
 
     monkeypatch.setattr(container_module, "create_engine", one_connection)
     application = create_app(make_settings(database_url=database_url), providers)

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 
 from symposia.errors import InvalidInputError
 from symposia.json_bounds import excess, field_of
@@ -50,7 +51,10 @@ class BoundedJsonRoute(APIRoute):
             if request.method in ("POST", "PUT", "PATCH", "DELETE") and _json_content(
                 request.headers.get("content-type")
             ):
-                await _check_body(request)
+                try:
+                    await _check_body(request)
+                except ClientDisconnect:  # gone mid-body (or cut by the body read timeout)
+                    return Response(status_code=400)  # nobody is there to read it
             return await handle(request)
 
         return checked
