@@ -14,7 +14,8 @@ from tests.fakes.live import LiveServer
 async def test_start_a_debate_and_watch_tokens_arrive(
     page: Page, live: LiveServer, scripted: ScriptedProvider
 ) -> None:
-    model = add_watched_model(scripted)
+    # Slow enough that a loaded machine still shows the first turn under way.
+    model = add_watched_model(scripted, delay=0.08)
     await open_page(page, live.base_url, "/new")
     await page.get_by_label("Topic").fill("Should cities ban cars?")
     await page.get_by_label("Max turns").fill("2")
@@ -31,7 +32,7 @@ async def test_start_a_debate_and_watch_tokens_arrive(
     await expect(page.locator(".now")).to_contain_text("Optimist is speaking")
     await screenshot(page, "debate-live")
 
-    await expect(page.locator(".status .badge")).to_have_text("completed", timeout=10_000)
+    await expect(page.locator(".status .badge")).to_have_text("completed", timeout=30_000)
     await expect(page.locator(".turn")).to_have_count(2)
     await expect(page.locator(".turn[data-turn='1'] .text")).to_contain_text("[Argue against.]")
     # Each bot has its own colour.
