@@ -1,7 +1,7 @@
 """Issue 21, points 2 and 6: a run's database or event log failing mid-run, and run
 creation when the log cannot take the run's stream.
 
-PostgreSQL and Redis are the machine's own, reached through a `CutProxy` the test cuts and
+PostgreSQL and Redis are the machine's own, reached through a `FaultProxy` the test cuts and
 restores (never the servers themselves). Bounds: with a 0.2 s heartbeat and a 1 s lease a
 run goes on within `CONVERGE_SECONDS` of its database answering again.
 """
@@ -27,8 +27,8 @@ from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.storage.sql_runs import SqlRunRepository
 from symposia.storage.tables import RunRow
 from tests.conftest import make_settings
-from tests.cut_proxy import CutProxy
 from tests.fakes.databases import PG_PORT, pg_url, truncate
+from tests.fakes.fault_proxy import FaultProxy
 from tests.fakes.redis_server import REDIS_URL, require_redis
 from tests.helpers import wait_for_event
 
@@ -37,10 +37,10 @@ TURNS = 4
 
 
 @pytest.fixture
-async def pg_proxy(postgres_session_db: str) -> AsyncIterator[tuple[CutProxy, str]]:
+async def pg_proxy(postgres_session_db: str) -> AsyncIterator[tuple[FaultProxy, str]]:
     await truncate(postgres_session_db)
-    async with CutProxy(PG_PORT) as proxy:
-        url = pg_url(postgres_session_db).replace(f":{PG_PORT}/", f":{proxy.port}/")
+    async with FaultProxy("127.0.0.1", PG_PORT) as proxy:
+        url = pg_url(postgres_session_db).replace(f":{PG_PORT}/", f":{proxy.listen_port}/")
         yield proxy, url
 
 
@@ -106,18 +106,18 @@ def _asked(scripted: ScriptedProvider) -> int:
 
 
 async def test_a_database_outage_mid_run_pauses_it_and_it_goes_on(
-    pg_proxy: tuple[CutProxy, str], start: Any, scripted: ScriptedProvider
+    pg_proxy: tuple[FaultProxy, str], start: Any, scripted: ScriptedProvider
 ) -> None:
     proxy, url = pg_proxy
     server = await start(database_url=url, run_dependency_grace_seconds=60)
     run = await server.runs.create("t", _bots(), TURNS, owner="dev")
     await wait_for_event(server, run.id, lambda e: e.type == "token" and e.data["turn"] == 1)
-    proxy.cut()
+    proxy.set_mode("cut")
     await asyncio.sleep(2.0)  # longer than the lease: the turn ended, its save failed
     during = await server.log.read(run.id)
     assert [e.type for e in during if e.type in ("error", "done")] == []
     assert not server.runs.tasks.running[run.id].done()  # paused, not ended
-    proxy.restore()
+    proxy.set_mode("pass")
     cleared = time.monotonic()
     stored = await _stored(server, run.id, CONVERGE_SECONDS)
     took = time.monotonic() - cleared
@@ -139,16 +139,16 @@ async def test_a_database_outage_mid_run_pauses_it_and_it_goes_on(
 
 
 async def test_an_outage_past_the_grace_ends_the_run_once_it_can_write(
-    pg_proxy: tuple[CutProxy, str], start: Any
+    pg_proxy: tuple[FaultProxy, str], start: Any
 ) -> None:
     proxy, url = pg_proxy
     server = await start(database_url=url, run_dependency_grace_seconds=0.5)
     run = await server.runs.create("t", _bots(), TURNS, owner="dev")
     await wait_for_event(server, run.id, lambda e: e.type == "token" and e.data["turn"] == 1)
-    proxy.cut()
+    proxy.set_mode("cut")
     await asyncio.sleep(2.0)
     assert [e.type for e in await server.log.read(run.id) if e.type == "done"] == []
-    proxy.restore()
+    proxy.set_mode("pass")
     stored = await _stored(server, run.id, CONVERGE_SECONDS)
     events = await _stream(server, run.id)
     assert stored.status is RunStatus.ERROR
@@ -164,19 +164,19 @@ async def test_an_outage_past_the_grace_ends_the_run_once_it_can_write(
 
 
 async def test_a_stop_during_an_outage_ends_the_run_when_the_database_is_back(
-    pg_proxy: tuple[CutProxy, str], start: Any
+    pg_proxy: tuple[FaultProxy, str], start: Any
 ) -> None:
     proxy, url = pg_proxy
     server = await start(database_url=url, run_dependency_grace_seconds=60)
     run = await server.runs.create("t", _bots(), TURNS, owner="dev")
     await wait_for_event(server, run.id, lambda e: e.type == "token" and e.data["turn"] == 1)
-    proxy.cut()
+    proxy.set_mode("cut")
     await asyncio.sleep(1.0)
     # Taken here at once; the answer is the run, which cannot be read: a 503.
     with pytest.raises((OSError, SQLAlchemyError)) as caught:
         await server.runs.stop(run.id, owner="dev")
     assert is_outage(caught.value)
-    proxy.restore()
+    proxy.set_mode("pass")
     stored = await _stored(server, run.id, CONVERGE_SECONDS)
     assert stored.status is RunStatus.CANCELLED
     assert stored.stop_reason == "stopped by user"
@@ -217,16 +217,16 @@ async def test_a_run_refused_by_the_event_log_is_not_created(
     await require_redis()
     await truncate(postgres_session_db)
     port = int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])
-    async with CutProxy(port) as proxy:
+    async with FaultProxy("127.0.0.1", port) as proxy:
         server = await start(
             database_url=pg_url(postgres_session_db),
             event_log="redis",
-            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+            redis_url=f"redis://127.0.0.1:{proxy.listen_port}/0",
         )
-        proxy.cut() if fault == "cut" else proxy.stall()
+        proxy.set_mode("cut" if fault == "cut" else "stall")
         with pytest.raises(UnavailableError, match=r"event log .*unreachable"):
             await server.runs.create("t", _bots(), TURNS, owner="dev")
-        proxy.restore()
+        proxy.set_mode("pass")
         await asyncio.sleep(1.5)  # a lease and a sweep: nothing to take over
         assert await server.runs.page(owner="dev") == []
         assert _asked(scripted) == 0
@@ -266,22 +266,22 @@ async def test_an_event_log_outage_mid_run_pauses_it_and_it_goes_on(
     await require_redis()
     await truncate(postgres_session_db)
     port = int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])
-    async with CutProxy(port) as proxy:
+    async with FaultProxy("127.0.0.1", port) as proxy:
         server = await start(
             database_url=pg_url(postgres_session_db),
             event_log="redis",
-            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+            redis_url=f"redis://127.0.0.1:{proxy.listen_port}/0",
             run_dependency_grace_seconds=60,
         )
         run = await server.runs.create("t", _bots(), TURNS, owner="dev")
         await wait_for_event(server, run.id, lambda e: e.type == "token" and e.data["turn"] == 1)
-        proxy.cut()
+        proxy.set_mode("cut")
         await asyncio.sleep(1.5)
         assert not server.runs.tasks.running[run.id].done()  # paused, not ended
         during = await server.run_repository.get(run.id)
         assert during is not None
         assert during.status is RunStatus.RUNNING
-        proxy.restore()
+        proxy.set_mode("pass")
         stored = await _stored(server, run.id, CONVERGE_SECONDS)
         events = await _stream(server, run.id)
     assert stored.status is RunStatus.COMPLETED, stored.error_message
