@@ -90,8 +90,10 @@ class BotIn(_Body):
             return self
         if self.model is None:
             raise ValueError("`provider` needs a `model` too")
-        # `openrouter` + `openai/gpt-4o` is OpenRouter's own name: joined, as a bare one.
-        if not self.model.startswith(f"{self.provider}/"):
+        prefix, sep, _ = self.model.partition("/")
+        if sep and prefix != self.provider:
+            raise ValueError(f"model {self.model!r} does not belong to provider {self.provider!r}")
+        if not sep:
             self.model = f"{self.provider}/{self.model}"
         return self
 
