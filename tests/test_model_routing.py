@@ -25,6 +25,7 @@ from symposia.settings import SettingsError, load_settings
 from tests.conftest import make_settings, remote_settings
 from tests.fakes.live import LiveServer, start_live_server
 from tests.fakes.provider_server import MODELS_PATH, FakeProviderServer, Reply
+from tests.helpers import eventually
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -118,6 +119,9 @@ async def test_bare_names_route_to_the_one_provider_that_serves_them(gateway: St
             answer = await sdk.chat.completions.create(model=name, messages=HELLO)  # type: ignore[arg-type]
             assert answer.choices[0].message.content == "Hello, world!"
         assert gw.upstream_models() == ["gpt-4o"] * 3
+        # Metrics know the model by its provider, whatever it was called.
+        counted = 'symposia_tokens_streamed_total{model="gpt-4o",provider="openai"} 3.0'
+        await eventually(lambda: counted in gw.container.metrics.render().decode())
         # A form rule, with no listing needed: `claude-…` is Anthropic's.
         answer = await sdk.chat.completions.create(model="claude-haiku-4-5", messages=HELLO)  # type: ignore[arg-type]
         assert answer.choices[0].message.content == "Hello, world!"

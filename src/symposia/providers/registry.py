@@ -115,15 +115,20 @@ class ProviderRegistry:
     def route_of(self, name: str) -> Route | None:
         return self.routes.get(name)
 
+    def canonical(self, name: str) -> str:
+        """`provider/model` for any name that resolves now (`name` itself otherwise): what
+        prices and metrics know a model by."""
+        try:
+            provider, model = self.resolve(name)
+        except InvalidInputError:
+            return name
+        return f"{provider.name}/{model}"
+
     def price_key(self, name: str) -> tuple[str, Price | None]:
         """The `provider/model` a price table knows `name` by, and the models file's
         own price for it if it gives one."""
         route = self.routes.get(name)
-        try:
-            provider, model = self.resolve(name)
-        except InvalidInputError:
-            return name, route.price if route else None
-        return f"{provider.name}/{model}", route.price if route else None
+        return self.canonical(name), route.price if route else None
 
     def configured(self) -> dict[str, bool]:
         return {name: provider.configured for name, provider in self._providers.items()}
