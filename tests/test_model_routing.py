@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Imported now: the Anthropic SDK's first import blocks the event loop for seconds on a
+# loaded machine, long enough for the other providers' listings to time out.
+import anthropic  # noqa: F401
 import httpx
 import openai
 import pytest
@@ -57,7 +60,7 @@ class Gateway:
 
     def http(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.key}"}
-        return httpx.AsyncClient(base_url=self.server.base_url, headers=headers)
+        return httpx.AsyncClient(base_url=self.server.base_url, headers=headers, timeout=30)
 
     def upstream_models(self, route: str = "openai") -> list[str]:
         return [r.body["model"] for r in self.fake.requests_to(route)]
@@ -146,6 +149,9 @@ async def test_a_name_two_providers_list_is_a_400_naming_both(gateway: Start) ->
             one = await http.get("/v1/models/gpt-4o")
             assert one.status_code == 400
             assert one.json()["error"]["code"] == "ambiguous_model"
+            chat = await http.post("/api/chat/stream", json={"message": "hi", "model": "gpt-4o"})
+            assert chat.status_code == 400  # /api too: a 400, not its usual 422
+            assert chat.json()["code"] == "ambiguous_model"
         # Named with its provider, it is not ambiguous.
         await sdk.chat.completions.create(model="openrouter/gpt-4o", messages=HELLO)  # type: ignore[arg-type]
 
