@@ -347,6 +347,12 @@ async def test_a_model_the_upstream_starts_to_offer_is_found_within_seconds(
         chat = {"model": "gpt-5-new", "messages": HELLO}  # a bare name, found the same way
         assert (await http.post("/v1/chat/completions", json=chat)).status_code == 200
         assert gw.listings() == 2  # a hit asks nothing
+        # A refresh that fails is the listing's failure (503), not a server error.
+        now[0] += MISS_REFRESH_SECONDS
+        gw.fake.models_status = 500
+        failed = await http.get("/v1/models/openai/gpt-6")
+        assert failed.status_code == 503, failed.text
+        assert failed.headers["retry-after"] == "5"
 
 
 async def test_a_provider_with_no_model_route_answers_from_configuration(

@@ -198,6 +198,8 @@ def _defaults(
     own route, else of the route it stands in for; a sampling default the provider does
     not take (Anthropic's temperature) is left out, as the request could not set it."""
     route = registry.route_of(name) or outer
+    if route is None or not route.defaults:
+        return {}
     unset = {key: getattr(request, key) for key in DEFAULTABLE}
     return {
         key: value

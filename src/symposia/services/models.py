@@ -73,7 +73,7 @@ class ModelCatalog:
                     self._failed_at[provider.name] = self.clock()
                     raise
                 models = []
-            except BaseException:
+            except Exception:  # not a cancellation: the caller left, the provider did not fail
                 self._failed_at[provider.name] = self.clock()
                 raise
             self._failed_at.pop(provider.name, None)
@@ -146,14 +146,14 @@ class ModelCatalog:
             )
         try:
             known = await self._models_of(provider)
+            if known and model not in known:
+                known = await self._models_of(provider, missed=True)
         except Exception as exc:
             problem = _describe(provider.name, exc)["message"]
             raise UnavailableError(
                 f"{provider.name} could not list its models right now: {problem}",
                 headers={"Retry-After": LISTING_RETRY_AFTER},
             ) from None
-        if known and model not in known:
-            known = await self._models_of(provider, missed=True)
         if known and model not in known:
             raise ModelNotFoundError(
                 f"{provider.name} does not offer the model {model!r}; {LISTED_AT}"
