@@ -384,3 +384,17 @@ def test_the_resolver_alone(tmp_path: Path) -> None:
         registry.resolve("llama3", field="bots.0.model")
     with pytest.raises(Exception, match="unknown provider 'nope'"):
         registry.resolve("nope/x")
+
+
+def test_a_public_name_may_stand_for_another_providers_model(tmp_path: Path) -> None:
+    from symposia.providers.pricing import PriceTable
+    from symposia.providers.routes import load_routes
+
+    path = tmp_path / "models.yaml"
+    path.write_text("openai/gpt-4o-mini: openrouter/openai/gpt-4o-mini\ncheap: openai/gpt-4o\n")
+    registry = default_providers(make_settings(openai_api_key="sk-x", openrouter_api_key="k"))
+    registry.use_routes(load_routes(str(path)))
+    provider, model = registry.resolve("openai/gpt-4o-mini")
+    assert (provider.name, model) == ("openrouter", "openai/gpt-4o-mini")
+    prices = PriceTable.load(None, registry.price_key)
+    assert prices.price("cheap") == prices.price("openai/gpt-4o") is not None  # its target's
