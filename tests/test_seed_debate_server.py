@@ -47,7 +47,8 @@ async def test_unnamed_stream_is_the_seeds_frames_for_onmessage(
 ) -> None:
     run_id = await _run(client)
     frames = await collect(client, f"/api/stream/{run_id}?events=unnamed")
-    assert frames and all(f.event is None for f in frames)  # all reach onmessage
+    assert frames
+    assert all(f.event is None for f in frames)
     tokens = [f.data for f in frames if f.data["type"] == "token"]
     assert [t["role"] for t in tokens] == ["bot0"] * 3 + ["bot1"] * 2
     assert "".join(t["delta"] for t in tokens if t["role"] == "bot0") == "Yes, it is."
@@ -60,9 +61,10 @@ async def test_unnamed_stream_is_the_seeds_frames_for_onmessage(
 async def test_named_stream_data_carries_its_event_name(client: httpx.AsyncClient) -> None:
     run_id = await _run(client)
     frames = await collect(client, f"/api/stream/{run_id}")
-    assert frames and all(f.event is not None for f in frames)
-    assert all(f.data["type"] == f.event for f in frames)
-    assert {f.data["role"] for f in frames if f.event == "token"} == {"bot0", "bot1"}
+    assert frames
+    assert all(f.event is not None for f in frames)
+    assert all(f.wire["type"] == f.event for f in frames)
+    assert {f.wire["role"] for f in frames if f.event == "token"} == {"bot0", "bot1"}
 
 
 async def test_a_provider_failure_is_the_seeds_error_frame(
@@ -72,7 +74,9 @@ async def test_a_provider_failure_is_the_seeds_error_frame(
     run_id = await _run(client)
     frames: list[Frame] = await collect(client, f"/api/stream/{run_id}?events=unnamed")
     errors = [f.data for f in frames if f.data["type"] == "error"]
-    assert errors and isinstance(errors[0]["message"], str) and errors[0]["message"]
+    assert errors
+    assert isinstance(errors[0]["message"], str)
+    assert errors[0]["message"]
 
 
 async def test_the_api_table_patch_stop_export_health(

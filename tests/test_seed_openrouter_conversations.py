@@ -37,7 +37,7 @@ async def _create(client: httpx.AsyncClient, body: dict[str, Any] | None = None)
     response = await client.post("/conversations", json=body or {"default_model": MODEL})
     assert response.status_code == 200, response.text
     conversation = response.json()
-    assert CONVERSATION_FIELDS <= conversation.keys()
+    assert conversation.keys() >= CONVERSATION_FIELDS
     assert all(_is_time(conversation[k]) for k in ("created_at", "updated_at"))
     conversation_id: str = conversation["id"]
     return conversation_id
@@ -65,7 +65,7 @@ async def test_usage_flow_create_send_stream(client: httpx.AsyncClient) -> None:
     )
     assert sent.status_code == 200, sent.text
     message = sent.json()
-    assert MESSAGE_FIELDS <= message.keys()
+    assert message.keys() >= MESSAGE_FIELDS
     assert (message["role"], message["content"], message["model"]) == (
         "user",
         "Hello, how are you?",
@@ -74,8 +74,10 @@ async def test_usage_flow_create_send_stream(client: httpx.AsyncClient) -> None:
     assert _is_time(message["timestamp"])
     payloads = await _stream(client, f"/conversations/{conversation_id}/stream")
     *contents, done = payloads
-    assert contents and all(set(p) == {"content"} for p in contents)
-    assert done == {"done": True, "message_id": done["message_id"]} and done["message_id"]
+    assert contents
+    assert all(set(p) == {"content"} for p in contents)
+    assert done == {"done": True, "message_id": done["message_id"]}
+    assert done["message_id"]
     text = "".join(p["content"] for p in contents)
     assert "Hello, how are you?" in text
 
@@ -85,7 +87,7 @@ async def test_usage_flow_create_send_stream(client: httpx.AsyncClient) -> None:
         ("user", "Hello, how are you?"),
         ("assistant", text),
     ]
-    assert all(MESSAGE_FIELDS <= m.keys() for m in listed["messages"])
+    assert all(m.keys() >= MESSAGE_FIELDS for m in listed["messages"])
     assert listed["messages"][1]["id"] == done["message_id"]
     assert listed["messages"][1]["model"] == MODEL
 
@@ -111,7 +113,8 @@ async def test_root_models_list_get_patch_delete(client: httpx.AsyncClient) -> N
     root = await client.get("/")
     assert root.status_code == 200
     body = root.json()
-    assert body["status"] == "online" and isinstance(body["service"], str)
+    assert body["status"] == "online"
+    assert isinstance(body["service"], str)
     assert isinstance(body["version"], str)
     assert (body["conversations"], body["total_messages"]) == (1, 2)
     # A browser still gets the page.
@@ -127,17 +130,21 @@ async def test_root_models_list_get_patch_delete(client: httpx.AsyncClient) -> N
     listed = (await client.get("/conversations")).json()
     assert set(listed) == {"conversations"}
     (item,) = listed["conversations"]
-    assert CONVERSATION_FIELDS <= item.keys() and item["message_count"] == 2
+    assert item.keys() >= CONVERSATION_FIELDS
+    assert item["message_count"] == 2
 
     got = (await client.get(f"/conversations/{conversation_id}")).json()
-    assert got["id"] == conversation_id and got["default_model"] == MODEL
+    assert got["id"] == conversation_id
+    assert got["default_model"] == MODEL
     patched = await client.patch(f"/conversations/{conversation_id}", json={"default_model": OTHER})
-    assert patched.status_code == 200 and patched.json()["default_model"] == OTHER
+    assert patched.status_code == 200
+    assert patched.json()["default_model"] == OTHER
 
     deleted = await client.delete(f"/conversations/{conversation_id}")
     assert deleted.status_code == 200
     missing = await client.get(f"/conversations/{conversation_id}")
-    assert missing.status_code == 404 and missing.json()["detail"]
+    assert missing.status_code == 404
+    assert missing.json()["detail"]
     assert (await client.get(f"/conversations/{conversation_id}/messages")).status_code == 404
 
 
@@ -146,7 +153,8 @@ async def test_bad_input_is_400_and_a_failing_model_502(
 ) -> None:
     conversation_id = await _create(client)
     empty = await client.post(f"/conversations/{conversation_id}/messages", json={})
-    assert empty.status_code == 400 and empty.json()["detail"]
+    assert empty.status_code == 400
+    assert empty.json()["detail"]
     unknown = await client.post("/conversations", json={"default_model": "nosuch/model"})
     assert unknown.status_code == 400, unknown.text
 

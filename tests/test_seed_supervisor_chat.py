@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from symposia.providers.bedrock import BedrockAdapter
+from symposia.errors import ProviderError
 from symposia.providers.base import ChatMessage, CompletionRequest
+from symposia.providers.bedrock import BedrockAdapter
 from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.settings import Settings
 from tests.conftest import make_settings
@@ -36,14 +37,18 @@ async def test_the_seeds_curl_streams_its_chunks(client: httpx.AsyncClient) -> N
     document's own curl: 200, unnamed chunks of its four types, the answer complete."""
     body = {"message": "Hello", "conversation_id": "test", "user_id": "test", "history": []}
     chunks = await _stream(client, body)
-    assert chunks and all(c.event is None for c in chunks)
+    assert chunks
+    assert all(c.event is None for c in chunks)
     types = [c.data["type"] for c in chunks]
     assert set(types) <= SEED_CHUNKS
-    assert types[-1] == "complete" and "token" in types
+    assert types[-1] == "complete"
+    assert "token" in types
     text = "".join(c.data["content"] for c in chunks if c.data["type"] == "token")
     complete = chunks[-1].data
-    assert complete["content"] == text and "Hello" in text
-    assert complete["conversation_id"] == "test" and complete["message_id"]
+    assert complete["content"] == text
+    assert "Hello" in text
+    assert complete["conversation_id"] == "test"
+    assert complete["message_id"]
 
     # GET /api/conversations/{id}: the conversation with its messages.
     got = await client.get("/api/conversations/test")
@@ -73,7 +78,8 @@ async def test_history_is_the_new_conversations_context(
     chunks = await _stream(client, body)
     asked = scripted.requests[-1].messages
     contents = [m.content for m in asked]
-    assert "My name is Ada." in contents and "Hello Ada." in contents
+    assert "My name is Ada." in contents
+    assert "Hello Ada." in contents
     assert contents[-1] == "What is my name?"
     made = chunks[-1].data["conversation_id"]
     if conversation_id is not None:
@@ -96,7 +102,8 @@ async def test_a_failing_model_is_an_error_chunk(
         client, {"message": "Hi", "conversation_id": conversation_id, "user_id": "u", "history": []}
     )
     errors = [c.data for c in chunks if c.data["type"] == "error"]
-    assert errors and errors[0]["message"]
+    assert errors
+    assert errors[0]["message"]
     assert {c.data["type"] for c in chunks} <= SEED_CHUNKS
 
 
@@ -143,10 +150,10 @@ async def test_a_missing_aws_credential_is_said_so(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     adapter = BedrockAdapter("us-east-1", endpoint_url="http://127.0.0.1:9")
     request = CompletionRequest("amazon.nova-lite-v1:0", [ChatMessage("user", "hi")])
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ProviderError) as caught:
         async for _ in adapter.stream(request):
             pass
-    failure = caught.value.failure  # type: ignore[attr-defined]
+    failure = caught.value.failure
     assert failure.code == "provider_not_configured"
     assert "AWS_ACCESS_KEY_ID" in (failure.suggestion or "")
     assert "base URL" not in (failure.suggestion or "")

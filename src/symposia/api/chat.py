@@ -66,9 +66,7 @@ async def chat_stream(
         encoder = supervisor_chat.chunk
     release = stream_slot(http, container, principal)  # before a reply is started
     try:
-        return await _answer(
-            body, container, principal.id, http, idempotency_key, release, encoder
-        )
+        return await _answer(body, container, principal.id, http, idempotency_key, release, encoder)
     except BaseException:
         release()
         raise

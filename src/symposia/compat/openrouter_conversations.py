@@ -67,6 +67,7 @@ class SeedRoute(BoundedJsonRoute):
 router = APIRouter(
     route_class=SeedRoute,
     tags=["seed: openrouter conversations"],
+    include_in_schema=False,  # the seed's API, documented in docs/seeds.md, not ours
     dependencies=[Depends(get_principal)],
 )
 
@@ -119,9 +120,7 @@ async def list_models(container: ContainerDep) -> dict[str, Any]:
 async def create_conversation(
     body: SeedConversationCreate, conversations: ConversationsDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    conversation = await conversations.create(
-        default_model=body.default_model, owner=principal.id
-    )
+    conversation = await conversations.create(default_model=body.default_model, owner=principal.id)
     return conversation_view(conversation)
 
 

@@ -54,7 +54,9 @@ def encode(event: Event) -> bytes:
 def encode_unnamed(event: Event) -> bytes:
     """One event as a frame with no `event:` name (`?events=unnamed`): a browser's
     `EventSource.onmessage` receives only such frames; `data.type` says what it is."""
-    frame = ServerSentEvent(data=orjson.dumps(wire_data(event)).decode(), id=str(event.seq), sep=SEP)
+    frame = ServerSentEvent(
+        data=orjson.dumps(wire_data(event)).decode(), id=str(event.seq), sep=SEP
+    )
     return frame.encode()
 
 
