@@ -17,6 +17,7 @@ from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.settings import Settings
 from tests.conftest import make_settings
 from tests.sse import Frame, frames
+from tests.test_panel_chat import _panel_conversation, _router
 
 SEED_CHUNKS = {"token", "tool_call", "complete", "error"}
 
@@ -157,3 +158,18 @@ async def test_a_missing_aws_credential_is_said_so(
     assert failure.code == "provider_not_configured"
     assert "AWS_ACCESS_KEY_ID" in (failure.suggestion or "")
     assert "base URL" not in (failure.suggestion or "")
+
+
+async def test_the_supervisor_routes_and_its_chunks_stay_the_seeds(
+    client: httpx.AsyncClient, scripted: ScriptedProvider
+) -> None:
+    """A panel conversation (the supervisor and its specialists): the routing and the
+    turn's start are Symposia's events, not chunks of the seed; the answer is."""
+    scripted.add_script("router", Script(respond=_router))
+    scripted.add_script("ledger", Script(chunks=["Your ", "refund ", "is ", "on ", "its ", "way."]))
+    conversation_id = await _panel_conversation(client)
+    body = {"message": "my invoice is wrong", "conversation_id": conversation_id}
+    chunks = await _stream(client, {**body, "user_id": "u", "history": []})
+    assert {c.data["type"] for c in chunks} == {"token", "complete"}
+    assert chunks[-1].data["content"] == "Your refund is on its way."
+    assert chunks[-1].data["name"] == "billing"
