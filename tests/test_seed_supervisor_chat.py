@@ -17,6 +17,7 @@ from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.settings import Settings
 from tests.conftest import make_settings
 from tests.sse import Frame, frames
+from tests.test_conversation_tools import CALL, WEATHER
 from tests.test_panel_chat import _panel_conversation, _router
 
 SEED_CHUNKS = {"token", "tool_call", "complete", "error"}
@@ -173,3 +174,28 @@ async def test_the_supervisor_routes_and_its_chunks_stay_the_seeds(
     assert {c.data["type"] for c in chunks} == {"token", "complete"}
     assert chunks[-1].data["content"] == "Your refund is on its way."
     assert chunks[-1].data["name"] == "billing"
+
+
+async def test_a_tool_call_is_a_tool_call_chunk(
+    client: httpx.AsyncClient, scripted: ScriptedProvider
+) -> None:
+    answer = Script(chunks=["Sunny."])
+    scripted.add_script(
+        "weatherman", Script(chunks=["Let me look."], tool_calls=[CALL], after_tool=answer)
+    )
+    body = {"default_model": "scripted/weatherman", "tools": [WEATHER]}
+    conversation_id = (await client.post("/api/conversations", json=body)).json()["id"]
+    chunks = await _stream(
+        client,
+        {"message": "Weather?", "conversation_id": conversation_id, "user_id": "u", "history": []},
+    )
+    assert [c.data["type"] for c in chunks if c.data["type"] != "token"] == [
+        "tool_call",
+        "complete",
+    ]
+    call = next(c.data for c in chunks if c.data["type"] == "tool_call")
+    assert (call["id"], call["function"], call["arguments"]) == (
+        "call_1",
+        "get_weather",
+        '{"city": "Paris"}',
+    )
