@@ -18,8 +18,20 @@ class Frame:
     comment: str | None = None
 
     @property
-    def data(self) -> Any:
+    def wire(self) -> Any:
+        """The frame's `data`, as sent."""
         return json.loads("\n".join(self.data_lines))
+
+    @property
+    def data(self) -> Any:
+        """The event's own data: a named frame's `data` less what the encoder adds for
+        the seeds' clients (`type`, the event name; `role` on a run's tokens), so it
+        compares with `Event.data`. Unnamed frames are as sent."""
+        data = self.wire
+        if self.event is None or not isinstance(data, dict) or data.get("type") != self.event:
+            return data
+        added = {"type", "role"} if self.event == "token" and "bot" in data else {"type"}
+        return {k: v for k, v in data.items() if k not in added}
 
     @property
     def seq(self) -> int:

@@ -36,7 +36,7 @@ async def test_message_then_reply_as_sse_sends_it_and_resume(
         assert (stop["status"], stop["code"]) == (400, "unknown_command")
     assert reply[-1]["event"] == "done"
     sse = await collect(http, f"/api/conversations/{conversation}/stream?last_event_id=1")
-    assert triples(reply[1:]) == [(f.seq, f.event, f.data) for f in sse]
+    assert triples(reply[1:]) == [(f.seq, f.event, f.wire) for f in sse]
     async with open_socket(live, f"{path}?after=2") as ws:
         resumed = await events_until_done(ws)
     assert triples(resumed) == triples(reply[2:])

@@ -48,7 +48,7 @@ async def test_socket_replays_what_sse_sends(
         ack = await next_frame(ws)  # before the first event, however fast they come
         assert (ack["type"], ack["ref"]) == ("ack", "s")
         socket_events = await events_until_done(ws)
-    assert triples(socket_events) == [(f.seq, f.event, f.data) for f in sse]
+    assert triples(socket_events) == [(f.seq, f.event, f.wire) for f in sse]
     assert socket_events[-1]["event"] == "done"
 
 
@@ -65,7 +65,7 @@ async def test_live_socket_and_sse_see_the_same_sequence(
             return await events_until_done(ws)
 
     socket_events, sse = await asyncio.gather(over_socket(), collect(http, f"/api/stream/{run_id}"))
-    assert triples(socket_events) == [(f.seq, f.event, f.data) for f in sse]
+    assert triples(socket_events) == [(f.seq, f.event, f.wire) for f in sse]
     assert [e["id"] for e in socket_events] == list(range(1, len(socket_events) + 1))
 
 
@@ -83,7 +83,7 @@ async def test_resume_after_reconnect_has_no_gap_and_no_duplicate(
     ids = [e["id"] for e in first + rest]
     assert ids == list(range(1, len(ids) + 1))
     sse = await collect(http, f"/api/stream/{run_id}", {"Last-Event-ID": str(last)})
-    assert triples(rest) == [(f.seq, f.event, f.data) for f in sse]
+    assert triples(rest) == [(f.seq, f.event, f.wire) for f in sse]
 
 
 async def test_heartbeats_arrive_while_idle(
@@ -135,6 +135,6 @@ async def test_after_a_restart_the_stream_rebuilt_from_storage_is_the_same(
                 rebuilt = await events_until_done(ws)
     finally:
         await container_of(second).shutdown()
-    assert triples(rebuilt) == [(f.seq, f.event, f.data) for f in sse]
+    assert triples(rebuilt) == [(f.seq, f.event, f.wire) for f in sse]
     assert rebuilt[0]["id"] > 2
     assert rebuilt[-1]["event"] == "done"

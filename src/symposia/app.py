@@ -28,6 +28,7 @@ from symposia.api import (
 from symposia.api.errors import install_error_handlers
 from symposia.api.responses import openai_without_422
 from symposia.api.security_schemes import declare_security
+from symposia.compat import openrouter_conversations
 from symposia.container import Container, build_container
 from symposia.observability.logging import quiet_third_party
 from symposia.observability.requests import RequestContext
@@ -112,6 +113,8 @@ def create_app(
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     app.include_router(signin.router)
     app.include_router(sessions.router)
+    if settings.compat_openrouter_routes:  # after ours: its paths are the root's
+        app.include_router(openrouter_conversations.router)
     openai_without_422(app)
     declare_security(app)
     return app

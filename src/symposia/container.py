@@ -54,8 +54,10 @@ from symposia.storage.sql_runs import SqlRunRepository
 from symposia.streaming.request_scope import RequestScopes
 from symposia.streaming.sse import (
     ActiveStreams,
+    Encoder,
     EventSource,
     EventStreamResponse,
+    encode,
     event_stream_response,
 )
 from symposia.streaming.stream_slots import Release, StreamSlots
@@ -112,10 +114,12 @@ class Container:
         after_seq: int,
         source: EventSource | None = None,
         release: Release | None = None,
+        encoder: Encoder = encode,
     ) -> EventStreamResponse:
         """SSE of one stream from `after_seq`, with this server's heartbeat and timeouts:
         from the live log, or from `source` (a stream rebuilt from storage); `release`
-        gives its stream slot back when it ends."""
+        gives its stream slot back when it ends; `encoder` makes each event's frame (the
+        named form by default)."""
         return event_stream_response(
             source if source is not None else self.log,
             stream_id,
@@ -126,6 +130,7 @@ class Container:
             # Runs hand over within the grace, then readers are stopped: allow for both.
             shutdown_grace=self.settings.shutdown_grace_seconds + HANDOVER_WRITE_SECONDS + 1,
             on_close=release,
+            encoder=encoder,
         )
 
     async def shutdown(self) -> None:

@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     # a TLS-terminating proxy that is http://..., so set it there).
     oidc_redirect_url: str | None = None
 
+    # The APIs of the systems Symposia replaces (docs/seeds.md): the supervisor chat's
+    # body on POST /api/chat/stream, and the OpenRouter chat server's routes at the root
+    # (/models, /conversations..., and its JSON at GET /). Each can be turned off.
+    compat_supervisor_chat: bool = True
+    compat_openrouter_routes: bool = True
+
     # Runs and streaming
     run_max_turns: int = Field(default=20, ge=1, le=10_000)
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)

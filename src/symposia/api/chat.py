@@ -7,6 +7,7 @@ from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import (
     ContainerDep,
+    EventsFormDep,
     IdempotencyKeyDep,
     PrincipalDep,
     get_principal,
@@ -16,8 +17,11 @@ from symposia.api.deps import (
 from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.api.schemas import ChatStreamRequest
+from symposia.compat import supervisor_chat
+from symposia.errors import InvalidInputError
 from symposia.services.conversations import ConversationService
 from symposia.services.idempotency import Outcome
+from symposia.streaming.sse import Encoder, encoder_named
 from symposia.streaming.stream_slots import Release
 
 router = APIRouter(
@@ -41,16 +45,28 @@ async def chat_stream(
     principal: PrincipalDep,
     http: Request,
     idempotency_key: IdempotencyKeyDep = None,
+    events: EventsFormDep = "named",
 ) -> Response:
     """Continues `conversation_id`, or the conversation holding `previous_response_id`, or
     starts a new one. The final `done` event carries `response_id` (the reply's message
     id, the next call's `previous_response_id`) and `conversation_id`. 409
     `reply_in_progress` while the conversation's previous reply is still being generated.
     With `Idempotency-Key`, a retry gets the stream the first request started, from its
-    start (joined while it goes on), and starts nothing."""
+    start (joined while it goes on), and starts nothing. A body with `user_id` or
+    `history` is the supervisor chat's (docs/seeds.md): its conversation_id may be new,
+    and its stream is that system's unnamed chunks."""
+    encoder = encoder_named(events)
+    if supervisor_chat.is_seed_request(body):
+        if not container.settings.compat_supervisor_chat:
+            raise InvalidInputError(
+                "user_id and history are the supervisor chat's fields, turned off on this "
+                "server (COMPAT_SUPERVISOR_CHAT=false)",
+                "body",
+            )
+        encoder = supervisor_chat.chunk
     release = stream_slot(http, container, principal)  # before a reply is started
     try:
-        return await _answer(body, container, principal.id, http, idempotency_key, release)
+        return await _answer(body, container, principal.id, http, idempotency_key, release, encoder)
     except BaseException:
         release()
         raise
@@ -63,6 +79,7 @@ async def _answer(
     http: Request,
     idempotency_key: str | None,
     release: Release,
+    encoder: Encoder,
 ) -> Response:
     async def ask() -> Outcome:
         stream_id = await _ask(body, container.conversations, owner)
@@ -72,9 +89,9 @@ async def _answer(
     answer = await container.idempotency.answer(idempotency_key, owner, http.url.path, given, ask)
     stream_id = str(answer.body["stream_id"])
     if not answer.replayed:
-        return container.stream_response(stream_id, 0, release=release)
+        return container.stream_response(stream_id, 0, release=release, encoder=encoder)
     _, stored = await container.conversations.open_reply(stream_id.removeprefix("reply-"))
-    response = container.stream_response(stream_id, 0, stored, release=release)
+    response = container.stream_response(stream_id, 0, stored, release=release, encoder=encoder)
     response.headers.update(answer.headers)
     return response
 
@@ -83,7 +100,11 @@ async def _ask(body: ChatStreamRequest, conversations: ConversationService, owne
     """Ask the question in its conversation (a new one if need be); the reply's stream."""
     conversations.check_text(body.message)
     created = False
-    if body.conversation_id is not None:
+    if supervisor_chat.is_seed_request(body):
+        conversation_id, created = await supervisor_chat.conversation_for(
+            body, conversations, owner
+        )
+    elif body.conversation_id is not None:
         conversation_id = (await conversations.get(body.conversation_id, owner=owner)).id
     elif body.previous_response_id is not None:
         conversation_id = await conversations.conversation_of_message(

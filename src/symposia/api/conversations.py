@@ -11,6 +11,7 @@ from sse_starlette import EventSourceResponse
 from symposia.api.deps import (
     ContainerDep,
     ConversationsDep,
+    EventsFormDep,
     IdempotencyKeyDep,
     PrincipalDep,
     get_principal,
@@ -32,7 +33,7 @@ from symposia.errors import InvalidInputError
 from symposia.security.principals import Principal
 from symposia.services.conversations import ConversationService
 from symposia.services.idempotency import Outcome
-from symposia.streaming.sse import finished_before, parse_last_event_id
+from symposia.streaming.sse import encoder_named, finished_before, parse_last_event_id
 
 router = APIRouter(
     route_class=BoundedJsonRoute,
@@ -77,7 +78,11 @@ async def list_conversations(
 async def get_conversation(
     conversation_id: str, conversations: ConversationsDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return conversation_view(await conversations.get(conversation_id, owner=principal.id))
+    """The conversation with its `messages` (all of them, oldest first), as the
+    supervisor chat's clients read it; `/messages` pages them."""
+    conversation = await conversations.get(conversation_id, owner=principal.id)
+    messages = await conversations.messages(conversation_id, None, 0, owner=principal.id)
+    return {**conversation_view(conversation), "messages": [m.to_dict() for m in messages]}
 
 
 @router.patch("/{conversation_id}", responses=api_errors(400, 404, 413))
@@ -179,6 +184,7 @@ async def stream_reply(
     model: Annotated[ModelName | None, Query()] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
+    events: EventsFormDep = "named",
 ) -> Response:
     """The assistant's reply to the latest user message, saved when complete; the final
     `done` event carries the new message's id. A reply already on its way is joined, from
@@ -191,5 +197,5 @@ async def stream_reply(
     if await finished_before(stored, container.log, stream_id, after):
         return Response(status_code=204)  # a finished reply's reconnection: stop
     return container.stream_response(
-        stream_id, after, stored, stream_slot(request, container, principal)
+        stream_id, after, stored, stream_slot(request, container, principal), encoder_named(events)
     )

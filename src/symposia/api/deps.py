@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from starlette.requests import HTTPConnection
 
 from symposia.container import Container
@@ -191,5 +191,16 @@ IdempotencyKeyDep = Annotated[
         alias="Idempotency-Key",
         description="Makes a retry safe: the same key and request within 24 h get the "
         "first answer again (409 while it is in flight; 422 for another request)",
+    ),
+]
+# `?events=unnamed`: the stream's frames carry no `event:` name, so a browser's
+# `EventSource.onmessage` receives them (named events never reach it); `data.type` names
+# each. The default, `named`, is the form documented in docs/events.md.
+EventsFormDep = Annotated[
+    Literal["named", "unnamed"],
+    Query(
+        alias="events",
+        description="`unnamed`: frames without an `event:` line (for EventSource.onmessage); "
+        "each frame's `data.type` is its event name",
     ),
 ]

@@ -66,18 +66,22 @@ async def _symposia_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def validation_body(exc: RequestValidationError) -> dict[str, Any]:
+    """The JSON of a request that failed validation: the first error's field and message,
+    and all of them."""
     errors = [_error_of(e) for e in exc.errors()]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}"
+    return {"code": "invalid_input", "message": message, "field": first["field"], "errors": errors}
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    body = validation_body(exc)
     if _openai_path(request):  # `param` names a parameter; the body as a whole is none
-        param = first["field"] if first["field"] != "body" else None
-        return _openai_response(InvalidInputError(message, param))
-    return JSONResponse(
-        {"code": "invalid_input", "message": message, "field": first["field"], "errors": errors},
-        status_code=422,
-    )
+        param = body["field"] if body["field"] != "body" else None
+        return _openai_response(InvalidInputError(body["message"], param))
+    return JSONResponse(body, status_code=422)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from symposia.api.deps import (
     ContainerDep,
+    EventsFormDep,
     IdempotencyKeyDep,
     PrincipalDep,
     RunAdmission,
@@ -39,7 +40,7 @@ from symposia.security.principals import Principal
 from symposia.services.idempotency import Outcome
 from symposia.services.runs import RunService, default_bots
 from symposia.settings import Settings
-from symposia.streaming.sse import finished_before, parse_last_event_id
+from symposia.streaming.sse import encoder_named, finished_before, parse_last_event_id
 
 router = APIRouter(
     route_class=BoundedJsonRoute,
@@ -203,9 +204,11 @@ async def stream_run(
     principal: PrincipalDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
+    events: EventsFormDep = "named",
 ) -> Response:
     """Server-Sent Events of the run, replayed from the start or after `Last-Event-ID`;
-    204 when that id is at or past the `done` of a finished run."""
+    204 when that id is at or past the `done` of a finished run. `?events=unnamed` for
+    `EventSource.onmessage` clients (the debate server's frames)."""
     after = parse_last_event_id(last_event_id, last_event_id_query)
     # 404: unknown, or not yours. None while the live log has the run; else the stream
     # rebuilt from storage.
@@ -213,7 +216,7 @@ async def stream_run(
     if await finished_before(stored, container.log, run_id, after):
         return Response(status_code=204)  # a finished stream's reconnection: stop
     return container.stream_response(
-        run_id, after, stored, stream_slot(request, container, principal)
+        run_id, after, stored, stream_slot(request, container, principal), encoder_named(events)
     )
 
 

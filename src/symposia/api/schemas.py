@@ -398,6 +398,18 @@ class MessageCreate(_Body):
     )
 
 
+HISTORY_MAX = 200  # earlier messages a supervisor-chat client may send with its question
+
+
+class HistoryItem(BaseModel):
+    """An earlier message of the supervisor chat's `history` (its other fields, a
+    timestamp say, are not Symposia's and are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["user", "assistant"]
+    content: Annotated[Storable, StringConstraints(max_length=PROMPT_MAX * 5)]
+
+
 class ChatStreamRequest(_Body):
     message: MessageText
     conversation_id: Annotated[Text, StringConstraints(min_length=1, max_length=64)] | None = None
@@ -410,6 +422,19 @@ class ChatStreamRequest(_Body):
         description=(
             "Starts the new conversation with this panel (`model` is its supervisor); "
             "only when neither `conversation_id` nor `previous_response_id` is given."
+        ),
+    )
+    # The supervisor chat's body (docs/seeds.md): with either field, the request is in
+    # its form, and so is the stream (chunks `token`, `tool_call`, `complete`, `error`).
+    user_id: Annotated[Text, StringConstraints(max_length=200)] | None = Field(
+        default=None,
+        description="Supervisor-chat form: accepted; the owner is the signed-in principal.",
+    )
+    history: Annotated[list[HistoryItem], Field(max_length=HISTORY_MAX)] | None = Field(
+        default=None,
+        description=(
+            "Supervisor-chat form: the earlier messages, stored before `message` when the "
+            "conversation is new (an existing conversation's stored messages are its context)."
         ),
     )
 

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from symposia import __version__
 from symposia.api.deps import ContainerDep, get_principal
 from symposia.api.json_bodies import BoundedJsonRoute
+from symposia.compat.openrouter_conversations import status_body
 from symposia.errors import UnauthorizedError
 from symposia.storage.stats import counts
 
@@ -77,15 +78,20 @@ async def favicon() -> FileResponse:
 
 @router.get("/", include_in_schema=False)
 async def index(request: Request, container: ContainerDep) -> Response:
-    """Browsers get the page. JSON clients get the service's name, status and version,
-    and, when the request is allowed to list (signed in, or an open server), the counts
-    of the caller's own runs, conversations and messages."""
+    """Browsers (text/html named above JSON) get the page. JSON clients get the service's
+    name, status and version, and, when the request is allowed to list (signed in, or an
+    open server), the counts of the caller's own runs, conversations and messages; with
+    COMPAT_OPENROUTER_ROUTES (the default), in the OpenRouter chat server's shape too
+    (`status: "online"`, `service`, `conversations`, `total_messages`)."""
     if wants_html(request.headers.get("accept")):
         return FileResponse(WEB / "index.html", headers=PAGE_HEADERS)
-    body: dict[str, Any] = {"name": "Symposia", "status": "ok", "version": __version__}
     try:
-        principal = await get_principal(request)
+        owner: str | None = (await get_principal(request)).id
     except UnauthorizedError:
-        return JSONResponse(body)
-    body["counts"] = await counts(container.engine, principal.id)
+        owner = None
+    if container.settings.compat_openrouter_routes:
+        return JSONResponse(await status_body(container, owner))
+    body: dict[str, Any] = {"name": "Symposia", "status": "ok", "version": __version__}
+    if owner is not None:
+        body["counts"] = await counts(container.engine, owner)
     return JSONResponse(body)

@@ -333,6 +333,35 @@ def _failure(exc: Exception, model: str, *, began: bool) -> ProviderFailure:
             message = str(error.get("Message") or code)
             return from_status(status, message, provider="bedrock", model=model, key_env=KEY_ENV)
         return stream_failure("bedrock", model, code or type(exc).__name__)
+    if (missing := _credential_problem(exc, model)) is not None:
+        return missing
     if began:
         return stream_failure("bedrock", model, type(exc).__name__)
     return connection_failure("bedrock", model, type(exc).__name__)
+
+
+# botocore's errors for credentials it could not find or read: no network was involved.
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "ProfileNotFound",
+        "CredentialRetrievalError",
+        "NoAuthTokenError",
+    }
+)
+
+
+def _credential_problem(exc: Exception, model: str) -> ProviderFailure | None:
+    """A missing or unreadable AWS credential, said as such (it is no connection error)."""
+    if type(exc).__name__ not in CREDENTIAL_ERRORS:
+        return None
+    return ProviderFailure(
+        code="provider_not_configured",
+        message=f"bedrock found no usable AWS credentials ({type(exc).__name__}: {exc})",
+        provider="bedrock",
+        model=model,
+        retryable=False,
+        suggestion="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
+        "or run with an instance or task role",
+    )

@@ -144,7 +144,10 @@ class ConversationService:
         owner: str | None,
         panel: Panel | None = None,
         tools: list[dict[str, Any]] | None = None,
+        conversation_id: str | None = None,
     ) -> Conversation:
+        """`conversation_id`: the id a client chose (the supervisor chat names its own);
+        a new id otherwise."""
         model = default_model or self.limits.default_model
         await self.check_model(model, "default_model")
         if panel is not None:
@@ -159,8 +162,18 @@ class ConversationService:
             panel=panel,
             tools=tools or None,
         )
+        if conversation_id is not None:
+            conversation.id = conversation_id
         await self.repo.add(conversation)
         return conversation
+
+    async def add_history(self, conversation_id: str, history: list[Message]) -> None:
+        """Earlier messages a client brings to a new conversation (the supervisor chat's
+        `history`), stored in order before its first question."""
+        for message in history:
+            self.check_text(message.content, "history")
+        for message in history:
+            await self.repo.add_message(conversation_id, message)
 
     async def discard(self, conversation_id: str) -> None:
         """Remove a conversation a request created before failing: a failed request writes

@@ -96,6 +96,13 @@ class ModelCatalog:
             *(self._models_of(p, missed) for p in providers), return_exceptions=True
         )
 
+    def cached(self) -> bool:
+        """Whether `listing` would answer from the cache alone (every configured
+        provider's models fetched less than `ttl` ago)."""
+        now = self.clock()
+        entries = [self._cache.get(p.name) for p in self.registry if p.configured]
+        return all(e is not None and now - e.fetched_at < self.ttl for e in entries)
+
     async def listing(self) -> dict[str, Any]:
         """Every model as `provider/model`, and per provider whether listing worked."""
         providers = [p for p in self.registry if p.configured]

@@ -193,6 +193,18 @@ class RunService:
         if provider.name not in LOCAL_PROVIDERS:
             await self.catalog.check(provider, model, field_name)
 
+    def _check_temperature(self, full_name: str) -> None:
+        """A temperature is changed only where it is sent: a model whose API takes none
+        (Anthropic's current Messages API) is refused by name, never stored and ignored."""
+        provider, _ = self.providers.resolve(full_name, field="model")
+        if "temperature" not in provider.features:
+            raise InvalidInputError(
+                f"the {provider.name} provider takes no temperature (model {full_name}): "
+                "change system_prompt or max_tokens instead, or give the bot a model that "
+                "takes one",
+                "temperature",
+            )
+
     async def get(self, run_id: str, *, owner: str | None) -> Run:
         """The run; another principal's run is "not found", never "forbidden"."""
         run = await self.runs.get(run_id)
@@ -314,6 +326,8 @@ class RunService:
             await self._check_model(changes["model"], "model")
         if "max_tokens" in changes:
             self.check_max_tokens(changes["max_tokens"], "max_tokens")
+        if "temperature" in changes:
+            self._check_temperature(changes.get("model", run.bots[index].model))
         bot = replace(run.bots[index], **changes)
         await self.runs.update_bot(run_id, index, bot)
         return await self.get(run_id, owner=owner)

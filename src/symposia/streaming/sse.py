@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -29,13 +29,40 @@ RETRY_FRAME = f"retry: {RETRY_MILLISECONDS}{SEP}{SEP}".encode()
 logger = logging.getLogger(__name__)
 
 
+Encoder = Callable[[Event], bytes]  # an event's frame; b"": not sent in this form
+
+
+def wire_data(event: Event) -> dict[str, Any]:
+    """What a frame's `data` carries: the event's data with its `type` (the SSE event
+    name, for clients that read one `data.type`), and on a run's tokens `role: "botN"`
+    (the debate server's field, N the bot's index)."""
+    data = {"type": event.type, **event.data}
+    if event.type == "token" and "bot" in data:
+        data["role"] = f"bot{data['bot']}"
+    return data
+
+
 def encode(event: Event) -> bytes:
     """One event as one SSE frame. Each event is encoded once (see `Event.encoded`), for
     all of its viewers."""
     frame = ServerSentEvent(
-        data=orjson.dumps(event.data).decode(), event=event.type, id=str(event.seq), sep=SEP
+        data=orjson.dumps(wire_data(event)).decode(), event=event.type, id=str(event.seq), sep=SEP
     )
     return frame.encode()
+
+
+def encode_unnamed(event: Event) -> bytes:
+    """One event as a frame with no `event:` name (`?events=unnamed`): a browser's
+    `EventSource.onmessage` receives only such frames; `data.type` says what it is."""
+    frame = ServerSentEvent(
+        data=orjson.dumps(wire_data(event)).decode(), id=str(event.seq), sep=SEP
+    )
+    return frame.encode()
+
+
+def encoder_named(form: str) -> Encoder:
+    """The encoder of a stream form: `named` (the default) or `unnamed`."""
+    return encode_unnamed if form == "unnamed" else encode
 
 
 def parse_last_event_id(header: str | None, query: str | None) -> int:
@@ -84,7 +111,11 @@ class ActiveStreams:
 
 
 async def frames(
-    log: EventSource, stream_id: str, after_seq: int, active: ActiveStreams
+    log: EventSource,
+    stream_id: str,
+    after_seq: int,
+    active: ActiveStreams,
+    encoder: Encoder = encode,
 ) -> AsyncIterator[bytes | ServerSentEvent]:
     """Replay from `after_seq`, then follow the log until the stream closes.
 
@@ -99,9 +130,11 @@ async def frames(
         yield RETRY_FRAME
         async for batch in log.batches(stream_id, after_seq):
             if len(batch) == 1:
-                yield batch[0].encoded(encode)
+                wire = batch[0].encoded(encoder)
             else:
-                yield b"".join([event.encoded(encode) for event in batch])
+                wire = b"".join([event.encoded(encoder) for event in batch])
+            if wire:
+                yield wire
     except ResumeGoneError as exc:
         yield ServerSentEvent(data=orjson.dumps(exc.to_dict()).decode(), event="error")
     finally:
@@ -134,9 +167,10 @@ def event_stream_response(
     send_timeout: float,
     shutdown_grace: float,
     on_close: Callable[[], None] | None = None,
+    encoder: Encoder = encode,
 ) -> EventStreamResponse:
     response = EventStreamResponse(
-        frames(log, stream_id, after_seq, active),
+        frames(log, stream_id, after_seq, active, encoder),
         ping=heartbeat,
         send_timeout=send_timeout,
         sep=SEP,

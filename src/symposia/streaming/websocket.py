@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from symposia.domain.events import Event
 from symposia.events.log import ResumeGoneError
-from symposia.streaming.sse import EventSource
+from symposia.streaming.sse import EventSource, wire_data
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 def encode(event: Event) -> bytes:
     """One event as one text frame: `{"type": "event", "id", "event", "data"}`, the SSE
     frame's `id`, `event` and `data` (encoded once per event, for all of its viewers)."""
-    return orjson.dumps({"type": "event", "id": event.seq, "event": event.type, "data": event.data})
+    return orjson.dumps(
+        {"type": "event", "id": event.seq, "event": event.type, "data": wire_data(event)}
+    )
 
 
 class SlowClientError(Exception):
