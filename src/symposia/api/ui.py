@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from symposia import __version__
 from symposia.api.deps import ContainerDep, get_principal
 from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.errors import UnauthorizedError
@@ -82,7 +81,11 @@ async def index(request: Request, container: ContainerDep) -> Response:
     of the caller's own runs, conversations and messages."""
     if wants_html(request.headers.get("accept")):
         return FileResponse(WEB / "index.html", headers=PAGE_HEADERS)
-    body: dict[str, Any] = {"name": "Symposia", "status": "ok", "version": __version__}
+    body: dict[str, Any] = {
+        "name": "Symposia",
+        "status": "ok",
+        "version": container.settings.reported_version,
+    }
     try:
         principal = await get_principal(request)
     except UnauthorizedError:

@@ -36,13 +36,24 @@ OPEN_MODE_RECHECK_SECONDS = 5.0
 MAX_VERIFIED_CACHE = 1024
 
 
+def static_key_id(key: str) -> str:
+    """A stable id for an API_KEY/API_KEYS entry (what its requests own), without the key:
+    `env-` and the start of its SHA-256."""
+    return "env-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
 class StartupRefusedError(Exception):
     """The configuration would expose the server without authentication."""
 
 
 def check_exposure(settings: Settings, has_api_keys: bool) -> None:
     """Refuse an unauthenticated server on a non-loopback address; warn on loopback."""
-    configured = settings.basic_auth_configured or settings.oidc_configured or has_api_keys
+    configured = (
+        settings.basic_auth_configured
+        or settings.oidc_configured
+        or has_api_keys
+        or bool(settings.static_api_keys)
+    )
     if not (settings.dev_mode or configured) and settings.allowed_host_names is None:
         raise StartupRefusedError(
             "refusing ALLOWED_HOSTS=* with no credentials configured: any web page could "
@@ -80,6 +91,11 @@ class Authenticator:
         )
         self._verified: dict[bytes, float] = {}
         self._open_checked = (0.0, False)
+        # API_KEY/API_KEYS, by the digest they are compared on and the id they own under.
+        self._static = {
+            hashlib.sha256(key.encode("utf-8")).digest(): static_key_id(key)
+            for key in settings.static_api_keys
+        }
 
     async def principal(
         self,
@@ -130,10 +146,19 @@ class Authenticator:
         return UnauthorizedError(message, "Basic" if basic else "Bearer")
 
     async def api_key(self, presented: str) -> Principal:
-        key_id = await self._keys.verify(presented)
+        key_id = self._static_key(presented) or await self._keys.verify(presented)
         if key_id is None:
             raise self.unauthorized("invalid API key")
         return Principal(f"key:{key_id}", "api_key", key_id)
+
+    def _static_key(self, presented: str) -> str | None:
+        """The id of the API_KEY/API_KEYS entry presented; digests compared in constant time."""
+        digest = hashlib.sha256(presented.encode("utf-8", "replace")).digest()
+        found = None
+        for known, key_id in self._static.items():
+            if hmac.compare_digest(digest, known):
+                found = key_id
+        return found
 
     async def password(self, user: str, password: str) -> Principal:
         """The Basic user, checked as a Basic header would be (the sign-in form)."""
@@ -164,6 +189,8 @@ class Authenticator:
 
     async def _holds(self, record: SessionRecord) -> bool:
         kind = record.principal.kind
+        if kind == "api_key" and record.key_id in self._static.values():
+            return True  # a static key lives as long as it is configured
         if kind == "api_key":
             return record.key_id is not None and await self._keys.active(record.key_id)
         if kind == "basic" and not (
@@ -220,7 +247,7 @@ class Authenticator:
     async def _open(self) -> bool:
         """No credentials configured at all (checked again every few seconds, so a key
         created while the server runs closes the door)."""
-        if self._settings.basic_auth_configured or self._settings.oidc_configured:
+        if self._settings.basic_auth_configured or self._settings.oidc_configured or self._static:
             return False
         checked_at, is_open = self._open_checked
         if time.monotonic() - checked_at > OPEN_MODE_RECHECK_SECONDS:
