@@ -86,7 +86,8 @@ def test_weak_static_keys_are_refused(
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=rf"invalid setting {variable}\b") as info:
         load_settings()
-    assert "pw1234" not in str(info.value) and "tk9999" not in str(info.value)
+    assert "pw1234" not in str(info.value)
+    assert "tk9999" not in str(info.value)
 
 
 def test_empty_api_key_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,7 +184,8 @@ def test_log_file_gets_json_lines_and_rotates(tmp_path: Path) -> None:
         for _ in range(800):
             log.warning("filler %s", "x" * 100)
         first = json.loads(Path(f"{path}.2").read_text().splitlines()[0])
-        assert first["event"] == "first line" and first["level"] == "warning"
+        assert first["event"] == "first line"
+        assert first["level"] == "warning"
         assert path.stat().st_size <= 65_536
         assert not Path(f"{path}.3").exists()
     finally:
@@ -274,7 +276,8 @@ async def test_serve_with_redis_down_starts_failing_open(tmp_path: Path) -> None
         _, stderr = process.communicate(timeout=30)
     text = stderr.decode()
     assert "starting without it" in text
-    assert "SYMPOSIA_LOG_LEVEL is not a setting" in text and "did you mean LOG_LEVEL" in text
+    assert "SYMPOSIA_LOG_LEVEL is not a setting" in text
+    assert "did you mean LOG_LEVEL" in text
     assert KEY not in text
 
 

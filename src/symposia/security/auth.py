@@ -3,9 +3,9 @@ or a browser session (`security.sessions`, kept server-side by `security.session
 header credentials win over it).
 
 DEV_MODE turns authentication off. With no credentials configured at all (no Basic user,
-no active API key), a server on loopback lets requests through as the `local` principal
-(a `Bearer` that is not shaped like a key of ours is then ignored: OpenAI clients always
-send one); start-up refuses that on any other address (see `check_exposure`).
+no API_KEY/API_KEYS, no active API key), a server on loopback lets requests through as the
+`local` principal (a `Bearer` that is not shaped like a key of ours is then ignored: OpenAI
+clients always send one); start-up refuses that on any other address (see `check_exposure`).
 """
 
 from __future__ import annotations
