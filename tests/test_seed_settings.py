@@ -292,3 +292,13 @@ def test_serve_refuses_an_explicit_redis_event_log_that_is_down(tmp_path: Path) 
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "event log" in stderr.decode()
+
+
+async def test_a_static_key_signs_a_browser_in(keyed: httpx.AsyncClient) -> None:
+    from tests.test_sessions import sign_in
+
+    response = await sign_in(keyed, method="api_key", api_key=KEY)
+    assert response.status_code == 303, response.text
+    assert (await keyed.get("/api/runs")).status_code == 200  # by the session cookie
+    refused = await sign_in(keyed, method="api_key", api_key=KEY[:-1] + "!")
+    assert refused.status_code == 401
