@@ -302,3 +302,32 @@ async def test_a_static_key_signs_a_browser_in(keyed: httpx.AsyncClient) -> None
     assert (await keyed.get("/api/runs")).status_code == 200  # by the session cookie
     refused = await sign_in(keyed, method="api_key", api_key=KEY[:-1] + "!")
     assert refused.status_code == 401
+
+
+async def test_a_shared_or_explicit_redis_event_log_still_refuses(tmp_path: Path) -> None:
+    from symposia.cli.startup import _check_event_log
+    from symposia.events.redis import EventLogUnreachableError
+
+    down = {
+        "redis_url": f"redis://127.0.0.1:{_closed_port()}/0",
+        "redis_connect_timeout_seconds": 0.5,
+    }
+    single, notes = await _check_event_log(make_settings(**down), workers=1)
+    assert single.event_log == "memory"
+    assert not single.event_log_on_redis
+    assert "starting without it" in notes[0]
+    with pytest.raises(EventLogUnreachableError):
+        await _check_event_log(make_settings(**down), workers=2)
+    with pytest.raises(EventLogUnreachableError):
+        await _check_event_log(make_settings(**down, event_log="redis"), workers=1)
+
+
+def test_several_workers_leave_log_file_rotation_to_logrotate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from symposia.cli.startup import _startup_notes
+
+    settings = make_settings(log_file=str(tmp_path / "app.log"))
+    monkeypatch.setattr(os, "environ", {})
+    assert _startup_notes(settings, 1) == []
+    assert "rotate it with logrotate" in _startup_notes(settings, 2)[0]
