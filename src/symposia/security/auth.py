@@ -36,10 +36,19 @@ OPEN_MODE_RECHECK_SECONDS = 5.0
 MAX_VERIFIED_CACHE = 1024
 
 
+# The id of a static key is a slow digest of it: ids reach logs and rate-limit buckets, and
+# a fast one would let a short key be guessed offline from its id.
+STATIC_KEY_ID_SALT = b"symposia static API key id"
+STATIC_KEY_ID_ROUNDS = 100_000
+
+
 def static_key_id(key: str) -> str:
     """A stable id for an API_KEY/API_KEYS entry (what its requests own), without the key:
-    `env-` and the start of its SHA-256."""
-    return "env-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    `env-` and 16 hex digits of its PBKDF2-SHA256."""
+    digest = hashlib.pbkdf2_hmac(
+        "sha256", key.encode("utf-8"), STATIC_KEY_ID_SALT, STATIC_KEY_ID_ROUNDS
+    )
+    return "env-" + digest.hex()[:16]
 
 
 class StartupRefusedError(Exception):
