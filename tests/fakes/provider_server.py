@@ -90,6 +90,13 @@ class Reply:
     delay: float = 0.0
     # Streaming: send this many token events, then close the connection with no end of stream.
     cut_after: int | None = None
+    # Streaming: send this many token events, then end the body cleanly with no end of
+    # stream (no finish reason, usage nor `[DONE]`; Anthropic: no message_delta nor
+    # message_stop), as a proxy or an upstream dying mid-answer does: the HTTP body is whole.
+    end_after: int | None = None
+    # Streaming: no chunked encoding, the body delimited by the connection's close (HTTP/1.0
+    # style), so a cut (`cut_after`) is a clean end of the body too.
+    close_delimited: bool = False
     # Streaming: send this many token events, then nothing until the client or server closes.
     stall_after: int | None = None
     # Read the request, then close the socket with an RST before sending any byte.
@@ -1049,29 +1056,34 @@ class FakeProviderServer:
         self, conn: _Connection, reply: Reply, plan: _StreamPlan, extra_headers: dict[str, str]
     ) -> None:
         """A chunked streaming answer (SSE unless `extra_headers` names another type)."""
+        chunked = not reply.close_delimited
         headers = {
             "Content-Type": "text/event-stream; charset=utf-8",
-            "Transfer-Encoding": "chunked",
+            **({"Transfer-Encoding": "chunked"} if chunked else {}),
             "Cache-Control": "no-cache",
-            "Connection": self._connection_header,
+            "Connection": self._connection_header if chunked else "close",
             **extra_headers,
             **reply.headers,
         }
+        frame = _http_chunk if chunked else bytes
         await conn.send(_response_head(reply.status, headers))
         for event in plan.preamble:
-            await conn.send(_http_chunk(event))
-        for index, event in enumerate(plan.tokens):
+            await conn.send(frame(event))
+        tokens = plan.tokens if reply.end_after is None else plan.tokens[: reply.end_after]
+        for index, event in enumerate(tokens):
             if await self._interrupted(conn, reply, index):
                 return
             await conn.pause(reply.delay)
-            await self._send_event(conn, event, split=reply.split_utf8)
-        if await self._interrupted(conn, reply, len(plan.tokens)):
+            await self._send_event(conn, event, split=reply.split_utf8, chunked=chunked)
+        if await self._interrupted(conn, reply, len(tokens)):
             return
-        for event in plan.trailer:
-            await conn.send(_http_chunk(event))
+        if reply.end_after is None:  # else: ended cleanly, before the stream's own end
+            for event in plan.trailer:
+                await conn.send(frame(event))
         conn.answering = False  # a client leaving after the last chunk is no disconnect
-        await conn.send(_LAST_CHUNK)
-        conn.complete = True
+        if chunked:
+            await conn.send(_LAST_CHUNK)
+            conn.complete = True
 
     @staticmethod
     async def _interrupted(conn: _Connection, reply: Reply, sent: int) -> bool:
@@ -1085,10 +1097,13 @@ class FakeProviderServer:
         return False
 
     @staticmethod
-    async def _send_event(conn: _Connection, event: bytes, *, split: bool) -> None:
+    async def _send_event(
+        conn: _Connection, event: bytes, *, split: bool, chunked: bool = True
+    ) -> None:
+        frame = _http_chunk if chunked else bytes
         if not split:
-            await conn.send(_http_chunk(event))
+            await conn.send(frame(event))
             return
         for byte in event:
-            await conn.send(_http_chunk(bytes([byte])))
+            await conn.send(frame(bytes([byte])))
             await asyncio.sleep(SPLIT_WRITE_PAUSE)

@@ -26,7 +26,7 @@ from symposia.providers.base import (
     ToolCallDelta,
 )
 from symposia.providers.config import ProviderConfig
-from symposia.providers.failures import not_configured, stream_failure
+from symposia.providers.failures import cut_short, not_configured, stream_failure
 from symposia.providers.openai_adapter import sdk_failure
 from symposia.providers.sdk_adapter import SdkAdapter
 from symposia.providers.tool_turns import (
@@ -111,6 +111,7 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
         finish: str | None = None
+        stopped = False  # message_stop came: the answer is whole
         calls: dict[int, int] = {}  # the tool call number of each tool_use block
         structured = request.response_format is not None  # the forced tool's input is the text
         try:
@@ -141,6 +142,10 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
                         finish = STOP_REASONS.get(reason, reason) if reason else None
                         if structured and finish == "tool_calls":
                             finish = "stop"  # the forced tool's call is the answer
+                    elif event.type == "message_stop":
+                        stopped = True
+            if not stopped:  # the body ended cleanly, but before the message did
+                raise ProviderError(cut_short(self.name, request.model, "message_stop"))
         except anthropic.APIError as exc:
             failure = sdk_failure(exc, self.name, request.model, self.config.key_env)
             raise ProviderError(failure) from exc

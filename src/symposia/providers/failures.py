@@ -136,6 +136,14 @@ def stream_failure(provider: str, model: str, detail: str) -> ProviderFailure:
     )
 
 
+def cut_short(provider: str, model: str, end: str) -> ProviderFailure:
+    """The body ended cleanly but before the stream's own end (`end`): a proxy or an
+    upstream that died mid-answer. What arrived is not the whole answer."""
+    return stream_failure(
+        provider, model, f"the answer ended before its end ({end}): it was cut short"
+    )
+
+
 def not_configured(provider: str, key_env: str) -> ProviderFailure:
     return ProviderFailure(
         code="provider_not_configured",

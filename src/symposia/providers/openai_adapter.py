@@ -32,6 +32,7 @@ from symposia.providers.base import (
 from symposia.providers.config import ProviderConfig
 from symposia.providers.failures import (
     connection_failure,
+    cut_short,
     from_status,
     not_configured,
     stream_failure,
@@ -181,7 +182,9 @@ class OpenAIAdapter:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         """POST the request as JSON and read the raw SSE stream: no model object per chunk
         (see `sse_events`). An error status, a transport fault, an error object inside the
-        stream and a broken stream each become the failure the retry policy expects."""
+        stream and a broken stream each become the failure the retry policy expects; so
+        does a body that ends with neither a finish reason nor `[DONE]`: an answer cut
+        short is never passed on as a complete one."""
         if not self.configured:
             raise ProviderError(not_configured(self.name, self.config.key_env))
         tail = _Tail()
@@ -195,7 +198,8 @@ class OpenAIAdapter:
                 # Read eagerly: aiohttp raises a failure ahead of the data it still holds,
                 # so text that arrived while we were busy would be lost to a cut after it.
                 async with aclosing(read_ahead(response.content.iter_any())) as chunks:
-                    async for batch in sse_batches(chunks):
+                    batches = sse_batches(chunks)
+                    async for batch in batches:
                         text = self._read(batch, request.model, tail)
                         if text:  # all that arrived since the last step, as one delta
                             if tail.logprobs:
@@ -209,6 +213,8 @@ class OpenAIAdapter:
                             tail.tool_calls.clear()
                         if tail.error is not None:  # after the text read with it
                             raise ProviderError(tail.error)
+                if not batches.done and tail.finish is None:
+                    raise ProviderError(cut_short(self.name, request.model, "[DONE]"))
         except TRANSPORT_ERRORS as exc:
             failure = transport_failure(exc, self.name, request.model, answering=answering)
             raise ProviderError(failure) from exc
