@@ -241,6 +241,7 @@ class OpenAIAdapter:
             model=model,
             key_env=self.config.key_env,
             headers=response.headers,
+            error_code=_code(parsed),
         )
 
     def _read(self, batch: list[tuple[bytes, Any]], model: str, tail: _Tail) -> str:
@@ -308,7 +309,9 @@ def body_failure(
     kind = error.get("type") if isinstance(error, Mapping) else None
     status = code if isinstance(code, int) else STATUS_BY_KIND.get(str(kind))
     if status is not None:
-        return from_status(status, detail, provider=provider, model=model, key_env=key_env)
+        return from_status(
+            status, detail, provider=provider, model=model, key_env=key_env, error_code=code
+        )
     return stream_failure(provider, model, detail)
 
 
@@ -320,7 +323,13 @@ def sdk_failure(exc: Exception, provider: str, model: str, key_env: str) -> Prov
     if isinstance(status, int) and status >= 400:
         headers: Mapping[str, str] = response.headers if response is not None else {}
         return from_status(
-            status, detail, provider=provider, model=model, key_env=key_env, headers=headers
+            status,
+            detail,
+            provider=provider,
+            model=model,
+            key_env=key_env,
+            headers=headers,
+            error_code=_code(getattr(exc, "body", None)),
         )
     name = type(exc).__name__
     timed_out = "Timeout" in name
@@ -348,6 +357,12 @@ def _dropped_connection(exc: BaseException) -> bool:
             return True
         cause = cause.__cause__
     return False
+
+
+def _code(body: object) -> object:
+    """The `code` of an error body (OpenAI's `{"error": {"code"}}`), if any."""
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    return error.get("code") if isinstance(error, Mapping) else None
 
 
 def _message(body: object) -> str:
