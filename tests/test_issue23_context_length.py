@@ -138,10 +138,12 @@ async def test_runs_drop_the_oldest_turns_but_keep_the_system_prompt(
         for i in range(20)
     ]
     tokens, limit = _fit(local, _request([system, *history], 200, "auto"))
-    assert len(tokens) + 200 <= 2048 and limit == 200
+    assert len(tokens) + 200 <= 2048
+    assert limit == 200
     kept = llama.detokenize(tokens).decode()
     assert "You are Ada, a sailor." in kept
-    assert "Turn 19:" in kept and "Turn 0:" not in kept
+    assert "Turn 19:" in kept
+    assert "Turn 0:" not in kept
     # The same prompt on /v1 (truncation disabled) is refused, not cut.
     with pytest.raises(ProviderError, match="maximum context length is 2048 tokens"):
         _fit(local, _request([system, *history], 200))

@@ -110,7 +110,8 @@ async def test_a_response_cut_short_is_response_failed(
     assert "response.completed" not in kinds
     failed = events[-1].response  # type: ignore[union-attr]
     assert failed.status == "failed"
-    assert failed.error is not None and failed.error.message.startswith("stream_error: ")
+    assert failed.error is not None
+    assert failed.error.message.startswith("stream_error: ")
     assert failed.output_text == "One two"  # what was said is kept, marked as failed
     fake_provider.enqueue(route, Reply(tokens=TOKENS, end_after=2))
     with pytest.raises(openai.InternalServerError) as whole:

@@ -494,6 +494,57 @@ def anthropic_error_body(status: int, message: str | None = None) -> dict[str, A
     return {"type": "error", "error": {"type": kind, "message": message or text}}
 
 
+# Models the fake says have no native structured output (`output_config.format`).
+ANTHROPIC_NO_OUTPUT_FORMAT = ("claude-3", "claude-opus-4-0", "claude-sonnet-4-0")
+
+
+def anthropic_request_problem(body: dict[str, Any]) -> str | None:
+    """What the Messages API would refuse (400) in the parts of a request the fake checks:
+    structured output is `output_config: {"format": {"type": "json_schema", "schema"}}`
+    (no `output_format` field: the SDK's parameter of that name is its own, deprecated),
+    on a model that has it, every object of the schema closed (`additionalProperties`
+    false), and tools each with a name and an object `input_schema`."""
+    if "output_format" in body:
+        return "output_format: Extra inputs are not permitted"
+    for index, tool in enumerate(body.get("tools") or []):
+        if not isinstance(tool, dict) or not tool.get("name"):
+            return f"tools.{index}.name: Field required"
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            return f"tools.{index}.input_schema: Input should be an object schema"
+    if "output_config" not in body:
+        return None
+    config = body["output_config"]
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return "output_config.format.type: Input should be 'json_schema'"
+    if not isinstance(fmt.get("schema"), dict):
+        return "output_config.format.schema: Field required"
+    if str(body.get("model", "")).startswith(ANTHROPIC_NO_OUTPUT_FORMAT):
+        return f"'{body['model']}' does not support output format"
+    return _open_object(fmt["schema"], "output_config.format.schema")
+
+
+def _open_object(schema: Any, where: str) -> str | None:
+    """The first object of `schema` not closed by `additionalProperties: false`."""
+    if isinstance(schema, list):
+        return next(
+            (p for i, s in enumerate(schema) if (p := _open_object(s, f"{where}.{i}"))), None
+        )
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+        return f"{where}: For 'object' type, 'additionalProperties' must be explicitly set to false"
+    for key in ("properties", "$defs"):
+        for name, sub in (schema.get(key) or {}).items():
+            if problem := _open_object(sub, f"{where}.{key}.{name}"):
+                return problem
+    for key in ("items", "anyOf", "allOf"):
+        if key in schema and (problem := _open_object(schema[key], f"{where}.{key}")):
+            return problem
+    return None
+
+
 def anthropic_stop_reason(finish_reason: str) -> str:
     return _STOP_REASONS.get(finish_reason, finish_reason)
 
@@ -960,6 +1011,10 @@ class FakeProviderServer:
                 anthropic_error_body(400, message) if anthropic else openai_error_body(400, message)
             )
             await self._send_json(conn, 400, body, anthropic=anthropic)
+            return
+        problem = anthropic_request_problem(request.body) if anthropic else None
+        if problem is not None:  # as the Messages API refuses it, before any reply is used
+            await self._send_json(conn, 400, anthropic_error_body(400, problem), anthropic=True)
             return
         reply = self._next_reply(route, request)
         if reply.echo_key:
