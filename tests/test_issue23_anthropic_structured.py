@@ -174,6 +174,13 @@ async def test_a_model_without_native_structured_output_keeps_the_forced_tool(
 async def test_pydantic_ai_agent_with_tools_and_native_output(
     client: openai.AsyncOpenAI, fake_provider: FakeProviderServer
 ) -> None:
+    asked: list[str] = []
+
+    def forecast(city: str) -> str:
+        """The forecast of a city."""
+        asked.append(city)
+        return "sunny"
+
     provider = OpenAIProvider(openai_client=client)
     for model in (
         OpenAIChatModel(MODEL, provider=provider),
@@ -184,12 +191,7 @@ async def test_pydantic_ai_agent_with_tools_and_native_output(
         fake_provider.enqueue(
             "anthropic", Reply(tokens=[], tool_calls=[call]), Reply(tokens=ANSWER)
         )
-        asked: list[str] = []
-
-        def forecast(city: str, asked: list[str] = asked) -> str:
-            """The forecast of a city."""
-            asked.append(city)
-            return "sunny"
+        asked.clear()
 
         agent = Agent(model, tools=[forecast], output_type=NativeOutput(Weather))
         result = await agent.run("Weather in Paris?")
