@@ -197,7 +197,7 @@ class LocalProvider:
                 tokens = self._render(llama, messages)
             needed = 1
         if len(tokens) + needed > n_ctx:
-            raise ProviderError(_too_long(request, n_ctx, len(tokens)))
+            raise ProviderError(_too_long(request.model, n_ctx, len(tokens), needed))
         return tokens, min(ceiling, n_ctx - len(tokens))
 
     def _render(self, llama: Any, messages: Sequence[ChatMessage]) -> list[int]:
@@ -229,10 +229,9 @@ def _grammar(fmt: ResponseFormat) -> Any:
     return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
 
 
-def _too_long(request: CompletionRequest, n_ctx: int, prompt: int) -> ProviderFailure:
+def _too_long(model: str, n_ctx: int, prompt: int, answer: int) -> ProviderFailure:
     """In the words clients match: OpenAI's ("maximum context length", pydantic-ai's),
     and Anthropic's ("prompt is too long", LangChain's ContextOverflowError)."""
-    answer = request.max_tokens or 1
     return ProviderFailure(
         code=CONTEXT_LENGTH_EXCEEDED,
         message=(
@@ -241,7 +240,7 @@ def _too_long(request: CompletionRequest, n_ctx: int, prompt: int) -> ProviderFa
             "in the completion). Please reduce the length of the messages or completion."
         ),
         provider="local",
-        model=request.model,
+        model=model,
         status=400,
         retryable=False,
     )
