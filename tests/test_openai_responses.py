@@ -217,8 +217,8 @@ async def test_structured_output_from_the_local_model_by_its_grammar(
 async def test_structured_output_that_cannot_be_honoured_is_a_400(
     client: openai.AsyncOpenAI,
 ) -> None:
-    """Anthropic gets structured output as a forced tool: with tools of the client's
-    own, it cannot, and says so."""
+    """Anthropic gets a json_object (no closed schema for its native structured output)
+    as a forced tool: with tools of the client's own, it cannot, and says so."""
     with pytest.raises(openai.BadRequestError) as caught:
         await client.responses.create(
             model="anthropic/claude-haiku-4-5",

@@ -1,9 +1,11 @@
 """Issue 13, point 2: structured output (`response_format`) on `/v1/chat/completions`.
 
-Passed as it is to OpenAI-compatible servers; on Anthropic (and Bedrock) the answer is the
-input of a tool the model must call, returned as the message's content; the local model
-is constrained by a grammar. `chat.completions.parse()` and LangChain's
-`with_structured_output` get their typed object back from each.
+Passed as it is to OpenAI-compatible servers; on Anthropic a `json_schema` is its native
+`output_config.format` (issue 23, with tools: test_issue23_anthropic_structured.py), while
+`json_object` (and Bedrock) make the answer the input of a tool the model must call,
+returned as the message's content; the local model is constrained by a grammar.
+`chat.completions.parse()` and LangChain's `with_structured_output` get their typed object
+back from each.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ class Weather(BaseModel):
     sunny: bool
 
 
-def _enqueue(fake: FakeProviderServer, route: str) -> None:
-    """The model's JSON answer: text from OpenAI, the forced tool's input from Anthropic."""
-    if route == "openai":
+def _enqueue(fake: FakeProviderServer, route: str, forced: bool = False) -> None:
+    """The model's JSON answer: text, or from Anthropic by a forced tool, its input."""
+    if not forced:
         fake.enqueue(route, Reply(tokens=list(FRAGMENTS)))
     else:
         call = FakeToolCall("toolu_1", "Weather", FRAGMENTS)
@@ -61,19 +63,20 @@ async def test_parse_gets_the_same_object_from_openai_and_anthropic(
     assert to_openai["response_format"]["json_schema"]["name"] == "Weather"
     assert to_openai["response_format"]["json_schema"]["strict"] is True
     (to_anthropic,) = (r.body for r in fake_provider.requests_to("anthropic"))
-    (tool,) = to_anthropic["tools"]
-    assert tool["name"] == "Weather"
-    assert tool["input_schema"]["properties"] == {
+    assert "tools" not in to_anthropic
+    assert "tool_choice" not in to_anthropic
+    fmt = to_anthropic["output_config"]["format"]
+    assert fmt["type"] == "json_schema"
+    assert fmt["schema"]["properties"] == {
         "city": {"title": "City", "type": "string"},
         "sunny": {"title": "Sunny", "type": "boolean"},
     }
-    assert to_anthropic["tool_choice"] == {"type": "tool", "name": "Weather"}
 
 
 async def test_streamed_structured_output_from_anthropic_is_text(
     client: openai.AsyncOpenAI, fake_provider: FakeProviderServer
 ) -> None:
-    _enqueue(fake_provider, "anthropic")
+    _enqueue(fake_provider, "anthropic", forced=True)  # json_object: no closed schema
     stream = await client.chat.completions.create(
         model=MODELS["anthropic"],
         messages=QUESTION,  # type: ignore[arg-type]

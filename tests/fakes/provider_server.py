@@ -90,6 +90,13 @@ class Reply:
     delay: float = 0.0
     # Streaming: send this many token events, then close the connection with no end of stream.
     cut_after: int | None = None
+    # Streaming: send this many token events, then end the body cleanly with no end of
+    # stream (no finish reason, usage nor `[DONE]`; Anthropic: no message_delta nor
+    # message_stop), as a proxy or an upstream dying mid-answer does: the HTTP body is whole.
+    end_after: int | None = None
+    # Streaming: no chunked encoding, the body delimited by the connection's close (HTTP/1.0
+    # style), so a cut (`cut_after`) is a clean end of the body too.
+    close_delimited: bool = False
     # Streaming: send this many token events, then nothing until the client or server closes.
     stall_after: int | None = None
     # Read the request, then close the socket with an RST before sending any byte.
@@ -485,6 +492,57 @@ def anthropic_error_body(status: int, message: str | None = None) -> dict[str, A
         status, default or ("invalid_request_error", "Request failed.")
     )
     return {"type": "error", "error": {"type": kind, "message": message or text}}
+
+
+# Models the fake says have no native structured output (`output_config.format`).
+ANTHROPIC_NO_OUTPUT_FORMAT = ("claude-3", "claude-opus-4-0", "claude-sonnet-4-0")
+
+
+def anthropic_request_problem(body: dict[str, Any]) -> str | None:
+    """What the Messages API would refuse (400) in the parts of a request the fake checks:
+    structured output is `output_config: {"format": {"type": "json_schema", "schema"}}`
+    (no `output_format` field: the SDK's parameter of that name is its own, deprecated),
+    on a model that has it, every object of the schema closed (`additionalProperties`
+    false), and tools each with a name and an object `input_schema`."""
+    if "output_format" in body:
+        return "output_format: Extra inputs are not permitted"
+    for index, tool in enumerate(body.get("tools") or []):
+        if not isinstance(tool, dict) or not tool.get("name"):
+            return f"tools.{index}.name: Field required"
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            return f"tools.{index}.input_schema: Input should be an object schema"
+    if "output_config" not in body:
+        return None
+    config = body["output_config"]
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return "output_config.format.type: Input should be 'json_schema'"
+    if not isinstance(fmt.get("schema"), dict):
+        return "output_config.format.schema: Field required"
+    if str(body.get("model", "")).startswith(ANTHROPIC_NO_OUTPUT_FORMAT):
+        return f"'{body['model']}' does not support output format"
+    return _open_object(fmt["schema"], "output_config.format.schema")
+
+
+def _open_object(schema: Any, where: str) -> str | None:
+    """The first object of `schema` not closed by `additionalProperties: false`."""
+    if isinstance(schema, list):
+        return next(
+            (p for i, s in enumerate(schema) if (p := _open_object(s, f"{where}.{i}"))), None
+        )
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+        return f"{where}: For 'object' type, 'additionalProperties' must be explicitly set to false"
+    for key in ("properties", "$defs"):
+        for name, sub in (schema.get(key) or {}).items():
+            if problem := _open_object(sub, f"{where}.{key}.{name}"):
+                return problem
+    for key in ("items", "anyOf", "allOf"):
+        if key in schema and (problem := _open_object(schema[key], f"{where}.{key}")):
+            return problem
+    return None
 
 
 def anthropic_stop_reason(finish_reason: str) -> str:
@@ -954,6 +1012,10 @@ class FakeProviderServer:
             )
             await self._send_json(conn, 400, body, anthropic=anthropic)
             return
+        problem = anthropic_request_problem(request.body) if anthropic else None
+        if problem is not None:  # as the Messages API refuses it, before any reply is used
+            await self._send_json(conn, 400, anthropic_error_body(400, problem), anthropic=True)
+            return
         reply = self._next_reply(route, request)
         if reply.echo_key:
             reply = _echoing_key(reply, request, route)
@@ -1049,29 +1111,34 @@ class FakeProviderServer:
         self, conn: _Connection, reply: Reply, plan: _StreamPlan, extra_headers: dict[str, str]
     ) -> None:
         """A chunked streaming answer (SSE unless `extra_headers` names another type)."""
+        chunked = not reply.close_delimited
         headers = {
             "Content-Type": "text/event-stream; charset=utf-8",
-            "Transfer-Encoding": "chunked",
+            **({"Transfer-Encoding": "chunked"} if chunked else {}),
             "Cache-Control": "no-cache",
-            "Connection": self._connection_header,
+            "Connection": self._connection_header if chunked else "close",
             **extra_headers,
             **reply.headers,
         }
+        frame = _http_chunk if chunked else bytes
         await conn.send(_response_head(reply.status, headers))
         for event in plan.preamble:
-            await conn.send(_http_chunk(event))
-        for index, event in enumerate(plan.tokens):
+            await conn.send(frame(event))
+        tokens = plan.tokens if reply.end_after is None else plan.tokens[: reply.end_after]
+        for index, event in enumerate(tokens):
             if await self._interrupted(conn, reply, index):
                 return
             await conn.pause(reply.delay)
-            await self._send_event(conn, event, split=reply.split_utf8)
-        if await self._interrupted(conn, reply, len(plan.tokens)):
+            await self._send_event(conn, event, split=reply.split_utf8, chunked=chunked)
+        if await self._interrupted(conn, reply, len(tokens)):
             return
-        for event in plan.trailer:
-            await conn.send(_http_chunk(event))
+        if reply.end_after is None:  # else: ended cleanly, before the stream's own end
+            for event in plan.trailer:
+                await conn.send(frame(event))
         conn.answering = False  # a client leaving after the last chunk is no disconnect
-        await conn.send(_LAST_CHUNK)
-        conn.complete = True
+        if chunked:
+            await conn.send(_LAST_CHUNK)
+            conn.complete = True
 
     @staticmethod
     async def _interrupted(conn: _Connection, reply: Reply, sent: int) -> bool:
@@ -1085,10 +1152,13 @@ class FakeProviderServer:
         return False
 
     @staticmethod
-    async def _send_event(conn: _Connection, event: bytes, *, split: bool) -> None:
+    async def _send_event(
+        conn: _Connection, event: bytes, *, split: bool, chunked: bool = True
+    ) -> None:
+        frame = _http_chunk if chunked else bytes
         if not split:
-            await conn.send(_http_chunk(event))
+            await conn.send(frame(event))
             return
         for byte in event:
-            await conn.send(_http_chunk(bytes([byte])))
+            await conn.send(frame(bytes([byte])))
             await asyncio.sleep(SPLIT_WRITE_PAUSE)

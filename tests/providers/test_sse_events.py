@@ -104,3 +104,12 @@ async def test_closing_read_ahead_stops_the_reader() -> None:
         async for _ in it:
             break
     assert closed.is_set()  # the reader was cancelled and finished before aclose returned
+
+
+async def test_done_tells_a_stream_ended_by_done_from_one_cut_short() -> None:
+    whole = sse_batches(_chunks([STREAM]))
+    assert [pair async for batch in whole for pair in batch] == EXPECTED
+    assert whole.done
+    cut = sse_batches(_chunks([STREAM[: STREAM.index(b"data: [DONE]")]]))
+    assert [pair async for batch in cut for pair in batch] == EXPECTED
+    assert not cut.done

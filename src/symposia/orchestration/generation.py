@@ -80,7 +80,12 @@ class Generation:
         """Stream the answer as `token` events; the tool calls it asked for, each whole,
         as `tool_call` events once it ended."""
         request = CompletionRequest(
-            "", messages, temperature=temperature, max_tokens=max_tokens, tools=tools
+            "",
+            messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            tools=tools,
+            truncation="auto",  # a long run's oldest turns make way, as the context does
         )
         answer = self.answer = Answer.of(self.models, candidates, request)
         answer.started = self.started
@@ -164,6 +169,7 @@ async def answer_of(
         temperature=0.0,
         max_tokens=max_tokens,
         response_format=response_format,
+        truncation="auto",
     )
     answer = Answer.of(models, [model], request)
     answer.streamed = False

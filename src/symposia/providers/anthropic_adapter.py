@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from symposia.errors import ProviderError
@@ -26,7 +27,7 @@ from symposia.providers.base import (
     ToolCallDelta,
 )
 from symposia.providers.config import ProviderConfig
-from symposia.providers.failures import not_configured, stream_failure
+from symposia.providers.failures import cut_short, not_configured, stream_failure
 from symposia.providers.openai_adapter import sdk_failure
 from symposia.providers.sdk_adapter import SdkAdapter
 from symposia.providers.tool_turns import (
@@ -40,6 +41,21 @@ from symposia.providers.tool_turns import (
 
 if TYPE_CHECKING:
     import anthropic
+
+# Models without Anthropic's native structured output (`output_config.format`, generally
+# available in the Messages API and in SDK 2.x, no beta header): the Claude 3 family and the
+# first Claude 4 models (Opus 4 and Sonnet 4; Opus 4.1, Sonnet 4.5, Haiku 4.5 and every later
+# model have it). For them a response_format becomes a tool the model must call, which
+# leaves no room for the client's own tools. A prefix of the provider's model name.
+FORCED_TOOL_MODELS = (
+    "claude-2",
+    "claude-instant",
+    "claude-3",
+    "claude-opus-4-0",
+    "claude-opus-4-20",
+    "claude-sonnet-4-0",
+    "claude-sonnet-4-20",
+)
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -96,11 +112,40 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
         choice = _tool_choice(request)
         if choice is not None:
             params["tool_choice"] = choice
-        forced = answer_tool(request, self.name)
-        if forced is not None:  # structured output: a tool the model must call
-            params["tools"] = [_tool(forced)]
+        output_format = self._output_format(request)
+        if output_format is not None:  # structured output, beside any tools of the client
+            params["output_config"] = {"format": output_format}
+        elif (forced := answer_tool(request, self._forced_tool_reason(request))) is not None:
+            params["tools"] = [_tool(forced)]  # structured output: a tool the model must call
             params["tool_choice"] = {"type": "tool", "name": forced.name}
         return params
+
+    @staticmethod
+    def _output_format(request: CompletionRequest) -> dict[str, Any] | None:
+        """Anthropic's native structured output for a `json_schema` response_format, on a
+        model that has it: the schema made as the API takes it (every object closed, the
+        constraints it does not enforce moved to descriptions) by the SDK's own
+        `transform_schema`, as its `parse` does. `json_object` (any object: no closed
+        schema holds it) and older models take the forced tool instead."""
+        fmt = request.response_format
+        if fmt is None or fmt.type != "json_schema" or not fmt.schema:
+            return None
+        if request.model.startswith(FORCED_TOOL_MODELS):
+            return None
+        import anthropic
+
+        try:
+            schema = anthropic.transform_schema(fmt.schema)
+        except (ValueError, TypeError, AttributeError):
+            schema = fmt.schema  # a shape it does not know: the API judges it as sent
+        return {"type": "json_schema", "schema": schema}
+
+    def _forced_tool_reason(self, request: CompletionRequest) -> str:
+        """Who cannot take response_format with tools, for the 400 that says so."""
+        fmt = request.response_format
+        if fmt is not None and fmt.type == "json_object":
+            return f"{self.name} provider with json_object (use json_schema)"
+        return f"{self.name} model {request.model} (no native structured output)"
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         import anthropic
@@ -108,46 +153,68 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
 
         if not self.configured:
             raise ProviderError(not_configured(self.name, self.config.key_env))
-        prompt_tokens: int | None = None
-        completion_tokens: int | None = None
-        finish: str | None = None
-        calls: dict[int, int] = {}  # the tool call number of each tool_use block
-        structured = request.response_format is not None  # the forced tool's input is the text
+        params = self._params(request)
+        # The forced tool's input is the answer's text (native structured output is text).
+        reader = _Reader(request.response_format is not None and "output_config" not in params)
         try:
-            stream = await self.client.messages.create(**self._params(request))
+            stream = await self.client.messages.create(**params)
             async with stream:
                 async for event in stream:
-                    if event.type == "content_block_delta":
-                        delta = event.delta
-                        if delta.type == "text_delta" and delta.text:
-                            yield TextDelta(delta.text)
-                        elif delta.type == "input_json_delta" and delta.partial_json:
-                            if structured:
-                                yield TextDelta(delta.partial_json)
-                            else:
-                                index = calls.get(event.index)  # None: not a tool_use
-                                if index is not None:
-                                    yield ToolCallDelta(index, arguments=delta.partial_json)
-                    elif event.type == "content_block_start":
-                        block = event.content_block
-                        if block.type == "tool_use" and not structured:
-                            calls[event.index] = len(calls)
-                            yield ToolCallDelta(calls[event.index], block.id, block.name)
-                    elif event.type == "message_start":
-                        prompt_tokens = event.message.usage.input_tokens
-                    elif event.type == "message_delta":
-                        completion_tokens = event.usage.output_tokens
-                        reason = event.delta.stop_reason
-                        finish = STOP_REASONS.get(reason, reason) if reason else None
-                        if structured and finish == "tool_calls":
-                            finish = "stop"  # the forced tool's call is the answer
+                    delta = reader.read(event)
+                    if delta is not None:
+                        yield delta
+            if not reader.stopped:  # the body ended cleanly, but before the message did
+                raise ProviderError(cut_short(self.name, request.model, "message_stop"))
         except anthropic.APIError as exc:
             failure = sdk_failure(exc, self.name, request.model, self.config.key_env)
             raise ProviderError(failure) from exc
         except (httpx2.HTTPError, json.JSONDecodeError) as exc:
             failure = stream_failure(self.name, request.model, type(exc).__name__)
             raise ProviderError(failure) from exc
-        yield StreamEnd(finish, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        yield StreamEnd(reader.finish, reader.prompt_tokens, reader.completion_tokens)
+
+
+@dataclass(slots=True)
+class _Reader:
+    """What the events of one message say: its deltas, why it ended, its usage, and
+    whether `message_stop` came (the answer is whole). `structured`: the forced tool's
+    input is the answer's text, and its call no tool call."""
+
+    structured: bool
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish: str | None = None
+    stopped: bool = False
+    calls: dict[int, int] = field(default_factory=dict)  # tool call number by block
+
+    def read(self, event: Any) -> Delta | None:
+        kind = event.type
+        if kind == "content_block_delta":
+            delta = event.delta
+            if delta.type == "text_delta" and delta.text:
+                return TextDelta(delta.text)
+            if delta.type == "input_json_delta" and delta.partial_json:
+                if self.structured:
+                    return TextDelta(delta.partial_json)
+                index = self.calls.get(event.index)  # None: not a tool_use
+                if index is not None:
+                    return ToolCallDelta(index, arguments=delta.partial_json)
+        elif kind == "content_block_start":
+            block = event.content_block
+            if block.type == "tool_use" and not self.structured:
+                self.calls[event.index] = len(self.calls)
+                return ToolCallDelta(self.calls[event.index], block.id, block.name)
+        elif kind == "message_start":
+            self.prompt_tokens = event.message.usage.input_tokens
+        elif kind == "message_delta":
+            self.completion_tokens = event.usage.output_tokens
+            reason = event.delta.stop_reason
+            self.finish = STOP_REASONS.get(reason, reason) if reason else None
+            if self.structured and self.finish == "tool_calls":
+                self.finish = "stop"  # the forced tool's call is the answer
+        elif kind == "message_stop":
+            self.stopped = True
+        return None
 
 
 def _content(turn: Turn) -> str | list[dict[str, Any]]:

@@ -61,6 +61,8 @@ class ResponseFormat:
     description: str | None = None
 
 
+Truncation = Literal["auto", "disabled"]
+
 # "auto", "none", "required" (some tool), or a tool's name (that one).
 ToolChoice = Literal["auto", "none", "required"] | str
 
@@ -86,6 +88,10 @@ class CompletionRequest:
     logprobs: bool | None = None
     top_logprobs: int | None = None
     response_format: ResponseFormat | None = None
+    # A prompt longer than the model's context: refused with context_length_exceeded
+    # ("disabled", as OpenAI and its Responses API's default do), or fitted by dropping
+    # the oldest turns ("auto": runs and conversations, whose history only grows).
+    truncation: Truncation = "disabled"
 
 
 @dataclass(frozen=True, slots=True)

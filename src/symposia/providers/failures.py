@@ -19,6 +19,24 @@ OVERLOADED = 529
 RETRYABLE_STATUSES = frozenset({408, 409, 429, OVERLOADED})
 NEVER_RETRIED = frozenset({400, 401, 403, 404, 422})
 MODELS_HINT = "see GET /api/models for the models this server can use"
+# OpenAI's code for a prompt (with the answer's max_tokens) longer than the model's
+# context; LangChain raises its ContextOverflowError on it, pydantic-ai its own.
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+# How upstreams that send no such code word it: Anthropic ("prompt is too long: 210000
+# tokens > 200000 maximum"), vLLM, OpenRouter and Groq ("maximum context length").
+CONTEXT_OVERFLOW_WORDS = (
+    "prompt is too long",
+    "maximum context length",
+    "reduce the length of the messages",
+)
+
+
+def is_context_overflow(status: int, code: object, detail: str) -> bool:
+    """Whether an upstream's 400 says the prompt does not fit the model's context."""
+    if status != 400:
+        return False
+    lowered = detail.lower()
+    return code == CONTEXT_LENGTH_EXCEEDED or any(w in lowered for w in CONTEXT_OVERFLOW_WORDS)
 
 
 def is_retryable_status(status: int) -> bool:
@@ -60,8 +78,10 @@ def from_status(
     model: str,
     key_env: str | None,
     headers: Mapping[str, str] | None = None,
+    error_code: object = None,
 ) -> ProviderFailure:
-    """A failure for an HTTP error answer of the provider."""
+    """A failure for an HTTP error answer of the provider; `error_code` is the `code` its
+    error body named, if any."""
     retry_after = parse_retry_after(_header(headers, "retry-after"))
     retryable = is_retryable_status(status)
     key_hint = f"set {key_env} to a valid key" if key_env else "check the provider credentials"
@@ -74,6 +94,11 @@ def from_status(
     elif status == 404:
         code, message = "model_not_found", f"{provider} does not know the model {model!r}"
         suggestion = MODELS_HINT
+    elif is_context_overflow(status, error_code, detail):
+        code = CONTEXT_LENGTH_EXCEEDED
+        # "prompt is too long" is what LangChain matches for its ContextOverflowError.
+        message = f"{provider} rejected the request: the prompt is too long for {model}"
+        suggestion = "shorten the messages, or ask for fewer max_tokens"
     elif status in (400, 422):
         code, message = "bad_request", f"{provider} rejected the request"
     elif status == 429:
@@ -133,6 +158,14 @@ def stream_failure(provider: str, model: str, detail: str) -> ProviderFailure:
         provider=provider,
         model=model,
         retryable=True,
+    )
+
+
+def cut_short(provider: str, model: str, end: str) -> ProviderFailure:
+    """The body ended cleanly but before the stream's own end (`end`): a proxy or an
+    upstream that died mid-answer. What arrived is not the whole answer."""
+    return stream_failure(
+        provider, model, f"the answer ended before its end ({end}): it was cut short"
     )
 
 

@@ -30,6 +30,7 @@ from symposia.providers.base import (
     TextDelta,
     merge_consecutive,
 )
+from symposia.providers.failures import CONTEXT_LENGTH_EXCEEDED
 from symposia.providers.packages import installed
 from symposia.providers.threaded import iterate_in_thread
 from symposia.providers.utf8 import Utf8Joiner
@@ -107,6 +108,8 @@ class LocalProvider:
         def produce(emit: Callable[[Delta], None], stop: threading.Event) -> None:
             try:
                 self._run(request, emit, stop)
+            except ProviderError:
+                raise  # already a failure of its own: the prompt does not fit
             except Exception as exc:
                 failure = ProviderFailure(
                     code="local_model_error",
@@ -140,11 +143,7 @@ class LocalProvider:
         import llama_cpp
 
         llama = self._ensure_loaded()
-        reserved = self._reserved(request)
-        prompt_tokens = self._prompt_tokens(llama, request, reserved)
-        # Unset, the answer may fill the context (llama.cpp's n_predict = -1), up to
-        # PROVIDER_MAX_TOKENS_DEFAULT.
-        limit = request.max_tokens or min(self.max_tokens_default, self._n_ctx - len(prompt_tokens))
+        prompt_tokens, limit = self._fit(llama, request)
         sampling: dict[str, Any] = {}
         if request.temperature is not None:
             sampling["temp"] = request.temperature
@@ -175,23 +174,31 @@ class LocalProvider:
             emit(TextDelta(tail))
         emit(StreamEnd(finish, prompt_tokens=len(prompt_tokens), completion_tokens=produced))
 
-    def _reserved(self, request: CompletionRequest) -> int:
-        """Tokens of the context kept for the answer: its max_tokens, or when none was
-        set, half the context (at most PROVIDER_MAX_TOKENS_DEFAULT)."""
-        if request.max_tokens is not None:
-            return request.max_tokens
-        return min(self.max_tokens_default, self._n_ctx // 2)
+    def _fit(self, llama: Any, request: CompletionRequest) -> tuple[list[int], int]:
+        """The prompt's tokens (the model's own chat template and tokenizer) and how many
+        the answer may have, or a `context_length_exceeded` failure, as OpenAI answers it.
 
-    def _prompt_tokens(self, llama: Any, request: CompletionRequest, reserved: int) -> list[int]:
-        """Render the chat template, dropping the oldest turns until the reply fits."""
-        budget = max(self._n_ctx - reserved, 16)
+        The prompt is never cut inside. By default (`truncation="disabled"`, the /v1 API)
+        the prompt and max_tokens must fit the context together; with max_tokens unset the
+        answer needs one token and may then fill the rest, up to PROVIDER_MAX_TOKENS_DEFAULT.
+        With `truncation="auto"` (runs, conversations) max_tokens is a ceiling: the oldest
+        turns after the system prompt are dropped until the answer has its room (half the
+        context at most), and only a prompt that leaves no token for an answer is refused.
+        """
+        n_ctx, ceiling = self._n_ctx, request.max_tokens or self.max_tokens_default
         messages = merge_consecutive(request.messages)
-        while True:
-            tokens = self._render(llama, messages)
-            if len(tokens) <= budget or len(messages) <= 2:
-                return tokens[-budget:]
-            first = 1 if messages[0].role == "system" else 0
-            messages = [*messages[:first], *messages[first + 1 :]]
+        tokens = self._render(llama, messages)
+        needed = request.max_tokens or 1
+        if request.truncation == "auto":
+            room = min(ceiling, n_ctx // 2)
+            while len(tokens) + room > n_ctx and len(messages) > 2:
+                first = 1 if messages[0].role == "system" else 0
+                messages = [*messages[:first], *messages[first + 1 :]]
+                tokens = self._render(llama, messages)
+            needed = 1
+        if len(tokens) + needed > n_ctx:
+            raise ProviderError(_too_long(request.model, n_ctx, len(tokens), needed))
+        return tokens, min(ceiling, n_ctx - len(tokens))
 
     def _render(self, llama: Any, messages: Sequence[ChatMessage]) -> list[int]:
         """The model's own chat template (from the GGUF metadata), tokenized."""
@@ -220,6 +227,23 @@ def _grammar(fmt: ResponseFormat) -> Any:
     if fmt.type == "json_schema" and fmt.schema:
         return LlamaGrammar.from_json_schema(json.dumps(fmt.schema), verbose=False)
     return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+
+
+def _too_long(model: str, n_ctx: int, prompt: int, answer: int) -> ProviderFailure:
+    """In the words clients match: OpenAI's ("maximum context length", pydantic-ai's),
+    and Anthropic's ("prompt is too long", LangChain's ContextOverflowError)."""
+    return ProviderFailure(
+        code=CONTEXT_LENGTH_EXCEEDED,
+        message=(
+            f"The prompt is too long: this model's maximum context length is {n_ctx} tokens, "
+            f"and you requested {prompt + answer} tokens ({prompt} in the messages, {answer} "
+            "in the completion). Please reduce the length of the messages or completion."
+        ),
+        provider="local",
+        model=model,
+        status=400,
+        retryable=False,
+    )
 
 
 def _unavailable(model: str) -> ProviderFailure:

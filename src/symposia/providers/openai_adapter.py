@@ -32,6 +32,7 @@ from symposia.providers.base import (
 from symposia.providers.config import ProviderConfig
 from symposia.providers.failures import (
     connection_failure,
+    cut_short,
     from_status,
     not_configured,
     stream_failure,
@@ -181,7 +182,9 @@ class OpenAIAdapter:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         """POST the request as JSON and read the raw SSE stream: no model object per chunk
         (see `sse_events`). An error status, a transport fault, an error object inside the
-        stream and a broken stream each become the failure the retry policy expects."""
+        stream and a broken stream each become the failure the retry policy expects; so
+        does a body that ends with neither a finish reason nor `[DONE]`: an answer cut
+        short is never passed on as a complete one."""
         if not self.configured:
             raise ProviderError(not_configured(self.name, self.config.key_env))
         tail = _Tail()
@@ -195,7 +198,8 @@ class OpenAIAdapter:
                 # Read eagerly: aiohttp raises a failure ahead of the data it still holds,
                 # so text that arrived while we were busy would be lost to a cut after it.
                 async with aclosing(read_ahead(response.content.iter_any())) as chunks:
-                    async for batch in sse_batches(chunks):
+                    batches = sse_batches(chunks)
+                    async for batch in batches:
                         text = self._read(batch, request.model, tail)
                         if text:  # all that arrived since the last step, as one delta
                             if tail.logprobs:
@@ -209,6 +213,8 @@ class OpenAIAdapter:
                             tail.tool_calls.clear()
                         if tail.error is not None:  # after the text read with it
                             raise ProviderError(tail.error)
+                if not batches.done and tail.finish is None:
+                    raise ProviderError(cut_short(self.name, request.model, "[DONE]"))
         except TRANSPORT_ERRORS as exc:
             failure = transport_failure(exc, self.name, request.model, answering=answering)
             raise ProviderError(failure) from exc
@@ -235,6 +241,7 @@ class OpenAIAdapter:
             model=model,
             key_env=self.config.key_env,
             headers=response.headers,
+            error_code=_code(parsed),
         )
 
     def _read(self, batch: list[tuple[bytes, Any]], model: str, tail: _Tail) -> str:
@@ -302,7 +309,9 @@ def body_failure(
     kind = error.get("type") if isinstance(error, Mapping) else None
     status = code if isinstance(code, int) else STATUS_BY_KIND.get(str(kind))
     if status is not None:
-        return from_status(status, detail, provider=provider, model=model, key_env=key_env)
+        return from_status(
+            status, detail, provider=provider, model=model, key_env=key_env, error_code=code
+        )
     return stream_failure(provider, model, detail)
 
 
@@ -314,7 +323,13 @@ def sdk_failure(exc: Exception, provider: str, model: str, key_env: str) -> Prov
     if isinstance(status, int) and status >= 400:
         headers: Mapping[str, str] = response.headers if response is not None else {}
         return from_status(
-            status, detail, provider=provider, model=model, key_env=key_env, headers=headers
+            status,
+            detail,
+            provider=provider,
+            model=model,
+            key_env=key_env,
+            headers=headers,
+            error_code=_code(getattr(exc, "body", None)),
         )
     name = type(exc).__name__
     timed_out = "Timeout" in name
@@ -342,6 +357,12 @@ def _dropped_connection(exc: BaseException) -> bool:
             return True
         cause = cause.__cause__
     return False
+
+
+def _code(body: object) -> object:
+    """The `code` of an error body (OpenAI's `{"error": {"code"}}`), if any."""
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    return error.get("code") if isinstance(error, Mapping) else None
 
 
 def _message(body: object) -> str:

@@ -16,37 +16,56 @@ import orjson
 DONE = b"[DONE]"
 
 
-async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[bytes, Any]]]:
-    """The (event name, parsed data) pairs that each chunk completed, as one list: fed by
-    `aio.read_ahead`, a consumer relays all that arrived at once. Stops at `data: [DONE]`.
+class SseBatches:
+    """The (event name, parsed data) pairs that each chunk completed, as one list per
+    chunk: fed by `aio.read_ahead`, a consumer relays all that arrived at once. Iteration
+    stops at `data: [DONE]`, or when the body ends; `done` then says which (a stream cut
+    short by a proxy or a dying upstream ends cleanly at the HTTP level, without it).
 
     Raises `orjson.JSONDecodeError` for a data line that is not JSON.
     """
-    buffer = b""
-    async for chunk in chunks:
-        buffer = buffer + chunk if buffer else chunk
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n")
-        end = buffer.rfind(b"\n\n")
-        if end < 0:
-            continue
-        complete, buffer = buffer[:end], buffer[end + 2 :]
-        batch: list[tuple[bytes, Any]] = []
-        for raw in complete.split(b"\n\n"):
-            if raw[:6] == b"data: " and b"\n" not in raw:  # the usual shape: one data line
-                event, payload = b"", raw[6:]
-            else:
-                event, data = _fields(raw)
-                if data is None:
-                    continue
-                payload = data
-            if payload == DONE:
-                if batch:
-                    yield batch
-                return
-            batch.append((event, orjson.loads(payload)))
-        if batch:
-            yield batch
+
+    __slots__ = ("_chunks", "done")
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self.done = False
+
+    def __aiter__(self) -> AsyncIterator[list[tuple[bytes, Any]]]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[list[tuple[bytes, Any]]]:
+        buffer = b""
+        async for chunk in self._chunks:
+            buffer = buffer + chunk if buffer else chunk
+            if b"\r" in buffer:
+                buffer = buffer.replace(b"\r\n", b"\n")
+            end = buffer.rfind(b"\n\n")
+            if end < 0:
+                continue
+            complete, buffer = buffer[:end], buffer[end + 2 :]
+            batch: list[tuple[bytes, Any]] = []
+            for raw in complete.split(b"\n\n"):
+                if raw[:6] == b"data: " and b"\n" not in raw:  # the usual shape: one data line
+                    event, payload = b"", raw[6:]
+                else:
+                    event, data = _fields(raw)
+                    if data is None:
+                        continue
+                    payload = data
+                if payload == DONE:
+                    self.done = True
+                    if batch:
+                        yield batch
+                    return
+                batch.append((event, orjson.loads(payload)))
+            if batch:
+                yield batch
+
+
+def sse_batches(chunks: AsyncIterator[bytes]) -> SseBatches:
+    """`chunks` read as SSE batches (see `SseBatches`)."""
+    return SseBatches(chunks)
 
 
 def _fields(raw: bytes) -> tuple[bytes, bytes | None]:

@@ -93,14 +93,17 @@ def arguments_of(call: ToolCall) -> dict[str, Any]:
 
 def answer_tool(request: CompletionRequest, provider: str) -> Tool | None:
     """The forced tool standing for `request`'s response_format, or None without one.
-    Tools of the client's own alongside are refused: the model could not call them."""
+    Tools of the client's own alongside are refused: the model could not call them.
+    `provider` names what cannot, in the refusal ("Bedrock provider", "anthropic model
+    claude-3-haiku (...)")."""
     fmt: ResponseFormat | None = request.response_format
     if fmt is None:
         return None
     if request.tools or request.tool_choice is not None:
+        what = provider if " " in provider else f"{provider} provider"
         raise UnsupportedParameterError(
-            f"response_format together with tools is not supported by the {provider} "
-            "provider; send one or the other",
+            f"response_format together with tools is not supported by the {what}; "
+            "send one or the other",
             "response_format",
         )
     return Tool(

@@ -13,6 +13,7 @@ from symposia.errors import (
     SymposiaError,
     UnauthorizedError,
 )
+from symposia.providers.failures import CONTEXT_LENGTH_EXCEEDED
 
 # A failure of an upstream provider, seen by our client: our key being refused upstream is
 # the server's problem (502), not the client's (401).
@@ -56,6 +57,8 @@ def openai_error(exc: SymposiaError) -> tuple[int, dict[str, Any], dict[str, str
                 f"{failure.provider} refused this server's credentials; the server's "
                 f"operator must fix them ({failure.suggestion or 'check the provider key'})"
             )
+        if failure.code == CONTEXT_LENGTH_EXCEEDED:
+            param = "messages"  # as OpenAI names it: the prompt is what is too long
         if status == 429 and failure.retry_after is not None:
             headers["Retry-After"] = str(max(1, round(failure.retry_after)))
     else:
