@@ -23,6 +23,7 @@ from symposia.domain.events import Event
 from symposia.domain.models import BotConfig, Run, RunStatus
 from symposia.errors import UnavailableError
 from symposia.orchestration.outages import is_outage
+from symposia.orchestration.run_loop import RunLoop
 from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.storage.sql_runs import SqlRunRepository
 from symposia.storage.tables import RunRow
@@ -243,6 +244,45 @@ async def test_a_run_stopped_as_it_is_created_ends(database_url: str, start: Any
     assert stopped.status is RunStatus.CANCELLED
     again = await server.runs.create("t", _bots(), TURNS, owner="dev")  # no 429
     assert (await server.runs.stop(again.id, owner="dev")).status is RunStatus.CANCELLED
+
+
+@pytest.mark.parametrize("cut_at", ["fence", "close_cut_turn"])
+async def test_a_stop_that_cuts_a_takeover_recovery_ends_the_run(
+    database_url: str, start: Any, monkeypatch: pytest.MonkeyPatch, cut_at: str
+) -> None:
+    """Found under load: a stop polled from the database cancelled a run taken over while
+    it was still recovering (before its turns went on), and nothing ended it: it stayed
+    `pending` with no task until its lease lapsed, and the stop answered `pending`."""
+    server = await start(database_url=database_url, run_lease_seconds=30, run_heartbeat_seconds=10)
+    run = await server.runs.create("t", _bots(), TURNS, owner="dev")
+    task = server.runs.tasks.running[run.id]
+    task.cancel()  # as if the process that began it had stopped at once
+    await asyncio.wait({task})
+    reached, held = asyncio.Event(), asyncio.Event()
+    target: Any = server.runs.loop.log if cut_at == "fence" else RunLoop
+    name = "fence" if cut_at == "fence" else "_close_cut_turn"
+    original = getattr(target, name)
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        reached.set()
+        await held.wait()
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, slow)
+    lease = await server.run_repository.lease_of(run.id)
+    assert lease is not None
+    assert await server.runs.leases.take_over(run.id, lease[0], orphan=True)
+    await asyncio.wait_for(reached.wait(), 5)
+    assert await server.run_repository.request_stop(run.id, "stopped elsewhere")
+    server.runs.tasks.stop_asked(run.id, "stopped elsewhere")  # what the stop poll does
+    resumed = server.runs.tasks.running[run.id]
+    await asyncio.wait({resumed}, timeout=5)
+    stored = await server.runs.get(run.id, owner="dev")
+    assert stored.status is RunStatus.CANCELLED
+    assert stored.stop_reason == "stopped elsewhere"
+    events = await server.log.read(run.id, 0)
+    assert [e.type for e in events].count("done") == 1
+    assert events[-1].type == "done"
 
 
 async def test_the_runs_limit_counts_only_runs_with_a_live_lease(

@@ -116,7 +116,11 @@ class RunLoop:
             _lost(run_id, exc)
 
     async def _begin(self, run_id: str, epoch: int, control: RunControl) -> None:
-        await self.log.fence(run_id, epoch)
+        try:
+            await self.log.fence(run_id, epoch)
+        except asyncio.CancelledError:
+            await self._cut_before_drive(run_id, epoch, control)
+            raise
         await self._drive(run_id, epoch, control, begin=True)
 
     async def resume(self, run_id: str, epoch: int, takeovers: int, control: RunControl) -> None:
@@ -141,30 +145,59 @@ class RunLoop:
         this task's own after an outage. A turn cut off is closed as partial, never taken
         again; a stream that had already ended ends the run as it says."""
         try:
-            run = await self._run(run_id)
-            await self._restore_if_lost(run)
-            await self.log.fence(run_id, epoch)
-            if await self._already_ended(run, epoch):
-                return
-            run = await self._close_cut_turn(run, epoch, reason)
-        except FencedOutError:
-            raise
-        except Exception as exc:  # a bug must still end the run and its stream
-            if is_outage(exc):
+            try:
+                run = await self._run(run_id)
+                await self._restore_if_lost(run)
+                await self.log.fence(run_id, epoch)
+                if await self._already_ended(run, epoch):
+                    return
+                run = await self._close_cut_turn(run, epoch, reason)
+            except FencedOutError:
                 raise
-            await self._crashed(run_id, epoch, exc)
+            except Exception as exc:  # a bug must still end the run and its stream
+                if is_outage(exc):
+                    raise
+                await self._crashed(run_id, epoch, exc)
+                raise
+            if run.stop_requested is not None:
+                await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested, "stop")
+                return
+            if takeovers is not None and takeovers > self.max_takeovers:
+                reason = f"taken over {takeovers - 1} times, the most allowed (RUN_MAX_TAKEOVERS)"
+                await self._finish(run_id, epoch, RunStatus.INTERRUPTED, reason, "takeovers")
+                return
+            resumed = Resumed(run.turn_count, run.takeovers if takeovers is None else takeovers)
+            await emit(self.log, run_id, resumed, epoch)
+        except asyncio.CancelledError:
+            await self._cut_before_drive(run_id, epoch, control)
             raise
-        if run.stop_requested is not None:
-            await self._finish(run_id, epoch, RunStatus.CANCELLED, run.stop_requested, "stop")
-            return
-        if takeovers is not None and takeovers > self.max_takeovers:
-            reason = f"taken over {takeovers - 1} times, the most allowed (RUN_MAX_TAKEOVERS)"
-            await self._finish(run_id, epoch, RunStatus.INTERRUPTED, reason, "takeovers")
-            return
-        resumed = Resumed(run.turn_count, run.takeovers if takeovers is None else takeovers)
-        await emit(self.log, run_id, resumed, epoch)
         logger.info("run %s: resumed at turn %d", run_id, run.turn_count)
         await self._drive(run_id, epoch, control, begin=run.status is RunStatus.PENDING)
+
+    async def _cut_before_drive(self, run_id: str, epoch: int, control: RunControl) -> None:
+        """A stop (here, or polled from another process) cancelled the run while it was
+        being set up or recovered, before `_drive` (which handles its own): end it as
+        cancelled, finishing an end that the cancel cut half-way (`_already_ended`), so
+        the run is not left `pending` or `running` with no task until its lease lapses.
+        Handed over instead: the lease lapses and the next owner goes on."""
+        reason = control.stop_reasons.get(run_id, "stopped")
+        if reason == HANDOVER:
+            return
+        try:
+            await asyncio.shield(self._end_stopped(run_id, epoch, reason))
+        except FencedOutError as exc:
+            _lost(run_id, exc)
+
+    async def _end_stopped(self, run_id: str, epoch: int, reason: str) -> None:
+        try:
+            if await self._already_ended(await self._run(run_id), epoch):
+                return
+        except FencedOutError:
+            raise
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+        await self._stopped(run_id, epoch, reason)
 
     async def _guarded(
         self, run_id: str, epoch: int, control: RunControl, work: Callable[[], Awaitable[None]]
