@@ -29,6 +29,7 @@ from symposia.providers.request_fields import (
     OPTIONS,
     REFUSE,
     RESPONSES,
+    VERBATIM,
     Row,
 )
 from symposia.providers.scripted import ScriptedProvider
@@ -171,6 +172,37 @@ async def test_an_openai_upstream_receives_each_field_as_sent(
     await _ask(client, OPENAI_MODEL, **{name: value})
     (sent,) = fake_provider.requests_to("openai")
     assert sent.body[name] == value
+
+
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+# The fields read into the model call that an OpenAI upstream gets back under their name.
+READ_SAMPLES: dict[str, Any] = {
+    "temperature": 0.3,
+    "top_p": 0.8,
+    "max_tokens": 5,
+    "stop": ["zzz"],
+    "seed": 3,
+    "logprobs": True,
+    "top_logprobs": 2,
+    "tools": [TOOL],
+    "tool_choice": "required",
+    "parallel_tool_calls": False,
+    "response_format": {"type": "json_object"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(READ_SAMPLES))
+async def test_an_openai_upstream_receives_each_read_field_as_sent(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer, name: str
+) -> None:
+    assert CHAT_COMPLETIONS[name]["openai"] == VERBATIM
+    fields = {name: READ_SAMPLES[name]}
+    if name in ("tool_choice", "parallel_tool_calls"):
+        fields["tools"] = [TOOL]
+    fake_provider.enqueue("openai", Reply())
+    await _ask(client, OPENAI_MODEL, **fields)
+    (sent,) = fake_provider.requests_to("openai")
+    assert {n: sent.body[n] for n in fields} == fields
 
 
 async def test_max_completion_tokens_is_not_rewritten_to_max_tokens(

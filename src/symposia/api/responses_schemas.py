@@ -71,6 +71,8 @@ class ResponsesBody(BaseModel):
                 continue
             raise InvalidInputError(f"`{name}` is not supported by this server", name)
         reasoning = (self.model_extra or {}).get("reasoning")
+        if reasoning is not None and not isinstance(reasoning, dict):
+            raise InvalidInputError("`reasoning` must be an object", "reasoning")
         if isinstance(reasoning, dict):
             for name, value in reasoning.items():
                 if name != "effort" and value is not None:
