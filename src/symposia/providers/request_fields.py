@@ -184,7 +184,6 @@ NEUTRAL: Final[Mapping[str, tuple[Any, ...]]] = {
     # Responses API
     "background": (False,),
     "include": ([],),
-    "tools": ([],),
     "top_logprobs": (0,),
     "truncation": ("disabled",),
 }
