@@ -108,7 +108,7 @@ async def test_async_sdk_non_streaming(client: openai.AsyncOpenAI) -> None:
                 "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
             },
         ],
-        extra_body={"seed": 7, "logit_bias": {}},  # unknown fields are ignored
+        extra_body={"seed": 7, "logit_bias": {}},  # a script ignores both
     )
     assert completion.object == "chat.completion"
     assert completion.choices[0].message.content == "You said: ab"

@@ -13,6 +13,8 @@ from typing import Any
 
 REPOSITORY = "https://github.com/openai/openai-openapi"
 ROOTS = (
+    "CreateChatCompletionRequest",
+    "CreateResponse",
     "CreateChatCompletionResponse",
     "CreateChatCompletionStreamResponse",
     "ErrorResponse",

@@ -52,3 +52,19 @@ def conforms(name: str, instance: Any) -> None:
         f"{list(e.instance_path)}: {e.message}" for e in validator(name).iter_errors(instance)
     ]
     assert not errors, f"not an OpenAI {name}: {errors}\n{json.dumps(instance)[:2000]}"
+
+
+def properties(name: str) -> set[str]:
+    """The property names of the schema `name`, through its `allOf` and `$ref`s: for a
+    request body, every field a client may send."""
+    schemas = spec()["components"]["schemas"]
+    found: set[str] = set()
+    pending: list[Any] = [schemas[name]]
+    while pending:
+        node = pending.pop()
+        if "$ref" in node:
+            pending.append(schemas[node["$ref"].removeprefix(REF_PREFIX)])
+            continue
+        pending.extend(node.get("allOf", ()))
+        found.update(node.get("properties", {}))
+    return found

@@ -22,6 +22,7 @@ from symposia.providers.base import (
 )
 from symposia.providers.failures import from_status, is_retryable_status, parse_retry_after
 from symposia.providers.registry import ProviderRegistry
+from symposia.providers.request_fields import ProviderKind
 from symposia.providers.resilience import ModelCall, RetryPolicy, Timeouts
 from tests.conftest import make_settings
 
@@ -46,6 +47,7 @@ class Flaky:
     outcomes: list[object]
     calls: list[str] = field(default_factory=list)
     configured: bool = True
+    kind: ProviderKind = "openai"
     features: frozenset[Feature] = frozenset()
 
     def check_model(self, model: str) -> None:

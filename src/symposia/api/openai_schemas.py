@@ -1,9 +1,11 @@
-"""The request body of OpenAI's chat completions, as far as Symposia honours it.
+"""The request body of OpenAI's chat completions.
 
-Unknown fields are ignored, as OpenAI clients send many (`logit_bias`, ...). Tools come as
-`tools`/`tool_choice` or as the legacy `functions`/`function_call`, which are read as
-tools (a legacy assistant `function_call` and the `function` message answering it get an
-id of their own so they pair up).
+The fields Symposia reads are declared here; every other field the client sent is kept
+as it was sent (`model_extra`, no copy) and travels as the call's `options`, which
+`request_fields` places per provider: passed on, translated, or refused with a 400
+naming it. Tools come as `tools`/`tool_choice` or as the legacy `functions`/
+`function_call`, which are read as tools (a legacy assistant `function_call` and the
+`function` message answering it get an id of their own so they pair up).
 """
 
 from __future__ import annotations
@@ -160,7 +162,9 @@ class StreamOptions(_Loose):
     include_usage: bool = False
 
 
-class ChatCompletionBody(_Loose):
+class ChatCompletionBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     model: ModelName
     messages: list[ChatMessageIn] = Field(min_length=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -170,7 +174,6 @@ class ChatCompletionBody(_Loose):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = Field(default=None, max_length=256)
     n: int | None = Field(default=None, ge=1)
     tools: list[ToolIn] | None = None
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
@@ -247,7 +250,18 @@ class ChatCompletionBody(_Loose):
             logprobs=self.logprobs,
             top_logprobs=self.top_logprobs,
             response_format=self.response_format.format() if self.response_format else None,
+            options=self._options(),
         )
+
+    def _options(self) -> dict[str, Any]:
+        """The fields sent that are not read here, as sent; max_completion_tokens too (it
+        is read as the token limit, and an OpenAI upstream gets it under that name)."""
+        options = self.model_extra or {}
+        if self.max_completion_tokens is not None:
+            options = {**options, "max_completion_tokens": self.max_completion_tokens}
+            if self.max_tokens is not None:
+                options["max_tokens"] = self.max_tokens
+        return options
 
     def _chat_messages(self) -> list[ChatMessage]:
         messages: list[ChatMessage] = []

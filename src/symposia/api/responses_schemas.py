@@ -1,8 +1,10 @@
 """The request body of OpenAI's Responses API (`POST /v1/responses`), as Symposia honours it.
 
-A field Symposia does not honour is refused with a 400 naming it, unless it cannot change
-the answer (`user`, `safety_identifier`, `prompt_cache_key`, `service_tier`,
-`truncation: "disabled"`): clients trust what they send to arrive.
+Each field is placed by `request_fields.RESPONSES`: the ones with a chat-completions
+equivalent travel as the model call's `options` (`chat_options`), placed per provider
+like the chat fields; one no provider honours is refused with a 400 naming it, unless
+its value asks for nothing (`truncation: "disabled"`): clients trust what they send to
+arrive.
 """
 
 from __future__ import annotations
@@ -13,8 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from symposia.api.schemas import ModelName, no_nul
 from symposia.errors import InvalidInputError
+from symposia.providers.request_fields import neutral
 
-HARMLESS = {"user", "safety_identifier", "prompt_cache_key", "service_tier", "stream_options"}
+# Fields sent to the model call under the same name (as chat-completions fields).
+SAME_NAME = (
+    "user",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_options",
+    "prompt_cache_retention",
+    "service_tier",
+    "moderation",
+)
+# The chat-completions fields of Responses fields, by the name an error gives them.
+CHAT_NAMES = {
+    "max_completion_tokens": "max_output_tokens",
+    "reasoning_effort": "reasoning.effort",
+    "verbosity": "text.verbosity",
+}
+NOT_REFUSED = frozenset({*SAME_NAME, "reasoning", "stream_options"})
 ITEMS_MAX = 2048
 
 
@@ -46,10 +65,31 @@ class ResponsesBody(BaseModel):
         return self
 
     def refuse_unhonoured(self) -> None:
-        """A 400 naming the first field sent that Symposia would not honour."""
+        """A 400 naming the first field sent that no provider would honour here."""
         for name, value in (self.model_extra or {}).items():
-            if name in HARMLESS or value in (None, False, [], {}):
-                continue
-            if name == "truncation" and value == "disabled":
+            if name in NOT_REFUSED or neutral(name, value) or value in (False, [], {}):
                 continue
             raise InvalidInputError(f"`{name}` is not supported by this server", name)
+        reasoning = (self.model_extra or {}).get("reasoning")
+        if reasoning is not None and not isinstance(reasoning, dict):
+            raise InvalidInputError("`reasoning` must be an object", "reasoning")
+        if isinstance(reasoning, dict):
+            for name, value in reasoning.items():
+                if name != "effort" and value is not None:
+                    raise InvalidInputError(
+                        f"`reasoning.{name}` is not supported by this server", f"reasoning.{name}"
+                    )
+
+    def chat_options(self) -> dict[str, Any]:
+        """The fields of this body that are chat-completions fields of the model call,
+        under their chat names (`CHAT_NAMES`), as the client sent them."""
+        extra = self.model_extra or {}
+        options = {name: extra[name] for name in SAME_NAME if name in extra}
+        if self.max_output_tokens is not None:
+            options["max_completion_tokens"] = self.max_output_tokens
+        reasoning = extra.get("reasoning")
+        if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
+            options["reasoning_effort"] = reasoning["effort"]
+        if self.text is not None and self.text.get("verbosity") is not None:
+            options["verbosity"] = self.text["verbosity"]
+        return options

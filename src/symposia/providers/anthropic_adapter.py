@@ -10,7 +10,7 @@ API of SDK 2.x has no sampling temperature, so a bot's temperature is not sent h
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from symposia.providers.base import (
 from symposia.providers.config import ProviderConfig
 from symposia.providers.failures import cut_short, not_configured, stream_failure
 from symposia.providers.openai_adapter import sdk_failure
+from symposia.providers.request_fields import TRANSLATED_VALUES, ProviderKind
 from symposia.providers.sdk_adapter import SdkAdapter
 from symposia.providers.tool_turns import (
     NO_PARAMETERS,
@@ -72,6 +73,7 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
 
     # No temperature or top_p: the Messages API of SDK 2.x takes neither, so a client
     # that sets one on /v1 is told so (a 400), rather than have it dropped.
+    kind: ProviderKind = "anthropic"
     features: frozenset[Feature] = frozenset({"tools", "response_format"})
 
     def __init__(
@@ -118,6 +120,8 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
         elif (forced := answer_tool(request, self._forced_tool_reason(request))) is not None:
             params["tools"] = [_tool(forced)]  # structured output: a tool the model must call
             params["tool_choice"] = {"type": "tool", "name": forced.name}
+        if request.options:
+            _translate_options(request.options, params)
         return params
 
     @staticmethod
@@ -268,3 +272,19 @@ def _tool_choice(request: CompletionRequest) -> dict[str, Any] | None:
     if request.parallel_tool_calls is False:
         mapped["disable_parallel_tool_use"] = True
     return mapped
+
+
+def _translate_options(options: Mapping[str, Any], params: dict[str, Any]) -> None:
+    """The client's other OpenAI fields that Anthropic has an equivalent of, as
+    `request_fields` places them (the service refused the rest, and the values these
+    translations do not know, before the call)."""
+    values = TRANSLATED_VALUES["anthropic"]
+    user = options.get("safety_identifier") or options.get("user")
+    if user is not None:
+        params["metadata"] = {"user_id": user}
+    effort = options.get("reasoning_effort")
+    if effort is not None:
+        params.setdefault("output_config", {})["effort"] = values["reasoning_effort"][effort]
+    tier = options.get("service_tier")
+    if tier is not None:
+        params["service_tier"] = values["service_tier"][tier]

@@ -8,9 +8,11 @@ not set them: then they are not sent, and the model's own defaults apply.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
+
+from symposia.providers.request_fields import ProviderKind
 
 # What a provider that requires max_tokens is sent when the caller set none (the setting
 # PROVIDER_MAX_TOKENS_DEFAULT): high enough not to cut a normal answer.
@@ -73,6 +75,8 @@ class CompletionRequest:
 
     None means "not set by the caller": the adapter does not send it (an adapter whose
     provider requires a value, such as Anthropic's max_tokens, sends its documented one).
+    `options` are the client's other OpenAI fields, as it sent them (`request_fields`):
+    an OpenAI-compatible adapter sends them as they are, the others translate theirs.
     """
 
     model: str
@@ -92,6 +96,7 @@ class CompletionRequest:
     # ("disabled", as OpenAI and its Responses API's default do), or fitted by dropping
     # the oldest turns ("auto": runs and conversations, whose history only grows).
     truncation: Truncation = "disabled"
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +161,11 @@ def features_of(request: CompletionRequest) -> dict[Feature, str]:
 @runtime_checkable
 class Provider(Protocol):
     """A source of model completions, addressed by the `provider/` prefix of a model name.
-    `features` says which of the optional `Feature`s it honours."""
+    `features` says which of the optional `Feature`s it honours; `kind` which column of
+    the `request_fields` tables places the client's other fields."""
 
     name: str
+    kind: ProviderKind
     features: frozenset[Feature]
 
     @property

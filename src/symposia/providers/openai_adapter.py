@@ -45,6 +45,7 @@ from symposia.providers.http_client import (
     transport_failure,
 )
 from symposia.providers.registry import ensure_configured
+from symposia.providers.request_fields import ProviderKind
 from symposia.providers.sdk_adapter import SDK_TIMEOUT_SECONDS
 from symposia.providers.sse_events import sse_batches
 
@@ -115,6 +116,7 @@ class _Tail:
 class OpenAIAdapter:
     """`provider/model` names whose provider speaks OpenAI's chat completions."""
 
+    kind: ProviderKind = "openai"
     features: frozenset[Feature] = frozenset(
         {"tools", "seed", "logprobs", "response_format", "temperature", "top_p"}
     )
@@ -157,7 +159,8 @@ class OpenAIAdapter:
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
         """The body: only the parameters that were set (the model's defaults apply to
-        the others), with the usage asked for at the end of the stream."""
+        the others), with the usage asked for at the end of the stream, and the client's
+        other fields (`request.options`) as it sent them."""
         params: dict[str, Any] = {
             "model": request.model,
             "messages": [wire_message(m) for m in request.messages],
@@ -177,6 +180,10 @@ class OpenAIAdapter:
             params["tool_choice"] = (
                 {"type": "function", "function": {"name": choice}} if named else choice
             )
+        if request.options:  # the client's other fields, under its names, as it sent them
+            if "max_completion_tokens" in request.options:
+                params.pop("max_tokens", None)  # the same limit, under the client's name
+            params.update(request.options)
         return params
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta]:

@@ -26,6 +26,7 @@ from symposia.providers.base import (
     ToolCall,
     ToolCallDelta,
 )
+from symposia.providers.request_fields import ProviderKind
 from symposia.providers.utf8 import Utf8Joiner
 
 BUILTIN_MODELS = ("echo", "count")
@@ -65,6 +66,7 @@ class ScriptedProvider:
 
     token_delay: float = 0.02
     name: str = "scripted"
+    kind: ProviderKind = "scripted"
     # Scripts may call tools and answer JSON; a seed changes nothing of an answer that is
     # always the same.
     features: frozenset[Feature] = frozenset(

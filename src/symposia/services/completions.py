@@ -23,6 +23,7 @@ from symposia.errors import (
 )
 from symposia.orchestration.answer import Answer, Models
 from symposia.providers.base import CompletionRequest, Delta, ToolCall, features_of
+from symposia.providers.request_fields import refused_option
 from symposia.services.conversations import ConversationService
 from symposia.storage.failures import summary
 
@@ -78,7 +79,7 @@ class CompletionService:
         """Validate everything a client sent before any model is called: each message
         within MAX_MESSAGE_CHARS (413 naming `{message_field}.{i}.content`; None: the
         caller checked its own), the model, the token limit, and that the provider
-        honours every parameter that was set."""
+        honours every parameter that was set (`request_fields` places the others)."""
         if message_field is not None:
             for index, message in enumerate(request.messages):
                 self.conversations.check_text(message.content, f"{message_field}.{index}.content")
@@ -102,6 +103,14 @@ class CompletionService:
                     f"{what} is not supported by the {provider.name} provider "
                     f"(model {model}); choose a model of a provider that supports it",
                     parameter,
+                )
+        if request.options:
+            refused = refused_option(provider.kind, request.options)
+            if refused is not None:
+                raise UnsupportedParameterError(
+                    f"{refused} is not supported by the {provider.name} provider "
+                    f"(model {model}); docs/openai.md says where each field goes",
+                    refused,
                 )
         call = CompletionCall(model, request, owner)
         if conversation is not None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from symposia.aio import complete
-from symposia.api.responses_schemas import ResponsesBody
-from symposia.errors import NotFoundError, SymposiaError
+from symposia.api.responses_schemas import CHAT_NAMES, ResponsesBody
+from symposia.errors import NotFoundError, SymposiaError, UnsupportedParameterError
 from symposia.providers.base import (
     ChatMessage,
     CompletionRequest,
@@ -144,10 +144,17 @@ class ResponseService:
             tool_choice=tool_choice_of(body.tool_choice),
             parallel_tool_calls=body.parallel_tool_calls,
             response_format=format_of(body.text),
+            options=body.chat_options(),
         )
-        completion = await self.completions.prepare(
-            body.model, request, owner=owner, conversation=None, message_field=None
-        )
+        try:
+            completion = await self.completions.prepare(
+                body.model, request, owner=owner, conversation=None, message_field=None
+            )
+        except UnsupportedParameterError as exc:  # named as this body names it
+            name = CHAT_NAMES.get(exc.field or "", exc.field)
+            raise UnsupportedParameterError(
+                exc.message.replace(str(exc.field), str(name), 1), name
+            ) from None
         return ResponseCall(body, items, completion, owner)
 
     def _check_lengths(
