@@ -311,7 +311,7 @@ async def test_the_local_model_takes_the_penalties_as_llama_cpp_does(
             return iter(())
 
     monkeypatch.setattr(local, "_ensure_loaded", Llama)
-    monkeypatch.setattr(local, "_prompt_tokens", lambda *_: [1, 2])
+    monkeypatch.setattr(local, "_fit", lambda *_: ([1, 2], 16))
     from symposia.providers.base import ChatMessage, CompletionRequest
 
     options = {"frequency_penalty": 0.5, "presence_penalty": -0.5}

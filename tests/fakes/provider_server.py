@@ -501,6 +501,7 @@ ANTHROPIC_NO_OUTPUT_FORMAT = ("claude-3", "claude-opus-4-0", "claude-sonnet-4-0"
 def anthropic_request_problem(body: dict[str, Any]) -> str | None:
     """What the Messages API would refuse (400) in the parts of a request the fake checks:
     structured output is `output_config: {"format": {"type": "json_schema", "schema"}}`
+    (`output_config` may also hold only `effort`)
     (no `output_format` field: the SDK's parameter of that name is its own, deprecated),
     on a model that has it, every object of the schema closed (`additionalProperties`
     false), and tools each with a name and an object `input_schema`."""
@@ -515,7 +516,11 @@ def anthropic_request_problem(body: dict[str, Any]) -> str | None:
     if "output_config" not in body:
         return None
     config = body["output_config"]
-    fmt = config.get("format") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        return "output_config: Input should be an object"
+    if "format" not in config:  # e.g. only `effort`
+        return None
+    fmt = config["format"]
     if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
         return "output_config.format.type: Input should be 'json_schema'"
     if not isinstance(fmt.get("schema"), dict):
