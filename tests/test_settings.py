@@ -27,7 +27,7 @@ def test_defaults_run_offline_on_loopback(monkeypatch: pytest.MonkeyPatch) -> No
     [
         ("PORT", "eighty"),
         ("RUN_MAX_TURNS", "0"),
-        ("DEFAULT_MODEL", "gpt-4o"),
+        ("DEFAULT_MODEL", "openai/"),
         ("LOG_LEVEL", "chatty"),
         ("SSE_HEARTBEAT_SECONDS", "-1"),
         ("DEV_MODE", "maybe"),

@@ -23,6 +23,7 @@ from symposia.providers.openai_adapter import OpenAIAdapter
 from symposia.providers.pricing import PriceTable
 from symposia.providers.registry import ProviderRegistry
 from symposia.providers.resilience import RetryPolicy, Timeouts
+from symposia.providers.routes import load_routes
 from symposia.providers.scripted import ScriptedProvider
 from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import Authenticator, check_exposure
@@ -233,6 +234,7 @@ def default_providers(settings: Settings) -> ProviderRegistry:
 def build_container(settings: Settings, providers: ProviderRegistry | None = None) -> Container:
     remember_secrets(settings.secret_values())  # masked in every provider failure
     providers = providers or default_providers(settings)
+    providers.use_routes(load_routes(settings.models_file))
     log = build_event_log(settings)
     engine = create_engine(settings.database_url, DatabaseTimeouts.of(settings))
     sessions = session_factory(engine)
@@ -245,7 +247,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     timeouts = Timeouts(settings.llm_timeout, settings.llm_idle_timeout)
     metrics = Metrics()
     models = Models(providers, policy, timeouts, metrics)
-    prices = PriceTable.load(settings.prices_file)
+    prices = PriceTable.load(settings.prices_file, providers.price_key)
     turns = TurnRunner(repository, log, models, settings.context_budget_tokens, prices)
     # A turn writes at most its tokens (a delta is at least one) and its end.
     loop = RunLoop(

@@ -13,6 +13,7 @@ SymposiaError
 ├── InvalidInputError          422  a field is wrong; `field` names it
 │   ├── UnknownProviderError         the `provider/` prefix is not registered
 │   ├── UnknownModelError            the provider does not offer that model
+│   ├── AmbiguousModelError     400  a bare name more than one provider offers
 │   └── ProviderNotConfiguredError   the provider has no credentials here
 ├── RateLimitedError           429  over a rate or concurrency limit; Retry-After says when
 ├── ProviderError              502  a model call failed; carries the user-facing shape
@@ -178,6 +179,14 @@ class UnknownProviderError(InvalidInputError):
 
 class UnknownModelError(InvalidInputError):
     code = "unknown_model"
+
+
+class AmbiguousModelError(InvalidInputError):
+    """A bare model name that more than one configured provider offers: the message
+    lists them (a 400, as OpenAI answers a bad request, not a 422)."""
+
+    status_code = 400
+    code = "ambiguous_model"
 
 
 class UnsupportedParameterError(InvalidInputError):

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # A JSON file of model prices ({"provider/model": {"input": $, "output": $}} per million
     # tokens) over the shipped table; turns' costs and cost budgets use it.
     prices_file: str | None = None
+    # A YAML or JSON file of public model names (docs/models.md): name -> provider/model,
+    # with optional defaults, price and fallbacks.
+    models_file: str | None = None
 
     # Local model
     local_model_path: str | None = None
@@ -334,13 +337,23 @@ class Settings(BaseSettings):
             return bool(self.redis_url)
         return self.event_log == "redis"
 
+    @field_validator("models_file")
+    @classmethod
+    def _models_load(cls, value: str | None) -> str | None:
+        if value:
+            from symposia.providers.routes import load_routes
+
+            load_routes(value)  # a ValueError naming the file and the entry
+        return value
+
     @field_validator("default_model")
     @classmethod
-    def _model_has_provider(cls, value: str) -> str:
-        provider, sep, model = value.partition("/")
-        if not sep or not provider or not model:
-            raise ValueError("must look like provider/model, for example local/smollm2")
-        return value
+    def _model_named(cls, value: str) -> str:
+        """Any name a request could give (`gpt-3.5-turbo` too): which provider serves it
+        is known only once the providers list their models, so it is resolved per use."""
+        if not value.strip() or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must name a model, like local/smollm2 or gpt-4o-mini")
+        return value.strip()
 
     @property
     def retry_after_limit(self) -> float:

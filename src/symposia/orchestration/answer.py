@@ -61,7 +61,7 @@ class Models:
     def count_tokens(self, model: str, deltas: int) -> None:
         """Count the text deltas that reached a consumer, in the metrics."""
         if self.metrics is not None and deltas and model:
-            provider, _, name = model.partition("/")
+            provider, _, name = self.registry.canonical(model).partition("/")
             self.metrics.tokens.labels(provider, name).inc(deltas)
 
 

@@ -4,13 +4,16 @@ The table (`prices.json`, shipped with the package) gives US dollars per million
 output tokens; a model matches its longest prefix there (`anthropic/claude-sonnet-4` prices
 `anthropic/claude-sonnet-4-20250514`). An operator adds or overrides entries with a JSON file
 of the same shape (PRICES_FILE). Models of the `local` and `scripted` providers cost nothing
-unless an entry says otherwise.
+unless an entry says otherwise. A name of the models file (MODELS_FILE) costs its
+entry's `price`, else its target's; a bare name (`gpt-4o`) costs what the provider it
+resolves to charges for it (`openai/gpt-4o`).
 A model with no price has no cost (None): a run with a cost budget refuses such a model.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,13 +36,26 @@ class Price:
 FREE = Price(0.0, 0.0)
 
 
+# A model name -> the `provider/model` it stands for, and its own price if it has one
+# (`ProviderRegistry.price_key`).
+PriceKey = Callable[[str], "tuple[str, Price | None]"]
+
+
 class PriceTable:
-    def __init__(self, prices: dict[str, Price]) -> None:
+    def __init__(self, prices: dict[str, Price], key: PriceKey | None = None) -> None:
         # Longest prefix first, so the most specific entry wins.
         self._prices = dict(sorted(prices.items(), key=lambda item: -len(item[0])))
+        self.key = key
+
+    def price(self, model: str) -> Price | None:
+        if self.key is not None:
+            model, own = self.key(model)
+            if own is not None:
+                return own
+        return self._listed(model)
 
     @classmethod
-    def load(cls, extra_file: str | None = None) -> PriceTable:
+    def load(cls, extra_file: str | None = None, key: PriceKey | None = None) -> PriceTable:
         """The shipped table, with `extra_file`'s entries over it (a bad file is a
         ValueError naming it: the settings check it at start-up)."""
         shipped = resources.files("symposia.providers").joinpath("prices.json").read_text()
@@ -50,9 +66,9 @@ class PriceTable:
             except (OSError, ValueError) as exc:
                 raise ValueError(f"PRICES_FILE {extra_file}: {exc}") from None
             prices.update(_parse(data, f"PRICES_FILE {extra_file}"))
-        return cls(prices)
+        return cls(prices, key)
 
-    def price(self, model: str) -> Price | None:
+    def _listed(self, model: str) -> Price | None:
         for prefix, price in self._prices.items():
             if model.startswith(prefix):
                 return price

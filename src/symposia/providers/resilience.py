@@ -13,12 +13,17 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from symposia.aio import Watchdog
 from symposia.errors import ProviderError, ProviderFailure, SymposiaError
 from symposia.providers.base import CompletionRequest, Delta, Provider, TextDelta
 from symposia.providers.failures import timeout_failure
 from symposia.providers.registry import ProviderRegistry
+from symposia.providers.routes import DEFAULTABLE, Route, defaulted
+
+# Defaults a provider takes only if it has the feature of the same name.
+SAMPLING = frozenset({"temperature", "top_p", "seed"})
 
 logger = logging.getLogger("symposia.providers")
 
@@ -117,19 +122,28 @@ class ModelCall:
     async def __aiter__(self) -> AsyncIterator[Delta]:
         last: ProviderError | None = None
         for full_name in self.models:
-            self.model = full_name
-            try:
-                provider, model = self.registry.resolve(full_name)
-            except SymposiaError as exc:
-                raise ProviderError(_unresolvable(full_name, str(exc))) from exc
-            request = replace(self.request, model=model)
-            try:
-                async for delta in self._with_retries(provider, request):
-                    yield delta
-                return
-            except _NoOutputError as exc:
-                last = exc.error
-                continue
+            route = self.registry.route_of(full_name)
+            chain = [full_name, *(route.fallbacks if route else ())]
+            for position, name in enumerate(chain):
+                if position and (last is None or not last.failure.retryable):
+                    break  # a route's fallbacks stand in only for a retryable failure
+                self.model = name
+                try:
+                    provider, model = await self.registry.aresolve(name)
+                except SymposiaError as exc:
+                    raise ProviderError(_unresolvable(name, str(exc))) from exc
+                request = replace(
+                    self.request,
+                    model=model,
+                    **_defaults(self.registry, name, route, provider, self.request),
+                )
+                try:
+                    async for delta in self._with_retries(provider, request):
+                        yield delta
+                    return
+                except _NoOutputError as exc:
+                    last = exc.error
+                    continue
         assert last is not None
         raise last
 
@@ -171,6 +185,27 @@ class ModelCall:
         _log_call(provider, request, attempt, status, ttft, total)
         if self.observe is not None:
             self.observe(provider, status, ttft, total)
+
+
+def _defaults(
+    registry: ProviderRegistry,
+    name: str,
+    outer: Route | None,
+    provider: Provider,
+    request: CompletionRequest,
+) -> dict[str, Any]:
+    """The models file's defaults for what the request left unset: those of `name`'s
+    own route, else of the route it stands in for; a sampling default the provider does
+    not take (Anthropic's temperature) is left out, as the request could not set it."""
+    route = registry.route_of(name) or outer
+    if route is None or not route.defaults:
+        return {}
+    unset = {key: getattr(request, key) for key in DEFAULTABLE}
+    return {
+        key: value
+        for key, value in defaulted(route, unset).items()
+        if key not in SAMPLING or key in provider.features
+    }
 
 
 class _NoOutputError(Exception):

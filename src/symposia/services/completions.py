@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from symposia.domain.models import Message, MessageStatus, TurnUsage, utcnow
-from symposia.errors import InvalidInputError, NotFoundError, UnsupportedParameterError
+from symposia.errors import (
+    AmbiguousModelError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedParameterError,
+)
 from symposia.orchestration.answer import Answer, Models
 from symposia.providers.base import CompletionRequest, Delta, ToolCall, features_of
 from symposia.services.conversations import ConversationService
@@ -79,6 +84,8 @@ class CompletionService:
                 self.conversations.check_text(message.content, f"{message_field}.{index}.content")
         try:
             await self.conversations.check_model(model, "model")
+        except AmbiguousModelError:
+            raise
         except InvalidInputError as exc:
             raise NotFoundError(f"{exc.message}; GET /v1/models lists them") from None
         limit = request.max_tokens

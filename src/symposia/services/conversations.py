@@ -65,7 +65,7 @@ class ConversationService:
     _stored: dict[str, StoredStream] = field(default_factory=dict)
 
     async def check_model(self, full_name: str, field_name: str = "model") -> None:
-        provider, model = self.models.registry.resolve(full_name, field=field_name)
+        provider, model = await self.models.registry.aresolve(full_name, field=field_name)
         if provider.name not in LOCAL_PROVIDERS:
             await self.catalog.check(provider, model, field_name)
 

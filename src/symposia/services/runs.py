@@ -189,7 +189,7 @@ class RunService:
         return await self.leases.sweep()
 
     async def _check_model(self, full_name: str, field_name: str) -> None:
-        provider, model = self.providers.resolve(full_name, field=field_name)
+        provider, model = await self.providers.aresolve(full_name, field=field_name)
         if provider.name not in LOCAL_PROVIDERS:
             await self.catalog.check(provider, model, field_name)
 
