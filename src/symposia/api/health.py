@@ -41,10 +41,14 @@ async def health(container: ContainerDep) -> JSONResponse:
         "status": "ok" if database and redis != "degraded" else "degraded",
         "database": "ok" if database else "unavailable",
         "redis": redis,
-        "version": __version__,
+        "version": container.settings.reported_version,
         "default_model": container.settings.default_model,
         "providers": container.providers.configured(),
         "active_runs": container.runs.active_count,
         "active_streams": container.streams.count,
     }
+    if container.settings.version:
+        body["server_version"] = __version__  # what runs, beside the VERSION an operator set
+    if container.settings.environment:
+        body["environment"] = container.settings.environment
     return JSONResponse(body, status_code=200 if database else 503)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from symposia import __version__
 from symposia.api.deps import ContainerDep, get_principal
 from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.compat.openrouter_conversations import status_body
@@ -91,7 +90,11 @@ async def index(request: Request, container: ContainerDep) -> Response:
         owner = None
     if container.settings.compat_openrouter_routes:
         return JSONResponse(await status_body(container, owner))
-    body: dict[str, Any] = {"name": "Symposia", "status": "ok", "version": __version__}
+    body: dict[str, Any] = {
+        "name": "Symposia",
+        "status": "ok",
+        "version": container.settings.reported_version,
+    }
     if owner is not None:
         body["counts"] = await counts(container.engine, owner)
     return JSONResponse(body)

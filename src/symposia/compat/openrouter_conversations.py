@@ -20,7 +20,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from symposia import __version__
 from symposia.api.deps import (
     ContainerDep,
     ConversationsDep,
@@ -97,7 +96,7 @@ async def status_body(container: Container, owner: str | None) -> dict[str, Any]
     """`GET /` for JSON clients: the seed's `status: "online"`, `service`,
     `conversations` and `total_messages` (the caller's own; 0 for who may not list)."""
     body: dict[str, Any] = {"name": SERVICE, "status": "online", "service": SERVICE}
-    body["version"] = __version__
+    body["version"] = container.settings.reported_version
     mine = await counts(container.engine, owner) if owner is not None else None
     body["conversations"] = mine["conversations"] if mine else 0
     body["total_messages"] = mine["messages"] if mine else 0

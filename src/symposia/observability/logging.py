@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import logging.handlers
 import os
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
@@ -111,10 +112,29 @@ def _drop_color(
     return event
 
 
+def file_handler(path: str, max_bytes: int, backups: int) -> logging.Handler:
+    """JSON lines appended to `path`: rotated at `max_bytes` keeping `backups` old files, or,
+    with `max_bytes` 0, reopened when an outside rotation (logrotate) moves it: the way
+    for several processes on one file, which cannot rotate it themselves."""
+    handler: logging.Handler
+    if max_bytes > 0:
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+    else:
+        handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonLines())
+    return handler
+
+
 def configure_logging(
-    level: str = "INFO", json_lines: bool = True, stream: TextIO | None = None
+    level: str = "INFO",
+    json_lines: bool = True,
+    stream: TextIO | None = None,
+    extra: list[logging.Handler] | None = None,
 ) -> None:
-    """Route every log record through structlog's renderer, on stderr (or `stream`)."""
+    """Route every log record through structlog's renderer, on stderr (or `stream`), and
+    to the `extra` handlers (LOG_FILE's)."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -138,7 +158,10 @@ def configure_logging(
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if isinstance(old, logging.FileHandler):
+            old.close()  # configured again (each worker, a test): no file left open
+    root.handlers[:] = [handler, *(extra or [])]
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
@@ -148,5 +171,17 @@ def configure_logging(
 
 def configure_serve_logging(settings: Settings) -> None:
     """`serve`'s logging, in its process or each worker's: JSON lines, or a readable console
-    in DEV_MODE or on a terminal."""
-    configure_logging(settings.log_level, json_lines=not (settings.dev_mode or sys.stderr.isatty()))
+    in DEV_MODE or on a terminal; LOG_FILE also gets JSON lines. ENVIRONMENT, when set, is
+    on every line."""
+    extra = []
+    if settings.log_file:
+        extra.append(
+            file_handler(settings.log_file, settings.log_file_max_bytes, settings.log_file_backups)
+        )
+    configure_logging(
+        settings.log_level,
+        json_lines=not (settings.dev_mode or sys.stderr.isatty()),
+        extra=extra,
+    )
+    if settings.environment:
+        structlog.contextvars.bind_contextvars(environment=settings.environment)

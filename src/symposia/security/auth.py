@@ -3,9 +3,9 @@ or a browser session (`security.sessions`, kept server-side by `security.session
 header credentials win over it).
 
 DEV_MODE turns authentication off. With no credentials configured at all (no Basic user,
-no active API key), a server on loopback lets requests through as the `local` principal
-(a `Bearer` that is not shaped like a key of ours is then ignored: OpenAI clients always
-send one); start-up refuses that on any other address (see `check_exposure`).
+no API_KEY/API_KEYS, no active API key), a server on loopback lets requests through as the
+`local` principal (a `Bearer` that is not shaped like a key of ours is then ignored: OpenAI
+clients always send one); start-up refuses that on any other address (see `check_exposure`).
 """
 
 from __future__ import annotations
@@ -36,13 +36,33 @@ OPEN_MODE_RECHECK_SECONDS = 5.0
 MAX_VERIFIED_CACHE = 1024
 
 
+# The id of a static key is a slow digest of it: ids reach logs and rate-limit buckets, and
+# a fast one would let a short key be guessed offline from its id.
+STATIC_KEY_ID_SALT = b"symposia static API key id"
+STATIC_KEY_ID_ROUNDS = 100_000
+
+
+def static_key_id(key: str) -> str:
+    """A stable id for an API_KEY/API_KEYS entry (what its requests own), without the key:
+    `env-` and 16 hex digits of its PBKDF2-SHA256."""
+    digest = hashlib.pbkdf2_hmac(
+        "sha256", key.encode("utf-8"), STATIC_KEY_ID_SALT, STATIC_KEY_ID_ROUNDS
+    )
+    return "env-" + digest.hex()[:16]
+
+
 class StartupRefusedError(Exception):
     """The configuration would expose the server without authentication."""
 
 
 def check_exposure(settings: Settings, has_api_keys: bool) -> None:
     """Refuse an unauthenticated server on a non-loopback address; warn on loopback."""
-    configured = settings.basic_auth_configured or settings.oidc_configured or has_api_keys
+    configured = (
+        settings.basic_auth_configured
+        or settings.oidc_configured
+        or has_api_keys
+        or bool(settings.static_api_keys)
+    )
     if not (settings.dev_mode or configured) and settings.allowed_host_names is None:
         raise StartupRefusedError(
             "refusing ALLOWED_HOSTS=* with no credentials configured: any web page could "
@@ -80,6 +100,11 @@ class Authenticator:
         )
         self._verified: dict[bytes, float] = {}
         self._open_checked = (0.0, False)
+        # API_KEY/API_KEYS, by the digest they are compared on and the id they own under.
+        self._static = {
+            hashlib.sha256(key.encode("utf-8")).digest(): static_key_id(key)
+            for key in settings.static_api_keys
+        }
 
     async def principal(
         self,
@@ -130,10 +155,19 @@ class Authenticator:
         return UnauthorizedError(message, "Basic" if basic else "Bearer")
 
     async def api_key(self, presented: str) -> Principal:
-        key_id = await self._keys.verify(presented)
+        key_id = self._static_key(presented) or await self._keys.verify(presented)
         if key_id is None:
             raise self.unauthorized("invalid API key")
         return Principal(f"key:{key_id}", "api_key", key_id)
+
+    def _static_key(self, presented: str) -> str | None:
+        """The id of the API_KEY/API_KEYS entry presented; digests compared in constant time."""
+        digest = hashlib.sha256(presented.encode("utf-8", "replace")).digest()
+        found = None
+        for known, key_id in self._static.items():
+            if hmac.compare_digest(digest, known):
+                found = key_id
+        return found
 
     async def password(self, user: str, password: str) -> Principal:
         """The Basic user, checked as a Basic header would be (the sign-in form)."""
@@ -164,6 +198,8 @@ class Authenticator:
 
     async def _holds(self, record: SessionRecord) -> bool:
         kind = record.principal.kind
+        if kind == "api_key" and record.key_id in self._static.values():
+            return True  # a static key lives as long as it is configured
         if kind == "api_key":
             return record.key_id is not None and await self._keys.active(record.key_id)
         if kind == "basic" and not (
@@ -220,7 +256,7 @@ class Authenticator:
     async def _open(self) -> bool:
         """No credentials configured at all (checked again every few seconds, so a key
         created while the server runs closes the door)."""
-        if self._settings.basic_auth_configured or self._settings.oidc_configured:
+        if self._settings.basic_auth_configured or self._settings.oidc_configured or self._static:
             return False
         checked_at, is_open = self._open_checked
         if time.monotonic() - checked_at > OPEN_MODE_RECHECK_SECONDS:
