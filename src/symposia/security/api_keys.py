@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import utcnow
+from symposia.storage.cancel_safe import cancel_safe
 from symposia.storage.convert import aware
 from symposia.storage.tables import ApiKeyRow
 
@@ -45,6 +46,7 @@ class ApiKeyInfo:
     revoked_at: datetime | None
 
 
+@cancel_safe
 class ApiKeyStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions

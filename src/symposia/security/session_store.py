@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import utcnow
 from symposia.security.principals import Kind, Principal
+from symposia.storage.cancel_safe import cancel_safe
 from symposia.storage.convert import aware
 from symposia.storage.tables import SessionRow
 
@@ -37,6 +38,7 @@ class SessionRecord:
     expires_at: datetime
 
 
+@cancel_safe
 class SessionStore:
     def __init__(
         self,

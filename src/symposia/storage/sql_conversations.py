@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import Conversation, Message, utcnow
+from symposia.storage.cancel_safe import cancel_safe
 from symposia.storage.convert import (
     conversation_of,
     conversation_row,
@@ -19,6 +20,7 @@ from symposia.storage.sql_runs import next_seq
 from symposia.storage.tables import ConversationRow, MessageRow, ReplyRow
 
 
+@cancel_safe
 class SqlConversationRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import utcnow
+from symposia.storage.cancel_safe import cancel_safe
 from symposia.storage.tables import IdempotencyKeyRow
 
 CLAIM_ATTEMPTS = 3  # a key found, then gone (it expired, or its request failed): claim again
@@ -28,6 +29,7 @@ class KeyRecord:
     response: dict[str, Any] | None
 
 
+@cancel_safe
 class SqlIdempotencyKeys:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions

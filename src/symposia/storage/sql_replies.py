@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import Message, ReplyRecord, ReplyStatus, utcnow
 from symposia.errors import FencedOutError, NotFoundError, ReplyInProgressError
+from symposia.storage.cancel_safe import cancel_safe
 from symposia.storage.convert import message_of, message_row, reply_of, reply_row
 from symposia.storage.sql_runs import next_seq
 from symposia.storage.tables import ConversationRow, MessageRow, ReplyRow
@@ -62,6 +63,7 @@ async def _insert_message(session: AsyncSession, conversation_id: str, message: 
     session.add(message_row(message, seq, conversation_id=conversation_id))
 
 
+@cancel_safe
 class SqlReplyRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], instance_id: str) -> None:
         self._sessions = sessions

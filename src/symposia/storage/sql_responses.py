@@ -11,6 +11,7 @@ from sqlalchemy import Table, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import utcnow
+from symposia.storage.cancel_safe import cancel_safe
 from symposia.storage.tables import ResponseRow
 
 RESPONSES: Table = ResponseRow.__table__  # type: ignore[assignment]
@@ -31,6 +32,7 @@ def _of(row: ResponseRow) -> StoredResponse:
     return StoredResponse(row.id, row.owner, row.previous_id, row.input, row.body, row.created_at)
 
 
+@cancel_safe
 class SqlResponseRepository:
     """Responses are written by group commit: an `add` waits for the transaction that
     holds it, and the writes that arrive while one commits go together in the next. A

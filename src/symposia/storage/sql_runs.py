@@ -31,6 +31,7 @@ from symposia.domain.models import (
 )
 from symposia.errors import FencedOutError
 from symposia.storage import sql_turns
+from symposia.storage.cancel_safe import cancel_safe
 from symposia.storage.convert import (
     aware,
     bot_of,
@@ -84,6 +85,7 @@ async def _hold(session: AsyncSession, run_id: str, epoch: int, **values: Any) -
         await _check_fence(session, run_id, epoch)
 
 
+@cancel_safe
 class SqlRunRepository:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], instance_id: str | None = None
