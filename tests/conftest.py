@@ -95,6 +95,20 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]
 
 
+def settings_from_dotenv(dotenv: str, **overrides: Any) -> Settings:
+    """Settings as a seed's user gets them: its `.env` written to the working directory
+    (the test's tmp_path) and read by Settings, plus only what the test harness needs."""
+    Path(".env").write_text(dotenv)
+    base: dict[str, Any] = {
+        "scripted_token_delay": 0.0,
+        "shutdown_grace_seconds": 2,
+        "allowed_hosts": ["symposia.test", "testserver"],
+        "llm_retry_base_seconds": 0.01,
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresDatabases]:
     databases = PostgresDatabases()

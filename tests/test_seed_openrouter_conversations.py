@@ -1,7 +1,7 @@
 """Seed 003, the OpenRouter conversation server: every curl and endpoint of its document
-at the root (docs/seeds.md), its shapes checked field by field. The seed's own model ids
-(`openai/gpt-3.5-turbo`, OpenRouter's) need the model routing of the gateway issue; the
-flow itself is tried with scripted models."""
+at the root (docs/seeds.md), its shapes checked field by field. The flow is tried with
+scripted models; the curls verbatim, with the seed's own model ids (`openai/gpt-3.5-turbo`,
+OpenRouter's), under the seed's `.env` with OpenRouter's base URL at the fake upstream."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ import pytest
 
 from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import make_settings, settings_from_dotenv
+from tests.fakes.provider_server import FakeProviderServer
 from tests.sse import frames
 
 MODEL = "scripted/echo"
 OTHER = "scripted/other"
 CONVERSATION_FIELDS = {"id", "default_model", "created_at", "updated_at"}
 MESSAGE_FIELDS = {"id", "role", "content", "model", "timestamp"}
-NEEDS_ROUTING = pytest.mark.xfail(reason="needs model routing from g-models", strict=False)
+# What OpenRouter lists, in part: OpenAI's models under its own names.
+OPENROUTER_MODELS = ["openai/gpt-3.5-turbo", "openai/gpt-4", "anthropic/claude-3-opus"]
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +36,9 @@ def _is_time(value: str) -> bool:
 
 
 async def _create(client: httpx.AsyncClient, body: dict[str, Any] | None = None) -> str:
-    response = await client.post("/conversations", json=body or {"default_model": MODEL})
+    response = await client.post(
+        "/conversations", json={"default_model": MODEL} if body is None else body
+    )
     assert response.status_code == 200, response.text
     conversation = response.json()
     assert conversation.keys() >= CONVERSATION_FIELDS
@@ -168,14 +172,55 @@ async def test_bad_input_is_400_and_a_failing_model_502(
     assert failed.json()["detail"]
 
 
-@NEEDS_ROUTING
-async def test_the_documents_curls_with_its_model_ids(client: httpx.AsyncClient) -> None:
-    """The curls verbatim: `openai/gpt-3.5-turbo` and `openai/gpt-4` are OpenRouter's ids."""
-    conversation_id = await _create(client, {"default_model": "openai/gpt-3.5-turbo"})
-    await client.post(
-        f"/conversations/{conversation_id}/messages", json={"message": "Hello, how are you?"}
+def seed_dotenv(upstream: FakeProviderServer) -> str:
+    """The seed's `.env`, as its document gives it (docs/seeds.md), with OpenRouter's base
+    URL at the fake; DEV_MODE because the seed's clients send no credential."""
+    return (
+        "OPENROUTER_API_KEY=sk-or-seed\n"
+        f"OPENROUTER_BASE_URL={upstream.openai_base_url}\n"
+        "PORT=8001\n"
+        "MODEL_NAME=openai/gpt-3.5-turbo\n"
+        "APP_TITLE=Open Chat API\n"
+        "APP_URL=http://localhost:8001\n"
+        "DEV_MODE=true\n"
     )
-    await _stream(client, f"/conversations/{conversation_id}/stream?model=openai/gpt-4")
+
+
+class TestUnderTheSeedsEnv:
+    """OpenRouter's ids reach OpenRouter under that exact name, as the seed sent them."""
+
+    @pytest.fixture
+    def settings(self, database_url: str, fake_provider: FakeProviderServer) -> Settings:
+        fake_provider.openai_models = OPENROUTER_MODELS
+        return settings_from_dotenv(seed_dotenv(fake_provider), database_url=database_url)
+
+    async def test_the_documents_curls_with_its_model_ids(
+        self, client: httpx.AsyncClient, fake_provider: FakeProviderServer
+    ) -> None:
+        conversation_id = await _create(client, {"default_model": "openai/gpt-3.5-turbo"})
+        await client.post(
+            f"/conversations/{conversation_id}/messages", json={"message": "Hello, how are you?"}
+        )
+        payloads = await _stream(client, f"/conversations/{conversation_id}/stream")
+        assert "".join(p.get("content", "") for p in payloads) == "Hello, world!"
+        await client.post(f"/conversations/{conversation_id}/messages", json={"message": "More"})
+        await _stream(client, f"/conversations/{conversation_id}/stream?model=openai/gpt-4")
+        requests = fake_provider.requests_to("openai")
+        assert [r.body["model"] for r in requests] == ["openai/gpt-3.5-turbo", "openai/gpt-4"]
+        assert {r.headers["authorization"] for r in requests} == {"Bearer sk-or-seed"}
+        assert requests[0].headers["x-title"] == "Open Chat API"
+        assert requests[0].headers["http-referer"] == "http://localhost:8001"
+
+    async def test_model_name_is_the_default_model(
+        self, client: httpx.AsyncClient, fake_provider: FakeProviderServer
+    ) -> None:
+        created = (await client.post("/conversations", json={})).json()
+        assert created["default_model"] == "openrouter/openai/gpt-3.5-turbo"
+        conversation_id = created["id"]
+        await client.post(f"/conversations/{conversation_id}/messages", json={"message": "Hi"})
+        await _stream(client, f"/conversations/{conversation_id}/stream")
+        (request,) = fake_provider.requests_to("openai")
+        assert request.body["model"] == "openai/gpt-3.5-turbo"
 
 
 class TestTurnedOff:

@@ -18,12 +18,14 @@ import pytest
 from fastapi import FastAPI
 
 from symposia.app import container_of, create_app
+from symposia.container import default_providers
 from symposia.env_check import startup_warnings, unknown_variable_warnings
 from symposia.observability.logging import configure_logging, configure_serve_logging
 from symposia.security.auth import check_exposure
 from symposia.settings import SettingsError, load_settings
 from tests.conftest import make_settings
 from tests.fakes.live import free_port, serve_process, wait_until_healthy
+from tests.fakes.provider_server import FakeProviderServer
 
 KEY = "seed-key-0123456789abcdef"
 OTHER_KEY = "other-key-0123456789abcdef"
@@ -116,6 +118,19 @@ def test_empty_api_key_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
             {"DEFAULT_MODEL": "openai/gpt-4.1", "LLM_PROVIDER": "openai", "MODEL_NAME": "gpt-4.1"},
             "openai/gpt-4.1",
         ),
+        # A bare DEFAULT_MODEL is LLM_PROVIDER's model, as MODEL_NAME is: pinned to it.
+        ({"DEFAULT_MODEL": "gpt-3.5-turbo", "LLM_PROVIDER": "openai"}, "openai/gpt-3.5-turbo"),
+        ({"DEFAULT_MODEL": "smollm2", "LLM_PROVIDER": "local"}, "local/smollm2"),
+        (
+            {"DEFAULT_MODEL": "meta-llama/llama-3-8b-instruct", "LLM_PROVIDER": "openrouter"},
+            "openrouter/meta-llama/llama-3-8b-instruct",
+        ),
+        (
+            {"DEFAULT_MODEL": "gpt-4o", "MODEL_NAME": "gpt-4o", "OPENAI_API_KEY": "sk-x"},
+            "openai/gpt-4o",
+        ),
+        # The gateway seed's .env: no provider named, the name resolved per use.
+        ({"DEFAULT_MODEL": "gpt-3.5-turbo", "OPENAI_API_KEY": "sk-x"}, "gpt-3.5-turbo"),
     ],
 )
 def test_default_model_from_seed_settings(
@@ -134,6 +149,13 @@ def test_default_model_from_seed_settings(
         ({"DEFAULT_MODEL": "openai/gpt-4.1", "MODEL_NAME": "gpt-4o"}, "disagrees"),
         ({"LLM_PROVIDER": "openai", "BEDROCK_MODEL_ID": "amazon.nova-lite-v1:0"}, "Bedrock"),
         ({"MODEL_NAME": "gpt-4o"}, "MODEL_NAME needs LLM_PROVIDER"),
+        # A bare name whose form is another provider's, or another model than MODEL_NAME.
+        ({"DEFAULT_MODEL": "claude-haiku-4-5", "LLM_PROVIDER": "openai"}, "disagrees"),
+        ({"DEFAULT_MODEL": "gpt-4o", "LLM_PROVIDER": "openrouter"}, "disagrees"),
+        (
+            {"DEFAULT_MODEL": "gpt-4o", "LLM_PROVIDER": "openai", "MODEL_NAME": "gpt-4.1"},
+            "disagrees",
+        ),
     ],
 )
 def test_disagreeing_seed_settings_are_refused(
@@ -331,3 +353,62 @@ def test_several_workers_leave_log_file_rotation_to_logrotate(
     monkeypatch.setattr(os, "environ", {})
     assert _startup_notes(settings, 1) == []
     assert "rotate it with logrotate" in _startup_notes(settings, 2)[0]
+
+
+def test_a_models_file_name_as_default_model_must_route_to_llm_provider(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A public name keeps its route (its defaults, price, fallbacks): it is not pinned."""
+    models = tmp_path / "models.yaml"
+    models.write_text("gpt-3.5-turbo: openai/gpt-4o-mini\n")
+    monkeypatch.setenv("MODELS_FILE", str(models))
+    monkeypatch.setenv("DEFAULT_MODEL", "gpt-3.5-turbo")
+    monkeypatch.setenv("LLM_PROVIDER", "openai")
+    assert load_settings().default_model == "gpt-3.5-turbo"
+    monkeypatch.setenv("LLM_PROVIDER", "anthropic")
+    with pytest.raises(SettingsError, match="disagrees"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DEFAULT_MODEL": "gpt-3.5-turbo"},  # the gateway seed's .env
+        {"DEFAULT_MODEL": "gpt-3.5-turbo", "LLM_PROVIDER": "openai"},
+    ],
+)
+async def test_a_bare_default_model_starts_and_reaches_openai(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fake_provider: FakeProviderServer,
+    env: dict[str, str],
+) -> None:
+    """The server starts with it, and a request naming no model is answered by OpenAI's
+    gpt-3.5-turbo."""
+    fake_provider.openai_models = ["gpt-3.5-turbo", "gpt-4o-mini"]
+    env |= {
+        "OPENAI_API_KEY": "sk-seed-gateway",
+        "OPENAI_BASE_URL": fake_provider.openai_base_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}",
+        "DEV_MODE": "true",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(allowed_hosts=["symposia.test"])
+    app = create_app(settings, default_providers(settings))
+    container = container_of(app)
+    await container.start()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://symposia.test") as c:
+            assert (await c.get("/health")).status_code == 200
+            answer = await c.post("/api/chat/stream", json={"message": "Hello"})
+            assert answer.status_code == 200, answer.text
+            assert "Hello, world!" in "".join(
+                json.loads(line[6:]).get("delta", "")
+                for line in answer.text.splitlines()
+                if line.startswith("data: ")
+            )
+    finally:
+        await container.shutdown()
+    assert [r.body["model"] for r in fake_provider.requests_to("openai")] == ["gpt-3.5-turbo"]

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from symposia.providers.registry import HOME_BY_FORM
+from symposia.providers.routes import load_routes
+
 if TYPE_CHECKING:
     from symposia.settings import Settings
 
@@ -57,14 +60,41 @@ def default_model_of(settings: Settings, *, explicit: bool) -> str:
         raise ValueError(f"LLM_PROVIDER={provider} needs MODEL_NAME, its model's name")
     if not explicit:
         return f"{provider}/{name}"
-    given_provider, _, given_model = settings.default_model.partition("/")
-    named_model = settings.model_name or settings.bedrock_model_id
-    if given_provider != provider or (named_model and given_model != named_model):
+    agreed = _agreeing_default(settings, provider, known)
+    if agreed is None:
         raise ValueError(
             f"DEFAULT_MODEL={settings.default_model} disagrees with "
             f"{_seed_names(settings)}, which name {provider}/{name}: set only one of them"
         )
-    return settings.default_model
+    return agreed
+
+
+def _agreeing_default(settings: Settings, provider: str, known: set[str]) -> str | None:
+    """DEFAULT_MODEL as the default model when it names a model of `provider` (and the
+    model MODEL_NAME / BEDROCK_MODEL_ID name, if set); None when it disagrees.
+
+    `provider/model` must name that provider. A models-file name must route there. A bare
+    name (or one whose first part is no provider: `meta-llama/llama-3-8b-instruct`) is read
+    as LLM_PROVIDER's model, as MODEL_NAME is, and pinned to it (`gpt-3.5-turbo` with
+    LLM_PROVIDER=openai is `openai/gpt-3.5-turbo`), unless its form names another provider
+    (`claude-…` is Anthropic's)."""
+    given = settings.default_model
+    named_model = settings.model_name or settings.bedrock_model_id
+    routes = load_routes(settings.models_file)
+    if given in routes:
+        target_provider, _, target_model = routes[given].target.partition("/")
+        if target_provider != provider or (named_model and target_model != named_model):
+            return None
+        return given
+    prefix, sep, rest = given.partition("/")
+    if sep and prefix in known:
+        return given if prefix == provider and (not named_model or rest == named_model) else None
+    if named_model and given != named_model:
+        return None
+    home = next((home for form, home in HOME_BY_FORM if form.match(given)), None)
+    if home is not None and home != provider:
+        return None
+    return f"{provider}/{given}"
 
 
 def _implied_provider(settings: Settings, explicit: bool) -> str | None:
@@ -73,8 +103,13 @@ def _implied_provider(settings: Settings, explicit: bool) -> str | None:
         return "bedrock"
     if not settings.model_name:
         return None
-    if explicit:
-        return settings.default_model.partition("/")[0]
+    prefix, sep, _ = settings.default_model.partition("/")
+    if (
+        explicit
+        and sep
+        and prefix in set(PROVIDER_DEFAULT_MODELS) | set(settings.openai_compatible)
+    ):
+        return prefix
     keyed = [name for field, name in _KEYED_PROVIDERS if getattr(settings, field) is not None]
     if len(keyed) != 1:
         raise ValueError(
