@@ -515,9 +515,9 @@ class RunLoop:
     async def _announce(self, run: Run, epoch: int) -> None:
         """Stream the bot edits and people's messages added since the last step (any
         process stores them; only the owner writes the stream, so its ids stay its own to
-        number). The next turn is the first to see them: it is their `turn` (a message
+        number). The next turn is the first to see them: it is a message's `turn` (one
         said while a turn was under way is stored with that turn's successor already, but
-        only here is it known which turn comes next)."""
+        only here is it known which turn comes next), unless it is a human agent's own."""
         for change in run.edits:
             if change.event is None:
                 name = run.bots[change.bot].name
@@ -534,7 +534,8 @@ class RunLoop:
                 and message.start_event is None
                 and (message.turn or 0) >= since
             ):
-                message.turn = run.turn_count
+                if message.bot_index is None:  # not a human agent's own turn
+                    message.turn = run.turn_count
                 said = await emit(self.log, run.id, PersonSaid(message), epoch)
                 await self.runs.set_said_event(run.id, message.id, said.seq, message.turn, epoch)
                 message.start_event = message.complete_event = said.seq
