@@ -534,7 +534,7 @@ class RunLoop:
                 and message.start_event is None
                 and (message.turn or 0) >= since
             ):
-                if message.bot_index is None:  # not a human agent's own turn
+                if message.bot_index is None or message.turn is None:  # not an agent's turn
                     message.turn = run.turn_count
                 said = await emit(self.log, run.id, PersonSaid(message), epoch)
                 await self.runs.set_said_event(run.id, message.id, said.seq, message.turn, epoch)
