@@ -32,7 +32,7 @@ async def test_a_person_speaks_in_and_the_next_speaker_sees_it(
     assert kinds[at + 1] == "turn_start"
     assert events[at].data["author"] == "Ana"
     assert events[at].data["content"] == "Think of the cost."
-    assert events[at].data["turn"] == 0  # said during turn 0
+    assert events[at].data["turn"] == 1  # said during turn 0: turn 1 is the first to see it
     # B (echo) quotes the last message it saw: the conversation reached it with Ana's words.
     request = scripted.requests[-1]
     assert any("Ana: Think of the cost." in m.content for m in request.messages)

@@ -15,7 +15,7 @@ from symposia.providers.scripted import Script, ScriptedProvider
 from tests import ws
 from tests.conftest import make_settings
 from tests.fakes.live import LiveServer, start_live_server
-from tests.helpers import wait_done
+from tests.helpers import wait_done, wait_for_event
 from tests.sse import collect
 from tests.ws import command, events_until_done, next_frame, open_socket
 
@@ -138,3 +138,23 @@ async def test_after_a_restart_the_stream_rebuilt_from_storage_is_the_same(
     assert triples(rebuilt) == [(f.seq, f.event, f.wire) for f in sse]
     assert rebuilt[0]["id"] > 2
     assert rebuilt[-1]["event"] == "done"
+
+
+async def test_a_position_past_the_end_starts_at_the_end_at_once(
+    live: LiveServer, http: httpx.AsyncClient, scripted: ScriptedProvider, container: Container
+) -> None:
+    """Issue 23: such a socket saw nothing until the run ended; it starts from the end."""
+    scripted.add_script("paced", Script(chunks=[f" w{i}" for i in range(40)], delay=0.05))
+    run_id = await start_run(http, "scripted/paced")
+    await wait_for_event(container, run_id, lambda e: e.type == "token")
+    end = await container.log.last_seq(run_id)
+    async with open_socket(live, f"/api/ws/runs/{run_id}") as ws:
+        answer = await command(ws, type="subscribe", ref="far", after=end + 1000)
+        assert answer["type"] == "ack", answer
+        position = answer["result"]["after"]
+        assert end <= position < end + 1000
+        async with asyncio.timeout(1.5):
+            first = (await events_until_done(ws, stop_after=1))[0]
+        assert first["id"] > position
+    await http.post(f"/api/run/{run_id}/stop")
+    await wait_done(container, run_id)

@@ -88,6 +88,8 @@ def create_app(
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",
                 "X-RateLimit-Reset",
+                # Every X-Symposia-* header a response carries: a page reads it too.
+                openai_compat.CONVERSATION_HEADER,
             ],
         )
     # Outside everything but RequestContext: a request for another host name (a DNS

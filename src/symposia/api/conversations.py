@@ -33,7 +33,12 @@ from symposia.errors import InvalidInputError
 from symposia.security.principals import Principal
 from symposia.services.conversations import ConversationService
 from symposia.services.idempotency import Outcome
-from symposia.streaming.sse import encoder_named, finished_before, parse_last_event_id
+from symposia.streaming.sse import (
+    encoder_named,
+    finished_before,
+    parse_last_event_id,
+    resume_position,
+)
 
 router = APIRouter(
     route_class=BoundedJsonRoute,
@@ -196,6 +201,7 @@ async def stream_reply(
     )
     if await finished_before(stored, container.log, stream_id, after):
         return Response(status_code=204)  # a finished reply's reconnection: stop
+    after = await resume_position(stored, container.log, stream_id, after)
     return container.stream_response(
         stream_id, after, stored, stream_slot(request, container, principal), encoder_named(events)
     )

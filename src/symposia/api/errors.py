@@ -148,6 +148,36 @@ def _openai_routes(request: Request) -> str:
     return ", ".join(served)
 
 
+def _matches(request: Request, path: str, *, method_too: bool = False) -> bool:
+    """Whether a route of the app takes `path` (`method_too`: with the request's method;
+    else with any, which Starlette calls a partial match)."""
+    root = request.scope.get("root_path", "")
+    probe = {"type": "http", "path": path, "root_path": root, "method": request.method}
+    wanted = (Match.FULL,) if method_too else (Match.FULL, Match.PARTIAL)
+    return any(route.matches(probe)[0] in wanted for route in request.app.router.routes)
+
+
+def _under_openai_root(request: Request) -> str | None:
+    """The OpenAI-compatible route a request that matched no route meant, when its client
+    was given a base URL without `/v1` (`POST /chat/completions` for
+    `POST /v1/chat/completions`), with its method when that route takes it. None for any
+    other path, and for one a route takes (a route of its own at the root, mounted
+    later, is left alone: this is only the fallback for what nothing serves)."""
+    path = request.url.path
+    if is_openai_path(path) or _matches(request, path):
+        return None
+    meant = [root + path for root in OPENAI_ROOTS[:1]]
+    if path.startswith("/api/"):
+        meant.insert(0, OPENAI_ROOTS[1] + path.removeprefix("/api"))
+    for candidate in meant:
+        if _matches(request, candidate, method_too=True):
+            return f"{request.method} {candidate}"
+    for candidate in meant:
+        if _matches(request, candidate):
+            return candidate
+    return None
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's and FastAPI's own errors (404 route, 405, an unreadable body), in the
     shape of every other error instead of `{"detail": ...}`."""
@@ -161,6 +191,15 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc.__cause__, UnicodeDecodeError):
         message = "the request body is not valid UTF-8"
     code = HTTP_CODES.get(exc.status_code, "http_error")
+    meant = _under_openai_root(request) if exc.status_code == 404 else None
+    if meant is not None:  # an OpenAI client with a base URL that lacks `/v1`
+        message = (
+            f"Invalid URL ({where}); the OpenAI-compatible API is under /v1: {meant} "
+            "(end the client's base URL with /v1)"
+        )
+        error = SymposiaError(message, headers)
+        error.status_code, error.code = 404, code
+        return _openai_response(error)
     if _openai_path(request):
         if exc.status_code == 404:  # OpenAI's own words for it, then what exists here
             message = f"Invalid URL ({where}); this server serves {_openai_routes(request)}"

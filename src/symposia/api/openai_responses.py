@@ -24,7 +24,7 @@ from symposia.api.responses_schemas import ResponsesBody
 from symposia.services.idempotency import Outcome
 from symposia.streaming.relay_response import RelayResponse
 from symposia.streaming.request_scope import ClientGoneError
-from symposia.streaming.responses_events import ResponseEvents
+from symposia.streaming.responses_events import ResponseEncoder, replayed
 
 
 def _router(prefix: str) -> APIRouter:
@@ -52,7 +52,7 @@ def _router(prefix: str) -> APIRouter:
         service, keys = caller.container.responses, caller.container.idempotency
         principal, route = caller.principal.id, http.url.path
         given = body.model_dump(mode="json", exclude_unset=True)
-        call = await service.prepare(body, principal)
+        call = await service.prepare(body.to_request(), principal)
         scope, relay, streams = request_scope(http, caller.container), None, []
 
         async def ended(kind: str | None, response: dict[str, Any] | None) -> None:
@@ -80,12 +80,14 @@ def _router(prefix: str) -> APIRouter:
                 )
                 if answer.replayed:
                     return _replayed_stream(answer.body, answer.headers)
+            encoder = ResponseEncoder()
             relay = RelayResponse(
-                streams[0],
+                encoder.stream(streams[0]),
                 scope,
                 {},
                 caller.container.settings.sse_send_timeout,
-                farewell=service.farewell(call),
+                # Cut by the server (its shutdown): `response.failed`, numbered on.
+                farewell=lambda error: encoder.encode(call.failed(error)),
             )
             return relay
         except ClientGoneError:
@@ -127,6 +129,4 @@ def _replayed_stream(ended: dict[str, Any], headers: dict[str, str]) -> Response
     """A streamed response's answer again: `response.created`, then the event it ended with,
     both carrying the Response object as it ended (what a client keeps of a stream)."""
     ((kind, response),) = ended.items()
-    events = ResponseEvents()
-    body = events.emit("response.created", response=response) + events.emit(kind, response=response)
-    return Response(body, media_type="text/event-stream", headers=headers)
+    return Response(replayed(kind, response), media_type="text/event-stream", headers=headers)

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from symposia.api.schemas import ModelName, no_nul
+from symposia.domain.response_request import ResponsesRequest
 from symposia.errors import InvalidInputError
 from symposia.providers.request_fields import neutral
 
@@ -27,12 +28,6 @@ SAME_NAME = (
     "service_tier",
     "moderation",
 )
-# The chat-completions fields of Responses fields, by the name an error gives them.
-CHAT_NAMES = {
-    "max_completion_tokens": "max_output_tokens",
-    "reasoning_effort": "reasoning.effort",
-    "verbosity": "text.verbosity",
-}
 NOT_REFUSED = frozenset({*SAME_NAME, "reasoning", "stream_options"})
 ITEMS_MAX = 2048
 
@@ -63,6 +58,29 @@ class ResponsesBody(BaseModel):
             if isinstance(value, str):
                 no_nul(value)
         return self
+
+    def to_request(self) -> ResponsesRequest:
+        """What the service takes; a field it would not honour is refused first."""
+        self.refuse_unhonoured()
+        user = (self.model_extra or {}).get("user")
+        return ResponsesRequest(
+            model=self.model,
+            input=self.input,
+            instructions=self.instructions,
+            previous_response_id=self.previous_response_id,
+            store=self.store,
+            stream=self.stream,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_output_tokens=self.max_output_tokens,
+            metadata=self.metadata,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
+            text=self.text,
+            user=user if isinstance(user, str) else None,
+            options=self.chat_options(),
+        )
 
     def refuse_unhonoured(self) -> None:
         """A 400 naming the first field sent that no provider would honour here."""

@@ -40,7 +40,12 @@ from symposia.security.principals import Principal
 from symposia.services.idempotency import Outcome
 from symposia.services.runs import RunService, default_bots
 from symposia.settings import Settings
-from symposia.streaming.sse import encoder_named, finished_before, parse_last_event_id
+from symposia.streaming.sse import (
+    encoder_named,
+    finished_before,
+    parse_last_event_id,
+    resume_position,
+)
 
 router = APIRouter(
     route_class=BoundedJsonRoute,
@@ -215,6 +220,7 @@ async def stream_run(
     stored = await container.runs.open_stream(run_id, owner=principal.id)
     if await finished_before(stored, container.log, run_id, after):
         return Response(status_code=204)  # a finished stream's reconnection: stop
+    after = await resume_position(stored, container.log, run_id, after)
     return container.stream_response(
         run_id, after, stored, stream_slot(request, container, principal), encoder_named(events)
     )
@@ -226,7 +232,7 @@ async def say_in_run(
 ) -> dict[str, Any]:
     """A person speaks in a running run: the message is stored at once, streamed (as a
     `person_message` event) before the next turn, and the next speaker sees it."""
-    caller = principal.name or principal.id
+    caller = principal.display_name
     message = await runs.say(run_id, body.content, body.author, caller=caller, owner=principal.id)
     return {"run_id": run_id, "message": message.to_dict()}
 

@@ -33,7 +33,7 @@ from symposia.api.schemas import BotPatch, MessageCreate, ModelName, RunSay
 from symposia.container import Container
 from symposia.errors import BadRequestError, InvalidInputError, SymposiaError, UnauthorizedError
 from symposia.security.principals import Principal
-from symposia.streaming.sse import EventSource, parse_last_event_id
+from symposia.streaming.sse import EventSource, parse_last_event_id, resume_position
 from symposia.streaming.stream_slots import TooManyStreamsError
 from symposia.streaming.websocket import POLICY_VIOLATION, Outbox, Session, close, receive_json
 
@@ -195,6 +195,7 @@ async def _auth(socket: Socket, message: dict[str, Any]) -> dict[str, Any]:
 async def _subscribe_run(socket: Socket, message: dict[str, Any]) -> dict[str, Any]:
     after = _after(message.get("after"))
     stored = await socket.container.runs.open_stream(socket.subject, owner=socket.principal.id)
+    after = await resume_position(stored, socket.container.log, socket.subject, after)
     socket.follow_next = (stored or socket.container.log, socket.subject, after)
     return {"after": after}
 
@@ -226,6 +227,7 @@ async def _subscribe_reply(socket: Socket, message: dict[str, Any]) -> dict[str,
     stream_id, stored = await socket.container.conversations.reply_stream(
         socket.subject, model, resuming=after > 0, owner=socket.principal.id
     )
+    after = await resume_position(stored, socket.container.log, stream_id, after)
     socket.follow_next = (stored or socket.container.log, stream_id, after)
     return {"after": after, "stream": stream_id}
 

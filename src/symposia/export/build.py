@@ -81,8 +81,27 @@ def run_transcript(run: Run, branches: Sequence[dict[str, Any]] = ()) -> RunTran
         finished_at=run.finished_at,
         bots=[_participant(bot) for bot in run.bots],
         edits=[_edit(edit, run.bots) for edit in run.edits],
-        messages=[_run_entry(message, choices) for message in run.messages],
+        messages=[_run_entry(message, choices) for message in said_order(run.messages)],
     )
+
+
+def said_order(messages: Sequence[Message]) -> list[Message]:
+    """The run's messages in the order they were said. A person's message is stored when it
+    is said, maybe while a turn was under way, whose message is stored only when it ends:
+    each person's message waits for the turns before the one that first saw it (its
+    `turn`). Turns keep their stored order (a round's may end in any)."""
+    ordered: list[Message] = []
+    waiting: list[Message] = []
+    for message in messages:
+        if message.bot_index is None and message.role == "user" and message.turn is not None:
+            waiting.append(message)
+            continue
+        if waiting and message.turn is not None:
+            turn = message.turn
+            ordered += [said for said in waiting if (said.turn or 0) <= turn]
+            waiting = [said for said in waiting if (said.turn or 0) > turn]
+        ordered.append(message)
+    return ordered + waiting
 
 
 def _run_entry(message: Message, choices: dict[int, dict[str, Any]]) -> Entry:

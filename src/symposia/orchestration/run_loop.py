@@ -548,7 +548,9 @@ class RunLoop:
     async def _announce(self, run: Run, epoch: int) -> None:
         """Stream the bot edits and people's messages added since the last step (any
         process stores them; only the owner writes the stream, so its ids stay its own to
-        number). The next turn is the first to see them."""
+        number). The next turn is the first to see them: it is a message's `turn` (one
+        said while a turn was under way is stored with that turn's successor already, but
+        only here is it known which turn comes next), unless it is a human agent's own."""
         for change in run.edits:
             if change.event is None:
                 name = run.bots[change.bot].name
@@ -565,8 +567,10 @@ class RunLoop:
                 and message.start_event is None
                 and (message.turn or 0) >= since
             ):
+                if message.bot_index is None or message.turn is None:  # not an agent's turn
+                    message.turn = run.turn_count
                 said = await emit(self.log, run.id, PersonSaid(message), epoch)
-                await self.runs.set_said_event(run.id, message.id, said.seq, epoch)
+                await self.runs.set_said_event(run.id, message.id, said.seq, message.turn, epoch)
                 message.start_event = message.complete_event = said.seq
 
     async def _hand_over(self, run_id: str, epoch: int) -> None:
@@ -590,6 +594,10 @@ class RunLoop:
 
     async def _set_status(self, run_id: str, epoch: int, status: RunStatus, **details: Any) -> None:
         await self.runs.set_status(run_id, status, epoch=epoch, **details)
+        if status.finished:
+            # What people said since the last turn (a stop before the next one): stored,
+            # so streamed too. After the status is stored, so none said later is taken.
+            await self._announce(await self._run(run_id), epoch)
         changed = RunStatusChanged(
             status,
             reason=details.get("stop_reason"),

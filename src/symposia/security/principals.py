@@ -22,6 +22,18 @@ class Principal:
     def authenticated(self) -> bool:
         return self.kind in ("basic", "api_key", "oidc")
 
+    @property
+    def display_name(self) -> str:
+        """How the principal is named where it speaks (a person's message in a run): a
+        signed-in person's name; `you` for an API key (its id names no one) and in the
+        open modes, whose `name` describes the mode."""
+        if self.kind in ("basic", "oidc") and self.name:
+            return self.name
+        return YOU
+
+
+YOU = "you"
+
 
 DEV = Principal("dev", "dev", "dev mode")
 LOCAL = Principal("local", "local", "loopback, no credentials configured")

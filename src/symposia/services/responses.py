@@ -5,6 +5,10 @@ and its output, and a request continuing it sends the model the whole chain (eac
 response's input, then its output) before its own input. `instructions` are the request's
 own, never carried over from a previous response (as OpenAI does). `store: false` keeps
 nothing, so such a response can be neither retrieved nor continued.
+
+The service takes a `ResponsesRequest` and streams typed events
+(`domain.response_events`), a batch per model delta; the wire format is
+`streaming.responses_events`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +19,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from symposia.aio import complete
-from symposia.api.responses_schemas import CHAT_NAMES, ResponsesBody
+from symposia.domain.response_events import (
+    ContentPartAdded,
+    ContentPartDone,
+    FunctionCallArgumentsDelta,
+    FunctionCallArgumentsDone,
+    OutputItemAdded,
+    OutputItemDone,
+    OutputTextDelta,
+    OutputTextDone,
+    ResponseCompleted,
+    ResponseCreated,
+    ResponseEnding,
+    ResponseEvent,
+    ResponseFailed,
+    ResponseIncomplete,
+    ResponseInProgress,
+)
+from symposia.domain.response_request import CHAT_NAMES, ResponsesRequest
 from symposia.errors import NotFoundError, SymposiaError, UnsupportedParameterError
 from symposia.providers.base import (
     ChatMessage,
@@ -39,16 +60,16 @@ from symposia.services.response_items import (
     tools_of,
 )
 from symposia.storage.sql_responses import SqlResponseRepository
-from symposia.streaming.last_chunk import LastChunk
 from symposia.streaming.openai_errors import openai_error
-from symposia.streaming.responses_events import ResponseEvents
+
+Events = list[ResponseEvent]
 
 
 @dataclass(slots=True)
 class ResponseCall:
     """One validated `POST /v1/responses`, ready to run, and what it produced."""
 
-    body: ResponsesBody
+    body: ResponsesRequest
     items: list[dict[str, Any]]
     completion: CompletionCall
     owner: str | None
@@ -57,7 +78,6 @@ class ResponseCall:
     output: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, Any] | None = None
     status: str = "completed"
-    events: ResponseEvents = field(default_factory=ResponseEvents)
 
     def set_usage(self, prompt: int, completion: int) -> None:
         self.usage = {
@@ -113,10 +133,19 @@ class ResponseCall:
         # The schema types both as present or absent, never null.
         if finished and self.usage is not None:
             response["usage"] = self.usage
-        user = (body.model_extra or {}).get("user")
-        if isinstance(user, str):
-            response["user"] = user
+        if body.user is not None:
+            response["user"] = body.user
         return response
+
+    def failed(self, error: dict[str, Any]) -> ResponseFailed:
+        """`response.failed` carrying `error` (OpenAI's error object) and what was said."""
+        return ResponseFailed(self.object("failed", response_error(error)))
+
+    def ending(self) -> ResponseEnding:
+        final = self.object(self.status)
+        if self.status == "completed":
+            return ResponseCompleted(final)
+        return ResponseIncomplete(final)
 
 
 @dataclass(slots=True)
@@ -124,9 +153,8 @@ class ResponseService:
     completions: CompletionService
     repo: SqlResponseRepository
 
-    async def prepare(self, body: ResponsesBody, owner: str | None) -> ResponseCall:
+    async def prepare(self, body: ResponsesRequest, owner: str | None) -> ResponseCall:
         """Validate everything (the chain included) before any model is called."""
-        body.refuse_unhonoured()
         items = input_items(body.input)
         asked = to_messages(items)
         self._check_lengths(body.instructions, items, isinstance(body.input, str))
@@ -144,7 +172,7 @@ class ResponseService:
             tool_choice=tool_choice_of(body.tool_choice),
             parallel_tool_calls=body.parallel_tool_calls,
             response_format=format_of(body.text),
-            options=body.chat_options(),
+            options=body.options,
         )
         try:
             completion = await self.completions.prepare(
@@ -196,22 +224,14 @@ class ResponseService:
 
     async def start(
         self, call: ResponseCall, on_end: StreamEnded | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[Events]:
         """Await the first delta (a failure now raises, for an HTTP error), then return
-        the stream of typed events. `on_end` is told how it ended (its last event's type
-        and Response object), or (None, None) if it was cut off before its end."""
+        the stream of typed events, a batch per delta (one write each); the last batch
+        ends with the Response's ending. `on_end` is told how it ended (its last event's
+        type and Response object), or (None, None) if it was cut off before its end. A
+        stream the server cuts (its shutdown) ends with `call.failed(error)`."""
         started = await self.completions.start(call.completion)
         return self._events(call, started.first, started.rest, on_end)
-
-    def farewell(self, call: ResponseCall) -> Callable[[dict[str, Any]], bytes]:
-        """How a stream cut by the server (its shutdown) ends: `response.failed`, numbered
-        after the last event sent, carrying the error and what was said so far."""
-
-        def failed(body: dict[str, Any]) -> bytes:
-            response = call.object("failed", response_error(body))
-            return call.events.emit("response.failed", response=response)
-
-        return failed
 
     async def _events(
         self,
@@ -219,31 +239,24 @@ class ResponseService:
         first: Delta,
         rest: AsyncIterator[Delta],
         on_end: StreamEnded | None = None,
-    ) -> AsyncIterator[bytes]:
-        stream = _Stream(call, call.events)
+    ) -> AsyncIterator[Events]:
+        stream = _Stream(call)
         started = call.object("in_progress")  # the same object, in both events
-        head = stream.events.emit("response.created", response=started)
-        head += stream.events.emit("response.in_progress", response=started)
+        head: Events = [ResponseCreated(started), ResponseInProgress(started)]
         try:
             delta: Delta | None = first
             while delta is not None:
                 head += stream.take(delta)
                 if head and type(delta) is not StreamEnd:
                     yield head
-                    head = b""
+                    head = []
                 delta = await anext(rest, None)
             head += stream.close()
-            final = call.object(call.status)
-            await complete(self._store(call, final))  # retrievable before the client sees it
-            kind = "response.completed" if call.status == "completed" else "response.incomplete"
-            end = head + stream.events.emit(kind, response=final)
+            last: ResponseEnding = call.ending()
+            await complete(self._store(call, last.response))  # retrievable before it is seen
         except SymposiaError as exc:  # after output began: the response failed
             head += stream.close()
-            kind, final = (
-                "response.failed",
-                call.object("failed", response_error(openai_error(exc)[1])),
-            )
-            end = head + stream.events.emit(kind, response=final)
+            last = call.failed(openai_error(exc)[1])
         except BaseException:
             if on_end is not None:
                 await complete(on_end(None, None))
@@ -253,8 +266,8 @@ class ResponseService:
             if aclose is not None:
                 await aclose()
         if on_end is not None:
-            await complete(on_end(kind, final))
-        yield LastChunk(end)  # it leaves with the end of the body
+            await complete(on_end(last.type, last.response))
+        yield [*head, last]  # it leaves with the end of the body
 
     async def _store(self, call: ResponseCall, final: dict[str, Any]) -> None:
         if call.body.store:
@@ -284,7 +297,6 @@ class _Stream:
     message item for text, a function-call item for each tool call, one after another."""
 
     call: ResponseCall
-    events: ResponseEvents
     item_id: str = ""
     text: list[str] = field(default_factory=list)
     tool: int | None = None  # the tool call's index, when a function-call item is open
@@ -292,82 +304,64 @@ class _Stream:
     arguments: list[str] = field(default_factory=list)
 
     @property
-    def _where(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "output_index": len(self.call.output)}
+    def _index(self) -> int:
+        return len(self.call.output)
 
-    def take(self, delta: Delta) -> bytes:
-        emit = self.events.emit
+    def take(self, delta: Delta) -> Events:
         if type(delta) is TextDelta:
-            out = b""
+            out: Events = []
             if not self.item_id or self.tool is not None:
                 out = self.close() + self._open_message()
             self.text.append(delta.text)
-            return out + emit(
-                "response.output_text.delta",
-                **self._where,
-                content_index=0,
-                delta=delta.text,
-                logprobs=[],
-            )
+            out.append(OutputTextDelta(self.item_id, self._index, delta.text))
+            return out
         if type(delta) is ToolCallDelta:
-            out = b""
+            out = []
             if self.tool != delta.index:
                 out = self.close() + self._open_call(delta)
             if delta.arguments:
                 self.arguments.append(delta.arguments)
-                out += emit(
-                    "response.function_call_arguments.delta", **self._where, delta=delta.arguments
-                )
+                out.append(FunctionCallArgumentsDelta(self.item_id, self._index, delta.arguments))
             return out
         if isinstance(delta, StreamEnd):
             self.call.end(delta.finish_reason)
             if delta.prompt_tokens is not None and delta.completion_tokens is not None:
                 self.call.set_usage(delta.prompt_tokens, delta.completion_tokens)
-        return b""
+        return []
 
-    def _open_message(self) -> bytes:
+    def _open_message(self) -> Events:
         self.item_id = new_id("msg")
         item = message_item(self.item_id, "", "in_progress")
-        out = self.events.emit(
-            "response.output_item.added", output_index=len(self.call.output), item=item
-        )
-        return out + self.events.emit(
-            "response.content_part.added", **self._where, content_index=0, part=text_part("")
-        )
+        return [
+            OutputItemAdded(self._index, item),
+            ContentPartAdded(self.item_id, self._index, text_part("")),
+        ]
 
-    def _open_call(self, delta: ToolCallDelta) -> bytes:
+    def _open_call(self, delta: ToolCallDelta) -> Events:
         self.item_id, self.tool = new_id("fc"), delta.index
         self.tool_call = ToolCall(delta.id or new_id("call"), delta.name or "", "")
         item = call_item(self.item_id, self.tool_call, "in_progress")
-        return self.events.emit(
-            "response.output_item.added", output_index=len(self.call.output), item=item
-        )
+        return [OutputItemAdded(self._index, item)]
 
-    def close(self) -> bytes:
+    def close(self) -> Events:
         """Close the open item, if any: its `done` events; it joins the output."""
         if not self.item_id:
-            return b""
-        emit, where = self.events.emit, self._where
+            return []
+        item_id, index = self.item_id, self._index
         status = "incomplete" if self.call.status == "incomplete" else "completed"
+        out: Events
         if self.tool_call is not None:
             call = ToolCall(self.tool_call.id, self.tool_call.name, "".join(self.arguments))
-            item = call_item(self.item_id, call, status)
-            out = emit(
-                "response.function_call_arguments.done",
-                **where,
-                name=call.name,
-                arguments=call.arguments,
-            )
+            item = call_item(item_id, call, status)
+            out = [FunctionCallArgumentsDone(item_id, index, call.name, call.arguments)]
         else:
             text = "".join(self.text)
-            item = message_item(self.item_id, text, status)
-            out = emit(
-                "response.output_text.done", **where, content_index=0, text=text, logprobs=[]
-            )
-            out += emit(
-                "response.content_part.done", **where, content_index=0, part=text_part(text)
-            )
-        out += emit("response.output_item.done", output_index=where["output_index"], item=item)
+            item = message_item(item_id, text, status)
+            out = [
+                OutputTextDone(item_id, index, text),
+                ContentPartDone(item_id, index, text_part(text)),
+            ]
+        out.append(OutputItemDone(index, item))
         self.call.output.append(item)
         self.item_id, self.text, self.tool, self.tool_call, self.arguments = "", [], None, None, []
         return out

@@ -299,7 +299,11 @@ class RunService:
                 self.tasks.spawn(run_id, run.owner, work)
                 return turn
         author = author or caller
-        message = Message(role="user", author=author, content=content, turn=run.turn_count)
+        # The next turn sees it: the one after those under way (the run's owner restamps
+        # it when it streams the message, as it alone knows which turn comes next).
+        under_way = len(await self.runs.turn_records(run_id, open_only=True))
+        next_turn = run.turn_count + under_way
+        message = Message(role="user", author=author, content=content, turn=next_turn)
         if run.status.finished or not await self.runs.add_said(run_id, message):
             run = await self.get(run_id, owner=owner)
             raise ConflictError(f"run {run_id!r} is {run.status.value}; it takes no messages")

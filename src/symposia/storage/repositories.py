@@ -108,7 +108,9 @@ class RunRepository(Protocol):
 
     async def waits_over(self, limit: int = 100) -> list[str]: ...
 
-    async def set_said_event(self, run_id: str, message_id: str, seq: int, epoch: int) -> None: ...
+    async def set_said_event(
+        self, run_id: str, message_id: str, seq: int, turn: int, epoch: int
+    ) -> None: ...
 
     async def set_edit_event(
         self, run_id: str, edit_id: int, seq: int, turn: int, epoch: int

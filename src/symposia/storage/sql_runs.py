@@ -495,14 +495,17 @@ class SqlRunRepository:
             )
             return list(rows)
 
-    async def set_said_event(self, run_id: str, message_id: str, seq: int, epoch: int) -> None:
-        """Record the id of the event that streamed a person's message, as its owner."""
+    async def set_said_event(
+        self, run_id: str, message_id: str, seq: int, turn: int, epoch: int
+    ) -> None:
+        """Record the id of the event that streamed a person's message, and the turn that
+        first sees it, as its owner."""
         async with self._sessions.begin() as session:
             await _hold(session, run_id, epoch)
             await session.execute(
                 update(MessageRow)
                 .where(MessageRow.id == message_id)
-                .values(start_event=seq, complete_event=seq)
+                .values(start_event=seq, complete_event=seq, turn=turn)
             )
 
     async def set_edit_event(

@@ -17,15 +17,17 @@ from starlette.types import Receive, Scope, Send
 
 from symposia.domain.events import Event
 from symposia.errors import BadRequestError
-from symposia.events.log import EventLog, ResumeGoneError
+from symposia.events.log import EventLog, ResumeGoneError, StreamNotFoundError
 from symposia.events.replay import StoredStream
 
 MAX_EVENT_ID_DIGITS = 18
 SEP = "\n"
-# How long a browser's EventSource waits before it reconnects (sent first on every
-# stream). A reconnection after `done` is answered 204, which stops it for good.
+# How long a browser's EventSource waits before it reconnects. A reconnection after
+# `done` is answered 204, which stops it for good. Sent as the first line of the first
+# event's block, never as a block of its own: a block with no data dispatches nothing in a
+# browser, but some readers (httpx-sse) make an empty event of it.
 RETRY_MILLISECONDS = 3000
-RETRY_FRAME = f"retry: {RETRY_MILLISECONDS}{SEP}{SEP}".encode()
+RETRY_FIELD = f"retry: {RETRY_MILLISECONDS}{SEP}".encode()
 logger = logging.getLogger(__name__)
 
 
@@ -78,6 +80,23 @@ def parse_last_event_id(header: str | None, query: str | None) -> int:
     return int(value)
 
 
+async def resume_position(
+    stored: StoredStream | None, log: EventLog, stream_id: str, after_seq: int
+) -> int:
+    """Where a resumption after `after_seq` starts: there, or at the stream's current end
+    when `after_seq` is past it. An id the stream has not reached names no event yet (ids
+    are never reused), so the reader gets what comes next, at once, rather than a stream
+    held silent until the run writes past that id (or ends)."""
+    if after_seq <= 0:
+        return after_seq
+    if stored is not None:
+        return min(after_seq, stored.events[-1].seq if stored.events else 0)
+    try:
+        return min(after_seq, await log.last_seq(stream_id))
+    except StreamNotFoundError:
+        return after_seq  # the reader's own lookup says what that means
+
+
 class EventSource(Protocol):
     """What a stream is read from: the live log, or a stream rebuilt from storage."""
 
@@ -126,17 +145,21 @@ async def frames(
     (its send timeout), so the `finally` runs and the stream stops following the log.
     """
     active.count += 1
+    retry: int | None = RETRY_MILLISECONDS  # until it went with the first event
     try:
-        yield RETRY_FRAME
         async for batch in log.batches(stream_id, after_seq):
             if len(batch) == 1:
                 wire = batch[0].encoded(encoder)
             else:
                 wire = b"".join([event.encoded(encoder) for event in batch])
-            if wire:
-                yield wire
+            if not wire:
+                continue
+            if retry is not None:
+                wire, retry = RETRY_FIELD + wire, None
+            yield wire
     except ResumeGoneError as exc:
-        yield ServerSentEvent(data=orjson.dumps(exc.to_dict()).decode(), event="error")
+        data = orjson.dumps(exc.to_dict()).decode()
+        yield ServerSentEvent(data=data, event="error", retry=retry, sep=SEP)
     finally:
         active.count -= 1
 
