@@ -66,7 +66,8 @@ async def test_a_page_on_another_origin_reads_the_symposia_headers(
     ("method", "path", "meant"),
     [
         ("POST", "/chat/completions", "POST /v1/chat/completions"),
-        ("GET", "/models", "GET /v1/models"),
+        # (GET /models is the OpenRouter seed's own route while COMPAT_OPENROUTER_ROUTES
+        # is on, the default: docs/seeds.md.)
         ("GET", "/models/scripted/echo", "GET /v1/models/scripted/echo"),
         ("POST", "/responses", "POST /v1/responses"),
         ("GET", "/chat/completions", "/v1/chat/completions"),  # the route takes POST only
@@ -103,9 +104,9 @@ async def test_other_paths_keep_their_own_404_and_root_routes_are_left_alone(
     async def own_models() -> dict[str, str]:
         return {"served": "here"}
 
-    app.router.add_api_route("/models", own_models, methods=["GET"])  # mounted later
-    assert (await client.get("/models")).json() == {"served": "here"}
-    refused = await client.post("/models")  # the root route's own 405, not a hint
+    app.router.add_api_route("/responses", own_models, methods=["GET"])  # mounted later
+    assert (await client.get("/responses")).json() == {"served": "here"}
+    refused = await client.post("/responses")  # the root route's own 405, not a hint
     assert refused.status_code == 405
     assert "error" not in refused.json()
 

@@ -1,6 +1,7 @@
 """The layers point down: nothing below the API imports it (issue 23, "Shape": the
 Responses service imported the API's request body). Only the app factory, which wires
-the routers, and the command line, which starts it, may."""
+the routers, the command line, which starts it, and the seeds' compatibility routes
+(`compat/`, the API's own layer) may."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import symposia
 
 PACKAGE = Path(symposia.__file__).parent
-ABOVE_THE_API = {"app.py", "cli"}
+# `compat` holds the seed systems' HTTP surfaces: routes of the API's own layer.
+ABOVE_THE_API = {"app.py", "cli", "compat"}
 
 
 def _imports(path: Path) -> set[str]:
