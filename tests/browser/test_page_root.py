@@ -49,10 +49,15 @@ async def test_json_clients_get_service_info_and_the_callers_counts(
     client: httpx.AsyncClient,
 ) -> None:
     empty = (await client.get("/")).json()
+    # With COMPAT_OPENROUTER_ROUTES on (the default) the OpenRouter seed's fields come
+    # too, and its `status: "online"` (docs/seeds.md).
     assert empty == {
         "name": "Symposia",
-        "status": "ok",
+        "status": "online",
+        "service": "Symposia",
         "version": __version__,
+        "conversations": 0,
+        "total_messages": 0,
         "counts": {"runs": 0, "conversations": 0, "messages": 0},
     }
     conversation = (await client.post("/api/conversations", json={"title": "t"})).json()
@@ -70,7 +75,7 @@ async def test_browsers_get_the_page(client: httpx.AsyncClient) -> None:
     assert (await client.get("/static/js/main.js")).status_code == 200
     # A client that prefers JSON is not sent HTML, whatever else it accepts.
     prefers_json = {"Accept": "text/html;q=0.5, application/json"}
-    assert (await client.get("/", headers=prefers_json)).json()["status"] == "ok"
+    assert (await client.get("/", headers=prefers_json)).json()["status"] == "online"
 
 
 async def test_a_protected_server_counts_only_the_callers_own(protected: FastAPI) -> None:
@@ -78,7 +83,14 @@ async def test_a_protected_server_counts_only_the_callers_own(protected: FastAPI
     _, key = await container.api_keys.create("laptop")
     async with asgi_client(protected) as http:
         anonymous = (await http.get("/")).json()
-        assert anonymous == {"name": "Symposia", "status": "ok", "version": __version__}
+        assert anonymous == {
+            "name": "Symposia",
+            "status": "online",
+            "service": "Symposia",
+            "version": __version__,
+            "conversations": 0,
+            "total_messages": 0,
+        }
         assert (await http.get("/", headers={"X-API-Key": "sym_bad_key"})).json() == anonymous
         made = await http.post("/api/conversations", json={"title": "alice's"}, headers=BASIC)
         assert made.status_code == 201
