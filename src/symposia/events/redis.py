@@ -41,7 +41,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from symposia.domain.event_read import ranges_of
 from symposia.domain.events import Event, EventType
 from symposia.errors import EventLogUnavailableError
-from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError, fenced_out
+from symposia.events.log import (
+    BATCH_EVENTS,
+    EventLogUnreachableError,
+    ResumeGoneError,
+    StreamNotFoundError,
+    fenced_out,
+)
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -129,10 +135,6 @@ return 1
 
 _Entry = tuple[str, dict[str, str]]
 _Pending = tuple[str, EventType, dict[str, Any], int | None, "asyncio.Future[Event]"]
-
-
-class EventLogUnreachableError(Exception):
-    """The Redis event log is selected but its server cannot be reached at start-up."""
 
 
 def _split(entry_id: str) -> tuple[int, bool]:
