@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,6 +41,8 @@ from symposia.api.json_bodies import BoundedJsonRoute, check_json, json_content
 from symposia.errors import InvalidInputError
 
 LEAN_PARAMETERS = {"body", "caller", "http"}
+# A run of digits that may not fit 64 bits (2**63 has 19): the standard library parses it.
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 _NO_BODY = object()  # FastAPI's `Undefined`: an empty body, validated as a missing one
 
 
@@ -100,6 +103,8 @@ async def _json_body(request: Request) -> Any:
         return raw
     typed = content_type is not None
     try:
+        if _LONG_NUMBER.search(raw):  # orjson reads past 64 bits as a float: not FastAPI's
+            raise orjson.JSONDecodeError("a long number", "", 0)
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         parsed = _as_fastapi_parses(raw, typed)
