@@ -118,12 +118,12 @@ class EventStreamResponse(Response):
     batch, from the request's own task.
 
     Besides that task, each viewer has one more: it waits for the client's disconnect, and
-    every `min(heartbeat, send_timeout)` seconds sends a ping if the stream has been idle
-    for `heartbeat`, or ends the stream if a write has been waiting longer than
-    `send_timeout` (a reader that stopped reading). Nothing is timed per event: a write
-    only records when it started. sse-starlette's response, used before, ran four tasks
-    per viewer and took a lock and a cancel scope around every write: about half of the
-    CPU of delivering an event to one more viewer. Server shutdown ends the streams
+    every `min(heartbeat, send_timeout)` seconds it sends a ping when `heartbeat` has
+    passed since the last (not while a write is under way), or ends the stream when a write
+    has been waiting longer than `send_timeout` (a reader that stopped reading: noticed
+    within `send_timeout` plus that tick). Nothing is timed per event: a write only records
+    when it started. sse-starlette's response, used before, ran four tasks per viewer and
+    took a lock and a cancel scope around every write. Server shutdown ends the streams
     through the log (`stop_readers`), not here.
     """
 
