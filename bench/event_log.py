@@ -94,9 +94,7 @@ def serve(port: int, kind: str) -> None:
     appended: dict[int, float] = {}
 
     async def stream(request: Request) -> Response:
-        return event_stream_response(
-            log, STREAM, 0, active, heartbeat=60, send_timeout=60, shutdown_grace=1
-        )
+        return event_stream_response(log, STREAM, 0, active, heartbeat=60, send_timeout=60)
 
     async def append(request: Request) -> Response:
         count = int(request.query_params["n"])

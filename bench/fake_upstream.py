@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fakes.provider_server import FakeProviderServer, FakeToolCall, Reply
+from tests.fakes.provider_server import FakeProviderServer, FakeToolCall, Received, Reply
 
 
 def _tool_reply(pieces: int) -> Reply:
@@ -38,10 +38,10 @@ async def main() -> None:
         fake.openai_models = list(REPLIES)
         original = fake._next_reply
 
-        def reply_for(route: str) -> Reply:
+        def reply_for(route: str, request: Received) -> Reply:
             if route != "openai":
-                return original(route)
-            model = fake.requests[-1].body.get("model", "gpt-4o-mini")
+                return original(route, request)
+            model = request.body.get("model", "gpt-4o-mini")
             fake.requests.clear()  # a long benchmark must not grow the log
             return REPLIES.get(model.split("/")[-1], REPLIES["gpt-4o-mini"])
 

@@ -166,3 +166,17 @@ async def test_a_reader_that_stops_reading_is_dropped(
         assert 0 < received < len(big) * 200 // 4
     finally:
         sock.close()
+
+
+async def test_a_viewer_that_leaves_an_idle_stream_is_let_go(
+    http: httpx.AsyncClient, container: Container, scripted: ScriptedProvider
+) -> None:
+    """No event comes to notice the departure by: the client's disconnect ends the stream."""
+    scripted.add_script("stall", Script(chunks=["x"], stall_after=0))
+    run_id = await _start(http, "scripted/stall")
+    await collect(http, f"/api/stream/{run_id}", stop_after=1)
+    for _ in range(300):
+        if container.streams.count == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert container.streams.count == 0

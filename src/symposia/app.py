@@ -35,7 +35,6 @@ from symposia.providers.local import LocalProvider
 from symposia.providers.registry import ProviderRegistry
 from symposia.security.body_limit import BodySizeLimit
 from symposia.security.hosts import AllowedHosts
-from symposia.security.oidc import OidcSignIn
 from symposia.security.sessions import Sessions
 from symposia.settings import Settings, load_settings
 
@@ -68,7 +67,11 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
-    app.state.oidc = OidcSignIn(settings) if settings.oidc_configured else None
+    app.state.oidc = None
+    if settings.oidc_configured:  # authlib and its HTTP client loaded only when it is
+        from symposia.security.oidc import OidcSignIn
+
+        app.state.oidc = OidcSignIn(settings)
     # Added innermost first: RequestContext ends up outermost, so every response (a 413
     # or a CORS preflight included) carries a request id and is logged and counted.
     app.add_middleware(Sessions, settings=settings)

@@ -40,7 +40,6 @@ from symposia.services.models import ModelCatalog
 from symposia.services.replies import ReplyTasks
 from symposia.services.reply_leases import ReplyLeases
 from symposia.services.responses import ResponseService
-from symposia.services.run_tasks import HANDOVER_WRITE_SECONDS
 from symposia.services.runs import RunService
 from symposia.settings import Settings
 from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
@@ -127,8 +126,6 @@ class Container:
             self.streams,
             heartbeat=self.settings.sse_heartbeat_seconds,
             send_timeout=self.settings.sse_send_timeout,
-            # Runs hand over within the grace, then readers are stopped: allow for both.
-            shutdown_grace=self.settings.shutdown_grace_seconds + HANDOVER_WRITE_SECONDS + 1,
             on_close=release,
             encoder=encoder,
         )

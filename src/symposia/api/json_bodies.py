@@ -18,7 +18,7 @@ from symposia.json_bounds import excess, field_of
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-def _json_content(content_type: str | None) -> bool:
+def json_content(content_type: str | None) -> bool:
     """What FastAPI parses as JSON: `application/json`, `application/*+json`, or no type."""
     if content_type is None:
         return True
@@ -48,7 +48,7 @@ class BoundedJsonRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def checked(request: Request) -> Response:
-            if request.method in ("POST", "PUT", "PATCH", "DELETE") and _json_content(
+            if request.method in ("POST", "PUT", "PATCH", "DELETE") and json_content(
                 request.headers.get("content-type")
             ):
                 try:

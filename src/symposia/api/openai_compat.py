@@ -20,6 +20,7 @@ from symposia.api.deps import (
     rate_limited_caller,
 )
 from symposia.api.json_bodies import BoundedJsonRoute
+from symposia.api.lean_route import LeanRoute
 from symposia.api.openai_schemas import ChatCompletionBody
 from symposia.api.responses import json_or_stream, openai_errors
 from symposia.container import Container
@@ -55,15 +56,6 @@ def _model_object(entry: dict[str, str]) -> dict[str, Any]:
 def _router(prefix: str) -> APIRouter:
     router = APIRouter(route_class=BoundedJsonRoute, prefix=prefix, tags=["openai"])
 
-    @router.post(
-        "/chat/completions",
-        responses={
-            **json_or_stream(
-                "A `chat.completion`, or with `stream: true` its `chat.completion.chunk` events"
-            ),
-            **openai_errors(400, 401, 404, 409, 413, 429, 502, 503, 504),
-        },
-    )
     async def chat_completions(
         body: ChatCompletionBody,
         caller: Annotated[Caller, rate_limited_caller("chat")],
@@ -116,6 +108,20 @@ def _router(prefix: str) -> APIRouter:
         finally:
             if relay is None:
                 scope.close()
+
+    # The hot path: served by `LeanRoute`, which solves this signature itself.
+    router.add_api_route(
+        "/chat/completions",
+        chat_completions,
+        methods=["POST"],
+        responses={
+            **json_or_stream(
+                "A `chat.completion`, or with `stream: true` its `chat.completion.chunk` events"
+            ),
+            **openai_errors(400, 401, 404, 409, 413, 429, 502, 503, 504),
+        },
+        route_class_override=LeanRoute,
+    )
 
     @router.get("/models", dependencies=[Depends(get_principal)], responses=openai_errors(401, 503))
     async def list_models(container: ContainerDep) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import secrets
 from html import escape
 from pathlib import Path
 from string import Template
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -24,9 +24,11 @@ from symposia.api.responses import api_errors
 from symposia.errors import NotFoundError, UnauthorizedError
 from symposia.security.client_address import client_address
 from symposia.security.csrf import HEADER, check_csrf
-from symposia.security.oidc import OidcSignIn
 from symposia.security.sessions import session_id, sign_in
 from symposia.security.signin_limits import SignInLimits
+
+if TYPE_CHECKING:  # loaded by the app only when OIDC is configured
+    from symposia.security.oidc import OidcSignIn
 
 router = APIRouter(route_class=BoundedJsonRoute, tags=["sign-in"])
 

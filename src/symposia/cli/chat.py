@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prompt_toolkit import PromptSession
-from prompt_toolkit.history import InMemoryHistory
 from rich.console import Console
 from rich.text import Text
 
@@ -145,6 +143,10 @@ def _lines() -> Iterator[str]:
     if not sys.stdin.isatty():
         yield from (line.rstrip("\n") for line in sys.stdin)
         return
+    # Loaded here, not with the module: `symposia serve` registers this command too.
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import InMemoryHistory
+
     session: PromptSession[str] = PromptSession(history=InMemoryHistory())
     while True:
         try:

@@ -14,19 +14,19 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
-from httpx_sse import SSEError, connect_sse
+from typing import TYPE_CHECKING, Any
 
 from symposia.cli.config import local_server_url, settings_or_exit
 from symposia.cli.parsing import Commands
 
+if TYPE_CHECKING:  # imported where used: `symposia serve` loads this module too
+    import httpx
+
 API_KEY_ENV = "SYMPOSIA_API_KEY"
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+TIMEOUT: dict[str, Any] = {"timeout": 30.0, "connect": 5.0}  # as httpx.Timeout's arguments
 # A stream hears a heartbeat every SSE_HEARTBEAT_SECONDS (15 s by default): a minute of
 # silence is a dead connection, worth reconnecting.
-STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=60.0)
+STREAM_TIMEOUT: dict[str, Any] = {**TIMEOUT, "read": 60.0}
 RECONNECT_DELAY = 0.5  # seconds between attempts to pick a stream up again
 RECONNECT_SECONDS = 30.0  # how long a lost stream is retried before giving up
 HOW_TO_START = "start one with `symposia serve` (or `make run` in a checkout), or pass --server URL"
@@ -97,8 +97,11 @@ class Api:
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
+        import httpx
+
         headers = {"X-API-Key": self.api_key} if self.api_key else {}
-        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=TIMEOUT)
+        timeout = httpx.Timeout(**TIMEOUT)
+        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def __enter__(self) -> Api:
         return self
@@ -114,6 +117,8 @@ class Api:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The response, of status below 400; else an `ApiError` saying why."""
+        import httpx
+
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -162,6 +167,8 @@ class Stream:
 
     def events(self) -> Iterator[Event]:
         """The events not yet yielded; call again after an interrupt to go on."""
+        import httpx
+
         given_up_at = time.monotonic() + RECONNECT_SECONDS
         while not self.finished:
             request = self._next_request()
@@ -191,9 +198,13 @@ class Stream:
         return "GET", path, None
 
     def _read(self, method: str, path: str, body: Any) -> Iterator[Event]:
+        import httpx
+        from httpx_sse import SSEError, connect_sse
+
         headers = {"Last-Event-ID": str(self.last_id)} if self.last_id else {}
+        timeout = httpx.Timeout(**STREAM_TIMEOUT)
         with connect_sse(
-            self.api.http, method, path, json=body, headers=headers, timeout=STREAM_TIMEOUT
+            self.api.http, method, path, json=body, headers=headers, timeout=timeout
         ) as source:
             response = source.response
             if response.status_code >= 400:

@@ -9,8 +9,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from prompt_toolkit import PromptSession
-
 from symposia.cli.client import Api, ApiError, CliError, client_parser, connect
 from symposia.cli.exit_codes import INTERRUPTED
 from symposia.cli.output import console, note
@@ -72,6 +70,8 @@ def read_line() -> LineReader:
     """What the person types: a prompt in a terminal; else the next line of standard input
     (None at its end: the run then waits, as the server says, until its timeout)."""
     if sys.stdin.isatty():
+        from prompt_toolkit import PromptSession  # not loaded by `symposia serve`
+
         session: PromptSession[str] = PromptSession()
 
         def prompt(label: str) -> str | None:

@@ -10,7 +10,7 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from symposia.events.redis import EventLogUnreachableError
+from symposia.events.log import EventLogUnreachableError
 from symposia.observability.logging import configure_serve_logging
 from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import StartupRefusedError, check_exposure

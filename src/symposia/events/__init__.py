@@ -1,8 +1,26 @@
-"""Event logs: where turns append events and subscribers read them."""
+"""Event logs: where turns append events and subscribers read them.
 
-from symposia.events.log import EventLog, ResumeGoneError, StreamNotFoundError
+`RedisEventLog` is imported on first use: a server without Redis never loads its client.
+"""
+
+from typing import Any
+
+from symposia.events.log import (
+    EventLog,
+    EventLogUnreachableError,
+    ResumeGoneError,
+    StreamNotFoundError,
+)
 from symposia.events.memory import InMemoryEventLog
-from symposia.events.redis import EventLogUnreachableError, RedisEventLog
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisEventLog":
+        from symposia.events.redis import RedisEventLog
+
+        return RedisEventLog
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "EventLog",

@@ -106,3 +106,7 @@ class EventLog(Protocol):
     async def last_seq(self, stream_id: str) -> int: ...
 
     async def exists(self, stream_id: str) -> bool: ...
+
+
+class EventLogUnreachableError(Exception):
+    """The Redis event log is selected but its server cannot be reached at start-up."""

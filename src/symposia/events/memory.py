@@ -11,6 +11,7 @@ from typing import Any
 from symposia.domain.event_read import ranges_of
 from symposia.domain.events import Event, EventType
 from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError, fenced_out
+from symposia.events.wakeup import Wakeup
 
 
 class _Stream:
@@ -35,15 +36,15 @@ class _Stream:
         self.closed = False
         self.closed_at = 0.0
         self.epoch = 0
-        self.wakeup = asyncio.Event()
+        self.wakeup = Wakeup()
         # One event per id, so a position is an index; a restored stream may have gaps
         # (a `snapshot` standing for several ids), and is searched instead.
         self.dense = True
 
     def notify(self) -> None:
-        """Wake every waiting subscriber; each waits on the Event it saw, so none is missed."""
-        wakeup, self.wakeup = self.wakeup, asyncio.Event()
-        wakeup.set()
+        """Wake every waiting subscriber, a chunk at a time after this returns: the writer
+        never waits for its readers (see `Wakeup`)."""
+        self.wakeup.notify()
 
     def after(self, seq: int, limit: int | None = None) -> list[Event]:
         """Events after `seq`, at most `limit` of them: a copy of that many, not of the rest."""
@@ -173,7 +174,7 @@ class InMemoryEventLog:
         stream = self._get(stream_id)
         position = after_seq
         while True:
-            wakeup = stream.wakeup
+            seen = stream.wakeup.count
             batch = stream.after(position, limit)
             if batch:
                 yield batch
@@ -183,4 +184,4 @@ class InMemoryEventLog:
                 continue
             if stream.closed or self._leaving:
                 return
-            await wakeup.wait()
+            await stream.wakeup.wait(seen)

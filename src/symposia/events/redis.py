@@ -41,7 +41,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from symposia.domain.event_read import ranges_of
 from symposia.domain.events import Event, EventType
 from symposia.errors import EventLogUnavailableError
-from symposia.events.log import BATCH_EVENTS, ResumeGoneError, StreamNotFoundError, fenced_out
+from symposia.events.log import (
+    BATCH_EVENTS,
+    EventLogUnreachableError,
+    ResumeGoneError,
+    StreamNotFoundError,
+    fenced_out,
+)
+from symposia.events.wakeup import Wakeup
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -131,10 +138,6 @@ _Entry = tuple[str, dict[str, str]]
 _Pending = tuple[str, EventType, dict[str, Any], int | None, "asyncio.Future[Event]"]
 
 
-class EventLogUnreachableError(Exception):
-    """The Redis event log is selected but its server cannot be reached at start-up."""
-
-
 def _split(entry_id: str) -> tuple[int, bool]:
     """An entry id as (seq, whether it is the close marker)."""
     seq, _, part = entry_id.partition("-")
@@ -172,7 +175,7 @@ class _Tail:
         self.position = last  # everything up to here is in Redis and known here
         self.closed = closed
         self.subscribers = 0
-        self.wakeup = asyncio.Event()
+        self.wakeup = Wakeup()
 
     def keep(self, events: list[Event]) -> None:
         """Start over from `events`, the stream's latest (none: from the position on)."""
@@ -204,8 +207,7 @@ class _Tail:
         if len(self.events) > TAIL_KEPT_EVENTS:
             drop = len(self.events) - TAIL_KEPT_EVENTS // 2
             self.keep(self.events[drop:])
-        wakeup, self.wakeup = self.wakeup, asyncio.Event()
-        wakeup.set()
+        self.wakeup.notify()
 
 
 def _event(seq: int, fields: dict[str, str]) -> Event:
@@ -445,8 +447,7 @@ class RedisEventLog:
     def stop_readers(self) -> None:
         self._leaving = True
         for tail in self._tails.values():
-            wakeup, tail.wakeup = tail.wakeup, asyncio.Event()
-            wakeup.set()
+            tail.wakeup.notify()
 
     async def read(self, stream_id: str, after_seq: int = 0) -> list[Event]:
         return (await self._range(stream_id, after_seq, None))[0]
@@ -479,7 +480,7 @@ class RedisEventLog:
         try:
             position = after_seq
             while True:
-                wakeup = tail.wakeup
+                seen = tail.wakeup.count
                 batch = tail.after(position, limit)
                 closed = tail.closed
                 if batch is None:
@@ -492,7 +493,7 @@ class RedisEventLog:
                     continue
                 if closed or self._leaving:
                     return
-                await wakeup.wait()
+                await tail.wakeup.wait(seen)
         finally:
             self._leave(stream_id, tail)
 

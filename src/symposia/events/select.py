@@ -6,7 +6,6 @@ from typing import Protocol
 
 from symposia.events.log import EventLog
 from symposia.events.memory import InMemoryEventLog
-from symposia.events.redis import RedisEventLog
 from symposia.settings import Settings
 
 
@@ -21,6 +20,8 @@ class ManagedEventLog(EventLog, Protocol):
 def build_event_log(settings: Settings) -> ManagedEventLog:
     if settings.event_log_on_redis:
         assert settings.redis_url is not None  # the settings refuse EVENT_LOG=redis without it
+        from symposia.events.redis import RedisEventLog  # its client loaded only when chosen
+
         return RedisEventLog(
             settings.redis_url,
             settings.event_log_max_events,

@@ -7,6 +7,7 @@ nothing to slow a guesser down for, and every API request pays the check.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -51,6 +52,9 @@ class ApiKeyStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._cache: dict[str, tuple[float, str | None]] = {}
+        # One lookup per key at a time: when the cache expires under load, the requests
+        # in flight with that key wait for one query instead of each running its own.
+        self._lookups: dict[str, asyncio.Task[str | None]] = {}
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -84,6 +88,7 @@ class ApiKeyStore:
                 .values(revoked_at=utcnow())
             )
         self._cache.pop(key_id, None)
+        self._lookups.pop(key_id, None)
         return bool(getattr(result, "rowcount", 0))
 
     async def any_active(self) -> bool:
@@ -113,6 +118,20 @@ class ApiKeyStore:
         cached = self._cache.get(key_id)
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
+        lookup = self._lookups.get(key_id)
+        if lookup is None:
+            lookup = self._lookups[key_id] = asyncio.create_task(self._lookup(key_id))
+        # Shielded: one waiter cancelled (its client left) does not fail the others.
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, key_id: str) -> str | None:
+        try:
+            return await self._query(key_id)
+        finally:
+            if self._lookups.get(key_id) is asyncio.current_task():
+                del self._lookups[key_id]
+
+    async def _query(self, key_id: str) -> str | None:
         async with self._sessions() as session:
             stored = await session.scalar(
                 select(ApiKeyRow.secret_sha256).where(

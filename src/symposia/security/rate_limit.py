@@ -14,15 +14,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 from limits import RateLimitItem, WindowStats, parse
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from symposia.errors import RateLimitedError
 from symposia.security.moving_window import MovingWindow
+
+if TYPE_CHECKING:  # Redis's client is imported only when REDIS_URL is set (idle memory)
+    import redis.asyncio as aioredis
+    from limits.aio.storage import RedisStorage
+    from limits.aio.strategies import MovingWindowRateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,10 @@ class RateLimiter:
         self._redis_limiter: MovingWindowRateLimiter | None = None
         self._memory: MovingWindow | None = None
         if redis_url:
+            import redis.asyncio as aioredis
+            from limits.aio.storage import RedisStorage
+            from limits.aio.strategies import MovingWindowRateLimiter
+
             # Our own pool, so shutdown can close its connections.
             self._pool = aioredis.ConnectionPool.from_url(
                 redis_url,

@@ -1,18 +1,19 @@
 """Server-Sent Events: domain events become `id`/`event`/`data` frames, resumable by id.
 
 Domain events know nothing of SSE; `encode` is the only place that does. Pings, client
-disconnects and send timeouts (a reader that stopped reading) are sse-starlette's job.
+disconnects and send timeouts (a reader that stopped reading) are `EventStreamResponse`'s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
-from sse_starlette import EventSourceResponse, ServerSentEvent
-from sse_starlette.sse import SendTimeoutError
+from sse_starlette import ServerSentEvent
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from symposia.domain.events import Event
@@ -28,6 +29,7 @@ SEP = "\n"
 # browser, but some readers (httpx-sse) make an empty event of it.
 RETRY_MILLISECONDS = 3000
 RETRY_FIELD = f"retry: {RETRY_MILLISECONDS}{SEP}".encode()
+PING = f": ping{SEP}{SEP}".encode()  # a comment: keeps proxies from closing an idle stream
 logger = logging.getLogger(__name__)
 
 
@@ -135,13 +137,13 @@ async def frames(
     after_seq: int,
     active: ActiveStreams,
     encoder: Encoder = encode,
-) -> AsyncIterator[bytes | ServerSentEvent]:
+) -> AsyncGenerator[bytes, None]:
     """Replay from `after_seq`, then follow the log until the stream closes.
 
     What the log has already is written a batch at a time (one socket write for many
     frames, one id per event still), and the log gives the event loop a turn between
     batches, so a long replay neither starves other requests nor misses its client's
-    departure. sse-starlette closes this generator when the client goes or stops reading
+    departure. The response closes this generator when the client goes or stops reading
     (its send timeout), so the `finally` runs and the stream stops following the log.
     """
     active.count += 1
@@ -159,25 +161,113 @@ async def frames(
             yield wire
     except ResumeGoneError as exc:
         data = orjson.dumps(exc.to_dict()).decode()
-        yield ServerSentEvent(data=data, event="error", retry=retry, sep=SEP)
+        yield ServerSentEvent(data=data, event="error", retry=retry, sep=SEP).encode()
     finally:
         active.count -= 1
 
 
-class EventStreamResponse(EventSourceResponse):
-    """sse-starlette's response, reporting a reader that stopped reading as one warning,
-    and calling `on_close` (which gives back its stream slot) when it ends."""
+class EventStreamResponse(Response):
+    """An SSE response that costs each viewer as little as it can per event: the frames
+    (encoded once per event, for every viewer) go to `send` as they are, one write per
+    batch, from the request's own task.
 
-    on_close: Callable[[], None] | None = None
+    Besides that task, each viewer has one more: it waits for the client's disconnect, and
+    every `min(heartbeat, send_timeout)` seconds it sends a ping when `heartbeat` has
+    passed since the last (not while a write is under way), or ends the stream when a write
+    has been waiting longer than `send_timeout` (a reader that stopped reading: noticed
+    within `send_timeout` plus that tick). Nothing is timed per event: a write only records
+    when it started. sse-starlette's response, used before, ran four tasks per viewer and
+    took a lock and a cancel scope around every write. Server shutdown ends the streams
+    through the log (`stop_readers`), not here.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        body: AsyncGenerator[bytes, None],
+        *,
+        heartbeat: float,
+        send_timeout: float,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body_iterator = body
+        self.heartbeat = heartbeat
+        self.send_timeout = send_timeout
+        self.on_close = on_close
+        self.init_headers(
+            {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+        )
+        self._task: asyncio.Task[Any] | None = None
+        self._writing_since = 0.0  # when the write in progress started; 0: none
+        self._last_write = 0.0
+        self._ending: str | None = None  # why the watcher ended the stream
+        self._finished = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
-        except SendTimeoutError:
-            logger.warning("dropped an SSE client that stopped reading")
+            await self._respond(scope, receive, send)
         finally:
             if self.on_close is not None:
                 self.on_close()
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._last_write = loop.time()
+        watcher = asyncio.create_task(self._watch(receive, send))
+        try:
+            async for chunk in self.body_iterator:
+                self._writing_since = loop.time()
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                self._writing_since = 0.0
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if self._ending is None or self._task is None:
+                raise  # not ours: the server's
+            self._task.uncancel()
+            if self._ending == "timeout":
+                logger.warning("dropped an SSE client that stopped reading")
+        finally:
+            self._finished = True
+            watcher.cancel()
+            await self.body_iterator.aclose()
+
+    def _end(self, why: str) -> None:
+        if self._ending is None and not self._finished and self._task is not None:
+            self._ending = why
+            self._task.cancel()
+
+    async def _watch(self, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        tick = min(self.heartbeat, self.send_timeout)
+        while True:
+            try:
+                async with asyncio.timeout(tick):
+                    message = await receive()
+            except TimeoutError:
+                now = loop.time()
+                if self._writing_since:
+                    if now - self._writing_since >= self.send_timeout:
+                        self._end("timeout")
+                        return
+                elif now - self._last_write >= self.heartbeat - tick / 10:
+                    self._last_write = now
+                    try:
+                        async with asyncio.timeout(self.send_timeout):
+                            await send(
+                                {"type": "http.response.body", "body": PING, "more_body": True}
+                            )
+                    except TimeoutError:
+                        self._end("timeout")
+                        return
+                continue
+            if message["type"] == "http.disconnect":
+                self._end("gone")
+                return
 
 
 def event_stream_response(
@@ -188,17 +278,12 @@ def event_stream_response(
     *,
     heartbeat: float,
     send_timeout: float,
-    shutdown_grace: float,
     on_close: Callable[[], None] | None = None,
     encoder: Encoder = encode,
 ) -> EventStreamResponse:
-    response = EventStreamResponse(
+    return EventStreamResponse(
         frames(log, stream_id, after_seq, active, encoder),
-        ping=heartbeat,
+        heartbeat=heartbeat,
         send_timeout=send_timeout,
-        sep=SEP,
-        shutdown_grace_period=shutdown_grace,
-        headers={"Cache-Control": "no-cache"},
+        on_close=on_close,
     )
-    response.on_close = on_close
-    return response
