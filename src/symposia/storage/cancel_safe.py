@@ -44,7 +44,7 @@ async def finish_before_cancel(call: Awaitable[T]) -> T:
 
 
 def is_sqlite(sessions: async_sessionmaker[AsyncSession]) -> bool:
-    bind = sessions.kw.get("bind")
+    bind = getattr(sessions, "kw", {}).get("bind")
     return bind is not None and bind.dialect.name == "sqlite"
 
 
