@@ -5,6 +5,7 @@ ending the command with status 1, and a human agent's turn typed at the terminal
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import httpx
 import pexpect
@@ -181,3 +182,23 @@ def test_parse_human_needs_a_name() -> None:
 
     with pytest.raises(argparse.ArgumentTypeError):
         parse_human("  ")
+
+
+def test_the_person_is_asked_even_when_the_wait_is_stored_after_its_event() -> None:
+    """The server sends `awaiting_input` just before it stores the wait; a client that
+    looked once saw `running` and never asked the person (the run then waited until its
+    timeout: seen as a hang in the terminal test under load)."""
+    from symposia.cli.debate import answer_for_person
+
+    statuses = iter(["running", "running", "awaiting_input"])
+    sent: list[dict[str, Any]] = []
+
+    class Api:
+        def json(self, method: str, path: str) -> dict[str, Any]:
+            return {"status": next(statuses)}
+
+        def request(self, method: str, path: str, json: dict[str, Any]) -> None:
+            sent.append(json)
+
+    answer_for_person(Api(), "r1", {"name": "Ana"}, lambda label: "Bikes.")  # type: ignore[arg-type]
+    assert sent == [{"content": "Bikes.", "author": "Ana"}]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -89,10 +90,26 @@ def read_line() -> LineReader:
     return next_line
 
 
+# The server sends `awaiting_input` just before it stores the wait: a run still `running`
+# right after the event is asked again for up to this long.
+WAIT_STORED_SECONDS = 5.0
+
+
+def waits_for_person(api: Api, run_id: str) -> bool:
+    """Whether the run waits for a person now (not if the wait was answered already, a
+    replayed event, or the run ended meanwhile)."""
+    deadline = time.monotonic() + WAIT_STORED_SECONDS
+    while True:
+        status = api.json("GET", f"/api/run/{run_id}")["status"]
+        if status != "running" or time.monotonic() >= deadline:
+            return bool(status == "awaiting_input")
+        time.sleep(0.1)
+
+
 def answer_for_person(api: Api, run_id: str, data: dict[str, Any], read: LineReader) -> None:
     """The turn of the human agent the run waits for, typed here and sent as theirs."""
-    if api.json("GET", f"/api/run/{run_id}")["status"] != "awaiting_input":
-        return  # already answered (a replayed wait), or ended meanwhile
+    if not waits_for_person(api, run_id):
+        return
     name = data["name"]
     while (text := read(f"{name}> ")) is not None and not text.strip():
         pass  # an empty line is no turn: ask again
