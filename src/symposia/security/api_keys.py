@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from symposia.domain.models import utcnow
-from symposia.storage.cancel_safe import cancel_safe
+from symposia.storage.cancel_safe import finishing
 from symposia.storage.convert import aware
 from symposia.storage.tables import ApiKeyRow
 
@@ -47,8 +47,12 @@ class ApiKeyInfo:
     revoked_at: datetime | None
 
 
-@cancel_safe
 class ApiKeyStore:
+    """The keys. Writes and listings finish before a cancel reaches their caller on SQLite
+    (`storage.cancel_safe`); `verify` and `active`, on every request, are not wrapped: a
+    cache hit opens no transaction, and a miss queries in a task of its own (`_lookup`)
+    that a cancelled request does not cut."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._cache: dict[str, tuple[float, str | None]] = {}
@@ -61,6 +65,7 @@ class ApiKeyStore:
         """The database the keys live in (`symposia keys create --adopt-anonymous`)."""
         return self._sessions
 
+    @finishing
     async def create(self, name: str) -> tuple[ApiKeyInfo, str]:
         """A new key; the returned plain key is never stored and cannot be shown again."""
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
@@ -75,11 +80,13 @@ class ApiKeyStore:
             session.add(row)
         return _info(row), f"{PREFIX}_{key_id}_{secret}"
 
+    @finishing
     async def list(self) -> list[ApiKeyInfo]:
         async with self._sessions() as session:
             rows = await session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
             return [_info(row) for row in rows]
 
+    @finishing
     async def revoke(self, key_id: str) -> bool:
         async with self._sessions.begin() as session:
             result = await session.execute(
@@ -91,6 +98,7 @@ class ApiKeyStore:
         self._lookups.pop(key_id, None)
         return bool(getattr(result, "rowcount", 0))
 
+    @finishing
     async def any_active(self) -> bool:
         async with self._sessions() as session:
             found = await session.scalar(

@@ -43,17 +43,21 @@ async def finish_before_cancel(call: Awaitable[T]) -> T:
         raise
 
 
-def is_sqlite(sessions: async_sessionmaker[AsyncSession]) -> bool:
+def _on_sqlite(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """By the engine's dialect (no URL parsing per call; a stand-in factory: no)."""
     bind = getattr(sessions, "kw", {}).get("bind")
     return bind is not None and bind.dialect.name == "sqlite"
 
 
-def _finishing(
+def finishing(
     method: Callable[..., Coroutine[Any, Any, Any]],
 ) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """One repository method made to finish before a cancel reaches its caller, on SQLite
+    (for a class whose other methods open no transaction of their own)."""
+
     @functools.wraps(method)
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not is_sqlite(self._sessions):
+        if not _on_sqlite(self._sessions):
             return await method(self, *args, **kwargs)
         return await finish_before_cancel(method(self, *args, **kwargs))
 
@@ -65,5 +69,5 @@ def cancel_safe(cls: C) -> C:
     factory as `_sessions`) finish before a cancel reaches its caller, on SQLite."""
     for name, member in list(vars(cls).items()):
         if not name.startswith("_") and inspect.iscoroutinefunction(member):
-            setattr(cls, name, _finishing(member))
+            setattr(cls, name, finishing(member))
     return cls
