@@ -344,6 +344,10 @@ class RunService:
         lease lapsed, or held by this process with no task for it), by taking it over
         here, which ends it. The stop is stored, so whoever takes the run over later ends
         it too."""
+        loop = asyncio.get_running_loop()
+        # One deadline for the whole stop: a cancel here that is slow to land (a loaded
+        # process, a log just emptied) must not be followed by a second full wait.
+        deadline = loop.time() + STOP_WAIT_SECONDS
         task = self.tasks.running.get(run_id)
         if task is not None and owner in (None, self.tasks.owners.get(run_id)):
             await self.tasks.cancel(run_id, task, reason, STOP_WAIT_SECONDS)
@@ -355,8 +359,6 @@ class RunService:
         if not await self.runs.request_stop(run_id, reason):
             run = await self.get(run_id, owner=owner)
             raise ConflictError(f"run {run_id!r} is already {run.status.value}")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STOP_WAIT_SECONDS
         while (left := deadline - loop.time()) > 0:
             lease = await self.runs.lease_of(run_id)
             if lease is None or lease[1].finished:
