@@ -153,7 +153,7 @@ def test_the_pdf_opens_with_the_topic_and_the_verdict_in_words() -> None:
         check=True,
     )
     page = _first_page(pdf)
-    flat = _squeezed(page)
+    flat = _squeezed(_text(pdf))
     order = [
         "Should#citiesbancars?",
         "Verdict",
@@ -174,7 +174,9 @@ def test_the_pdf_opens_with_the_topic_and_the_verdict_in_words() -> None:
     assert places == sorted(places), order
     for raw in ('"answer"', '"votes"', '"decided"', '"winner"'):
         assert raw not in page, raw
-    assert "$0.00018" in page  # money, not $0.000180
+    assert "Verdict" in page
+    assert "Participants" in page  # the settings fit on page 1
+    assert "$0.00018" in _text(pdf)  # money, not $0.000180
 
 
 def test_headings_are_bold_and_settings_monospace_from_static_fonts() -> None:

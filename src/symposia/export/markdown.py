@@ -95,7 +95,7 @@ def _block(block: Block, words: bool = False) -> list[str]:
         lines += [f"- **{escape(label)}:** {escape(value)}" for label, value in block.facts]
         lines.append("")
     elif block.facts:
-        lines += _table(block.facts)
+        lines += _table(block.facts, block.head)
     for label, text in block.texts:
         lines += [f"**{escape(label)}:**", "", fence(text), ""]
     return lines

@@ -38,6 +38,7 @@ LINE = 5.2  # mm per body line
 GREY = (110, 110, 110)
 ACCENT = (40, 70, 140)
 CODE_BACKGROUND = (243, 244, 246)
+KEEP_WITH_HEADING = 22  # mm: a heading, its details line and a few lines of its text
 
 
 def clean(text: str) -> str:
@@ -189,6 +190,7 @@ def _head(pdf: FPDF, transcript: AnyTranscript) -> None:
     for block in (b for b in blocks if b.kind == "edits"):
         _heading(pdf, block.title, 13, 7)
         _table(pdf, block.facts)
+        verbatim += block.texts
     for label, text in verbatim:
         _verbatim(pdf, label, text)
 
@@ -210,6 +212,8 @@ def _message(pdf: FPDF, number: int, entry: Entry) -> None:
     """One message: its heading (and bookmark), a line of details, what it asked of tools,
     then its text."""
     heading = outline.heading(number, entry)
+    if pdf.will_page_break(KEEP_WITH_HEADING):
+        pdf.add_page()  # a heading is not left alone at the foot of a page
     pdf.ln(2.5)
     pdf.start_section(clean(heading)[:120])
     _heading(pdf, heading, 12, 6.5)
@@ -229,6 +233,8 @@ def render_pdf(transcript: AnyTranscript) -> bytes:
     _title(pdf, transcript)
     _head(pdf, transcript)
     pdf.ln(2)
+    if pdf.will_page_break(2 * KEEP_WITH_HEADING):
+        pdf.add_page()
     _heading(pdf, "Transcript", 13, 7)
     for number, entry in enumerate(transcript.messages, start=1):
         _message(pdf, number, entry)
