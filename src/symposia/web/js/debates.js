@@ -2,6 +2,7 @@
 
 import { api, models } from "./api.js";
 import { field, guard, h, modelSelect } from "./dom.js";
+import { usageLine } from "./format.js";
 import { Follower } from "./stream.js";
 
 const PAGE = 20;
@@ -369,7 +370,9 @@ class LiveRun {
     entry.node.dataset.status = data.status;
     if (data.message_id) entry.node.dataset.messageId = data.message_id;
     const foot = entry.node.querySelector(".turn-foot");
+    const spent = usageLine(data.usage, data.cost_usd);
     foot.replaceChildren(
+      spent ? h("span", { class: "usage" }, spent) : "",
       data.status === "partial" ? h("span", { class: "badge" }, "partial") : "",
       h(
         "button",
