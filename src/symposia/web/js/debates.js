@@ -305,6 +305,8 @@ class LiveRun {
         h("div", { class: "who" }, who),
         h("div", { class: "text" }, message.content),
       );
+      const spent = isTurn ? usageLine(message.usage, message.cost_usd) : "";
+      if (spent) node.append(h("div", { class: "turn-foot" }, h("span", { class: "usage" }, spent)));
       this.transcript.append(node);
     }
     if (messages.length) this.transcript.append(h("li", { class: "note branch-point" }, `This branch goes on from here (after turn ${this.run.branch_turn}).`));
