@@ -49,7 +49,7 @@ async def test_the_say_box_stays_in_view_under_a_long_transcript_on_a_phone(
     """Scrolled back to the top of a transcript taller than the screen, the say box is
     still on screen, at its foot."""
     await page.set_viewport_size(PHONE)
-    model = add_watched_model(scripted, delay=0.5)
+    model = add_watched_model(scripted, delay=0.3)
     run_id = await start_run(live.base_url, model, max_turns=6)
     await open_page(page, live.base_url, f"/run/{run_id}")
     await expect(page.locator(".turn[data-turn='0'] .text")).to_contain_text("w1")
@@ -73,7 +73,9 @@ async def test_the_say_box_stays_in_view_under_a_long_transcript_on_a_phone(
     await page.screenshot(path=str(SCREENSHOTS / "issue26-say-sticky-phone.png"))
     await page.get_by_label("Your message").fill("Still here.")
     await page.get_by_role("button", name="Send").click()
-    await expect(page.locator(".transcript .person .text")).to_have_text("Still here.")
+    await expect(page.locator(".transcript .person .text")).to_have_text(
+        "Still here.", timeout=15_000
+    )
     await page.request.post(f"{live.base_url}/api/run/{run_id}/stop")
 
 
