@@ -1,6 +1,7 @@
 """A deterministic run and conversation for the export tests and bench/export_pdf.py: fixed
 ids and times, every script the PDF must draw, an emoji, code with backtick fences, a
-partial and an error turn, estimated and reported usage, an edit, a verdict, routing."""
+partial and an error turn, estimated and reported usage, start settings and two edits, a
+verdict, routing."""
 
 from __future__ import annotations
 
@@ -121,8 +122,19 @@ def sample_run(turns: int | None = None) -> Run:
         ended_by="max_turns",
         parent_id="parent0001",
         branch_turn=1,
-        edits=[BotEdit(1, 1, {"temperature": 0.2}, _at(15), event=9, turn=2)],
+        edits=[
+            BotEdit(1, 1, {"temperature": 0.2}, _at(15), event=9, turn=2),
+            BotEdit(2, 1, {"system_prompt": "You argue against."}, _at(26), event=14, turn=3),
+        ],
+        start_bots=sample_start_bots(),
     )
+
+
+def sample_start_bots() -> list[BotConfig]:
+    """The bots as the run started: Скептик hotter and harsher, until its two edits."""
+    optimist, skeptic = sample_bots()
+    skeptic.temperature, skeptic.system_prompt = 0.9, "You argue against, harshly."
+    return [optimist, skeptic]
 
 
 def sample_conversation() -> tuple[Conversation, list[Message]]:

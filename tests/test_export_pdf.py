@@ -12,13 +12,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from pypdf import PdfReader
 
 from symposia.export import conversation_transcript, run_transcript
+from symposia.export.fonts import main_fonts
 from symposia.export.pdf import render_pdf
 from tests.export_sample import SCRIPTS, sample_conversation, sample_run
 
 OUT = Path(__file__).resolve().parent.parent / "test-output" / "exports"
+FONT_FILES = main_fonts()[-1].path.parent
 POPPLER_MISSING = "poppler-utils (pdftotext, pdftoppm) is not installed (`make test` installs it)"
 
 
@@ -150,7 +153,7 @@ def test_the_pdf_opens_with_the_topic_and_the_verdict_in_words() -> None:
         check=True,
     )
     page = _first_page(pdf)
-    flat = _squeezed(page)
+    flat = _squeezed(_text(pdf))
     order = [
         "Should#citiesbancars?",
         "Verdict",
@@ -171,4 +174,25 @@ def test_the_pdf_opens_with_the_topic_and_the_verdict_in_words() -> None:
     assert places == sorted(places), order
     for raw in ('"answer"', '"votes"', '"decided"', '"winner"'):
         assert raw not in page, raw
-    assert "$0.00018" in page  # money, not $0.000180
+    assert "Verdict" in page
+    assert "Participants" in page  # the settings fit on page 1
+    assert "$0.00018" in _text(pdf)  # money, not $0.000180
+
+
+def test_headings_are_bold_and_settings_monospace_from_static_fonts() -> None:
+    """The title and headings are set in the vendored static Noto Sans Bold and system
+    prompts and code in Noto Sans Mono: embedded, and static files (no variable font to
+    instance at run time, which took seconds)."""
+    pdf = render_pdf(run_transcript(sample_run()))
+    fonts = subprocess.run(["pdffonts", "-"], input=pdf, capture_output=True, check=True)
+    names = fonts.stdout.decode()
+    assert "+NotoSansBold " in names, names
+    assert "+NotoSansMono " in names, names
+    reader = PdfReader(io.BytesIO(pdf))
+    first = reader.pages[0].extract_text()
+    # A system prompt (mono) and a heading (bold) are real text.
+    assert "You argue for." in first
+    assert "Participants" in first
+    for path in (FONT_FILES / "NotoSans-Bold.ttf", FONT_FILES / "NotoSansMono-Regular.ttf"):
+        assert "fvar" not in TTFont(path), f"{path.name} is a variable font"
+    assert "SIL OPEN FONT LICENSE" in (FONT_FILES / "OFL.txt").read_text()

@@ -122,6 +122,8 @@ class TurnComplete:
             "content": message.content,
             "usage": message.usage.to_dict() if message.usage else None,
             **({"tool_calls": message.tool_calls} if message.tool_calls else {}),
+            # The price table's cost of `usage` (0 for a free model); left out unpriced.
+            **({"cost_usd": message.cost_usd} if message.cost_usd is not None else {}),
         }
 
 

@@ -252,6 +252,9 @@ class Run:
     awaiting_until: datetime | None = None
     on_human_timeout: HumanTimeout = "end"
     edits: list[BotEdit] = field(default_factory=list)
+    # Each bot's settings as the run started (before any edit); None when they were not
+    # stored (a run from before they were kept). A new run stores its `bots` as its start.
+    start_bots: list[BotConfig] | None = None
     # Set by listings that load no transcript, so `turn_count` still answers.
     counted_turns: int | None = None
 

@@ -80,6 +80,9 @@ def run_transcript(run: Run, branches: Sequence[dict[str, Any]] = ()) -> RunTran
         started_at=run.started_at,
         finished_at=run.finished_at,
         bots=[_participant(bot) for bot in run.bots],
+        start_bots=(
+            [_participant(bot) for bot in run.start_bots] if run.start_bots is not None else None
+        ),
         edits=[_edit(edit, run.bots) for edit in run.edits],
         messages=[_run_entry(message, choices) for message in said_order(run.messages)],
     )

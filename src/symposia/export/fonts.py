@@ -1,7 +1,9 @@
-"""The fonts a PDF export is set in, shipped by PyPI packages the project depends on.
+"""The fonts a PDF export is set in: Noto, under the SIL Open Font License 1.1.
 
-No system font is used, so every machine set up by `make install` draws the same glyphs.
-All are Noto, under the SIL Open Font License 1.1:
+No system font is used, so every machine set up by `make install` draws the same glyphs:
+- `font_files/` beside this module (vendored, with `OFL.txt`): static Noto Sans Bold
+  (headings) and Noto Sans Mono (system prompts, settings, code), so bold and monospace
+  cost a file read, not the seconds of making an instance of a variable font;
 - `manimgx-fonts`: Noto Sans (Latin, Cyrillic, Greek; upright and italic), Noto Sans
   Arabic, Hebrew and the other scripts Latin faces lack, Noto Sans Symbols, and the
   monochrome Noto Emoji;
@@ -28,11 +30,13 @@ from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 @dataclass(frozen=True, slots=True)
 class FontFile:
     family: str
-    style: str  # "" or "I"
+    style: str  # "", "I" or "B"
     path: Path
 
 
 MAIN_FAMILY = "noto-sans"
+MONO_FAMILY = "noto-mono"
+_VENDORED = Path(__file__).resolve().parent / "font_files"
 _NOTO = "manimgx_fonts"
 # Noto Sans for scripts, in the order a missing glyph is looked for.
 _SCRIPTS = (
@@ -56,6 +60,8 @@ def main_fonts() -> list[FontFile]:
     return [
         FontFile(MAIN_FAMILY, "", _noto("NotoSans[wght].ttf")),
         FontFile(MAIN_FAMILY, "I", _noto("NotoSans-Italic[wght].ttf")),
+        FontFile(MAIN_FAMILY, "B", _VENDORED / "NotoSans-Bold.ttf"),
+        FontFile(MONO_FAMILY, "", _VENDORED / "NotoSansMono-Regular.ttf"),
     ]
 
 

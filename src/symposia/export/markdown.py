@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from symposia.export import outline
 from symposia.export.outline import AnyTranscript, Block
-from symposia.export.transcript import RunTranscript
+from symposia.export.transcript import Entry, RunTranscript
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -95,10 +95,20 @@ def _block(block: Block, words: bool = False) -> list[str]:
         lines += [f"- **{escape(label)}:** {escape(value)}" for label, value in block.facts]
         lines.append("")
     elif block.facts:
-        lines += _table(block.facts)
+        lines += _table(block.facts, block.head)
     for label, text in block.texts:
         lines += [f"**{escape(label)}:**", "", fence(text), ""]
     return lines
+
+
+def _message(number: int, entry: Entry) -> list[str]:
+    """One message's section: heading, a line of details, what it asked of tools, text."""
+    lines = [f"### {escape(outline.heading(number, entry))}", ""]
+    lines += [f"*{escape(outline.meta(entry))}*", ""]
+    # Paragraphs, not a list: a message that starts with a list must not join it.
+    for call in outline.tool_calls(entry):
+        lines += [f"*tool call: {escape(call)}*", ""]
+    return [*lines, body(entry.content), ""]
 
 
 def render_markdown(transcript: AnyTranscript) -> str:
@@ -115,11 +125,6 @@ def render_markdown(transcript: AnyTranscript) -> str:
         lines += _block(block)
     lines += ["## Transcript", ""]
     for number, entry in enumerate(transcript.messages, start=1):
-        lines += [f"### {escape(outline.heading(number, entry))}", ""]
-        lines += [f"*{escape(outline.meta(entry))}*", ""]
-        # Paragraphs, not a list: a message that starts with a list must not join it.
-        for call in outline.tool_calls(entry):
-            lines += [f"*tool call: {escape(call)}*", ""]
-        lines += [body(entry.content), ""]
+        lines += _message(number, entry)
     lines.append(f"*Exported as {transcript.format} version {transcript.version}.*")
     return "\n".join(lines) + "\n"

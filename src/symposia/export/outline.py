@@ -18,6 +18,7 @@ from typing import Any
 from symposia.export.transcript import (
     ConversationTranscript,
     Entry,
+    Participant,
     RunTranscript,
 )
 
@@ -36,6 +37,7 @@ class Block:
     # "edits", "moderation"; "" for settings), and a participant's name.
     kind: str = ""
     name: str = ""
+    head: tuple[str, str] = ("Setting", "Value")  # the facts' column names, in a table
 
 
 def when(value: datetime | None) -> str:
@@ -105,28 +107,64 @@ def _run_blocks(run: RunTranscript) -> Iterator[Block]:
     if run.termination:
         settings.append(("Termination", as_json(run.termination)))
     yield Block("Settings", [("On a person's timeout", run.on_human_timeout)], settings)
-    for index, bot in enumerate(run.bots):
-        facts = [("Kind", bot.kind), ("Model", bot.model or "—")]
-        if bot.kind == "bot":
-            facts += [("Temperature", str(bot.temperature)), ("Max tokens", str(bot.max_tokens))]
-        if bot.fallbacks:
-            facts.append(("Fallbacks", ", ".join(bot.fallbacks)))
-        if bot.description:
-            facts.append(("Description", bot.description))
-        texts = [("System prompt", bot.system_prompt)] if bot.system_prompt else []
-        yield Block(f"Participant {index + 1}: {bot.name}", facts, texts, "participant", bot.name)
+    started = run.start_bots is not None
+    for index, bot in enumerate(run.start_bots if run.start_bots is not None else run.bots):
+        yield _participant(index, bot, started, bool(run.edits))
     if run.edits:
-        facts = [
-            (
-                f"From turn {e.turn + 1}" if e.turn is not None else "After the last turn",
-                f"{e.bot_name or f'bot {e.bot}'}: {json.dumps(e.changes, ensure_ascii=False)}"
-                f" (at {when(e.at)})",
-            )
-            for e in run.edits
-        ]
-        yield Block("Edits during the run", facts, [], "edits")
+        yield _edits(run)
     if run.moderation is not None:
         yield _moderation(run.moderation)
+
+
+def _participant(index: int, bot: Participant, started: bool, edited: bool) -> Block:
+    """A bot's settings as the run started; for a run stored before those were kept, as it
+    ended, and said so when edits changed them on the way."""
+    facts = [("Kind", bot.kind), ("Model", bot.model or "—")]
+    if bot.kind == "bot":
+        facts += [("Temperature", str(bot.temperature)), ("Max tokens", str(bot.max_tokens))]
+    if bot.fallbacks:
+        facts.append(("Fallbacks", ", ".join(bot.fallbacks)))
+    if bot.description:
+        facts.append(("Description", bot.description))
+    if edited:
+        facts.append(
+            ("Settings", "as the run started (changed later: see below)")
+            if started
+            else ("Settings", "as the run ended (its start was not recorded)")
+        )
+    texts = [("System prompt", bot.system_prompt)] if bot.system_prompt else []
+    return Block(f"Participant {index + 1}: {bot.name}", facts, texts, "participant", bot.name)
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _edits(run: RunTranscript) -> Block:
+    """Every change after the start, in order: each setting from what it was to what it
+    became (when the start is known), a new system prompt kept verbatim below."""
+    settings = [bot.model_dump() for bot in run.start_bots] if run.start_bots else None
+    facts: list[tuple[str, str]] = []
+    texts: list[tuple[str, str]] = []
+    for edit in run.edits:
+        label = f"From turn {edit.turn + 1}" if edit.turn is not None else "After the last turn"
+        name = edit.bot_name or f"bot {edit.bot}"
+        before = settings[edit.bot] if settings and 0 <= edit.bot < len(settings) else None
+        changed = []
+        for key, value in edit.changes.items():
+            setting = key.replace("_", " ")
+            if key == "system_prompt":
+                changed.append("system prompt (below)")
+                texts.append((f"{name}'s system prompt, {label.lower()}", _shown(value)))
+            elif before is not None and key in before:
+                changed.append(f"{setting} {_shown(before[key])} → {_shown(value)}")
+            else:
+                changed.append(f"{setting} {_shown(value)}")
+            if before is not None:
+                before[key] = value
+        said = ", ".join(changed) or "nothing changed"
+        facts.append((label, f"{name}: {said} (at {when(edit.at)})"))
+    return Block("Changes during the run", facts, texts, "edits", head=("From", "Change"))
 
 
 _METHODS = {

@@ -22,7 +22,7 @@ from symposia.domain.models import (
     utcnow,
 )
 from symposia.errors import InvalidInputError
-from symposia.export.transcript import Entry, RunTranscript
+from symposia.export.transcript import Entry, Participant, RunTranscript
 from symposia.storage.storable import unstorable
 
 Path = tuple[str | int, ...]
@@ -70,11 +70,19 @@ def _check(document: RunTranscript) -> None:
                 f"bot_index {entry.bot_index} is not one of the {bots} bots",
                 f"messages.{index}.bot_index",
             )
+    if document.start_bots is not None and len(document.start_bots) != bots:
+        raise InvalidInputError(
+            f"start_bots has {len(document.start_bots)} bots, bots has {bots}", "start_bots"
+        )
     for index, edit in enumerate(document.edits):
         if edit.bot >= bots:
             raise InvalidInputError(
                 f"bot {edit.bot} is not one of the {bots} bots", f"edits.{index}.bot"
             )
+
+
+def _bot(participant: Participant) -> BotConfig:
+    return BotConfig(**{**participant.model_dump(), "fallbacks": tuple(participant.fallbacks)})
 
 
 def run_from_transcript(document: RunTranscript, *, owner: str | None) -> Run:
@@ -83,10 +91,10 @@ def run_from_transcript(document: RunTranscript, *, owner: str | None) -> Run:
     status = RunStatus(document.status)
     return Run(
         topic=document.topic,
-        bots=[
-            BotConfig(**{**bot.model_dump(), "fallbacks": tuple(bot.fallbacks)})
-            for bot in document.bots
-        ],
+        bots=[_bot(bot) for bot in document.bots],
+        start_bots=(
+            [_bot(bot) for bot in document.start_bots] if document.start_bots is not None else None
+        ),
         max_turns=document.max_turns,
         strategy=document.policy,
         status=status if status.finished else RunStatus.INTERRUPTED,

@@ -87,7 +87,8 @@ class Entry(_Strict):
 
 
 class Participant(_Strict):
-    """A run's bot (or person) with the settings it had when the transcript was taken;
+    """A run's bot (or person) with its settings: in `RunTranscript.bots` as they were
+    when the transcript was taken, in `RunTranscript.start_bots` as the run started;
     `RunTranscript.edits` says what changed on the way and from which turn."""
 
     # As POST /api/run takes a bot, so that an imported run can be branched.
@@ -152,6 +153,11 @@ class RunTranscript(_Strict):
     started_at: Time | None = None
     finished_at: Time | None = None
     bots: list[Participant] = Field(min_length=2, max_length=8)
+    # The same bots as the run started (before any edit); left out for a run stored
+    # before start settings were kept.
+    start_bots: list[Participant] | None = Field(
+        default=None, min_length=2, max_length=8, exclude_if=_absent
+    )
     edits: list[Edit] = Field(default_factory=list)
     messages: list[Entry] = Field(default_factory=list)
 

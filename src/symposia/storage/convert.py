@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from symposia.domain.models import (
     BotConfig,
@@ -93,7 +94,11 @@ def message_of(row: MessageRow) -> Message:
     )
 
 
-def bot_row(run_id: str, position: int, bot: BotConfig) -> RunBotRow:
+def bot_row(
+    run_id: str, position: int, bot: BotConfig, start: BotConfig | None = None
+) -> RunBotRow:
+    """The bot's row; `start` (the bot's settings as the run started) is written when the
+    run is stored, and never by an edit."""
     return RunBotRow(
         run_id=run_id,
         position=position,
@@ -105,7 +110,13 @@ def bot_row(run_id: str, position: int, bot: BotConfig) -> RunBotRow:
         fallbacks=list(bot.fallbacks),
         kind=bot.kind,
         description=bot.description,
+        start=start.to_dict() if start is not None else None,
     )
+
+
+def bot_config(data: dict[str, Any]) -> BotConfig:
+    """A bot from its `to_dict` form (a stored start)."""
+    return BotConfig(**{**data, "fallbacks": tuple(data.get("fallbacks") or ())})
 
 
 def bot_of(row: RunBotRow) -> BotConfig:

@@ -34,6 +34,7 @@ from symposia.storage import sql_turns
 from symposia.storage.cancel_safe import cancel_safe
 from symposia.storage.convert import (
     aware,
+    bot_config,
     bot_of,
     bot_row,
     message_of,
@@ -140,7 +141,11 @@ class SqlRunRepository:
         row.instance_id, row.heartbeat_at = self.instance_id, utcnow()
         session.add(row)
         await session.flush()
-        session.add_all(bot_row(run.id, i, bot) for i, bot in enumerate(run.bots))
+        starts = run.start_bots if run.start_bots is not None else run.bots
+        session.add_all(
+            bot_row(run.id, i, bot, starts[i] if i < len(starts) else bot)
+            for i, bot in enumerate(run.bots)
+        )
         await session.flush()
         for seq, message in enumerate(run.messages):
             session.add(message_row(message, seq, run_id=run.id))
@@ -161,13 +166,17 @@ class SqlRunRepository:
             row = await session.get(RunRow, run_id)
             if row is None:
                 return None
-            bots = await session.scalars(
-                select(RunBotRow).where(RunBotRow.run_id == run_id).order_by(RunBotRow.position)
+            bots = list(
+                await session.scalars(
+                    select(RunBotRow).where(RunBotRow.run_id == run_id).order_by(RunBotRow.position)
+                )
             )
             messages = await session.scalars(
                 select(MessageRow).where(MessageRow.run_id == run_id).order_by(MessageRow.seq)
             )
             run = run_of(row, [bot_of(b) for b in bots], [message_of(m) for m in messages])
+            if all(b.start is not None for b in bots):
+                run.start_bots = [bot_config(b.start) for b in bots if b.start is not None]
             edits = await session.scalars(
                 select(RunBotEditRow)
                 .where(RunBotEditRow.run_id == run_id)

@@ -104,6 +104,9 @@ class RunBotRow(Base):
     fallbacks: Mapped[list[str]] = mapped_column(StorableJSON())
     kind: Mapped[str] = mapped_column(StorableString(20), default="bot", server_default="bot")
     description: Mapped[str] = mapped_column(StorableText(), default="", server_default="")
+    # The bot's settings when the run started (`BotConfig.to_dict`), never edited after;
+    # None for a run stored before they were kept.
+    start: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
 
 
 class RunTurnRow(Base):

@@ -2,6 +2,7 @@
 
 import { api, models } from "./api.js";
 import { field, guard, h, modelSelect } from "./dom.js";
+import { usageLine } from "./format.js";
 import { Follower } from "./stream.js";
 
 const PAGE = 20;
@@ -304,6 +305,8 @@ class LiveRun {
         h("div", { class: "who" }, who),
         h("div", { class: "text" }, message.content),
       );
+      const spent = isTurn ? usageLine(message.usage, message.cost_usd) : "";
+      if (spent) node.append(h("div", { class: "turn-foot" }, h("span", { class: "usage" }, spent)));
       this.transcript.append(node);
     }
     if (messages.length) this.transcript.append(h("li", { class: "note branch-point" }, `This branch goes on from here (after turn ${this.run.branch_turn}).`));
@@ -369,7 +372,9 @@ class LiveRun {
     entry.node.dataset.status = data.status;
     if (data.message_id) entry.node.dataset.messageId = data.message_id;
     const foot = entry.node.querySelector(".turn-foot");
+    const spent = usageLine(data.usage, data.cost_usd);
     foot.replaceChildren(
+      spent ? h("span", { class: "usage" }, spent) : "",
       data.status === "partial" ? h("span", { class: "badge" }, "partial") : "",
       h(
         "button",
