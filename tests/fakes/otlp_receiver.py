@@ -127,3 +127,13 @@ def _value(value: AnyValue) -> Any:
     if which == "array_value":
         return [_value(v) for v in value.array_value.values]
     return getattr(value, which) if which else None
+
+
+if __name__ == "__main__":  # a receiver for the benchmarks: prints its endpoint, then serves
+    import signal
+    import sys
+
+    with OtlpReceiver() as running:
+        print(running.endpoint, flush=True)
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+        print(f"{len(running.spans)} spans in {running.requests} requests", file=sys.stderr)
