@@ -35,6 +35,7 @@ from symposia.providers.scripted import Script, ScriptedProvider
 from tests.conftest import remote_settings
 from tests.fakes.provider_server import FakeProviderServer, Reply
 from tests.helpers import eventually, wait_done
+from tests.sse import chat
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -343,8 +344,11 @@ async def test_off_nothing_is_traced_and_nothing_is_sent_upstream(
 )
 def test_the_enabling_rule(environ: dict[str, str], on: bool) -> None:
     assert tracing.enabled_by(environ) is on
-    assert (tracing.configure(environ) is not None) is on
+    provider = tracing.configure(environ)
     tracing.reset()
+    assert (provider is not None) is on
+    if provider is not None:
+        provider.shutdown()
 
 
 def test_the_tracer_is_named_and_the_service_defaults_to_symposia() -> None:
@@ -385,3 +389,24 @@ async def test_a_stopped_call_is_cancelled_not_failed(
     chat = _spans_by(spans)["chat slow"]
     assert (chat.attributes or {})["error.type"] == "cancelled"
     assert chat.status.status_code is StatusCode.UNSET
+
+
+async def test_a_panels_reply_routes_and_answers_under_its_request(
+    spans: InMemorySpanExporter, client: httpx.AsyncClient, scripted: ScriptedProvider
+) -> None:
+    scripted.add_script("sup", Script(chunks=['{"agent": "billing", "reason": "money"}']))
+    scripted.add_script("ledger", Script(chunks=["Refunded."]))
+    panel = {"agents": [{"name": "billing", "description": "pays", "model": "scripted/ledger"}]}
+    created = await client.post(
+        "/api/conversations", json={"default_model": "scripted/sup", "panel": panel}
+    )
+    assert created.status_code == 201, created.text
+    frames = await chat(client, conversation_id=created.json()["id"], message="my invoice")
+    assert frames[-1].event == "done"
+    await eventually(lambda: _named(spans, "chat ledger"), within=5)
+    request = _one(spans, "POST /api/chat/stream")
+    choice = _one(spans, "route_question")
+    assert _parent_id(choice) == request.context.span_id
+    assert (choice.attributes or {})["symposia.choice.agent"] == "billing"
+    assert _parent_id(_one(spans, "chat sup")) == choice.context.span_id
+    assert _parent_id(_one(spans, "chat ledger")) == request.context.span_id
