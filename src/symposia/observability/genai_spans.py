@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
@@ -86,25 +87,28 @@ async def traced_call(
     capture = span.is_recording() and tracing.capture_content()
     if capture:
         span.set_attribute(INPUT_MESSAGES, input_messages(request.messages))
-    current = trace.set_span_in_context(span)
-    started = time.perf_counter()
-    answering = False
     output = _Output() if capture else None
     end: StreamEnd | None = None
+    started = time.perf_counter()
     try:
-        while True:
-            token = None if answering else context.attach(current)
-            try:
-                delta = await anext(stream)
-            except StopAsyncIteration:
-                break
-            finally:
-                if token is not None:
-                    context.detach(token)
-            if not answering and type(delta) is not StreamEnd:
-                answering = True
-                span.set_attribute(TIME_TO_FIRST_CHUNK, time.perf_counter() - started)
-                span.add_event(FIRST_CHUNK_EVENT)
+        # The request is sent before the first delta comes: only then is the span current
+        # (attached and detached in this one step, so whoever closes the stream may).
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            first = await anext(stream, None)
+        finally:
+            context.detach(token)
+        if first is None:
+            return
+        if type(first) is StreamEnd:
+            end = first
+        else:
+            span.set_attribute(TIME_TO_FIRST_CHUNK, time.perf_counter() - started)
+            span.add_event(FIRST_CHUNK_EVENT)
+            if output is not None:
+                output.add(first)
+        yield first
+        async for delta in stream:  # the rest, with as little as can be done per delta
             if type(delta) is StreamEnd:
                 end = delta
             elif output is not None:
@@ -143,14 +147,20 @@ def _request_attributes(
             attributes[name] = value
     if request.stop:
         attributes["gen_ai.request.stop_sequences"] = list(request.stop)
-    config = getattr(provider, "config", None)
-    base_url = getattr(config, "base_url", None)
+    base_url = getattr(getattr(provider, "config", None), "base_url", None)
     if isinstance(base_url, str):
-        address = urlsplit(base_url)
-        if address.hostname:
-            attributes["server.address"] = address.hostname
-            attributes["server.port"] = address.port or (443 if address.scheme == "https" else 80)
+        attributes.update(_server_of(base_url))
     return attributes
+
+
+@functools.cache
+def _server_of(base_url: str) -> dict[str, Any]:
+    """`server.address` and `server.port` of a provider's base URL (read once)."""
+    address = urlsplit(base_url)
+    if not address.hostname:
+        return {}
+    port = address.port or (443 if address.scheme == "https" else 80)
+    return {"server.address": address.hostname, "server.port": port}
 
 
 def _ended(span: Span, end: StreamEnd, model: str) -> None:
