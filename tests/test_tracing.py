@@ -302,7 +302,6 @@ async def test_boto3_calls_carry_the_traceparent(
     fake_provider: FakeProviderServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pytest.importorskip("boto3")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTBEDROCK00001")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-test-bedrock")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
