@@ -69,6 +69,10 @@ ISOLATED_ENV = (
     "DEBUG",
     "VERSION",
     "LOG_FILE",
+    # Tracing is on when an OTLP endpoint is named (observability/tracing.py).
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
 )
 
 

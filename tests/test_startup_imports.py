@@ -14,16 +14,21 @@ from pathlib import Path
 
 from symposia.storage.migrate import alembic_config, head_revision
 
-NOT_AT_START = ("prompt_toolkit", "httpx", "redis", "authlib", "alembic")
+# The OpenTelemetry SDK too: tracing is off without an OTLP endpoint (the API, which
+# FastAPI imports itself, is all that is loaded then).
+NOT_AT_START = ("prompt_toolkit", "httpx", "redis", "authlib", "alembic", "opentelemetry.sdk")
 
 
-def _loaded_by(code: str, database: Path) -> list[str]:
+def _loaded_by(code: str, database: Path, **more: str) -> list[str]:
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{database}",
         "REDIS_URL": "",
         "OIDC_ISSUER": "",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "",
         "PYTHONPATH": os.pathsep.join(sys.path),
+        **more,
     }
     script = f"{code}\nimport sys\nprint(' '.join(m for m in {NOT_AT_START!r} if m in sys.modules))"
     done = subprocess.run(
@@ -52,3 +57,14 @@ def test_serve_starts_without_the_libraries_it_does_not_serve_with(tmp_path: Pat
         "from symposia.server import build_server\nbuild_server(load_settings())"
     )
     assert _loaded_by(serve, database) == []  # at its head: nothing to migrate
+
+
+def test_the_tracing_sdk_is_loaded_only_when_an_otlp_endpoint_is_named(tmp_path: Path) -> None:
+    serve = (
+        "from symposia.settings import load_settings\n"
+        "from symposia.server import build_server\nbuild_server(load_settings())"
+    )
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    assert "opentelemetry.sdk" in _loaded_by(serve, tmp_path / "on.db", **endpoint)
+    disabled = {**endpoint, "OTEL_SDK_DISABLED": "true"}
+    assert "opentelemetry.sdk" not in _loaded_by(serve, tmp_path / "off.db", **disabled)

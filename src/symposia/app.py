@@ -29,6 +29,7 @@ from symposia.api.responses import openai_without_422
 from symposia.api.security_schemes import declare_security
 from symposia.compat import openrouter_conversations
 from symposia.container import Container, build_container
+from symposia.observability import tracing
 from symposia.observability.logging import quiet_third_party
 from symposia.observability.requests import RequestContext
 from symposia.providers.local import LocalProvider
@@ -44,6 +45,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or load_settings()
     quiet_third_party()
+    tracer_provider = tracing.configure()  # None unless an OTLP endpoint is set
     container = build_container(settings, providers)
 
     @asynccontextmanager
@@ -55,16 +57,17 @@ def create_app(
                     await provider.load()
         yield
         await container.shutdown()
+        tracing.flush()
 
     app = FastAPI(
         title="Symposia",
         version=settings.reported_version,
         summary="Streams LLM conversations and multi-agent runs over Server-Sent Events.",
         lifespan=lifespan,
-        # FastAPI's native OpenTelemetry is off: Symposia does not configure it, and
-        # asking on every request whether it is configured cost more than a request's
-        # own logging (metrics and logs are Symposia's, per request).
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # FastAPI's native OpenTelemetry makes the HTTP request spans when tracing is on
+        # (on our provider); off, it is off: asking on every request whether it is
+        # configured cost more than a request's own logging. Metrics and logs are ours.
+        telemetry=tracing.fastapi_telemetry(tracer_provider),
     )
     app.state.container = container
     app.state.oidc = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from symposia.domain.models import SUPERVISOR, Message, Panel
+from symposia.observability.genai_spans import choice, chose
 from symposia.orchestration import prompt_template
 from symposia.orchestration.generation import (
     GenerationFailedError,
@@ -152,6 +153,16 @@ def answer_schema(panel: Panel) -> ResponseFormat:
 
 
 async def route(
+    models: Models, supervisor: str, panel: Panel, history: list[Message], question: str
+) -> Routing:
+    """`_route`, as a `route_question` span when tracing is on."""
+    with choice("route_question", supervisor) as span:
+        routing = await _route(models, supervisor, panel, history, question)
+        chose(span, routing.agent, routing.attempts, routing.fallback, routing.reason)
+    return routing
+
+
+async def _route(
     models: Models, supervisor: str, panel: Panel, history: list[Message], question: str
 ) -> Routing:
     """Ask `supervisor` who answers `question` (see the module docstring)."""

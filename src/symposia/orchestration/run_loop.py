@@ -54,6 +54,7 @@ from symposia.errors import FencedOutError
 from symposia.events.emit import emit
 from symposia.events.log import EventLog, SerialAppender
 from symposia.events.replay import resumable
+from symposia.observability.genai_spans import describe_run
 from symposia.orchestration import termination
 from symposia.orchestration.control import HANDOVER, RunControl
 from symposia.orchestration.cut_turns import CutTurn, Save, close_cut_turn, surviving_text
@@ -448,6 +449,7 @@ class RunLoop:
             if control.handing_over:
                 raise _HandOverError
             run = await self._run(run_id)
+            describe_run(run.strategy, len(run.bots))
             await self._announce(run, epoch)
             next_cost = 0.0
             if self.prices is not None and termination.uses(run.termination, "max_cost_usd"):

@@ -16,6 +16,7 @@ from symposia.domain.event_types import BotTurn, TurnComplete, TurnStart
 from symposia.domain.models import Message, MessageStatus, Run, TurnRecord, TurnState
 from symposia.events.emit import emit
 from symposia.events.log import EventLog, SerialAppender
+from symposia.observability.genai_spans import agent_turn
 from symposia.orchestration.context import fit
 from symposia.orchestration.generation import (
     Generation,
@@ -42,6 +43,24 @@ class TurnRunner:
     prices: PriceTable | None = None
 
     async def take_turn(
+        self,
+        run: Run,
+        bot_index: int,
+        turn: int,
+        epoch: int | None = None,
+        round: int | None = None,
+        writer: SerialAppender | None = None,
+        perspective: Perspective = messages_for,
+        claimed: bool = False,
+    ) -> Message:
+        """`_take_turn` as an `invoke_agent` span when tracing is on."""
+        bot = run.bots[bot_index]
+        with agent_turn(run.id, bot.name, bot_index, bot.model, turn, round):
+            return await self._take_turn(
+                run, bot_index, turn, epoch, round, writer, perspective, claimed
+            )
+
+    async def _take_turn(
         self,
         run: Run,
         bot_index: int,

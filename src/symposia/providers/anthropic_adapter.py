@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from symposia.errors import ProviderError
+from symposia.observability.tracing import outgoing_headers
 from symposia.providers.base import (
     PROVIDER_MAX_TOKENS_DEFAULT,
     CompletionRequest,
@@ -158,6 +159,8 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
         if not self.configured:
             raise ProviderError(not_configured(self.name, self.config.key_env))
         params = self._params(request)
+        if (trace_headers := outgoing_headers()) is not None:  # tracing on: the call's span
+            params["extra_headers"] = trace_headers
         # The forced tool's input is the answer's text (native structured output is text).
         reader = _Reader(request.response_format is not None and "output_config" not in params)
         try:
@@ -175,7 +178,9 @@ class AnthropicAdapter(SdkAdapter["anthropic.AsyncAnthropic"]):
         except (httpx2.HTTPError, json.JSONDecodeError) as exc:
             failure = stream_failure(self.name, request.model, type(exc).__name__)
             raise ProviderError(failure) from exc
-        yield StreamEnd(reader.finish, reader.prompt_tokens, reader.completion_tokens)
+        yield StreamEnd(
+            reader.finish, reader.prompt_tokens, reader.completion_tokens, model=reader.model
+        )
 
 
 @dataclass(slots=True)
@@ -188,6 +193,7 @@ class _Reader:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish: str | None = None
+    model: str | None = None
     stopped: bool = False
     calls: dict[int, int] = field(default_factory=dict)  # tool call number by block
 
@@ -210,6 +216,7 @@ class _Reader:
                 return ToolCallDelta(self.calls[event.index], block.id, block.name)
         elif kind == "message_start":
             self.prompt_tokens = event.message.usage.input_tokens
+            self.model = event.message.model
         elif kind == "message_delta":
             self.completion_tokens = event.usage.output_tokens
             reason = event.delta.stop_reason

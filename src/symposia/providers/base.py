@@ -123,12 +123,14 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
-    """Last item of a stream: why it ended and, when the provider says, the token counts."""
+    """Last item of a stream: why it ended and, when the provider says, the token counts
+    and the model that answered (its own name for it, as a trace records it)."""
 
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     kind: Literal["end"] = "end"
+    model: str | None = None
 
 
 Delta = TextDelta | ToolCallDelta | StreamEnd

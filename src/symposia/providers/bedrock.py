@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from symposia.errors import ProviderError, ProviderFailure, UnsupportedParameterError
+from symposia.observability.tracing import inject_into
 from symposia.providers.base import (
     PROVIDER_MAX_TOKENS_DEFAULT,
     CompletionRequest,
@@ -45,6 +46,7 @@ from symposia.providers.tool_turns import (
 )
 
 KEY_ENV = "AWS_REGION and AWS credentials"
+SERVICE = "bedrock-runtime"
 STOP_REASONS = {
     "end_turn": "stop",
     "max_tokens": "length",
@@ -122,7 +124,11 @@ class BedrockAdapter:
     def client(self) -> Any:
         with self._client_lock:
             if self._client is None:
-                self._client = self._factory() if self._factory is not None else self._new()
+                client = self._factory() if self._factory is not None else self._new()
+                # The call's `traceparent` when tracing is on: boto3 takes no header per
+                # call, so it is added as the request is signed, from the thread's context.
+                client.meta.events.register(f"before-sign.{SERVICE}.ConverseStream", _traced)
+                self._client = client
             return self._client
 
     def _new(self) -> Any:
@@ -136,7 +142,7 @@ class BedrockAdapter:
         )
         # A session of its own: boto3's default session is not safe across threads.
         return boto3.session.Session().client(
-            "bedrock-runtime",
+            SERVICE,
             region_name=self._region,
             endpoint_url=self._endpoint_url,
             config=config,
@@ -264,6 +270,11 @@ class _Call:
                 completion_tokens=usage.get("outputTokens"),
             )
         )
+
+
+def _traced(request: Any, **_: Any) -> None:
+    """botocore's hook as a request is signed: the current span's `traceparent` added."""
+    inject_into(request.headers)
 
 
 def _content(turn: Turn) -> list[dict[str, Any]]:

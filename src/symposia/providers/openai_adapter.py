@@ -18,6 +18,7 @@ import orjson
 
 from symposia.aio import read_ahead
 from symposia.errors import ProviderError, ProviderFailure
+from symposia.observability.tracing import outgoing_headers
 from symposia.providers.base import (
     ChatMessage,
     CompletionRequest,
@@ -106,6 +107,7 @@ class _Tail:
     finish: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    model: str | None = None  # the upstream's name for the model that answered
     error: ProviderFailure | None = None
     # Pieces of tool calls read with the text of the latest batch, for the caller to pass on.
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
@@ -198,7 +200,10 @@ class OpenAIAdapter:
         answering = False
         body = orjson.dumps(self._params(request))
         try:
-            async with self.http.session.post(self._chat_url, data=body) as response:
+            # The call span's `traceparent` when tracing is on (None: the session's own).
+            headers = outgoing_headers()
+            post = self.http.session.post(self._chat_url, data=body, headers=headers)
+            async with post as response:
                 answering = True
                 if response.status >= 400:
                     raise ProviderError(await self._status_failure(response, request.model))
@@ -228,7 +233,7 @@ class OpenAIAdapter:
         except orjson.JSONDecodeError as exc:
             failure = stream_failure(self.name, request.model, type(exc).__name__)
             raise ProviderError(failure) from exc
-        yield StreamEnd(tail.finish, tail.prompt_tokens, tail.completion_tokens)
+        yield StreamEnd(tail.finish, tail.prompt_tokens, tail.completion_tokens, model=tail.model)
 
     async def _status_failure(
         self, response: aiohttp.ClientResponse, model: str
@@ -263,6 +268,7 @@ class OpenAIAdapter:
             if usage:
                 tail.prompt_tokens = usage.get("prompt_tokens")
                 tail.completion_tokens = usage.get("completion_tokens")
+                tail.model = chunk.get("model")
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") or {}
                 content = delta.get("content")

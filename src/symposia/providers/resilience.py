@@ -17,6 +17,8 @@ from typing import Any
 
 from symposia.aio import Watchdog
 from symposia.errors import ProviderError, ProviderFailure, SymposiaError
+from symposia.observability import tracing
+from symposia.observability.genai_spans import traced_call
 from symposia.providers.base import CompletionRequest, Delta, Provider, TextDelta
 from symposia.providers.failures import timeout_failure
 from symposia.providers.registry import ProviderRegistry
@@ -153,8 +155,11 @@ class ModelCall:
         for attempt in range(1, self.policy.max_attempts + 1):
             started = time.perf_counter()
             first: float | None = None
+            stream = _timed(provider, request, self.timeouts)
+            if tracing.TRACER is not None:  # off: this check is all tracing costs a call
+                stream = traced_call(stream, provider, request, attempt)
             try:
-                async for delta in _timed(provider, request, self.timeouts):
+                async for delta in stream:
                     if first is None and isinstance(delta, TextDelta):
                         first = time.perf_counter()
                     yield delta

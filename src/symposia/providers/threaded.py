@@ -8,6 +8,7 @@ producer is expected to check it between items.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -38,7 +39,8 @@ async def iterate_in_thread(
         finally:
             emit(_END)
 
-    future = loop.run_in_executor(executor, run)
+    # In the caller's context, as asyncio.to_thread runs: its log fields and trace span.
+    future = loop.run_in_executor(executor, contextvars.copy_context().run, run)
     try:
         while True:
             item = await queue.get()

@@ -12,6 +12,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from symposia.observability import tracing
+from symposia.observability.genai_spans import traced_run
 from symposia.orchestration.control import HANDOVER, RunControl
 from symposia.storage.failures import log_failure
 
@@ -33,6 +35,8 @@ class RunTasks:
     owners: dict[str, str | None] = field(default_factory=dict)
 
     def spawn(self, run_id: str, owner: str | None, work: Coroutine[Any, Any, None]) -> None:
+        if tracing.TRACER is not None:  # the run's task as one span, its turns inside
+            work = traced_run(run_id, work)
         task = asyncio.create_task(work, name=f"run-{run_id}")
         self.running[run_id] = task
         self.owners[run_id] = owner

@@ -19,6 +19,7 @@ from typing import Any
 from symposia.domain.event_types import SpeakerSelected
 from symposia.domain.models import MessageStatus, Run
 from symposia.errors import InvalidInputError
+from symposia.observability.genai_spans import CONVERSATION_ID, choice, chose
 from symposia.orchestration import prompt_template
 from symposia.orchestration.generation import answer_of, object_format
 from symposia.orchestration.policies.base import Decision, PolicyContext, Speak
@@ -91,6 +92,16 @@ class Selector:
         }
 
     async def decide(self, run: Run, ctx: PolicyContext) -> Decision:
+        """`_decide`, as a `select_speaker` span when tracing is on."""
+        model = str(run.policy_config.get("model", ""))
+        with choice("select_speaker", model, **{CONVERSATION_ID: run.id}) as span:
+            decision = await self._decide(run, ctx)
+            if span is not None and run.policy_state.get("choices"):
+                made = run.policy_state["choices"][-1]
+                chose(span, made["name"], made["attempts"], made["fallback"], made["answer"])
+        return decision
+
+    async def _decide(self, run: Run, ctx: PolicyContext) -> Decision:
         state = run.policy_state
         if state.get("turn") == run.turn_count and "chosen" in state:
             return Speak((int(state["chosen"]),))  # chosen before a takeover: not asked again
