@@ -122,6 +122,7 @@ class TurnComplete:
             "content": message.content,
             "usage": message.usage.to_dict() if message.usage else None,
             **({"tool_calls": message.tool_calls} if message.tool_calls else {}),
+            **({"finish_reason": message.finish_reason} if message.finish_reason else {}),
         }
 
 
