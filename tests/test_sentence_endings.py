@@ -111,6 +111,6 @@ def test_local_sampling_defaults_only_where_the_request_set_nothing() -> None:
 def test_default_debaters_fit_a_turn_and_take_a_lower_server_default() -> None:
     optimist, skeptic = default_bots("local/smollm2", 256)
     assert optimist.max_tokens == skeptic.max_tokens == DEBATE_TURN_TOKENS
-    assert "Skeptic" in optimist.system_prompt  # each knows whom not to agree with
-    assert "Optimist" in skeptic.system_prompt
+    assert "argue for" in optimist.system_prompt  # each is told its side
+    assert "argue against" in skeptic.system_prompt
     assert default_bots("scripted/count", 8)[0].max_tokens == 8

@@ -7,8 +7,10 @@ newcomer's first debate reads the same everywhere.
 Written for the smallest model we ship (SmolLM2-135M, the default `local/smollm2`): a
 model that size drifts from the topic, praises the other side and runs on, unless each
 side is told its position, whom to answer and how short to be. The same words serve a
-large model as well. A turn's budget fits two or three sentences; the local model ends
-a turn that reaches it at a sentence end (providers/sentences.py).
+large model as well. The prompts name no one: told "do not agree with Skeptic", the
+135M model starts writing "Skeptic: …" itself, copying how the others' turns reach it.
+A turn's budget fits two or three sentences; the local model ends a turn that reaches it
+at a sentence end (providers/sentences.py).
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ DEBATE_TEMPERATURE = 0.6  # the local model keeps to its side better below 0.7
 DEFAULT_DEBATERS = (
     (
         "Optimist",
-        "You are Optimist, one side of a debate on the user's topic. You are for it and "
-        "hopeful. In two or three short sentences, answer the last speaker's point and give "
-        "one reason for your side. Stay on the topic. Do not agree with Skeptic.",
+        "You argue for the topic in the first user message, in a debate. The later user "
+        "messages are your opponent's arguments against it: answer the last one. Reply in "
+        "two or three short sentences, then give one new reason for the topic. Never agree "
+        "with your opponent.",
     ),
     (
         "Skeptic",
-        "You are Skeptic, one side of a debate on the user's topic. You are against it and "
-        "doubtful. In two or three short sentences, answer the last speaker's point and give "
-        "one risk or cost they missed. Stay on the topic. Do not agree with Optimist.",
+        "You argue against the topic in the first user message, in a debate. The later user "
+        "messages are your opponent's arguments for it: answer the last one. Reply in two "
+        "or three short sentences, then give one risk or cost of the idea. Never agree with "
+        "your opponent.",
     ),
 )
 
