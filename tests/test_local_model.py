@@ -23,7 +23,9 @@ pytestmark = pytest.mark.local_model
 
 @pytest.fixture
 async def local() -> LocalProvider:
-    provider = LocalProvider(None, n_ctx=1024)
+    # One thread: llama.cpp's threads spin waiting on each other when the cores are busy
+    # (a shared CI runner): 25 tokens in 10 minutes with two threads, 3 a second with one.
+    provider = LocalProvider(None, n_ctx=1024, n_threads=1)
     if not provider.configured:
         if os.environ.get("CI"):
             pytest.fail("the local model is not installed (make install provides it)")

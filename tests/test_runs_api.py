@@ -363,3 +363,17 @@ async def test_a_turn_that_reached_its_length_keeps_whole_sentences(
     assert tokens_of(events, 0) == "".join(chunks)  # streamed as the model wrote it
     export = (await client.get(f"/api/export/{run_id}.json")).json()
     assert export["messages"][0]["content"] == "Cars pollute. They kill."
+
+
+async def test_runs_listed_by_the_start_of_their_id(client: httpx.AsyncClient) -> None:
+    """`id_prefix` (the terminal client resolving an id a person typed in one request)."""
+    first, second = await _start(client, max_turns=1), await _start(client, max_turns=1)
+    page = (await client.get("/api/runs", params={"id_prefix": first[:6]})).json()
+    assert [run["id"] for run in page["items"]] == [first]
+    assert page["id_prefix"] == first[:6]  # said back: a client knows it was applied
+    both = (await client.get("/api/runs", params={"id_prefix": ""})).json()
+    assert {first, second} <= {run["id"] for run in both["items"]}
+    assert "id_prefix" not in both
+    for wrong in ("ab%", "AB12", "a" * 33):  # only what an id may start with
+        response = await client.get("/api/runs", params={"id_prefix": wrong})
+        assert response.status_code == 422, wrong

@@ -296,8 +296,10 @@ class RunService:
             {"id": child, "branch_turn": turn} for child, turn in await self.runs.branches(run_id)
         ]
 
-    async def page(self, limit: int = 50, offset: int = 0, *, owner: str | None) -> list[Run]:
-        return await self.runs.page(limit=limit, offset=offset, owner=owner)
+    async def page(
+        self, limit: int = 50, offset: int = 0, *, owner: str | None, id_prefix: str = ""
+    ) -> list[Run]:
+        return await self.runs.page(limit=limit, offset=offset, owner=owner, id_prefix=id_prefix)
 
     async def update_bot(
         self, run_id: str, index: int, changes: dict[str, Any], *, owner: str | None
