@@ -358,7 +358,7 @@ async def test_a_turn_that_reached_its_length_keeps_whole_sentences(
     ended = [e.data for e in events if e.type == "turn_complete"]
     assert [(d["content"], d.get("finish_reason")) for d in ended] == [
         ("Cars pollute. They kill.", "length"),
-        ("Cars pollute. They kill. And the", "stop"),
+        ("Cars pollute. They kill. And the", None),
     ]
     assert tokens_of(events, 0) == "".join(chunks)  # streamed as the model wrote it
     export = (await client.get(f"/api/export/{run_id}.json")).json()

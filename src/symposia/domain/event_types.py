@@ -122,7 +122,9 @@ class TurnComplete:
             "content": message.content,
             "usage": message.usage.to_dict() if message.usage else None,
             **({"tool_calls": message.tool_calls} if message.tool_calls else {}),
-            **({"finish_reason": message.finish_reason} if message.finish_reason else {}),
+            # Only `length` (a turn that reached its max_tokens) is told: the rest is what
+            # `status` says, and a stream rebuilt from storage tells neither.
+            **({"finish_reason": "length"} if message.finish_reason == "length" else {}),
         }
 
 
