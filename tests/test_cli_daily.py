@@ -103,27 +103,42 @@ def test_a_unique_start_of_an_id_is_taken_by_every_command(server: Server) -> No
     )
 
 
-def _api(ids: list[str]) -> Api:
-    """An Api whose server lists `ids`, a page of at most `limit` at a time."""
+def _api(ids: list[str], *, filters: bool = True) -> tuple[Api, list[httpx.Request]]:
+    """An Api whose server lists `ids`, a page of at most `limit` at a time, and the
+    requests it got; a server that `filters` answers `id_prefix` (an older one ignores it)."""
+    requests: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
-        items = [{"id": i} for i in ids[offset : offset + limit]]
-        return httpx.Response(200, json={"items": items, "limit": limit, "offset": offset})
+        requests.append(request)
+        params = request.url.params
+        limit, offset = int(params["limit"]), int(params.get("offset", 0))
+        prefix = params.get("id_prefix") if filters else None
+        listed = [i for i in ids if i.startswith(prefix)] if prefix else ids
+        page = {"items": [{"id": i} for i in listed[offset : offset + limit]], "limit": limit}
+        return httpx.Response(200, json={**page, **({"id_prefix": prefix} if prefix else {})})
 
     api = Api("http://symposia.test")
     api.http = httpx.Client(base_url=api.base_url, transport=httpx.MockTransport(handler))
-    return api
+    return api, requests
 
 
-def test_resolve_id_pages_through_the_listing_and_refuses_ambiguity() -> None:
+@pytest.mark.parametrize("filters", [True, False], ids=["server filters", "older server"])
+def test_resolve_id_finds_the_one_id_and_refuses_ambiguity(filters: bool) -> None:
     ids = [f"{n:032x}" for n in range(450)]  # three pages of 200
     target = "abcdef" + "0" * 26
-    with _api([*ids, target]) as api:
+    pair = ["ffff00a" + "0" * 25, "ffff00b" + "0" * 25]
+    api, requests = _api([*ids, target, *pair], filters=filters)
+    with api:
         assert resolve_id(api, "abcdef", "/api/runs", "run") == target
+        # one request where the server filters; else the first and every page
+        assert len(requests) == (1 if filters else 4)
+        assert resolve_id(api, "ABCDEF", "/api/runs", "run") == target  # as typed
         assert resolve_id(api, "abc", "/api/runs", "run") == "abc"  # too short: as it is
-        with pytest.raises(CliError, match="starts the ids of 450 runs"):
+        with pytest.raises(CliError, match="starts the ids of more than 5 runs") as many:
             resolve_id(api, "000000", "/api/runs", "run")
+        assert f"{0:032x}, {1:032x}" in str(many.value)  # the candidates, named
+        with pytest.raises(CliError, match=f"starts the ids of 2 runs \\({', '.join(pair)}\\)"):
+            resolve_id(api, "ffff00", "/api/runs", "run")
         with pytest.raises(ApiError, match="not found"):
             resolve_id(api, "123456", "/api/runs", "run")
 

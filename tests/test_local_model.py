@@ -10,8 +10,12 @@ import httpx
 import pytest
 
 from symposia.container import Container
+from symposia.domain.models import Run
+from symposia.orchestration.default_debate import default_bots
+from symposia.orchestration.perspective import messages_for
 from symposia.providers.base import ChatMessage, CompletionRequest, StreamEnd, TextDelta
 from symposia.providers.local import LocalProvider
+from symposia.providers.sentences import trim_to_sentence
 from tests.helpers import wait_done
 
 pytestmark = pytest.mark.local_model
@@ -19,7 +23,9 @@ pytestmark = pytest.mark.local_model
 
 @pytest.fixture
 async def local() -> LocalProvider:
-    provider = LocalProvider(None, n_ctx=1024)
+    # One thread: llama.cpp's threads spin waiting on each other when the cores are busy
+    # (a shared CI runner): 25 tokens in 10 minutes with two threads, 3 a second with one.
+    provider = LocalProvider(None, n_ctx=1024, n_threads=1)
     if not provider.configured:
         if os.environ.get("CI"):
             pytest.fail("the local model is not installed (make install provides it)")
@@ -126,3 +132,31 @@ async def test_two_local_bots_debate_for_two_turns_through_the_api(
     assert [c["name"] for c in completes] == ["Ada", "Bert"]
     assert all(c["content"].strip() for c in completes)
     assert all(c["usage"]["estimated"] is False for c in completes)
+
+
+async def test_a_default_debate_turn_ends_at_a_sentence_end_within_its_length(
+    local: LocalProvider,
+) -> None:
+    """Issue 26: turns were cut mid-word at max_tokens. One short opening turn of the
+    default debate, greedy (deterministic), with a budget it cannot finish in."""
+    max_tokens = 40
+    bots = default_bots("local/smollm2", max_tokens)
+    run = Run(topic="Should cities ban private cars?", bots=bots, max_turns=1)
+    request = CompletionRequest(
+        "smollm2",
+        messages_for(run, 0),
+        temperature=0.0,
+        max_tokens=max_tokens,
+        truncation="auto",
+        end_at_sentence=True,  # as run turns ask (orchestration/generation.py)
+    )
+    deltas = [d async for d in local.stream(request)]
+    text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
+    end = deltas[-1]
+    assert isinstance(end, StreamEnd)
+    assert end.finish_reason == "length", text  # the budget, not the model, ended it
+    assert end.completion_tokens is not None
+    assert end.completion_tokens <= max_tokens
+    assert text.strip(), text
+    assert text.rstrip()[-1] in ".!?", text  # a whole last sentence
+    assert trim_to_sentence(text) == text.rstrip()

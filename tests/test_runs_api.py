@@ -342,3 +342,38 @@ async def test_health_lists_providers(client: httpx.AsyncClient) -> None:
     assert body["status"] == "ok"
     assert body["providers"]["scripted"] is True
     assert "local" in body["providers"]
+
+
+async def test_a_turn_that_reached_its_length_keeps_whole_sentences(
+    client: httpx.AsyncClient, container: Container, scripted: ScriptedProvider
+) -> None:
+    """Issue 26: a turn stopped by max_tokens mid-sentence is kept to its last sentence
+    end, marked `finish_reason: length`; one that ended itself is kept whole."""
+    chunks = ["Cars pollute.", " They kill.", " And the"]
+    scripted.add_script("cut", Script(chunks=chunks, finish_reason="length"))
+    scripted.add_script("whole", Script(chunks=chunks))
+    bots = [{"name": "Ada", "model": "scripted/cut"}, {"name": "Bert", "model": "scripted/whole"}]
+    run_id = await _start(client, bots=bots, max_turns=2)
+    events = await wait_done(container, run_id)
+    ended = [e.data for e in events if e.type == "turn_complete"]
+    assert [(d["content"], d.get("finish_reason")) for d in ended] == [
+        ("Cars pollute. They kill.", "length"),
+        ("Cars pollute. They kill. And the", None),
+    ]
+    assert tokens_of(events, 0) == "".join(chunks)  # streamed as the model wrote it
+    export = (await client.get(f"/api/export/{run_id}.json")).json()
+    assert export["messages"][0]["content"] == "Cars pollute. They kill."
+
+
+async def test_runs_listed_by_the_start_of_their_id(client: httpx.AsyncClient) -> None:
+    """`id_prefix` (the terminal client resolving an id a person typed in one request)."""
+    first, second = await _start(client, max_turns=1), await _start(client, max_turns=1)
+    page = (await client.get("/api/runs", params={"id_prefix": first[:6]})).json()
+    assert [run["id"] for run in page["items"]] == [first]
+    assert page["id_prefix"] == first[:6]  # said back: a client knows it was applied
+    both = (await client.get("/api/runs", params={"id_prefix": ""})).json()
+    assert {first, second} <= {run["id"] for run in both["items"]}
+    assert "id_prefix" not in both
+    for wrong in ("ab%", "AB12", "a" * 33):  # only what an id may start with
+        response = await client.get("/api/runs", params={"id_prefix": wrong})
+        assert response.status_code == 422, wrong

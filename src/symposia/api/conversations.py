@@ -23,6 +23,7 @@ from symposia.api.responses import api_errors
 from symposia.api.schemas import (
     ConversationCreate,
     ConversationPatch,
+    IdPrefix,
     MessageCreate,
     ModelName,
     PageLimit,
@@ -73,10 +74,14 @@ async def list_conversations(
     principal: PrincipalDep,
     limit: PageLimit = 50,
     offset: PageOffset = 0,
+    id_prefix: IdPrefix = None,
 ) -> dict[str, Any]:
-    """Your conversations, most recently active first."""
-    items = await conversations.page(limit, offset, owner=principal.id)
-    return {"items": [conversation_view(c) for c in items], "limit": limit, "offset": offset}
+    """Your conversations, most recently active first; with `id_prefix`, only those whose
+    id starts so (echoed in the answer)."""
+    prefix = id_prefix or ""
+    items = await conversations.page(limit, offset, owner=principal.id, id_prefix=prefix)
+    page = {"items": [conversation_view(c) for c in items], "limit": limit, "offset": offset}
+    return {**page, "id_prefix": id_prefix} if id_prefix else page
 
 
 @router.get("/{conversation_id}", responses=api_errors(404))

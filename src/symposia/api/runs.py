@@ -25,6 +25,7 @@ from symposia.api.responses import api_errors
 from symposia.api.schemas import (
     BotIn,
     BotPatch,
+    IdPrefix,
     PageLimit,
     PageOffset,
     RunBranch,
@@ -161,10 +162,15 @@ async def list_runs(
     principal: PrincipalDep,
     limit: PageLimit = 50,
     offset: PageOffset = 0,
+    id_prefix: IdPrefix = None,
 ) -> dict[str, Any]:
-    """Your runs, newest first."""
-    items = await runs.page(limit=limit, offset=offset, owner=principal.id)
-    return {"items": [run_summary(run) for run in items], "limit": limit, "offset": offset}
+    """Your runs, newest first; with `id_prefix`, only those whose id starts so (echoed in
+    the answer: a client resolving the start of an id a person typed)."""
+    items = await runs.page(
+        limit=limit, offset=offset, owner=principal.id, id_prefix=id_prefix or ""
+    )
+    page = {"items": [run_summary(run) for run in items], "limit": limit, "offset": offset}
+    return {**page, "id_prefix": id_prefix} if id_prefix else page
 
 
 @router.get("/run/{run_id}", responses=api_errors(404))

@@ -41,6 +41,10 @@ ModelName = Annotated[
 OFFSET_MAX = 1_000_000_000
 PageLimit = Annotated[int, Query(ge=1, le=200)]
 PageOffset = Annotated[int, Query(ge=0, le=OFFSET_MAX)]
+# Only the ids that start so (a client resolving the start of an id a person typed).
+IdPrefix = Annotated[
+    str | None, Query(pattern="^[0-9a-f]{0,32}$", description="only ids starting with this")
+]
 TOPIC_MAX = 10_000
 PROMPT_MAX = 20_000
 DESCRIPTION_MAX = 2_000

@@ -265,29 +265,44 @@ def client_parser(commands: Commands, name: str, **kwargs: Any) -> argparse.Argu
 ID_PREFIX_MIN = 6  # characters of an id that a command accepts in its place
 FULL_ID_LENGTH = 32
 LISTING_PAGE = 200  # the most a listing route gives at once
+AMBIGUOUS_SHOWN = 5  # ids named when a start of an id fits several
 
 
 def resolve_id(api: Api, given: str, listing: str, kind: str) -> str:
     """The whole id of the `kind` (run, conversation) whose id starts with `given`.
 
     Ids are 32 hex characters; a person copies the first few. Any unique prefix of
-    ID_PREFIX_MIN or more characters is taken, looked up in the caller's own listing;
-    anything else goes to the server as it is (which says whether it knows it).
+    ID_PREFIX_MIN or more characters is taken: the server's listing is asked for the ids
+    starting so (`id_prefix`, one request; a server too old to filter is read page by
+    page). Anything else goes to the server as it is (which says whether it knows it).
     """
     if len(given) >= FULL_ID_LENGTH or len(given) < ID_PREFIX_MIN:
         return given
+    matches = _ids_starting(api, given.lower(), listing)
+    if not matches:
+        raise ApiError(404, f"not found: {kind} {given!r} not found (no id of yours starts so)")
+    if len(matches) > 1:
+        many = len(matches) > AMBIGUOUS_SHOWN
+        shown = ", ".join(matches[:AMBIGUOUS_SHOWN]) + (", …" if many else "")
+        count = f"more than {AMBIGUOUS_SHOWN}" if many else str(len(matches))
+        raise CliError(f"{given!r} starts the ids of {count} {kind}s ({shown}): give more")
+    return matches[0]
+
+
+def _ids_starting(api: Api, prefix: str, listing: str) -> list[str]:
+    """The ids in `listing` that start with `prefix`: up to AMBIGUOUS_SHOWN + 1 of them
+    from a server that filters, all of them from one that does not."""
+    if all(c in "0123456789abcdef" for c in prefix):  # an id: the server may filter
+        params = {"limit": AMBIGUOUS_SHOWN + 1, "id_prefix": prefix}
+        page = api.json("GET", listing, params=params)
+        if page.get("id_prefix") == prefix:
+            return [item["id"] for item in page["items"] if item["id"].startswith(prefix)]
     matches: list[str] = []
     offset = 0
     while True:
         page = api.json("GET", listing, params={"limit": LISTING_PAGE, "offset": offset})
         items = page["items"]
-        matches += [item["id"] for item in items if item["id"].startswith(given)]
+        matches += [item["id"] for item in items if item["id"].startswith(prefix)]
         if len(items) < LISTING_PAGE:
-            break
+            return matches
         offset += LISTING_PAGE
-    if not matches:
-        raise ApiError(404, f"not found: {kind} {given!r} not found (no id of yours starts so)")
-    if len(matches) > 1:
-        shown = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
-        raise CliError(f"{given!r} starts the ids of {len(matches)} {kind}s ({shown}): give more")
-    return matches[0]

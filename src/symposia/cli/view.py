@@ -79,7 +79,13 @@ class EventView:
     def _settle(self, key: Key, content: str) -> None:
         """The turn's whole text is `content` (a snapshot, or its turn_complete): what was
         printed of it stays when it is the start of `content`, else it is printed again."""
-        if not content.startswith(self.texts.get(key, "")[: self.shown.get(key, 0)]):
+        printed = self.texts.get(key, "")[: self.shown.get(key, 0)]
+        if content and printed.startswith(content):
+            # The turn kept ends at a sentence end before what was shown: its unfinished
+            # tail was dropped (the turn is marked as having reached its length).
+            self.texts[key] = printed
+            return
+        if not content.startswith(printed):
             self.shown[key] = 0
             if key == self.current:
                 self._heading(self.starts.get(key, {}))
@@ -97,8 +103,12 @@ class EventView:
 
     def _finish(self, key: Key) -> None:
         self._flush(key)
-        if self.ended.pop(key).get("status") == "partial":
+        ended = self.ended.pop(key)
+        if ended.get("status") == "partial":
             self.out.print(note(" [partial]"), end="")
+            self.mid_line = True
+        elif ended.get("finish_reason") == "length":  # ended at its max_tokens
+            self.out.print(note(" [turn length reached]"), end="")
             self.mid_line = True
         self._end_line()
         self.current = None

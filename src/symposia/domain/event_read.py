@@ -77,6 +77,7 @@ def _turn_complete(event: Event) -> TurnComplete:
         id=message_id or new_id(),
         complete_event=event.seq if message_id else None,
         tool_calls=data.get("tool_calls"),
+        finish_reason=data.get("finish_reason"),
     )
     return TurnComplete(speaker, message, saved=message_id is not None)
 

@@ -124,6 +124,9 @@ class TurnComplete:
             **({"tool_calls": message.tool_calls} if message.tool_calls else {}),
             # The price table's cost of `usage` (0 for a free model); left out unpriced.
             **({"cost_usd": message.cost_usd} if message.cost_usd is not None else {}),
+            # Only `length` (a turn that reached its max_tokens) is told: the rest is what
+            # `status` says, and a stream rebuilt from storage tells neither.
+            **({"finish_reason": "length"} if message.finish_reason == "length" else {}),
         }
 
 

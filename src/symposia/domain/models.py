@@ -124,6 +124,9 @@ class Message:
     # The policy's round this turn belongs to (`rounds`, `moderated`), and what it cost.
     round: int | None = None
     cost_usd: float | None = None
+    # Why the model stopped (`stop`, `length`, `tool_calls`), told live in `turn_complete`
+    # (not stored: a transcript read later does not have it).
+    finish_reason: str | None = None
     # In a panel conversation, how the supervisor routed the question this answers.
     routing: dict[str, Any] | None = None
     # The calls the model asked for (`id`, `name`, `arguments`), and on a `tool`

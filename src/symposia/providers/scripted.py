@@ -58,6 +58,9 @@ class Script:
     tool_calls: Sequence[ToolCall] = ()
     # What the model does instead when the latest message is a tool's result.
     after_tool: Script | None = None
+    # Why the answer ends (`length`: as a model stopped by its max_tokens); tool calls
+    # make it `tool_calls`.
+    finish_reason: str = "stop"
 
 
 @dataclass(slots=True)
@@ -149,7 +152,7 @@ async def _play(script: Script, request: CompletionRequest) -> AsyncGenerator[De
         yield ToolCallDelta(index, call.id, call.name, call.arguments[:half])
         yield ToolCallDelta(index, arguments=call.arguments[half:])
         sent += 1
-    finish = "tool_calls" if script.tool_calls else "stop"
+    finish = "tool_calls" if script.tool_calls else script.finish_reason
     if script.report_usage:
         prompt = sum(len(m.content.split()) for m in request.messages)
         yield StreamEnd(finish, prompt_tokens=prompt, completion_tokens=sent)

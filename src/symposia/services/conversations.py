@@ -190,8 +190,10 @@ class ConversationService:
             raise NotFoundError(f"conversation {conversation_id!r} not found")
         return conversation
 
-    async def page(self, limit: int, offset: int, *, owner: str | None) -> list[Conversation]:
-        return await self.repo.page(limit=limit, offset=offset, owner=owner)
+    async def page(
+        self, limit: int, offset: int, *, owner: str | None, id_prefix: str = ""
+    ) -> list[Conversation]:
+        return await self.repo.page(limit=limit, offset=offset, owner=owner, id_prefix=id_prefix)
 
     async def update(
         self, conversation_id: str, changes: dict[str, Any], *, owner: str | None

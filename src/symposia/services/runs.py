@@ -34,6 +34,7 @@ from symposia.errors import (
 from symposia.events.log import EventLog
 from symposia.events.replay import StoredStream
 from symposia.orchestration import termination
+from symposia.orchestration.default_debate import default_bots
 from symposia.orchestration.policies import policy_named
 from symposia.orchestration.run_loop import RunLoop
 from symposia.providers.pricing import PriceTable
@@ -46,30 +47,10 @@ from symposia.storage.repositories import RunRepository
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["RunService", "default_bots"]  # default_bots: where callers have found it
+
 STOP_WAIT_SECONDS = 5.0
 LOCAL_PROVIDERS = frozenset({"local", "scripted"})  # they check their models themselves
-DEFAULT_DEBATERS = (
-    (
-        "Optimist",
-        "You are Optimist, a hopeful debater. Argue for the bright side of the "
-        "topic in two or three sentences, and answer the last speaker directly.",
-    ),
-    (
-        "Skeptic",
-        "You are Skeptic, a careful debater. Question claims and point out risks "
-        "in two or three sentences, and answer the last speaker directly.",
-    ),
-)
-
-
-def default_bots(model: str, max_tokens: int) -> list[BotConfig]:
-    """Two bots with contrasting prompts, for a request that names none."""
-    return [
-        BotConfig(
-            name=name, model=model, system_prompt=prompt, temperature=0.7, max_tokens=max_tokens
-        )
-        for name, prompt in DEFAULT_DEBATERS
-    ]
 
 
 @dataclass(slots=True)
@@ -315,8 +296,10 @@ class RunService:
             {"id": child, "branch_turn": turn} for child, turn in await self.runs.branches(run_id)
         ]
 
-    async def page(self, limit: int = 50, offset: int = 0, *, owner: str | None) -> list[Run]:
-        return await self.runs.page(limit=limit, offset=offset, owner=owner)
+    async def page(
+        self, limit: int = 50, offset: int = 0, *, owner: str | None, id_prefix: str = ""
+    ) -> list[Run]:
+        return await self.runs.page(limit=limit, offset=offset, owner=owner, id_prefix=id_prefix)
 
     async def update_bot(
         self, run_id: str, index: int, changes: dict[str, Any], *, owner: str | None

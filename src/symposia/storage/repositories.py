@@ -17,7 +17,7 @@ class RunRepository(Protocol):
     async def get(self, run_id: str) -> Run | None: ...
 
     async def page(
-        self, limit: int = 50, offset: int = 0, owner: str | None = None
+        self, limit: int = 50, offset: int = 0, owner: str | None = None, id_prefix: str = ""
     ) -> list[Run]: ...
 
     async def set_status(

@@ -40,7 +40,7 @@ class SqlConversationRepository:
             return conversation_of(row, count or 0)
 
     async def page(
-        self, limit: int = 50, offset: int = 0, owner: str | None = None
+        self, limit: int = 50, offset: int = 0, owner: str | None = None, id_prefix: str = ""
     ) -> list[Conversation]:
         counts = (
             select(MessageRow.conversation_id, func.count().label("n"))
@@ -52,6 +52,7 @@ class SqlConversationRepository:
             select(ConversationRow, func.coalesce(counts.c.n, 0))
             .outerjoin(counts, counts.c.conversation_id == ConversationRow.id)
             .where(ConversationRow.owner == owner if owner is not None else true())
+            .where(ConversationRow.id.startswith(id_prefix, autoescape=True))
             .order_by(ConversationRow.updated_at.desc(), ConversationRow.id)
             .limit(limit)
             .offset(offset)

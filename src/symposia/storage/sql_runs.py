@@ -190,13 +190,17 @@ class SqlRunRepository:
             ]
             return run
 
-    async def page(self, limit: int = 50, offset: int = 0, owner: str | None = None) -> list[Run]:
-        """Newest first; bots included, transcripts not (use `get` for those)."""
+    async def page(
+        self, limit: int = 50, offset: int = 0, owner: str | None = None, id_prefix: str = ""
+    ) -> list[Run]:
+        """Newest first; bots included, transcripts not (use `get` for those); only the ids
+        starting with `id_prefix` when given."""
         async with self._sessions() as session:
             rows = list(
                 await session.scalars(
                     select(RunRow)
                     .where(RunRow.owner == owner if owner is not None else true())
+                    .where(RunRow.id.startswith(id_prefix, autoescape=True))
                     .order_by(RunRow.created_at.desc(), RunRow.id)
                     .limit(limit)
                     .offset(offset)
