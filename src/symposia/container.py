@@ -45,6 +45,7 @@ from symposia.settings import Settings
 from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
 from symposia.storage.migrate import migrate
 from symposia.storage.repositories import RunRepository
+from symposia.storage.sql_alternatives import SqlAlternatives
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_idempotency import SqlIdempotencyKeys
 from symposia.storage.sql_replies import SqlReplyRepository
@@ -292,6 +293,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         models,
         catalog,
         limits,
+        SqlAlternatives(sessions),
     )
     streams = ActiveStreams()
     metrics.watch(lambda: streams.count, lambda: service.active_count)
