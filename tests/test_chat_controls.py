@@ -8,11 +8,14 @@ import itertools
 from typing import Any
 
 import httpx
+import pytest
 
 from symposia.container import Container
 from symposia.orchestration.titles import clean_title
 from symposia.providers.base import CompletionRequest
 from symposia.providers.scripted import Script, ScriptedProvider
+from symposia.settings import Settings
+from tests.conftest import make_settings
 from tests.fakes.live import LiveServer
 from tests.helpers import eventually
 from tests.sse import collect
@@ -21,6 +24,14 @@ from tests.test_reply_streams import REDIS, _tokens_in, instance
 from tests.ws import command, events_until_done, open_socket
 
 Json = dict[str, Any]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Titles on (the tests' default is off: they count model calls)."""
+    return make_settings(database_url=database_url, chat_titles=True)
+
+
 WORDS = [f" w{i}" for i in range(300)]
 
 

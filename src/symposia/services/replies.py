@@ -90,6 +90,8 @@ class ReplyTasks:
     # Whether other processes share the event log: then the one that took a reply over
     # ends its stream; otherwise no one else can, and this one closes it.
     shared_log: bool = False
+    # Whether a new chat is titled from its first exchange (CHAT_TITLES).
+    titles: bool = True
     # By conversation: a conversation has at most one reply running anywhere.
     _tasks: dict[str, _Task] = field(default_factory=dict)
     # Looks for stops asked on other processes while this one generates replies.
@@ -253,7 +255,8 @@ class ReplyTasks:
             if not fenced:
                 generation.finish(message, status, prompt_chars(history))
                 await complete(self._record(speaker, reply, message, outcome, failure))
-                if conversation.title is None and message.content and _first_exchange(past):
+                untitled = self.titles and conversation.title is None
+                if untitled and message.content and _first_exchange(past):
                     self._title_later(conversation, past[-1].content, message.content)
 
     def _title_later(self, conversation: Conversation, question: str, answer: str) -> None:
