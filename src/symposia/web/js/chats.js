@@ -37,7 +37,7 @@ export async function chatsView(root) {
   const model = modelSelect(ids, null, { name: "default_model" }, "server default");
   const preset = panelPresetSelect({ name: "panel" });
   const agentsModel = modelSelect(ids, null, { name: "agents_model" }, "same as the chat's model");
-  const agentsField = field("Specialists' model", agentsModel);
+  const agentsField = field("Specialists answer with", agentsModel);
   agentsField.hidden = true;
   preset.addEventListener("change", () => (agentsField.hidden = !preset.value));
   const form = h(
