@@ -187,6 +187,10 @@ async def test_regenerate_keeps_the_earlier_answer_and_can_switch_back(
     assert switched[1]["id"] == first[1]["id"]
     assert [a["content"] for a in switched[0]["alternatives"]] == ["answer 2"]
     assert (await client.post(f"{base}/alternatives/nope")).status_code == 404
+    # An export is the conversation as it reads: the answer shown, not the alternatives.
+    exported = await client.get(f"/api/conversations/{conversation_id}/export.json")
+    assert exported.status_code == 200, exported.text
+    assert [m["content"] for m in exported.json()["messages"]] == ["a question", "answer 1"]
     # The model is sent the answer shown, not the alternatives.
     await _say(client, conversation_id, "next")
     await collect(client, f"{base}/stream")
