@@ -13,6 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from symposia.errors import ProviderFailure
 from symposia.providers.base import CompletionRequest, ToolCall
 from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.settings import Settings
@@ -310,3 +311,29 @@ async def test_tool_calls_and_their_results_are_shown_collapsed(
     await expect(page.locator(".msg.tool")).to_have_count(0)  # shown on its call
     await screenshot(page, "chat-tools")
     await phone_screenshot(page, "chat-tools-phone")
+
+
+async def test_a_failed_answer_can_be_tried_again(
+    page: Page, live: LiveServer, scripted: ScriptedProvider
+) -> None:
+    failure = ProviderFailure("upstream_error", "the model is down", "scripted", "broken")
+    scripted.add_script("broken", Script(chunks=["x"], fail_after=0, failure=failure))
+    async with httpx.AsyncClient(base_url=live.base_url) as client:
+        created = await client.post(
+            "/api/conversations", json={"title": "t", "default_model": "scripted/broken"}
+        )
+        conversation = created.json()["id"]
+    await open_page(page, live.base_url, f"/chat/{conversation}")
+    await page.get_by_label("Message", exact=True).fill("Hello there")
+    await page.get_by_label("Message", exact=True).press("Enter")
+    await expect(page.locator(".note.error")).to_contain_text("the model is down")
+    async with httpx.AsyncClient(base_url=live.base_url) as client:  # the model is back
+        await client.patch(
+            f"/api/conversations/{conversation}", json={"default_model": "scripted/echo"}
+        )
+    await page.get_by_role("button", name="Try again").click()
+    answer = page.locator(".msg.assistant")
+    await expect(answer).to_have_attribute("data-status", "complete")
+    await expect(answer.locator(".text")).to_have_text("You said: Hello there")
+    await expect(page.locator(".msg.user")).to_have_count(1)
+    await expect(page.locator(".note.error")).to_have_count(0)

@@ -280,8 +280,13 @@ class ChatView {
 
   /** A reply ended: show it as stored (with its actions), keep its errors, title the chat. */
   async finished(errors) {
-    await this.reload();
+    const messages = await this.reload();
     for (const message of errors) this.list.append(h("li", { class: "note error" }, `Error: ${message}`));
+    if (errors.length && messages.at(-1)?.role === "user") {
+      // Nothing was said: the question can be asked again as it is.
+      const retry = h("button", { type: "button", class: "secondary small", onclick: guard(() => this.regenerate()) }, "Try again");
+      this.list.lastElementChild.append(" ", retry);
+    }
     this.setBusy(false);
     this.view.dataset.replied = String(Number(this.view.dataset.replied ?? 0) + 1);
     if (!this.conversation.title) this.awaitTitle();
