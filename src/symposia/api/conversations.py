@@ -190,7 +190,7 @@ def stopped_view(reply: ReplyRecord) -> dict[str, Any]:
     "/{conversation_id}/regenerate",
     status_code=201,
     dependencies=[rate_limited("chat")],
-    responses=api_errors(400, 404, 409, 429),
+    responses=api_errors(400, 404, 409, 413, 429),
 )
 async def regenerate(
     conversation_id: str,
