@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from symposia.aio import complete
+from symposia.aio import complete, stopped_within
 from symposia.domain.event_types import (
     Reply,
     ReplyDone,
@@ -96,6 +96,7 @@ class ReplyTasks:
     _tasks: dict[str, _Task] = field(default_factory=dict)
     # Looks for stops asked on other processes while this one generates replies.
     _poller: asyncio.Task[None] | None = None
+    _leaving: asyncio.Event = field(default_factory=asyncio.Event)
     # Titles being made for new chats (kept so they are not collected mid-way).
     _titling: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -148,8 +149,7 @@ class ReplyTasks:
         """While this process generates replies, stop those asked to stop elsewhere (the
         request stored it: `SqlReplyRepository.request_stop`). Ends when none is left, so
         an idle process asks nothing."""
-        while self._tasks:
-            await asyncio.sleep(STOP_POLL_SECONDS)
+        while self._tasks and not await stopped_within(self._leaving, STOP_POLL_SECONDS):
             by_reply = {e.reply.id: c for c, e in self._tasks.items()}
             try:
                 asked = await self.repo.stops_requested(list(by_reply))
@@ -180,7 +180,9 @@ class ReplyTasks:
                 await asyncio.wait(tasks, timeout=grace)
         for titling in list(self._titling):
             titling.cancel()
-        if self._poller is not None:  # it ends by itself once no reply is left
+        self._leaving.set()
+        if self._poller is not None:  # not cancelled: a query cut off mid-way would leave
+            # the driver's thread answering a loop that is gone; it ends at once otherwise
             await asyncio.wait({self._poller}, timeout=STOP_POLL_SECONDS * 4)
             self._poller.cancel()
 
