@@ -254,6 +254,10 @@ async def test_a_panel_from_a_preset_shows_who_answered_and_why(
     await page.wait_for_selector("body[data-ready='1']")
     await expect(page.locator(".msg.assistant .routing")).to_contain_text("Routed to billing")
     await phone_screenshot(page, "chat-panel-phone")
+    await open_page(page, live.base_url, "/chats")  # the chats page on a phone: list open
+    await expect(page.locator("details.sidebar")).to_have_attribute("open", "")
+    await page.get_by_role("form", name="New chat").get_by_label("Panel").select_option("study")
+    await screenshot(page, "chats-new-phone")
 
 
 TOOLS: list[dict[str, Any]] = [
