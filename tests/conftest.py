@@ -91,6 +91,8 @@ def make_settings(**overrides: Any) -> Settings:
         "sse_heartbeat_seconds": 15,
         "default_model": "scripted/echo",
         "shutdown_grace_seconds": 2,
+        # A chat's title is one more model call: tests that count calls ask for it.
+        "chat_titles": False,
         # httpx's ASGITransport clients use http://symposia.test, Starlette's TestClient
         # (schemathesis) testserver; live servers 127.0.0.1, which is always allowed.
         "allowed_hosts": ["symposia.test", "testserver"],

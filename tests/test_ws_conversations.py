@@ -33,7 +33,7 @@ async def test_message_then_reply_as_sse_sends_it_and_resume(
         assert subscribed["type"] == "ack"
         reply = await events_until_done(ws)
         stop = await command(ws, type="stop", ref="x")
-        assert (stop["status"], stop["code"]) == (400, "unknown_command")
+        assert (stop["status"], stop["code"]) == (409, "conflict")  # nothing to stop
     assert reply[-1]["event"] == "done"
     sse = await collect(http, f"/api/conversations/{conversation}/stream?last_event_id=1")
     assert triples(reply[1:]) == [(f.seq, f.event, f.wire) for f in sse]

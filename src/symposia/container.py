@@ -45,6 +45,7 @@ from symposia.settings import Settings
 from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
 from symposia.storage.migrate import migrate
 from symposia.storage.repositories import RunRepository
+from symposia.storage.sql_alternatives import SqlAlternatives
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_idempotency import SqlIdempotencyKeys
 from symposia.storage.sql_replies import SqlReplyRepository
@@ -281,7 +282,12 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     conversation_repository = SqlConversationRepository(sessions)
     reply_repository = SqlReplyRepository(sessions, repository.instance_id)
     reply_tasks = ReplyTasks(
-        reply_repository, conversation_repository, log, models, settings.event_log_on_redis
+        reply_repository,
+        conversation_repository,
+        log,
+        models,
+        settings.event_log_on_redis,
+        titles=settings.chat_titles,
     )
     reply_leases = ReplyLeases(reply_tasks, reply_repository, log, settings.run_lease_seconds)
     conversations = ConversationService(
@@ -292,6 +298,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         models,
         catalog,
         limits,
+        SqlAlternatives(sessions),
     )
     streams = ActiveStreams()
     metrics.watch(lambda: streams.count, lambda: service.active_count)

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     provider_max_tokens_default: int = Field(default=4096, ge=1, le=1_000_000)
     max_message_chars: int = Field(default=100_000, ge=1)
     context_budget_tokens: int = Field(default=8000, ge=256)
+    # Title a new chat from its first exchange, by the chat's model (one short extra call).
+    chat_titles: bool = True
     # A JSON file of model prices ({"provider/model": {"input": $, "output": $}} per million
     # tokens) over the shipped table; turns' costs and cost budgets use it.
     prices_file: str | None = None

@@ -28,8 +28,10 @@ from symposia.api.schemas import (
     ModelName,
     PageLimit,
     PageOffset,
+    RegenerateBody,
 )
 from symposia.api.views import conversation_view
+from symposia.domain.models import ReplyRecord
 from symposia.errors import InvalidInputError
 from symposia.security.principals import Principal
 from symposia.services.conversations import ConversationService
@@ -166,6 +168,58 @@ async def add_user_message(
         tool_call_id=body.tool_call_id,
     )
     return message.to_dict()
+
+
+@router.post("/{conversation_id}/stop", responses=api_errors(404, 409))
+async def stop_reply(
+    conversation_id: str, conversations: ConversationsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Stops the reply being generated, from any server process: the model call is
+    cancelled, the text so far kept as a `partial` message, and the reply's stream ends
+    with `done` (`cancelled`). 409 when no reply is being generated."""
+    reply = await conversations.stop(conversation_id, owner=principal.id)
+    return stopped_view(reply)
+
+
+def stopped_view(reply: ReplyRecord) -> dict[str, Any]:
+    """A stopped reply as the API shows it (also the WebSocket's `stop` command)."""
+    return {
+        "conversation_id": reply.conversation_id,
+        "reply_id": reply.id,
+        "status": reply.status.value,
+        "message": reply.message.to_dict() if reply.message is not None else None,
+    }
+
+
+@router.post(
+    "/{conversation_id}/regenerate",
+    status_code=201,
+    dependencies=[rate_limited("chat")],
+    responses=api_errors(400, 404, 409, 413, 429),
+)
+async def regenerate(
+    conversation_id: str,
+    conversations: ConversationsDep,
+    principal: PrincipalDep,
+    body: RegenerateBody | None = None,
+) -> dict[str, Any]:
+    """Asks the last question again: it is put back as a new message (its earlier answers
+    in its `alternatives`), and `GET .../stream` then generates the new answer. 409 while
+    a reply is being generated, or when the conversation does not end with a question and
+    its answer."""
+    model = body.model if body is not None else None
+    question = await conversations.regenerate(conversation_id, model, owner=principal.id)
+    return question.to_dict()
+
+
+@router.post("/{conversation_id}/alternatives/{message_id}", responses=api_errors(404, 409))
+async def choose_alternative(
+    conversation_id: str, message_id: str, conversations: ConversationsDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Shows the last question's earlier answer `message_id` (one of its `alternatives`)
+    as its answer; the answer shown until now becomes an alternative."""
+    answer = await conversations.choose(conversation_id, message_id, owner=principal.id)
+    return answer.to_dict()
 
 
 @router.get("/{conversation_id}/messages", responses=api_errors(404))

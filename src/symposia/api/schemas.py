@@ -402,6 +402,12 @@ class MessageCreate(_Body):
     )
 
 
+class RegenerateBody(_Body):
+    """`model`: who answers again (another model, say); else the model first asked."""
+
+    model: ModelName | None = None
+
+
 HISTORY_MAX = 200  # earlier messages a supervisor-chat client may send with its question
 
 

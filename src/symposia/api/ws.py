@@ -250,10 +250,20 @@ RUN_COMMANDS: dict[str, Command] = {
     "edit_bot": _edit_bot,
     "say": _say_in_run,
 }
+
+
+async def _stop_reply(socket: Socket, message: dict[str, Any]) -> dict[str, Any]:
+    """Like POST /api/conversations/{id}/stop."""
+    conversations = socket.container.conversations
+    reply = await conversations.stop(socket.subject, owner=socket.principal.id)
+    return conversations_api.stopped_view(reply)
+
+
 CONVERSATION_COMMANDS: dict[str, Command] = {
     "auth": _auth,
     "subscribe": _subscribe_reply,
     "message": _add_message,
+    "stop": _stop_reply,
 }
 
 

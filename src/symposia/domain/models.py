@@ -133,6 +133,9 @@ class Message:
     # message, the call whose result it is.
     tool_calls: list[dict[str, str]] | None = None
     tool_call_id: str | None = None
+    # On a regenerated question: its earlier answers (as `to_dict` gives them), oldest
+    # first; the answer that follows it is the one chosen (`POST .../regenerate`).
+    alternatives: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """`routing` only where there was one (a panel conversation's answers)."""
@@ -157,6 +160,8 @@ class Message:
             view["tool_calls"] = self.tool_calls
         if self.tool_call_id is not None:
             view["tool_call_id"] = self.tool_call_id
+        if self.alternatives:
+            view["alternatives"] = self.alternatives
         return view
 
 

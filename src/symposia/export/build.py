@@ -21,6 +21,9 @@ def entry_of(message: Message, routing: dict[str, Any] | None = None) -> Entry:
     """The message as the API shows it (`Message.to_dict`), typed; `routing` where a
     supervisor chose its speaker."""
     view = message.to_dict()
+    # A transcript is the conversation as it reads: a regenerated question's earlier
+    # answers (`alternatives`) are not part of it.
+    view.pop("alternatives", None)
     if routing is not None and "routing" not in view:
         view["routing"] = routing
     return Entry.model_validate(view)

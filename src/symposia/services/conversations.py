@@ -10,6 +10,7 @@ live log no longer has a reply's stream, it is rebuilt from storage with its liv
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,8 +35,14 @@ from symposia.events.replay import StoredStream, rebuild_reply
 from symposia.orchestration.generation import Models
 from symposia.orchestration.routing import check_prompt
 from symposia.services.models import ModelCatalog
-from symposia.services.replies import ChatLimits, ReplyTasks
+from symposia.services.replies import (
+    STOP_POLL_SECONDS,
+    STOP_WAIT_SECONDS,
+    ChatLimits,
+    ReplyTasks,
+)
 from symposia.storage.failures import summary
+from symposia.storage.sql_alternatives import SqlAlternatives
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_replies import SqlReplyRepository
 
@@ -61,6 +68,7 @@ class ConversationService:
     models: Models
     catalog: ModelCatalog
     limits: ChatLimits
+    alternatives: SqlAlternatives
     # A finished reply's stream never changes: rebuilt once, kept for who joins next.
     _stored: dict[str, StoredStream] = field(default_factory=dict)
 
@@ -378,6 +386,44 @@ class ConversationService:
             if len(self._stored) > STORED_STREAMS_MAX:
                 del self._stored[next(iter(self._stored))]
         return stream_id, stored
+
+    async def stop(self, conversation_id: str, *, owner: str | None) -> ReplyRecord:
+        """Stop the reply being generated, wherever it is, as a run's stop does: here by
+        cancelling its task; on another process by storing the stop, which its writer
+        polls, then waiting for the reply to end (up to STOP_WAIT_SECONDS). The reply as
+        it ended, with its partial message; 409 when none is being generated."""
+        await self.get(conversation_id, owner=owner)
+        reply = await self.replies.running_of(conversation_id)
+        if reply is None:
+            raise ConflictError(f"no reply of conversation {conversation_id!r} is being generated")
+        if not await self.tasks.stop(conversation_id) and await self.replies.request_stop(reply.id):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + STOP_WAIT_SECONDS
+            while loop.time() < deadline:
+                current = await self.replies.get(reply.id)
+                if current is None or current.status is not ReplyStatus.RUNNING:
+                    break
+                await asyncio.sleep(STOP_POLL_SECONDS / 5)
+        ended = await self.replies.get(reply.id)
+        if ended is None:  # deleted meanwhile
+            raise NotFoundError(f"conversation {conversation_id!r} not found")
+        return ended
+
+    async def regenerate(
+        self, conversation_id: str, model: str | None = None, *, owner: str | None
+    ) -> Message:
+        """Ask the last question again (`SqlAlternatives`): the question put back, whose
+        reply the stream then generates (by `model`, else the one it was asked of)."""
+        conversation = await self.get(conversation_id, owner=owner)
+        self._check_override(conversation, model)
+        if model is not None:
+            await self.check_model(model)
+        return await self.alternatives.regenerate(conversation_id, model)
+
+    async def choose(self, conversation_id: str, answer_id: str, *, owner: str | None) -> Message:
+        """Show an earlier answer of the last question instead of the current one."""
+        await self.get(conversation_id, owner=owner)
+        return await self.alternatives.choose(conversation_id, answer_id)
 
     async def shutdown(self, grace: float) -> None:
         """SIGTERM: every reply in flight is cancelled; each keeps its text as a partial

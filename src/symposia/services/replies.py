@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from symposia.aio import complete
+from symposia.aio import complete, stopped_within
 from symposia.domain.event_types import (
     Reply,
     ReplyDone,
@@ -48,6 +48,7 @@ from symposia.orchestration.generation import (
     prompt_chars,
 )
 from symposia.orchestration.routing import Routing, route
+from symposia.orchestration.titles import make_title
 from symposia.providers.base import ChatMessage
 from symposia.storage.failures import log_failure, summary
 from symposia.storage.sql_conversations import SqlConversationRepository
@@ -57,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPERATURE = 0.7
 DELETE_WAIT_SECONDS = 5.0
+STOP_WAIT_SECONDS = 5.0  # how long a stop waits for the reply to record its end
+STOP_POLL_SECONDS = 0.5  # how soon a stop asked on another process takes effect
 REPLY_NOT_SAVED = {
     "code": "storage_error",
     "message": "the reply could not be saved; it is not in the conversation",
@@ -87,8 +90,15 @@ class ReplyTasks:
     # Whether other processes share the event log: then the one that took a reply over
     # ends its stream; otherwise no one else can, and this one closes it.
     shared_log: bool = False
+    # Whether a new chat is titled from its first exchange (CHAT_TITLES).
+    titles: bool = True
     # By conversation: a conversation has at most one reply running anywhere.
     _tasks: dict[str, _Task] = field(default_factory=dict)
+    # Looks for stops asked on other processes while this one generates replies.
+    _poller: asyncio.Task[None] | None = None
+    _leaving: asyncio.Event = field(default_factory=asyncio.Event)
+    # Titles being made for new chats (kept so they are not collected mid-way).
+    _titling: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def count(self) -> int:
@@ -101,6 +111,8 @@ class ReplyTasks:
         )
         self._tasks[conversation.id] = _Task(task, reply)
         task.add_done_callback(functools.partial(self._forget, conversation.id))
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll_stops(), name="reply-stop-poller")
 
     def _forget(self, conversation_id: str, task: asyncio.Task[None]) -> None:
         current = self._tasks.get(conversation_id)
@@ -122,6 +134,33 @@ class ReplyTasks:
                 logger.warning("reply %s is no longer held here; stopping it", entry.reply.id)
                 entry.task.cancel()
 
+    async def stop(self, conversation_id: str) -> bool:
+        """Stop the reply generated here in the conversation, as a stop of a run does: the
+        upstream call is cancelled, the text so far kept as a `partial` message, and the
+        stream ends with `done` (`cancelled`). False when this process generates none."""
+        entry = self._tasks.get(conversation_id)
+        if entry is None:
+            return False
+        entry.task.cancel()
+        await asyncio.wait({entry.task}, timeout=STOP_WAIT_SECONDS)
+        return True
+
+    async def _poll_stops(self) -> None:
+        """While this process generates replies, stop those asked to stop elsewhere (the
+        request stored it: `SqlReplyRepository.request_stop`). Ends when none is left, so
+        an idle process asks nothing."""
+        while self._tasks and not await stopped_within(self._leaving, STOP_POLL_SECONDS):
+            by_reply = {e.reply.id: c for c, e in self._tasks.items()}
+            try:
+                asked = await self.repo.stops_requested(list(by_reply))
+            except Exception as exc:  # a database blip must not stop the polling for good
+                logger.warning("polling for reply stops failed: %s", summary(exc))
+                continue
+            for reply_id in asked:
+                entry = self._tasks.get(by_reply[reply_id])
+                if entry is not None and entry.reply.id == reply_id:
+                    entry.task.cancel()
+
     async def cancel_for_delete(self, conversation_id: str) -> None:
         """Cancel the reply being generated here in a conversation about to be deleted,
         cleanly (its stream ends), saving nothing."""
@@ -139,6 +178,13 @@ class ReplyTasks:
         if tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait(tasks, timeout=grace)
+        for titling in list(self._titling):
+            titling.cancel()
+        self._leaving.set()
+        if self._poller is not None:  # not cancelled: a query cut off mid-way would leave
+            # the driver's thread answering a loop that is gone; it ends at once otherwise
+            await asyncio.wait({self._poller}, timeout=STOP_POLL_SECONDS * 4)
+            self._poller.cancel()
 
     def _history(
         self,
@@ -182,6 +228,7 @@ class ReplyTasks:
         status, outcome = MessageStatus.PARTIAL, "cancelled"
         failure: Event | None = None
         history: list[ChatMessage] = []
+        past: list[Message] = []
         fenced = False
         try:
             past = await self.conversations.messages(conversation.id)
@@ -210,6 +257,25 @@ class ReplyTasks:
             if not fenced:
                 generation.finish(message, status, prompt_chars(history))
                 await complete(self._record(speaker, reply, message, outcome, failure))
+                untitled = self.titles and conversation.title is None
+                if untitled and message.content and _first_exchange(past):
+                    self._title_later(conversation, past[-1].content, message.content)
+
+    def _title_later(self, conversation: Conversation, question: str, answer: str) -> None:
+        """Title a new chat from its first exchange, in the background (`titles`)."""
+        task = asyncio.create_task(
+            self._title(conversation, question, answer), name=f"title-{conversation.id}"
+        )
+        self._titling.add(task)
+        task.add_done_callback(self._titling.discard)
+
+    async def _title(self, conversation: Conversation, question: str, answer: str) -> None:
+        title = await make_title(self.models, conversation.default_model, question, answer)
+        if title is not None:
+            try:
+                await self.conversations.set_title_if_none(conversation.id, title)
+            except Exception as exc:  # a title is a nicety: the chat goes on without it
+                logger.warning("could not store the title of %s: %s", conversation.id, summary(exc))
 
     async def _record(
         self,
@@ -260,6 +326,11 @@ class ReplyTasks:
             self.log, stream_id, ReplyDone(reply.conversation_id, outcome, message_id), epoch
         )
         await self.log.close(stream_id)
+
+
+def _first_exchange(past: list[Message]) -> bool:
+    """Whether the reply answers the conversation's first question."""
+    return bool(past) and past[-1].role == "user" and sum(m.role == "user" for m in past) == 1
 
 
 def _tool_caller(past: list[Message]) -> str | None:

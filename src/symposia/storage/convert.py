@@ -57,6 +57,7 @@ def message_row(
         routing=message.routing,
         tool_calls=message.tool_calls,
         tool_call_id=message.tool_call_id,
+        alternatives=message.alternatives,
     )
 
 
@@ -91,6 +92,7 @@ def message_of(row: MessageRow) -> Message:
         routing=row.routing,
         tool_calls=row.tool_calls,
         tool_call_id=row.tool_call_id,
+        alternatives=row.alternatives,
     )
 
 
@@ -260,4 +262,26 @@ def reply_of(row: ReplyRow, message: Message | None = None) -> ReplyRecord:
         created_at=created,
         finished_at=aware(row.finished_at),
         routing=row.routing,
+    )
+
+
+def message_of_dict(data: dict[str, Any]) -> Message:
+    """A message back from its `to_dict` (a stored alternative answer)."""
+    usage = data.get("usage")
+    completed = data.get("completed_at")
+    return Message(
+        role=data["role"],
+        author=data["author"],
+        content=data["content"],
+        model=data.get("model"),
+        status=MessageStatus(data["status"]),
+        bot_index=data.get("bot_index"),
+        turn=data.get("turn"),
+        usage=TurnUsage(**usage) if usage else None,
+        id=data["id"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        completed_at=datetime.fromisoformat(completed) if completed else None,
+        round=data.get("round"),
+        cost_usd=data.get("cost_usd"),
+        routing=data.get("routing"),
     )

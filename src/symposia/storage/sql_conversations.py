@@ -69,6 +69,16 @@ class SqlConversationRepository:
                 .values(**changes, updated_at=utcnow())
             )
 
+    async def set_title_if_none(self, conversation_id: str, title: str) -> bool:
+        """Give the conversation `title` unless it has one (the person's own wins)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation_id, ConversationRow.title.is_(None))
+                .values(title=title)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
     async def delete(self, conversation_id: str) -> bool:
         async with self._sessions.begin() as session:
             # Explicit, so SQLite without foreign-key enforcement would not keep orphans.

@@ -255,3 +255,34 @@ class SqlReplyRepository:
             row = await session.scalar(select(ReplyRow).where(ReplyRow.id == reply_id))
             assert row is not None
             return reply_of(row)
+
+    async def running_of(self, conversation_id: str) -> ReplyRecord | None:
+        """The reply of the conversation being generated now, by any process."""
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(ReplyRow).where(ReplyRow.conversation_id == conversation_id, IS_RUNNING)
+            )
+            return reply_of(row) if row is not None else None
+
+    async def request_stop(self, reply_id: str) -> bool:
+        """Ask the process writing the reply to stop it (it polls: `stops_requested`);
+        False when the reply is not running any more."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(ReplyRow)
+                .where(ReplyRow.id == reply_id, IS_RUNNING)
+                .values(stop_requested=True)
+            )
+            return bool(_rows(result))
+
+    async def stops_requested(self, reply_ids: list[str]) -> set[str]:
+        """Which of these running replies someone asked to stop."""
+        if not reply_ids:
+            return set()
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ReplyRow.id).where(
+                    ReplyRow.id.in_(reply_ids), IS_RUNNING, ReplyRow.stop_requested.is_(True)
+                )
+            )
+            return set(rows)

@@ -181,6 +181,8 @@ class MessageRow(Base):
     # The tool calls an answer asked for; the call a tool result answers.
     tool_calls: Mapped[list[Any] | None] = mapped_column(StorableJSON())
     tool_call_id: Mapped[str | None] = mapped_column(StorableString(128))
+    # On a regenerated question: its earlier answers (messages as dicts), oldest first.
+    alternatives: Mapped[list[Any] | None] = mapped_column(StorableJSON())
 
 
 class ReplyRow(Base):
@@ -215,6 +217,8 @@ class ReplyRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A panel's routing of the question (the stream's first event, `routing`).
     routing: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    # Stop asked (`POST /api/conversations/{id}/stop`) on a process that is not its writer.
+    stop_requested: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class ApiKeyRow(Base):

@@ -3,6 +3,7 @@
 import { api, models } from "./api.js";
 import { field, guard, h, modelSelect } from "./dom.js";
 import { usageLine } from "./format.js";
+import { renderMarkdown } from "./markdown.js";
 import { Follower } from "./stream.js";
 
 const PAGE = 20;
@@ -367,7 +368,7 @@ class LiveRun {
     // The tokens streamed must add up to the turn's text; a mismatch (a gap or a
     // duplicate) is repaired from the authoritative content and marked.
     if (entry.streamed && entry.streamed !== data.content) entry.node.dataset.repaired = "1";
-    entry.text.textContent = data.content;
+    renderMarkdown(entry.text, data.content);
     entry.node.dataset.complete = "1";
     entry.node.dataset.status = data.status;
     if (data.message_id) entry.node.dataset.messageId = data.message_id;

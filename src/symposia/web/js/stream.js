@@ -9,7 +9,7 @@
 export const EVENT_TYPES = [
   "run_status", "turn_start", "token", "tool_call", "turn_complete", "error", "snapshot",
   "person_message", "bot_updated", "speaker_selected", "routing", "awaiting_input",
-  "verdict", "interrupted", "resumed", "done",
+  "verdict", "interrupted", "resumed", "tool_result", "done",
 ];
 
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
