@@ -1,8 +1,9 @@
 """`symposia serve` loads only what it serves with (issue 23: idle RSS and start-up time).
 
 The client commands' libraries (prompt_toolkit, httpx), Redis's client without REDIS_URL,
-authlib without OIDC, and alembic when the database is already at its head are loaded on
-first use, never at start-up.
+authlib without OIDC, PostgreSQL's driver on SQLite, structlog and rich (the console's)
+without LOG_FORMAT=console, and alembic when the database is already at its head are
+loaded on first use, never at start-up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from pathlib import Path
 
 from symposia.storage.migrate import alembic_config, head_revision
 
-NOT_AT_START = ("prompt_toolkit", "httpx", "redis", "authlib", "alembic")
+NOT_AT_START = (
+    "prompt_toolkit",
+    "httpx",
+    "redis",
+    "authlib",
+    "alembic",
+    "asyncpg",
+    "structlog",
+    "rich",
+)
 
 
 def _loaded_by(code: str, database: Path) -> list[str]:
@@ -52,3 +62,34 @@ def test_serve_starts_without_the_libraries_it_does_not_serve_with(tmp_path: Pat
         "from symposia.server import build_server\nbuild_server(load_settings())"
     )
     assert _loaded_by(serve, database) == []  # at its head: nothing to migrate
+
+
+def test_on_postgresql_the_drivers_connect_failures_have_their_handler() -> None:
+    """asyncpg, loaded by the engine on PostgreSQL, has its connection failures answered
+    as the database outage they are (`api.errors`), though `storage.failures` no longer
+    imports it."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    script = (
+        "from symposia.app import create_app\napp = create_app()\n"
+        "print(' '.join(sorted(k.__name__ for k in app.exception_handlers "
+        "if k.__module__.startswith('asyncpg'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == sorted(
+        [
+            "CannotConnectNowError",
+            "InterfaceError",
+            "InvalidAuthorizationSpecificationError",
+            "InvalidCatalogNameError",
+            "InvalidPasswordError",
+            "PostgresConnectionError",
+            "TooManyConnectionsError",
+        ]
+    )
