@@ -1,12 +1,12 @@
-"""A connection's writes of one turn of the event loop, sent as one system call.
+"""A response's head sent with the first bytes of its body, in one system call.
 
-uvicorn writes the status line and headers of a response, and then each body message, to
-the socket as it gets them: a relayed answer whose upstream had it all at once still left
-in three writes (the head, the first chunk, the end), each a system call and a wake-up of
-the client. `CoalescedWrites` holds what is written during a turn of the loop and sends it
-at the turn's end (one `call_soon`), in order, in one write. Nothing waits longer than
-the turn that wrote it, nor past `HOLD_BYTES` (so uvicorn's flow control still sees a
-large body's backlog); closing the connection sends what is held first.
+uvicorn writes the status line and headers of a response to the socket as soon as it gets
+them, then each body message: a relayed answer whose first chunk was ready left in two
+writes (the head, then the chunk), each a system call and a wake-up of the client.
+`CoalescedWrites` holds a write that starts a response (`HTTP/`) until the next write, which
+takes it along, or until the end of the loop's turn (one `call_soon`), whichever comes
+first; every other write goes straight through, so a stream's later chunks cost nothing
+more. Closing the connection sends what is held first.
 """
 
 from __future__ import annotations
@@ -14,30 +14,28 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-HOLD_BYTES = 64 * 1024
-
 
 class CoalescedWrites(asyncio.Transport):
-    """A transport whose writes of one loop turn leave together (see the module); every
-    other call goes to the socket's transport as it is."""
+    """A transport whose response heads leave with what follows them (see the module);
+    every other call goes to the socket's transport as it is."""
 
-    __slots__ = ("_held", "_held_bytes", "_loop", "_transport")
+    __slots__ = ("_held", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._held: list[bytes] = []
-        self._held_bytes = 0
+        self._held = b""
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
-        if not self._held:
+        if self._held:  # a head: it leaves with these bytes
+            data, self._held = self._held + data, b""
+        elif data[:5] == b"HTTP/":
+            self._held = bytes(data)
             self._loop.call_soon(self.flush)
-        self._held.append(bytes(data))
-        self._held_bytes += len(data)
-        if self._held_bytes >= HOLD_BYTES:
-            self.flush()  # the callback then finds nothing to do
+            return
+        self._transport.write(data)
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -45,20 +43,16 @@ class CoalescedWrites(asyncio.Transport):
 
     def flush(self) -> None:
         """Send what is held (a no-op when nothing is)."""
-        held = self._held
-        if not held:
-            return
-        self._held, self._held_bytes = [], 0
-        if self._transport.is_closing():
-            return  # the peer is gone: as the socket's transport would, drop it
-        self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+        held, self._held = self._held, b""
+        if held and not self._transport.is_closing():
+            self._transport.write(held)
 
     def close(self) -> None:
         self.flush()
         self._transport.close()
 
     def abort(self) -> None:
-        self._held, self._held_bytes = [], 0
+        self._held = b""
         self._transport.abort()
 
     def write_eof(self) -> None:
@@ -93,7 +87,7 @@ class CoalescedWrites(asyncio.Transport):
         self._transport.set_write_buffer_limits(high, low)
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + self._held_bytes
+        return self._transport.get_write_buffer_size() + len(self._held)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._transport.get_write_buffer_limits()
