@@ -12,14 +12,16 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from symposia.observability import log_context
 from symposia.observability.logging import JsonLines, configure_logging
 
 
 def _structlog_formatter() -> logging.Formatter:
-    """The pipeline `configure_logging` used for JSON lines before `JsonLines`."""
+    """The pipeline `configure_logging` used for JSON lines before `JsonLines` (the
+    request's fields now bound in `log_context`, merged as structlog merged its own)."""
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
-            structlog.contextvars.merge_contextvars,
+            log_context.merge_bound_fields,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.ExtraAdder(),
@@ -55,9 +57,9 @@ def _without_time(line: str) -> str:
 
 @pytest.fixture
 def context() -> Iterator[None]:
-    structlog.contextvars.bind_contextvars(request_id="r-1")
+    log_context.bind(request_id="r-1")
     yield
-    structlog.contextvars.unbind_contextvars("request_id")
+    log_context.unbind("request_id")
 
 
 @pytest.mark.usefixtures("context")

@@ -1,8 +1,9 @@
 """`symposia serve` loads only what it serves with (issue 23: idle RSS and start-up time).
 
 The client commands' libraries (prompt_toolkit, httpx), Redis's client without REDIS_URL,
-authlib without OIDC, and alembic when the database is already at its head are loaded on
-first use, never at start-up.
+authlib without OIDC, PostgreSQL's driver on SQLite, structlog and rich (the console's)
+without LOG_FORMAT=console, and alembic when the database is already at its head are
+loaded on first use, never at start-up.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ from symposia.storage.migrate import alembic_config, head_revision
 
 # The OpenTelemetry SDK too: tracing is off without an OTLP endpoint (the API, which
 # FastAPI imports itself, is all that is loaded then).
-NOT_AT_START = ("prompt_toolkit", "httpx", "redis", "authlib", "alembic", "opentelemetry.sdk")
+NOT_AT_START = (
+    "prompt_toolkit",
+    "httpx",
+    "redis",
+    "authlib",
+    "alembic",
+    "asyncpg",
+    "structlog",
+    "rich",
+    "opentelemetry.sdk",
+)
 
 
 def _loaded_by(code: str, database: Path, **more: str) -> list[str]:
@@ -68,3 +79,34 @@ def test_the_tracing_sdk_is_loaded_only_when_an_otlp_endpoint_is_named(tmp_path:
     assert "opentelemetry.sdk" in _loaded_by(serve, tmp_path / "on.db", **endpoint)
     disabled = {**endpoint, "OTEL_SDK_DISABLED": "true"}
     assert "opentelemetry.sdk" not in _loaded_by(serve, tmp_path / "off.db", **disabled)
+
+
+def test_on_postgresql_the_drivers_connect_failures_have_their_handler() -> None:
+    """asyncpg, loaded by the engine on PostgreSQL, has its connection failures answered
+    as the database outage they are (`api.errors`), though `storage.failures` no longer
+    imports it."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    script = (
+        "from symposia.app import create_app\napp = create_app()\n"
+        "print(' '.join(sorted(k.__name__ for k in app.exception_handlers "
+        "if k.__module__.startswith('asyncpg'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == sorted(
+        [
+            "CannotConnectNowError",
+            "InterfaceError",
+            "InvalidAuthorizationSpecificationError",
+            "InvalidCatalogNameError",
+            "InvalidPasswordError",
+            "PostgresConnectionError",
+            "TooManyConnectionsError",
+        ]
+    )

@@ -28,6 +28,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from symposia.coalesced_writes import CoalescedWrites
 from symposia.header_limits import BoundedHttpToolsProtocol
 
 TIMED_OUT = b"request not received in time\n"
@@ -55,7 +56,8 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         self._idle_since = 0.0  # when it last started waiting for a request
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        # A turn's writes as one system call (the head of a response with its first chunk).
+        super().connection_made(CoalescedWrites(transport, self.loop))
         now = self.loop.time()
         self._deadline = now + self.head_timeout
         self._idle_since = now

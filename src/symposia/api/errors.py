@@ -21,7 +21,7 @@ from symposia.errors import (
     UnavailableError,
 )
 from symposia.storage.failures import (
-    ASYNCPG_CONNECT_FAILURES,
+    asyncpg_connect_failures,
     is_busy,
     is_connection_failure,
     summary,
@@ -241,7 +241,8 @@ def install_error_handlers(app: FastAPI) -> None:
     # (an OSError, or its own error); `is_connection_failure` tells outages apart.
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(OSError, _database_error)
-    for driver_error in ASYNCPG_CONNECT_FAILURES:
+    # (asyncpg is loaded by then on PostgreSQL: the container's engine imported it.)
+    for driver_error in asyncpg_connect_failures():
         app.add_exception_handler(driver_error, _database_error)
     # More specific than SQLAlchemyError, so this handler wins for it (Starlette goes by MRO).
     app.add_exception_handler(PoolTimeoutError, _database_busy)

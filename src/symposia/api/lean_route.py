@@ -28,7 +28,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
+from fastapi.dependencies.utils import (
+    _get_param_aliases,
+    _get_param_model,
+    request_body_to_args,
+    request_params_to_args,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic_core import PydanticUndefined
@@ -58,6 +63,18 @@ class LeanRoute(BoundedJsonRoute):
         if names - headers != LEAN_PARAMETERS or self.body_field is None:
             raise TypeError(f"a LeanRoute endpoint takes {sorted(LEAN_PARAMETERS)} and headers")
         self._endpoint: Callable[..., Awaitable[Response]] = endpoint
+        # Optional headers defaulting to None, looked up under the names FastAPI looks them
+        # up by: a request that sends none of them (most) gets the defaults without
+        # FastAPI's validation, which had nothing to validate.
+        fields = self.dependant.header_params
+        optional = all(
+            _get_param_model(f) is None and not f.field_info.is_required() and f.default is None
+            for f in fields
+        )
+        self._header_names = (
+            tuple(name for f in fields for _, name in _get_param_aliases(f)) if optional else None
+        )
+        self._header_defaults = {f.name: None for f in fields}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
@@ -80,8 +97,11 @@ class LeanRoute(BoundedJsonRoute):
         errors: list[Any] = []
         params = self.dependant.header_params
         if params:
-            found, errors = request_params_to_args(params, request.headers)
-            values.update(found)
+            if self._none_sent(request.headers):
+                values.update(self._header_defaults)
+            else:
+                found, errors = request_params_to_args(params, request.headers)
+                values.update(found)
         assert self.body_field is not None  # checked when built
         received = body if body is not _NO_BODY else PydanticUndefined
         found, body_errors = await request_body_to_args([self.body_field], received, False)
@@ -89,6 +109,15 @@ class LeanRoute(BoundedJsonRoute):
             raise RequestValidationError([*errors, *body_errors], body=received)
         values.update(found)
         return await self._endpoint(**values)
+
+    def _none_sent(self, headers: Any) -> bool:
+        """Whether the request sent none of the route's headers, all optional."""
+        if self._header_names is None:
+            return False
+        for name in self._header_names:  # noqa: SIM110 (a plain loop: no generator made)
+            if name in headers:
+                return False
+        return True
 
 
 async def _json_body(request: Request) -> Any:

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import structlog
 from fastapi import APIRouter, WebSocket
 from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -32,6 +31,7 @@ from symposia.api.json_bodies import BoundedJsonRoute, check_json
 from symposia.api.schemas import BotPatch, MessageCreate, ModelName, RunSay
 from symposia.container import Container
 from symposia.errors import BadRequestError, InvalidInputError, SymposiaError, UnauthorizedError
+from symposia.observability import log_context
 from symposia.security.principals import Principal
 from symposia.streaming.sse import EventSource, parse_last_event_id, resume_position
 from symposia.streaming.stream_slots import TooManyStreamsError
@@ -274,7 +274,7 @@ async def _dispatch(socket: Socket, commands: dict[str, Command], message: dict[
     request_id = f"{socket.request_id}.{next(socket.counter)}"
     started = time.perf_counter()
     ref = message.get("ref")
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+    with log_context.bound(request_id=request_id):
         try:
             ref = _ref(message)
             command = commands.get(kind) if isinstance(kind, str) else None
@@ -345,7 +345,7 @@ async def _session(
         heartbeat=settings.sse_heartbeat_seconds,
         send_timeout=settings.sse_send_timeout,
     )
-    request_id = structlog.contextvars.get_contextvars().get("request_id", "ws")
+    request_id = log_context.bound_fields().get("request_id", "ws")
     socket = Socket(container, principal, session, subject, route, request_id)
     after = websocket.query_params.get("after")
     first = {"type": "subscribe", "after": after} if after is not None else None

@@ -12,10 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from symposia.cli.client import (
     Api,
@@ -30,6 +27,9 @@ from symposia.cli.exports import FORMATS, conversation_export_path, download
 from symposia.cli.output import console, note
 from symposia.cli.parsing import Commands
 from symposia.cli.view import EventView
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EARLIER_SHOWN = 20  # messages of a resumed conversation shown before the prompt
 HELP = """\
@@ -67,6 +67,8 @@ class Chat:
             f"/api/conversations/{conversation_id}/messages",
             params={"limit": EARLIER_SHOWN, "offset": offset},
         )
+        from rich.text import Text
+
         self.out.print(note(f"conversation {conversation_id}, {count} messages"))
         for message in page["items"]:
             style = "bold" if message["role"] == "user" else "cyan"

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from symposia.cli.client import Api, client_parser, connect, resolve_id
 from symposia.cli.exports import FORMATS, download, run_export_path
 from symposia.cli.output import colour_of, console, note, speaker_line
 from symposia.cli.parsing import Commands
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 TOPIC_WIDTH = 60
 
@@ -37,6 +37,8 @@ def list_command(args: argparse.Namespace) -> int:
         for row in (header, *rows):
             print("\t".join(row))  # not rich's print, which expands tabs
         return 0
+    from rich.table import Table
+
     table = Table(*header, box=None, pad_edge=False)
     table.columns[0].no_wrap = True
     for *fields, topic in rows:
@@ -51,6 +53,8 @@ def _run_id(api: Api, given: str) -> str:
 
 
 def _summary_lines(run: dict[str, Any]) -> list[Text]:
+    from rich.text import Text
+
     ended = ", ".join(
         f"{name.replace('_', ' ')} {run[name]}"
         for name in ("ended_by", "stop_reason", "error_message")
@@ -74,6 +78,8 @@ def show_command(args: argparse.Namespace) -> int:
     """The run's settings, then its transcript, each turn in its bot's colour."""
     with connect(args) as api:
         run = api.json("GET", run_export_path(_run_id(api, args.id), "json"))
+    from rich.text import Text
+
     out = console()
     for line in _summary_lines(run):
         out.print(line)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from symposia.cli.client import Event
 from symposia.cli.output import colour_of, note, speaker_line
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 FINAL_STATUSES = frozenset({"completed", "cancelled", "error", "interrupted"})
 Key = tuple[Any, Any]
@@ -159,7 +160,7 @@ class EventView:
         self._line(note(f"→ next speaker {data['name']}{how}{answer}"))
 
     def _on_verdict(self, data: dict[str, Any]) -> None:
-        line = Text(f"verdict ({data.get('method')}): ", style="bold")
+        line = note(f"verdict ({data.get('method')}): ", style="bold")
         line.append(str(data.get("answer", "")))
         if data.get("winner"):
             line.append(f"  winner: {data['winner']}", style="bold")
@@ -171,7 +172,7 @@ class EventView:
         self._line(line)
 
     def _on_person_message(self, data: dict[str, Any]) -> None:
-        self._line(Text(f"{data['author']}: {data['content']}", style="bold"))
+        self._line(note(f"{data['author']}: {data['content']}", style="bold"))
 
     def _on_bot_updated(self, data: dict[str, Any]) -> None:
         self._line(note(f"{data['name']} changed from turn {data['turn'] + 1}: {data['changes']}"))
@@ -189,7 +190,7 @@ class EventView:
         self._line(note(f"resumed at turn {data['turn'] + 1}"))
 
     def _on_error(self, data: dict[str, Any]) -> None:
-        self._line(Text(f"error {data.get('code')}: {data.get('message')}", style="bold red"))
+        self._line(note(f"error {data.get('code')}: {data.get('message')}", style="bold red"))
 
     def _on_run_status(self, data: dict[str, Any]) -> None:
         if data["status"] in FINAL_STATUSES:

@@ -1,7 +1,8 @@
-"""Logging: one stdlib pipeline rendered by structlog, JSON lines or a readable console.
+"""Logging: one stdlib pipeline, rendered as JSON lines or (by structlog) a readable console.
 
-Everything logs through stdlib `logging` (our modules, uvicorn, the SDKs), and structlog's
-`ProcessorFormatter` renders each record with its `extra=` fields. The SDKs' own loggers
+Everything logs through stdlib `logging` (our modules, uvicorn, the SDKs); `JsonLines`, or
+structlog's `ProcessorFormatter` for the console, renders each record with its `extra=`
+fields and the request's bound fields (`log_context`). The SDKs' own loggers
 stay at WARNING whatever LOG_LEVEL says: at DEBUG they print whole request bodies, and
 prompts must never reach a log; the WebSocket library's DEBUG wire dumps (headers with
 keys and cookies) are filtered out of the logger uvicorn gives it.
@@ -15,9 +16,10 @@ import logging
 import logging.handlers
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
+from symposia.observability.log_context import bind, bound_fields, merge_bound_fields
 
 if TYPE_CHECKING:
     from symposia.settings import Settings
@@ -92,7 +94,7 @@ class JsonLines(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         event: dict[str, Any] = {"event": record.getMessage()}
-        event.update(structlog.contextvars.get_contextvars())
+        event.update(bound_fields())
         event["level"] = record.levelname.lower()
         event["logger"] = record.name
         for key, value in vars(record).items():
@@ -106,10 +108,32 @@ class JsonLines(logging.Formatter):
 
 
 def _drop_color(
-    logger: object, method: str, event: structlog.types.EventDict
-) -> structlog.types.EventDict:
+    logger: object, method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     event.pop("color_message", None)  # uvicorn's ANSI copy of the message
     return event
+
+
+def console_formatter() -> logging.Formatter:
+    """structlog's readable console lines (structlog loaded only now: see `log_context`)."""
+    import structlog
+
+    shared: list[structlog.types.Processor] = [
+        merge_bound_fields,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        _drop_color,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.dev.ConsoleRenderer(),
+        ],
+    )
 
 
 def file_handler(path: str, max_bytes: int, backups: int) -> logging.Handler:
@@ -135,26 +159,7 @@ def configure_logging(
 ) -> None:
     """Route every log record through structlog's renderer, on stderr (or `stream`), and
     to the `extra` handlers (LOG_FILE's)."""
-    shared: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.stdlib.ExtraAdder(),
-        _drop_color,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    formatter: logging.Formatter = (
-        JsonLines()
-        if json_lines
-        else structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                structlog.dev.ConsoleRenderer(),
-            ],
-        )
-    )
+    formatter = JsonLines() if json_lines else console_formatter()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -184,4 +189,4 @@ def configure_serve_logging(settings: Settings) -> None:
         extra=extra,
     )
     if settings.environment:
-        structlog.contextvars.bind_contextvars(environment=settings.environment)
+        bind(environment=settings.environment)

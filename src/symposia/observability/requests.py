@@ -1,8 +1,8 @@
 """Per request (and per WebSocket): an id (X-Request-Id, accepted when sane or made up), one
 log line, metrics.
 
-Pure ASGI, so streaming responses pass through untouched. The id is bound to structlog's
-context variables, so every log line of the request carries it, and so do the runs it
+Pure ASGI, so streaming responses pass through untouched. The id is bound to the log
+context (`log_context`), so every log line of the request carries it, and so do the runs it
 starts: asyncio tasks copy the context they were created in.
 """
 
@@ -13,10 +13,10 @@ import os
 import re
 import time
 
-import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from symposia.observability import log_context
 from symposia.observability.metrics import Metrics
 
 logger = logging.getLogger("symposia.http")
@@ -51,7 +51,7 @@ class RequestContext:
                 await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        log_context.bind(request_id=request_id)
         started = time.perf_counter()
         status = 500
 
@@ -81,7 +81,7 @@ class RequestContext:
                     "duration_ms": round(elapsed * 1000, 2),
                 },
             )
-            structlog.contextvars.unbind_contextvars("request_id")
+            log_context.unbind("request_id")
 
     def _count(self, route: str, method: str, status: int, elapsed: float) -> None:
         counter = self._counted.get((route, method, status))
@@ -99,7 +99,7 @@ class RequestContext:
         (with its close code, or the HTTP status of a refused handshake) and a count. Its
         commands are logged and counted one by one (api/ws.py)."""
         request_id = request_id_from(scope)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        log_context.bind(request_id=request_id)
         started = time.perf_counter()
         code: int | None = None
 
@@ -137,4 +137,4 @@ class RequestContext:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
-            structlog.contextvars.unbind_contextvars("request_id")
+            log_context.unbind("request_id")

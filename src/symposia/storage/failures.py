@@ -9,21 +9,34 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa
 
-# asyncpg raises these itself (not wrapped by SQLAlchemy) when it cannot open a connection.
-ASYNCPG_CONNECT_FAILURES: tuple[type[Exception], ...] = (
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InvalidCatalogNameError,  # the database does not exist
-    asyncpg.InvalidAuthorizationSpecificationError,
-    asyncpg.InvalidPasswordError,
-    asyncpg.InterfaceError,  # e.g. the connection was closed under us
-)
 DRIVER_MODULES = ("asyncpg", "aiosqlite", "sqlite3", "sqlalchemy")
+
+
+def asyncpg_connect_failures() -> tuple[type[Exception], ...]:
+    """What asyncpg raises itself (not wrapped by SQLAlchemy) when it cannot open a
+    connection; none while asyncpg is not loaded (on SQLite it never is: it weighs 3 MB),
+    since then nothing could have raised them."""
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is None:
+        return ()
+    return (
+        asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+        asyncpg.CannotConnectNowError,
+        asyncpg.TooManyConnectionsError,
+        asyncpg.InvalidCatalogNameError,  # the database does not exist
+        asyncpg.InvalidAuthorizationSpecificationError,
+        asyncpg.InvalidPasswordError,
+        asyncpg.InterfaceError,  # e.g. the connection was closed under us
+    )
+
+
+def _postgres_error() -> tuple[type[Exception], ...]:
+    asyncpg = sys.modules.get("asyncpg")
+    return () if asyncpg is None else (asyncpg.PostgresError,)
 
 
 def _raised_by_driver(exc: BaseException) -> bool:
@@ -58,7 +71,7 @@ def is_connection_failure(exc: BaseException) -> bool:
         return exc.orig is not None and is_connection_failure(exc.orig)
     if isinstance(exc, sa.DisconnectionError | sa.TimeoutError):
         return True
-    if isinstance(exc, ASYNCPG_CONNECT_FAILURES):
+    if isinstance(exc, asyncpg_connect_failures()):
         return True
     # The OSError of a refused or unresolvable connection comes straight from asyncpg's connect.
     return isinstance(exc, OSError) and _raised_by_driver(exc)
@@ -78,7 +91,7 @@ def summary(exc: BaseException) -> str:
 def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
     """Log a task's failure: a database error by its `summary` only (its traceback would
     carry the driver's message), anything else with its traceback."""
-    if isinstance(exc, sa.SQLAlchemyError | asyncpg.PostgresError) or _raised_by_driver(exc):
+    if isinstance(exc, (sa.SQLAlchemyError, *_postgres_error())) or _raised_by_driver(exc):
         logger.error("%s: %s", what, summary(exc))
     else:
         logger.error(what, exc_info=exc)
