@@ -26,7 +26,8 @@ test: $(STAMP)
 install: $(STAMP)
 
 # The Dockerfile and compose.yaml, built and run here without a registry (docs/deployment.md).
-# Not part of `test`: a cold run takes minutes (it builds a Debian root and the image).
+# Not part of `test` (a cold run builds a Debian root and the image: minutes); .ci/run runs
+# it after `test`, and under CI=true it fails where it cannot run.
 container-check: $(STAMP)
 	PYTHON=$(BIN)/python ./scripts/container-check
 

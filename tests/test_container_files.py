@@ -25,9 +25,13 @@ def _instructions() -> list[tuple[str, str]]:
 
 def test_dockerfile_is_multi_stage_slim_non_root_with_healthcheck() -> None:
     steps = _instructions()
-    bases = [arg for op, arg in steps if op == "FROM"]
+    bases = [arg.split() for op, arg in steps if op == "FROM"]
     assert len(bases) >= 2
-    assert all(base.startswith("debian:bookworm-slim") for base in bases)
+    stages: set[str] = set()  # each stage starts from the slim image or from an earlier stage
+    for base in bases:
+        assert base[0] == "debian:bookworm-slim" or base[0] in stages, base
+        if len(base) == 3 and base[1].upper() == "AS":
+            stages.add(base[2])
     final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
     users = [arg for op, arg in final if op == "USER"]
     assert users, "the runtime stage sets no USER"
