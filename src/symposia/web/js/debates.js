@@ -304,8 +304,9 @@ class LiveRun {
           dataset: isTurn ? { inheritedTurn: message.turn, bot: message.bot_index } : { inherited: "1" },
         },
         h("div", { class: "who" }, who),
-        h("div", { class: "text" }, message.content),
+        h("div", { class: "text" }),
       );
+      renderMarkdown(node.querySelector(".text"), message.content);
       const spent = isTurn ? usageLine(message.usage, message.cost_usd) : "";
       if (spent) node.append(h("div", { class: "turn-foot" }, h("span", { class: "usage" }, spent)));
       this.transcript.append(node);
