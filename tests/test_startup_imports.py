@@ -14,7 +14,7 @@ from pathlib import Path
 
 from symposia.storage.migrate import alembic_config, head_revision
 
-NOT_AT_START = ("prompt_toolkit", "httpx", "redis", "authlib", "alembic")
+NOT_AT_START = ("prompt_toolkit", "httpx", "redis", "authlib", "alembic", "mcp")
 
 
 def _loaded_by(code: str, database: Path) -> list[str]:

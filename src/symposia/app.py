@@ -18,6 +18,7 @@ from symposia.api import (
     openai_compat,
     openai_responses,
     policies,
+    tools,
     runs,
     sessions,
     signin,
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(exports.router)
     app.include_router(policies.router)
+    app.include_router(tools.router)
     app.include_router(models.router)
     app.include_router(conversations.router)
     app.include_router(chat.router)

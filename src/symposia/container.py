@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,6 +62,8 @@ from symposia.streaming.sse import (
 )
 from symposia.streaming.stream_slots import Release, StreamSlots
 from symposia.streaming.websocket import OpenSockets
+from symposia.tools.config import load_servers
+from symposia.tools.servers import ToolServers
 
 # OpenAI-compatible servers on a private network often need no key; the SDK wants one.
 KEYLESS = "not-needed"
@@ -94,6 +97,7 @@ class Container:
     idempotency: IdempotencyKeys
     hosts: HostPolicy
     stream_slots: StreamSlots
+    tools: ToolServers
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -149,6 +153,7 @@ class Container:
                 provider.close()
             elif isinstance(provider, OpenAIAdapter | AnthropicAdapter):
                 await provider.close()
+        await self.tools.aclose()
         await self.limiter.close()
         await self.log.aclose()
         await self.engine.dispose()
@@ -245,7 +250,21 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     metrics = Metrics()
     models = Models(providers, policy, timeouts, metrics)
     prices = PriceTable.load(settings.prices_file, providers.price_key)
-    turns = TurnRunner(repository, log, models, settings.context_budget_tokens, prices)
+    tools = ToolServers.of(
+        load_servers(Path(settings.mcp_servers_file) if settings.mcp_servers_file else None),
+        call_timeout=settings.mcp_call_timeout_seconds,
+        max_result_chars=settings.mcp_max_result_chars,
+        max_argument_chars=settings.mcp_max_argument_chars,
+    )
+    turns = TurnRunner(
+        repository,
+        log,
+        models,
+        settings.context_budget_tokens,
+        prices,
+        tools=tools,
+        max_tool_steps=settings.max_tool_steps,
+    )
     # A turn writes at most its tokens (a delta is at least one) and its end.
     loop = RunLoop(
         repository,
@@ -341,4 +360,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         IdempotencyKeys(SqlIdempotencyKeys(sessions)),
         HostPolicy(settings),
         StreamSlots(settings.max_streams_per_principal),
+        tools,
     )

@@ -53,6 +53,13 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# An MCP server the operator configured (`time`), or one of its tools (`time.now`).
+McpToolRef = Annotated[
+    Text, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+(\.[^\s]+)?$")
+]
+McpToolRefs = Annotated[list[McpToolRef], Field(max_length=32)]
+
+
 class BotIn(_Body):
     """A bot as a client describes it. `prompt` is an alias of `system_prompt`; a bare
     `model` may come with a separate `provider`."""
@@ -77,11 +84,17 @@ class BotIn(_Body):
             "POST /api/run/{id}/messages); they take no model settings."
         ),
     )
+    tools: McpToolRefs = Field(
+        default_factory=list,
+        description="MCP servers (`time`) or tools (`time.get_current_time`) it may call.",
+    )
 
     @model_validator(mode="after")
     def _human_has_no_model(self) -> BotIn:
-        if self.kind == "human" and (self.model or self.provider or self.fallbacks):
-            raise ValueError("an agent of kind `human` takes no model, provider or fallbacks")
+        if self.kind == "human" and (self.model or self.provider or self.fallbacks or self.tools):
+            raise ValueError(
+                "an agent of kind `human` takes no model, provider, fallbacks or tools"
+            )
         return self
 
     @model_validator(mode="after")

@@ -36,6 +36,7 @@ from symposia.domain.event_types import (
     StreamError,
     Token,
     ToolCalled,
+    ToolResulted,
     TurnComplete,
     TurnStart,
     Verdict,
@@ -152,7 +153,19 @@ _READERS: dict[str, Callable[[Event], Payload]] = {
     "turn_start": lambda e: TurnStart(_speaker(e.data), e.data.get("model")),
     "token": _token,
     "tool_call": lambda e: ToolCalled(
-        _speaker(e.data), e.data["id"], e.data["function"], e.data["arguments"]
+        _speaker(e.data),
+        e.data["id"],
+        e.data["function"],
+        e.data["arguments"],
+        e.data.get("server"),
+        e.data.get("tool"),
+    ),
+    "tool_result": lambda e: ToolResulted(
+        _speaker(e.data),
+        e.data["id"],
+        e.data["content"],
+        bool(e.data["is_error"]),
+        float(e.data["duration_ms"]),
     ),
     "turn_complete": _turn_complete,
     "error": lambda e: StreamError(dict(e.data)),

@@ -127,21 +127,51 @@ class TurnComplete:
 
 @dataclass(frozen=True, slots=True)
 class ToolCalled:
-    """The model asked for a tool call (whole, once its arguments are complete): the
-    client runs it and sends the result as a `tool` message."""
+    """The model asked for a tool call (whole, once its arguments are complete). A call of
+    a client's function: the client runs it and sends the result as a `tool` message. A
+    call of an MCP server's tool (`server` and `tool` set): Symposia runs it, and its
+    `tool_result` follows."""
 
     type: ClassVar[Literal["tool_call"]] = "tool_call"
     speaker: Speaker
     id: str
     function: str
     arguments: str
+    server: str | None = None
+    tool: str | None = None
+
+    def data(self) -> dict[str, Any]:
+        data = {
+            **self.speaker.token_fields(),
+            "id": self.id,
+            "function": self.function,
+            "arguments": self.arguments,
+        }
+        if self.server is not None:
+            data["server"], data["tool"] = self.server, self.tool
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResulted:
+    """What an MCP tool call (`id`, of the `tool_call` before it) gave: its text for the
+    model (capped), whether it is an error (the tool's, a timeout, a crash, a denial), and
+    how long it took."""
+
+    type: ClassVar[Literal["tool_result"]] = "tool_result"
+    speaker: Speaker
+    id: str
+    content: str
+    is_error: bool
+    duration_ms: float
 
     def data(self) -> dict[str, Any]:
         return {
             **self.speaker.token_fields(),
             "id": self.id,
-            "function": self.function,
-            "arguments": self.arguments,
+            "content": self.content,
+            "is_error": self.is_error,
+            "duration_ms": self.duration_ms,
         }
 
 
@@ -364,6 +394,7 @@ Payload = (
     | TurnStart
     | Token
     | ToolCalled
+    | ToolResulted
     | TurnComplete
     | StreamError
     | RunDone

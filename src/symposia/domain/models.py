@@ -68,6 +68,8 @@ class BotConfig:
     # tells a supervisor what the agent is for.
     kind: AgentKind = "bot"
     description: str = ""
+    # MCP servers (`time`) or single tools (`time.get_current_time`) the bot may call.
+    tools: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class BotConfig:
             "fallbacks": list(self.fallbacks),
             "kind": self.kind,
             "description": self.description,
+            **({"tools": list(self.tools)} if self.tools else {}),
         }
 
 
@@ -130,6 +133,9 @@ class Message:
     # message, the call whose result it is.
     tool_calls: list[dict[str, str]] | None = None
     tool_call_id: str | None = None
+    # The MCP tool calls Symposia ran during the turn: `id`, `server`, `tool`,
+    # `arguments`, `content`, `is_error`, `duration_ms`, and their events' ids.
+    tool_steps: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """`routing` only where there was one (a panel conversation's answers)."""
@@ -154,6 +160,11 @@ class Message:
             view["tool_calls"] = self.tool_calls
         if self.tool_call_id is not None:
             view["tool_call_id"] = self.tool_call_id
+        if self.tool_steps:
+            view["tool_steps"] = [
+                {k: v for k, v in step.items() if not k.endswith("_event")}
+                for step in self.tool_steps
+            ]
         return view
 
 

@@ -56,6 +56,7 @@ def message_row(
         routing=message.routing,
         tool_calls=message.tool_calls,
         tool_call_id=message.tool_call_id,
+        tool_steps=message.tool_steps,
     )
 
 
@@ -90,6 +91,7 @@ def message_of(row: MessageRow) -> Message:
         routing=row.routing,
         tool_calls=row.tool_calls,
         tool_call_id=row.tool_call_id,
+        tool_steps=row.tool_steps,
     )
 
 
@@ -105,6 +107,7 @@ def bot_row(run_id: str, position: int, bot: BotConfig) -> RunBotRow:
         fallbacks=list(bot.fallbacks),
         kind=bot.kind,
         description=bot.description,
+        tools=list(bot.tools) or None,
     )
 
 
@@ -118,6 +121,7 @@ def bot_of(row: RunBotRow) -> BotConfig:
         fallbacks=tuple(row.fallbacks or ()),
         kind=row.kind,  # type: ignore[arg-type]
         description=row.description or "",
+        tools=tuple(row.tools or ()),
     )
 
 

@@ -104,6 +104,8 @@ class RunBotRow(Base):
     fallbacks: Mapped[list[str]] = mapped_column(StorableJSON())
     kind: Mapped[str] = mapped_column(StorableString(20), default="bot", server_default="bot")
     description: Mapped[str] = mapped_column(StorableText(), default="", server_default="")
+    # The MCP servers or `server.tool`s the bot may call.
+    tools: Mapped[list[str] | None] = mapped_column(StorableJSON())
 
 
 class RunTurnRow(Base):
@@ -178,6 +180,8 @@ class MessageRow(Base):
     # The tool calls an answer asked for; the call a tool result answers.
     tool_calls: Mapped[list[Any] | None] = mapped_column(StorableJSON())
     tool_call_id: Mapped[str | None] = mapped_column(StorableString(128))
+    # The MCP tool calls Symposia ran during the turn, with their results and event ids.
+    tool_steps: Mapped[list[Any] | None] = mapped_column(StorableJSON())
 
 
 class ReplyRow(Base):
