@@ -18,10 +18,10 @@ from symposia.api import (
     openai_compat,
     openai_responses,
     policies,
-    tools,
     runs,
     sessions,
     signin,
+    tools,
     ui,
     ws,
 )

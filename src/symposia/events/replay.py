@@ -44,6 +44,7 @@ from symposia.domain.event_types import (
     StreamError,
     Token,
     ToolCalled,
+    ToolResulted,
     TurnComplete,
     TurnStart,
     event,
@@ -115,10 +116,16 @@ class _Placement:
         could not be placed, numbered on."""
         placed: dict[int, Payload] = dict(self.known)
         covered = 0
+        carried: set[str] = set()  # a turn cut by tool events: its text in one snapshot
         for seq in sorted(self.known):
             if seq > covered + 1:
                 first, last = covered + 1, seq - 1
-                texts = tuple(m for start, end, m in self.turns if start < first and last < end)
+                texts = tuple(
+                    m
+                    for start, end, m in self.turns
+                    if start < first and last < end and m.id not in carried
+                )
+                carried.update(m.id for m in texts if m.tool_steps)
                 placed[last] = Snapshot(((first, last),), texts)
             covered = seq
         events = [event(seq, placed[seq]) for seq in sorted(placed)]
@@ -192,11 +199,32 @@ def _place_turn(stream: _Placement, message: Message) -> None:
     if first is not None and last is not None and first < last and stream.free(first, last):
         stream.known[first], stream.known[last] = start, complete
         stream.turns.append((first, last, message))
+        for seq, payload in tool_events(speaker, message):
+            stream.place(seq, payload)
         return
     stream.unplaced.append(start)
     if message.content:
         stream.unplaced.append(Token(speaker.token_fields(), message.content))
     stream.unplaced.append(complete)
+
+
+def tool_events(speaker: BotTurn | Reply, message: Message) -> list[tuple[int | None, Payload]]:
+    """The `tool_call` and `tool_result` of each MCP tool call the turn ran, at their ids."""
+    events: list[tuple[int | None, Payload]] = []
+    for step in message.tool_steps or ():
+        called = ToolCalled(
+            speaker,
+            step["id"],
+            step.get("function", ""),
+            step["arguments"],
+            step["server"],
+            step["tool"],
+        )
+        result = ToolResulted(
+            speaker, step["id"], step["content"], bool(step["is_error"]), step["duration_ms"]
+        )
+        events += [(step.get("call_event"), called), (step.get("result_event"), result)]
+    return events
 
 
 def rebuild(run: Run) -> StoredStream:
