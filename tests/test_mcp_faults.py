@@ -49,7 +49,8 @@ async def test_faults_come_back_as_error_results(servers: ToolServers) -> None:
     assert (ok.content, ok.is_error) == ("echo: hi", False)
 
     failed = await box.run(_call("faults__fail"))
-    assert failed.is_error and "fail" in failed.content
+    assert failed.is_error
+    assert "fail" in failed.content
 
     huge = await box.run(_call("faults__huge"))
     assert not huge.is_error
@@ -61,7 +62,8 @@ async def test_faults_come_back_as_error_results(servers: ToolServers) -> None:
 
     servers.call_timeout = 0.5
     slow = await box.run(_call("faults__slow", {"seconds": 5}))
-    assert slow.is_error and "did not answer within 0.5 s" in slow.content
+    assert slow.is_error
+    assert "did not answer within 0.5 s" in slow.content
     assert 400 <= slow.duration_ms < 3000
 
 
@@ -71,12 +73,15 @@ async def test_a_crash_mid_call_is_an_error_then_the_server_restarts(
     box = await Toolbox.of(servers, ["faults.crash", "faults.echo"])
     assert set(box.entries) == {"faults__crash", "faults__echo"}
     crashed = await box.run(_call("faults__crash"))
-    assert crashed.is_error and "stopped during the call" in crashed.content
+    assert crashed.is_error
+    assert "stopped during the call" in crashed.content
     server = servers.get("faults")
     assert server is not None
-    assert server.health()["state"] == "backing_off" and server.restarts == 1
+    assert server.health()["state"] == "backing_off"
+    assert server.restarts == 1
     early = await box.run(_call("faults__echo", {"text": "too soon"}))
-    assert early.is_error and "restarting" in early.content
+    assert early.is_error
+    assert "restarting" in early.content
     await asyncio.sleep(0.6)  # the first backoff
     again = await box.run(_call("faults__echo", {"text": "back"}))
     assert (again.content, again.is_error) == ("echo: back", False)
@@ -101,7 +106,8 @@ async def test_a_tool_list_change_is_listed_again(servers: ToolServers) -> None:
 async def test_a_real_server_and_approval_rules(servers: ToolServers) -> None:
     box = await Toolbox.of(servers, ["time"])
     now = await box.run(_call("time__get_current_time", {"timezone": "UTC"}))
-    assert not now.is_error and json.loads(now.content)["timezone"] == "UTC"
+    assert not now.is_error
+    assert json.loads(now.content)["timezone"] == "UTC"
     arguments = {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}
     # Needs approval; with no one to ask, it is denied and not run.
     denied = await box.run(_call("time__convert_time", arguments))
@@ -114,7 +120,8 @@ async def test_a_real_server_and_approval_rules(servers: ToolServers) -> None:
 
     box.approver = approve
     converted = await box.run(_call("time__convert_time", arguments))
-    assert not converted.is_error and "Asia/Tokyo" in converted.content
+    assert not converted.is_error
+    assert "Asia/Tokyo" in converted.content
     assert asked == ["convert_time"]
 
 

@@ -95,11 +95,13 @@ async def test_a_debate_whose_agents_read_different_files(
     assert json.loads(calls[0]["arguments"]) == {"path": str(folder / "pro.txt")}
     assert json.loads(calls[1]["arguments"]) == {"path": str(folder / "con.txt")}
     assert [r["id"] for r in results] == [c["id"] for c in calls]
-    assert "Cities should be dense" in results[0]["content"] and not results[0]["is_error"]
+    assert "Cities should be dense" in results[0]["content"]
+    assert not results[0]["is_error"]
     assert "Sprawl keeps housing cheap" in results[1]["content"]
     assert all(r["duration_ms"] >= 0 for r in results)
     said = [c["content"] for c in _by_type(events, "turn_complete")]
-    assert "Cities should be dense" in said[0] and "Sprawl keeps housing cheap" in said[1]
+    assert "Cities should be dense" in said[0]
+    assert "Sprawl keeps housing cheap" in said[1]
     # Each turn was two model calls: the tool call, then the answer with its result.
     asked = [r for r in fake_provider.requests if r.method == "POST"]
     assert len(asked) == 4
@@ -149,5 +151,6 @@ async def test_api_tools_lists_servers_and_health_reports_them(
     assert {"get_current_time", "convert_time"} <= names
     assert "read_text_file" in {t["name"] for t in servers["fs"]["tools"]}
     health = (await client.get("/health")).json()["mcp_servers"]
-    assert health["time"]["state"] == "running" and health["time"]["tools"] >= 2
+    assert health["time"]["state"] == "running"
+    assert health["time"]["tools"] >= 2
     assert health["secret"]["state"] == "idle"  # never started: nobody may use it

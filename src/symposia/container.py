@@ -300,7 +300,13 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     conversation_repository = SqlConversationRepository(sessions)
     reply_repository = SqlReplyRepository(sessions, repository.instance_id)
     reply_tasks = ReplyTasks(
-        reply_repository, conversation_repository, log, models, settings.event_log_on_redis
+        reply_repository,
+        conversation_repository,
+        log,
+        models,
+        settings.event_log_on_redis,
+        tools=tools,
+        max_tool_steps=settings.max_tool_steps,
     )
     reply_leases = ReplyLeases(reply_tasks, reply_repository, log, settings.run_lease_seconds)
     conversations = ConversationService(

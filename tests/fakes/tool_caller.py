@@ -71,10 +71,11 @@ def tool_caller(
     values: Callable[[Received], Mapping[str, Any]] | Mapping[str, Any] | None = None,
     calls: int = 1,
     quote: int = 200,
+    plain: str = "No tools.",
 ) -> Callable[[Received], Reply]:
     """The responder: `values` (or a function of the request giving them) fills string
     arguments; `calls` tools are called at once; an answer quotes `quote` characters of
-    each result."""
+    each result; asked without tools, it answers `plain`."""
 
     def respond(request: Received) -> Reply:
         body = request.body or {}
@@ -84,7 +85,7 @@ def tool_caller(
             return Reply(tokens=["I found: ", said])
         offered = _offered(body)
         if not offered:
-            return Reply(tokens=["No tools."])
+            return Reply(tokens=[plain])
         given = values(request) if callable(values) else (values or {})
         made = []
         for index, (name, schema) in enumerate(offered[:calls]):

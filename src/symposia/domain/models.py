@@ -287,6 +287,7 @@ class PanelAgent:
     model: str
     system_prompt: str = ""
     temperature: float | None = None
+    tools: tuple[str, ...] = ()  # MCP servers or `server.tool`s it may call
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,6 +296,7 @@ class PanelAgent:
             "model": self.model,
             "system_prompt": self.system_prompt,
             "temperature": self.temperature,
+            **({"tools": list(self.tools)} if self.tools else {}),
         }
 
 
@@ -324,7 +326,10 @@ class Panel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Panel:
         return cls(
-            agents=tuple(PanelAgent(**agent) for agent in data["agents"]),
+            agents=tuple(
+                PanelAgent(**{**agent, "tools": tuple(agent.get("tools") or ())})
+                for agent in data["agents"]
+            ),
             prompt=data.get("prompt"),
             max_attempts=int(data.get("max_attempts", 3)),
             fallback=str(data.get("fallback", SUPERVISOR)),
@@ -341,8 +346,9 @@ class Conversation:
     system_prompt: str | None = None
     owner: str | None = None
     panel: Panel | None = None
-    # Function tools its models may call (OpenAI's chat format); the client runs them.
-    tools: list[dict[str, Any]] | None = None
+    # Function tools its models may call (OpenAI's chat format), which the client runs,
+    # and MCP servers or `server.tool`s (strings), which Symposia runs (docs/tools.md).
+    tools: list[dict[str, Any] | str] | None = None
     id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)

@@ -319,8 +319,16 @@ def rebuild_reply(reply: ReplyRecord) -> StoredStream:
             for i, call in enumerate(calls):  # sent right before `turn_complete`
                 stream.known[end - len(calls) + i] = call
             stream.turns.append((start, end, message))
+            for seq, payload in tool_events(speaker, message):
+                stream.place(seq, payload)
         else:
-            stream.unplaced += [Token(speaker.token_fields(), message.content), *calls, complete]
+            ran = [payload for _, payload in tool_events(speaker, message)]
+            stream.unplaced += [
+                Token(speaker.token_fields(), message.content),
+                *ran,
+                *calls,
+                complete,
+            ]
     if reply.error is not None:
         stream.place(reply.error_event, StreamError(reply.error))
     if reply.status is not ReplyStatus.RUNNING:

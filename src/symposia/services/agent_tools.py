@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from symposia.domain.models import Panel
 from symposia.errors import InvalidInputError
 from symposia.providers.registry import ProviderRegistry
 from symposia.security.principals import Principal
@@ -33,3 +34,22 @@ def agent_tools(
             f"{where}.tools",
         )
     return checked
+
+
+def conversation_tools(
+    servers: ToolServers,
+    registry: ProviderRegistry,
+    principal: Principal,
+    tools: Sequence[object] | None,
+    panel: Panel | None,
+) -> None:
+    """A conversation's MCP references (strings among its `tools`) and its panel agents'
+    `tools`, checked for `principal` (the models of the conversation's own tools are the
+    service's to check, with its function tools)."""
+    refs = [t for t in tools or () if isinstance(t, str)]
+    if refs:
+        parse_refs(refs, servers, principal, "tools")
+    for index, agent in enumerate(panel.agents if panel is not None else ()):
+        if agent.tools:
+            where = f"panel.agents.{index}"
+            agent_tools(servers, registry, principal, agent.tools, agent.model, where, agent.name)
