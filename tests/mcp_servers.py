@@ -23,12 +23,18 @@ def node_server(name: str) -> Path:
 
 
 def servers_file(tmp_path: Path, folder: Path, **extra: dict[str, Any]) -> Path:
-    """A servers file with `time`, `fs` (on `folder`), `faults`, and `secret` (granted
-    to a principal no test is)."""
+    """A servers file with `time`, `fs` (on `folder`), `faults`, `guarded` (the time
+    server, whose `convert_time` needs approval) and `secret` (granted to a principal no
+    test is)."""
     servers: dict[str, Any] = {
         "time": {"command": sys.executable, "args": ["-m", "mcp_server_time"]},
         "fs": {"command": str(node_server("mcp-server-filesystem")), "args": [str(folder)]},
         "faults": {"command": sys.executable, "args": [str(HERE / "fault_server.py")]},
+        "guarded": {
+            "command": sys.executable,
+            "args": ["-m", "mcp_server_time"],
+            "require_approval": {"convert_time": "always"},
+        },
         "secret": {
             "command": sys.executable,
             "args": ["-m", "mcp_server_time"],

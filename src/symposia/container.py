@@ -46,6 +46,7 @@ from symposia.settings import Settings
 from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
 from symposia.storage.migrate import migrate
 from symposia.storage.repositories import RunRepository
+from symposia.storage.sql_approvals import SqlApprovals
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_idempotency import SqlIdempotencyKeys
 from symposia.storage.sql_replies import SqlReplyRepository
@@ -62,6 +63,7 @@ from symposia.streaming.sse import (
 )
 from symposia.streaming.stream_slots import Release, StreamSlots
 from symposia.streaming.websocket import OpenSockets
+from symposia.tools.approvals import Approvals
 from symposia.tools.config import load_servers
 from symposia.tools.servers import ToolServers
 
@@ -98,6 +100,7 @@ class Container:
     hosts: HostPolicy
     stream_slots: StreamSlots
     tools: ToolServers
+    approvals: Approvals
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -256,6 +259,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         max_result_chars=settings.mcp_max_result_chars,
         max_argument_chars=settings.mcp_max_argument_chars,
     )
+    approvals = Approvals(SqlApprovals(sessions), settings.human_timeout_seconds)
     turns = TurnRunner(
         repository,
         log,
@@ -264,6 +268,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         prices,
         tools=tools,
         max_tool_steps=settings.max_tool_steps,
+        approvals=approvals,
     )
     # A turn writes at most its tokens (a delta is at least one) and its end.
     loop = RunLoop(
@@ -307,6 +312,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         settings.event_log_on_redis,
         tools=tools,
         max_tool_steps=settings.max_tool_steps,
+        approvals=approvals,
     )
     reply_leases = ReplyLeases(reply_tasks, reply_repository, log, settings.run_lease_seconds)
     conversations = ConversationService(
@@ -367,4 +373,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         HostPolicy(settings),
         StreamSlots(settings.max_streams_per_principal),
         tools,
+        approvals,
     )

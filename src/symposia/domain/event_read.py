@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from symposia.domain.event_types import (
+    ApprovalAwaited,
     AwaitingInput,
     BotTurn,
     BotUpdated,
@@ -174,8 +175,12 @@ _READERS: dict[str, Callable[[Event], Payload]] = {
     "bot_updated": _fields(BotUpdated, "bot", "name", "changes", "turn"),
     "speaker_selected": _fields(SpeakerSelected, "bot", "name", "answer", "attempts", "fallback"),
     "routing": lambda e: Routed(dict(e.data)),
-    "awaiting_input": lambda e: AwaitingInput(
-        e.data["bot"], e.data["name"], datetime.fromisoformat(e.data["until"])
+    "awaiting_input": lambda e: (
+        ApprovalAwaited(
+            _speaker(e.data), dict(e.data["call"]), datetime.fromisoformat(e.data["until"])
+        )
+        if "call" in e.data
+        else AwaitingInput(e.data["bot"], e.data["name"], datetime.fromisoformat(e.data["until"]))
     ),
     "verdict": _fields(Verdict, "method", "answer", "votes", "reason", "winner"),
     "interrupted": _fields(Interrupted, "reason", "turn"),

@@ -309,6 +309,24 @@ class AwaitingInput:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalAwaited:
+    """The turn of `speaker` waits until `until` for its owner to approve or deny the MCP
+    tool call `call` (`id`, `server`, `tool`, `arguments`): `POST .../approvals/{id}`."""
+
+    type: ClassVar[Literal["awaiting_input"]] = "awaiting_input"
+    speaker: Speaker
+    call: dict[str, str]
+    until: datetime
+
+    def data(self) -> dict[str, Any]:
+        return {
+            **self.speaker.token_fields(),
+            "call": dict(self.call),
+            "until": self.until.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The run's final answer: by `vote` (`votes`: each answer, normalised, with its count),
     a `judge` or the `moderator` (`reason`: what they said; `winner`: the side that won, in
@@ -404,6 +422,7 @@ Payload = (
     | SpeakerSelected
     | Routed
     | AwaitingInput
+    | ApprovalAwaited
     | Verdict
     | Interrupted
     | Resumed

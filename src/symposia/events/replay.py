@@ -24,11 +24,13 @@ import asyncio
 import bisect
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from symposia.domain.event_read import MalformedEventError, payload_of
 from symposia.domain.event_types import (
     HANDOVER,
+    ApprovalAwaited,
     BotTurn,
     BotUpdated,
     Interrupted,
@@ -223,7 +225,12 @@ def tool_events(speaker: BotTurn | Reply, message: Message) -> list[tuple[int | 
         result = ToolResulted(
             speaker, step["id"], step["content"], bool(step["is_error"]), step["duration_ms"]
         )
-        events += [(step.get("call_event"), called), (step.get("result_event"), result)]
+        events.append((step.get("call_event"), called))
+        if step.get("approval_event") is not None:
+            asked = {k: step[k] for k in ("id", "server", "tool", "arguments")}
+            until = datetime.fromisoformat(step["approval_until"])
+            events.append((step["approval_event"], ApprovalAwaited(speaker, asked, until)))
+        events.append((step.get("result_event"), result))
     return events
 
 

@@ -11,9 +11,16 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from symposia.domain.event_types import Speaker, Token, ToolCalled, ToolResulted
+from symposia.domain.event_types import (
+    ApprovalAwaited,
+    Speaker,
+    Token,
+    ToolCalled,
+    ToolResulted,
+)
 from symposia.domain.models import Message, MessageStatus, TurnUsage, utcnow
 from symposia.errors import (
     FencedOutError,
@@ -39,7 +46,8 @@ from symposia.providers.base import (
     Tool,
     ToolCall,
 )
-from symposia.tools.toolbox import Toolbox, tool_message_content
+from symposia.tools.approvals import Approvals
+from symposia.tools.toolbox import PendingCall, Toolbox, tool_message_content
 
 __all__ = [
     "CHARS_PER_TOKEN_ESTIMATE",
@@ -80,6 +88,11 @@ class Generation:
     answers: list[Answer] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     client_calls: list[ToolCall] = field(default_factory=list)
+    # Who approves the calls that need it, and the run or conversation asking
+    # (`run:{id}`, `conversation:{id}`); without, such calls are denied.
+    approvals: Approvals | None = None
+    subject: str = ""
+    _asked: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     async def stream(
         self,
@@ -157,8 +170,34 @@ class Generation:
             ) from exc
         return answer
 
+    async def _approve(self, call: PendingCall) -> bool:
+        """Ask the owner (a stored pending call, announced as `awaiting_input`)."""
+        if self.approvals is None:
+            return False
+
+        async def announce(pending: PendingCall, until: datetime) -> None:
+            asked = {
+                "id": pending.id,
+                "server": pending.server,
+                "tool": pending.tool,
+                "arguments": pending.arguments,
+            }
+            waiting = ApprovalAwaited(self.speaker, asked, until)
+            sent = await emit(self.log, self.stream_id, waiting, self.epoch)
+            self._asked[pending.id] = {
+                "approval_event": sent.seq,
+                "approval_until": until.isoformat(),
+            }
+
+        approved = await self.approvals.ask(
+            self.subject, self.stream_id, self.speaker.name, call, announce
+        )
+        self._asked.setdefault(call.id, {})["approval"] = "approved" if approved else "denied"
+        return approved
+
     async def _run_tools(self, toolbox: Toolbox, calls: list[ToolCall]) -> None:
         """Announce, run (in parallel) and report one answer's MCP tool calls."""
+        toolbox.approver = self._approve
         steps: list[dict[str, Any]] = []
         for call in calls:
             pending = toolbox.pending(call)
@@ -188,6 +227,7 @@ class Generation:
                 duration_ms=outcome.duration_ms,
                 result_event=sent.seq,
                 model_content=tool_message_content(outcome),
+                **self._asked.pop(step["id"], {}),
             )
         self.steps += steps
 

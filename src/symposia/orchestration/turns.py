@@ -27,6 +27,7 @@ from symposia.orchestration.perspective import messages_for
 from symposia.providers.base import ChatMessage
 from symposia.providers.pricing import PriceTable
 from symposia.storage.repositories import RunRepository
+from symposia.tools.approvals import Approvals
 from symposia.tools.servers import ToolServers
 from symposia.tools.toolbox import DEFAULT_MAX_TOOL_STEPS, Toolbox
 
@@ -44,6 +45,7 @@ class TurnRunner:
     prices: PriceTable | None = None
     tools: ToolServers | None = None
     max_tool_steps: int = DEFAULT_MAX_TOOL_STEPS
+    approvals: Approvals | None = None
 
     async def take_turn(
         self,
@@ -91,6 +93,7 @@ class TurnRunner:
             started = await emit(self.log, run.id, TurnStart(speaker, bot.model), epoch)
         message.start_event = started.seq
         generation = Generation(self.models, writer or self.log, run.id, speaker, epoch)
+        generation.approvals, generation.subject = self.approvals, f"run:{run.id}"
         status = MessageStatus.PARTIAL
         try:
             toolbox = None

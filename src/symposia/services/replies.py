@@ -52,6 +52,7 @@ from symposia.providers.base import ChatMessage
 from symposia.storage.failures import log_failure, summary
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_replies import SqlReplyRepository
+from symposia.tools.approvals import Approvals
 from symposia.tools.servers import ToolServers
 from symposia.tools.toolbox import DEFAULT_MAX_TOOL_STEPS, Toolbox
 
@@ -92,6 +93,7 @@ class ReplyTasks:
     # The MCP servers a conversation's (or a panel agent's) `tools` may name.
     tools: ToolServers | None = None
     max_tool_steps: int = DEFAULT_MAX_TOOL_STEPS
+    approvals: Approvals | None = None
     # By conversation: a conversation has at most one reply running anywhere.
     _tasks: dict[str, _Task] = field(default_factory=dict)
 
@@ -193,6 +195,8 @@ class ReplyTasks:
         speaker = Reply(conversation.id, reply.id, message.author)
         stream_id, epoch = reply.stream_id, reply.epoch
         generation = Generation(self.models, self.log, stream_id, speaker, epoch)
+        generation.approvals = self.approvals
+        generation.subject = f"conversation:{conversation.id}"
         status, outcome = MessageStatus.PARTIAL, "cancelled"
         failure: Event | None = None
         history: list[ChatMessage] = []

@@ -282,3 +282,25 @@ class SessionRow(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # The absolute cap; the idle end is last_seen + SESSION_MAX_AGE_SECONDS.
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ToolApprovalRow(Base):
+    """An MCP tool call waiting for (or given) its owner's decision: `subject` is the run
+    (`run:{id}`) or conversation (`conversation:{id}`) whose turn asked it; `status` is
+    `pending`, `approved` or `denied`. Stored, so any process can take the decision and
+    the pending call outlives the process that asked."""
+
+    __tablename__ = "tool_approvals"
+
+    subject: Mapped[str] = mapped_column(StorableString(80), primary_key=True)
+    call_id: Mapped[str] = mapped_column(StorableString(128), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(StorableString(80))
+    agent: Mapped[str] = mapped_column(StorableString(200))
+    server: Mapped[str] = mapped_column(StorableString(64))
+    tool: Mapped[str] = mapped_column(StorableString(200))
+    arguments: Mapped[str] = mapped_column(StorableText())
+    status: Mapped[str] = mapped_column(StorableString(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(StorableString(200))
