@@ -5,6 +5,7 @@ the venv, the npm filesystem and everything servers from tests/mcp/node_modules
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ NODE_BIN = HERE / "node_modules" / ".bin"
 def node_server(name: str) -> Path:
     path = NODE_BIN / name
     if not path.exists():
-        pytest.skip(f"{name} is not installed: run scripts/test-mcp-servers")
+        missing = f"{name} is not installed: run scripts/test-mcp-servers"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     return path
 
 

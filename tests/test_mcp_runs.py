@@ -5,6 +5,7 @@ streams `tool_call` and `tool_result`, feeds the result back and the model answe
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pypdf import PdfReader
 
 from symposia.app import container_of, create_app
 from symposia.domain.events import Event
@@ -120,6 +122,19 @@ async def test_a_debate_whose_agents_read_different_files(
         if live.type in ("tool_call", "tool_result"):
             assert rebuilt[live.seq].type == live.type
             assert rebuilt[live.seq].data == live.data
+
+    # The exports show each call and its result.
+    exported = (await client.get(f"/api/export/{run_id}.json")).json()
+    (step,) = exported["messages"][1]["tool_steps"]
+    assert (step["server"], step["tool"], step["is_error"]) == ("fs", "read_text_file", False)
+    markdown = (await client.get(f"/api/export/{run_id}.md")).text
+    assert "*tool: fs.read\\_text\\_file(" in markdown
+    assert "Sprawl keeps housing cheap: land is abundant." in markdown
+    pdf = (await client.get(f"/api/export/{run_id}.pdf")).content
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    text = " ".join(text.split())
+    assert "tool: fs.read_text_file" in text
+    assert "result in" in text
 
 
 async def test_tools_are_refused_where_they_cannot_work(client: httpx.AsyncClient) -> None:

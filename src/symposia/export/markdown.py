@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from symposia.export import outline
 from symposia.export.outline import AnyTranscript, Block
-from symposia.export.transcript import RunTranscript
+from symposia.export.transcript import Entry, RunTranscript
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -101,6 +101,14 @@ def _block(block: Block, words: bool = False) -> list[str]:
     return lines
 
 
+def _tool_steps(entry: Entry) -> list[str]:
+    """Each MCP tool call the turn ran: its line, then its result, fenced (it is data)."""
+    lines: list[str] = []
+    for line, result in outline.tool_steps(entry):
+        lines += [f"*tool: {escape(line)}*", "", fence(result), ""]
+    return lines
+
+
 def render_markdown(transcript: AnyTranscript) -> str:
     facts, blocks = outline.head(transcript)
     lines = [f"# {escape(outline.title(transcript))}", ""]
@@ -120,6 +128,7 @@ def render_markdown(transcript: AnyTranscript) -> str:
         # Paragraphs, not a list: a message that starts with a list must not join it.
         for call in outline.tool_calls(entry):
             lines += [f"*tool call: {escape(call)}*", ""]
+        lines += _tool_steps(entry)
         lines += [body(entry.content), ""]
     lines.append(f"*Exported as {transcript.format} version {transcript.version}.*")
     return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ from fpdf.enums import TextMode, XPos, YPos
 from symposia.export import outline
 from symposia.export.fonts import MAIN_FAMILY, FontFile, fallbacks_for, main_fonts
 from symposia.export.outline import AnyTranscript
-from symposia.export.transcript import TRANSCRIPT, RunTranscript
+from symposia.export.transcript import TRANSCRIPT, Entry, RunTranscript
 
 # Hebrew to Myanmar, Khmer, the Arabic presentation forms, the zero-width joiner.
 _NEEDS_SHAPING = re.compile(r"[\u0590-\u109f\u1780-\u17ff\ufb1d-\ufdff\ufe70-\ufeff\u200d]")
@@ -188,6 +188,12 @@ def _characters(transcript: AnyTranscript) -> str:
     return TRANSCRIPT.dump_json(transcript).decode()
 
 
+def _tool_steps(pdf: FPDF, entry: Entry) -> None:
+    """Each MCP tool call the turn ran: its line, then its result verbatim."""
+    for line, result in outline.tool_steps(entry):
+        _verbatim(pdf, f"tool: {line}", result)
+
+
 def render_pdf(transcript: AnyTranscript) -> bytes:
     """The PDF's bytes. Blocking: run it in a worker thread."""
     title = outline.title(transcript)
@@ -206,6 +212,7 @@ def render_pdf(transcript: AnyTranscript) -> bytes:
         _paragraph(pdf, outline.meta(entry), 8.5, "I", 4.5)
         for call in outline.tool_calls(entry):
             _paragraph(pdf, f"tool call: {call}", 8.5, "I", 4.5)
+        _tool_steps(pdf, entry)
         pdf.set_text_color(0, 0, 0)
         _paragraph(pdf, entry.content or " ", BODY_SIZE)
     return bytes(pdf.output())
