@@ -15,11 +15,13 @@ from fastapi import FastAPI
 from symposia.app import container_of
 from symposia.events.replay import rebuild_reply
 from symposia.tools.toolbox import DENIED
+from tests.fakes.live import start_live_server
 from tests.fakes.provider_server import FakeProviderServer
 from tests.fakes.tool_caller import tool_caller
 from tests.helpers import wait_done
 from tests.sse import Frame, collect
 from tests.test_mcp_runs import OPENAI, app, client, folder
+from tests.ws import command, events_until_done, next_frame, open_socket
 
 __all__ = ["app", "client", "folder"]  # fixtures used here
 
@@ -145,4 +147,40 @@ async def test_a_run_waits_for_approval(
     assert waiting["name"] == "Ann"
     assert waiting["call"]["server"] == "guarded"
     (result,) = [e.data for e in events if e.type == "tool_result"]
+    assert "Asia/Tokyo" in result["content"]
+
+
+async def test_a_call_is_approved_over_the_websocket(
+    app: FastAPI, client: httpx.AsyncClient, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.responder = tool_caller(TOKYO)
+    body = {
+        "topic": "Noon UTC in Tokyo?",
+        "max_turns": 1,
+        "bots": [
+            {"name": "Ann", "model": OPENAI, "tools": ["guarded.convert_time"]},
+            {"name": "Bob", "model": OPENAI},
+        ],
+    }
+    run_id = (await client.post("/api/run", json=body)).json()["id"]
+    async with (
+        start_live_server(app) as live,
+        open_socket(live, f"/api/ws/runs/{run_id}?after=0") as socket,
+    ):
+        seen: list[dict[str, Any]] = []
+        while not any(f.get("event") == "awaiting_input" for f in seen):
+            seen.append(await next_frame(socket))
+        waiting = next(f for f in seen if f.get("event") == "awaiting_input")["data"]
+        bad = await command(socket, type="approve", ref="b", call_id=waiting["call"]["id"])
+        assert bad["type"] == "error"
+        assert bad["field"] == "approve"
+        answer = await command(
+            socket, seen, type="approve", ref="a", call_id=waiting["call"]["id"], approve=True
+        )
+        assert answer["type"] == "ack", answer
+        assert answer["result"] == {"call_id": waiting["call"]["id"], "status": "approved"}
+        if not any(f.get("event") == "done" for f in seen):
+            seen += await events_until_done(socket)
+    (result,) = [f["data"] for f in seen if f.get("event") == "tool_result"]
+    assert not result["is_error"]
     assert "Asia/Tokyo" in result["content"]
