@@ -6,7 +6,9 @@ Against a small MCPServer of ours (tests/mcp/fault_server.py) and PyPI's mcp-ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +19,8 @@ from symposia.providers.base import ToolCall
 from symposia.tools.config import McpConfigError, load_servers, parse_servers
 from symposia.tools.servers import ToolServers
 from symposia.tools.toolbox import DENIED, Toolbox
+from tests.fakes.live import free_port
+from tests.mcp_servers import node_server
 
 FAULTS = str(Path(__file__).parent / "mcp" / "fault_server.py")
 
@@ -52,6 +56,7 @@ async def test_faults_come_back_as_error_results(servers: ToolServers) -> None:
     assert failed.is_error
     assert "fail" in failed.content
 
+    servers.call_timeout = 120  # ten megabytes through a pipe, on a busy machine
     huge = await box.run(_call("faults__huge"))
     assert not huge.is_error
     assert huge.content.startswith("y" * 1000)
@@ -142,3 +147,49 @@ def test_the_servers_file_is_checked(tmp_path: Path) -> None:
     broken.write_text("{")
     with pytest.raises(McpConfigError, match="not valid JSON"):
         load_servers(broken)
+
+
+@pytest.fixture
+async def everything_http() -> AsyncIterator[str]:
+    """The npm `everything` server over Streamable HTTP, on a free loopback port."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        str(node_server("mcp-server-everything")),
+        "streamableHttp",
+        env={**os.environ, "PORT": str(port)},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+async def test_the_everything_server_over_stdio_and_streamable_http(everything_http: str) -> None:
+    configs = parse_servers(
+        {
+            "stdio": {"command": str(node_server("mcp-server-everything")), "args": ["stdio"]},
+            "http": {"url": everything_http, "headers": {"X-Symposia-Test": "1"}},
+        }
+    )
+    pool = ToolServers.of(configs, call_timeout=30)
+    try:
+        box = await Toolbox.of(pool, ["stdio", "http"])
+        for transport in ("stdio", "http"):
+            assert f"{transport}__echo" in box.entries
+            echoed = await box.run(_call(f"{transport}__echo", {"message": "hello"}))
+            assert (echoed.is_error, "hello" in echoed.content) == (False, True)
+            image = await box.run(_call(f"{transport}__get-tiny-image"))
+            assert "[image content, image/png]" in image.content
+        health = pool.health()
+        assert (health["http"]["transport"], health["http"]["state"]) == ("http", "running")
+    finally:
+        await pool.aclose()

@@ -23,7 +23,7 @@ router = APIRouter(
     prefix="/api",
     tags=["tools"],
     dependencies=[Depends(get_principal)],
-    responses=api_errors(401, 404, 503),
+    responses=api_errors(401, 404, 422, 503),
 )
 
 
@@ -50,7 +50,7 @@ async def run_approvals(
     return {"items": [p.to_dict() for p in pending]}
 
 
-@router.post("/run/{run_id}/approvals/{call_id}", responses=api_errors(409, 422))
+@router.post("/run/{run_id}/approvals/{call_id}", responses=api_errors(400, 409, 413))
 async def decide_run_call(
     run_id: str,
     call_id: str,
@@ -77,7 +77,9 @@ async def conversation_approvals(
     return {"items": [p.to_dict() for p in pending]}
 
 
-@router.post("/conversations/{conversation_id}/approvals/{call_id}", responses=api_errors(409, 422))
+@router.post(
+    "/conversations/{conversation_id}/approvals/{call_id}", responses=api_errors(400, 409, 413)
+)
 async def decide_conversation_call(
     conversation_id: str,
     call_id: str,

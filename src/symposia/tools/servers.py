@@ -84,11 +84,12 @@ def _target(config: McpServerConfig) -> Any:
     assert config.url is not None
     if not config.headers:
         return config.url
-    import httpx2
+    from mcp.shared._httpx_utils import create_mcp_http_client
 
-    return streamable_http_client(
-        config.url, http_client=httpx2.AsyncClient(headers=config.headers)
-    )
+    # The SDK's own client, with its timeouts (a plain client's 5 s read would cut a slow
+    # tool's stream), carrying the operator's headers.
+    client = create_mcp_http_client(headers=dict(config.headers))
+    return streamable_http_client(config.url, http_client=client)
 
 
 @dataclass(slots=True)
