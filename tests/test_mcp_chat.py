@@ -130,3 +130,27 @@ async def test_conversation_tools_that_cannot_be_used_are_refused(
     local = await client.post("/api/conversations", json={"default_model": OPENAI, "panel": panel})
     assert local.status_code == 422
     assert local.json()["field"] == "panel.agents.0.tools"
+
+
+async def test_parallel_calls_run_at_once(
+    client: httpx.AsyncClient, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.responder = tool_caller({"seconds": 1.5}, calls=3, same=True)
+    _, frames = await _ask(client, {"default_model": OPENAI, "tools": ["faults.slow"]}, "Wait.")
+    results = [f.data["content"].split() for f in frames if f.event == "tool_result"]
+    assert [r[0] for r in results] == ["slept"] * 3
+    starts, ends = [float(r[1]) for r in results], [float(r[2]) for r in results]
+    assert max(starts) < min(ends)  # all three were running at once
+
+
+async def test_a_model_that_never_stops_calling_is_cut_at_max_tool_steps(
+    app: FastAPI, client: httpx.AsyncClient, fake_provider: FakeProviderServer
+) -> None:
+    container_of(app).conversations.tasks.max_tool_steps = 2
+    fake_provider.responder = tool_caller({"text": "again"}, always=True)
+    _, frames = await _ask(client, {"default_model": OPENAI, "tools": ["faults.echo"]}, "Go.")
+    assert [f.event for f in frames].count("tool_result") == 2
+    assert len([r for r in fake_provider.requests if r.method == "POST"]) == 3
+    complete = frames[-2].data
+    assert complete["status"] == "complete"
+    assert "tool_calls" not in complete  # the third round's calls were not run, nor the client's

@@ -72,15 +72,19 @@ def tool_caller(
     calls: int = 1,
     quote: int = 200,
     plain: str = "No tools.",
+    same: bool = False,
+    always: bool = False,
 ) -> Callable[[Received], Reply]:
     """The responder: `values` (or a function of the request giving them) fills string
     arguments; `calls` tools are called at once; an answer quotes `quote` characters of
-    each result; asked without tools, it answers `plain`."""
+    each result; asked without tools, it answers `plain`. `same`: the `calls` calls are
+    all of the first tool; `always`: it calls again even with results (a model that
+    never stops)."""
 
     def respond(request: Received) -> Reply:
         body = request.body or {}
         results = _results(body)
-        if results:
+        if results and not always:
             said = " | ".join(r[:quote] for r in results)
             return Reply(tokens=["I found: ", said])
         offered = _offered(body)
@@ -88,7 +92,8 @@ def tool_caller(
             return Reply(tokens=[plain])
         given = values(request) if callable(values) else (values or {})
         made = []
-        for index, (name, schema) in enumerate(offered[:calls]):
+        chosen = [offered[0]] * calls if same else offered[:calls]
+        for index, (name, schema) in enumerate(chosen):
             arguments = json.dumps(arguments_for(schema, given))
             made.append(FakeToolCall(f"call_{index}_{name}"[:40], name, (arguments,)))
         return Reply(tokens=["Let me check."], tool_calls=made)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -20,9 +21,10 @@ def echo(text: str) -> str:
 
 @server.tool()
 async def slow(seconds: float) -> str:
-    """Answer after `seconds`."""
+    """Answer after `seconds`, saying when it started and ended (epoch seconds)."""
+    started = time.time()
     await asyncio.sleep(seconds)
-    return "slept"
+    return f"slept {started} {time.time()}"
 
 
 @server.tool()
