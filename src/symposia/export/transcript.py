@@ -116,7 +116,7 @@ class Participant(_Strict):
     fallbacks: list[str] = Field(default_factory=list)
     kind: Literal["bot", "human"] = "bot"
     description: str = ""
-    tools: list[str] = Field(default_factory=list)
+    tools: list[str] | None = _left_out_when_none()  # MCP servers or tools it may call
 
 
 class Edit(_Strict):
