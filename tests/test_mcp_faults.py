@@ -165,6 +165,7 @@ async def everything_http() -> AsyncIterator[str]:
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.close()
+                await writer.wait_closed()
                 break
             await asyncio.sleep(0.05)
         yield f"http://127.0.0.1:{port}/mcp"

@@ -72,7 +72,9 @@ class ServerTool:
         }
 
 
-def _target(config: McpServerConfig) -> Any:
+def _target(config: McpServerConfig, stack: contextlib.AsyncExitStack) -> Any:
+    """What the SDK's `Client` connects to; an HTTP client made here is closed by `stack`
+    (the SDK leaves a client it was given open)."""
     from mcp.client.streamable_http import streamable_http_client
 
     from mcp import StdioServerParameters
@@ -89,6 +91,7 @@ def _target(config: McpServerConfig) -> Any:
     # The SDK's own client, with its timeouts (a plain client's 5 s read would cut a slow
     # tool's stream), carrying the operator's headers.
     client = create_mcp_http_client(headers=dict(config.headers))
+    stack.push_async_callback(client.aclose)
     return streamable_http_client(config.url, http_client=client)
 
 
@@ -219,12 +222,11 @@ class McpServer:
         from mcp import Client
 
         try:
-            async with Client(
-                _target(self.config),
-                mode="legacy",
-                message_handler=self._on_message,
-                cache=None,
-            ) as client:
+            async with contextlib.AsyncExitStack() as stack:
+                target = _target(self.config, stack)
+                client = await stack.enter_async_context(
+                    Client(target, mode="legacy", message_handler=self._on_message, cache=None)
+                )
                 if not ready.done():
                     ready.set_result(client)
                 await stop.wait()
