@@ -18,6 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	./scripts/services
 	./scripts/test-tools
+	./scripts/test-mcp-servers
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy

@@ -10,6 +10,7 @@ import pytest
 
 from symposia.domain.event_read import MalformedEventError, payload_of, ranges_of
 from symposia.domain.event_types import (
+    ApprovalAwaited,
     AwaitingInput,
     BotTurn,
     BotUpdated,
@@ -27,6 +28,7 @@ from symposia.domain.event_types import (
     StreamError,
     Token,
     ToolCalled,
+    ToolResulted,
     TurnComplete,
     TurnStart,
     Verdict,
@@ -67,6 +69,14 @@ SAMPLES: list[Payload] = [
     Token(REPLY.token_fields(), "hi "),
     ToolCalled(REPLY, "t1", "lookup", '{"q": 1}'),
     ToolCalled(BOT, "t1", "lookup", "{}"),
+    ToolCalled(BOT, "t2", "time__now", "{}", "time", "now"),
+    ToolResulted(BOT, "t2", "noon", False, 12.5),
+    ToolResulted(REPLY, "t2", "denied", True, 0.0),
+    ApprovalAwaited(
+        REPLY,
+        {"id": "t2", "server": "time", "tool": "now", "arguments": "{}"},
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    ),
     TurnComplete(BOT, _message()),
     TurnComplete(REPLY, _message(bot_index=None, turn=None, round=None, usage=None)),
     TurnComplete(BOT, _message(tool_calls=None), saved=False),

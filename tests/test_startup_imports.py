@@ -27,6 +27,7 @@ NOT_AT_START = (
     "structlog",
     "rich",
     "opentelemetry.sdk",
+    "mcp",
 )
 
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from symposia.api import (
+    approvals,
     chat,
     conversations,
     exports,
@@ -21,6 +22,7 @@ from symposia.api import (
     runs,
     sessions,
     signin,
+    tools,
     ui,
     ws,
 )
@@ -112,6 +114,8 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(exports.router)
     app.include_router(policies.router)
+    app.include_router(tools.router)
+    app.include_router(approvals.router)
     app.include_router(models.router)
     app.include_router(conversations.router)
     app.include_router(chat.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,6 +47,7 @@ from symposia.storage.db import DatabaseTimeouts, create_engine, session_factory
 from symposia.storage.migrate import migrate
 from symposia.storage.repositories import RunRepository
 from symposia.storage.sql_alternatives import SqlAlternatives
+from symposia.storage.sql_approvals import SqlApprovals
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_idempotency import SqlIdempotencyKeys
 from symposia.storage.sql_replies import SqlReplyRepository
@@ -62,6 +64,9 @@ from symposia.streaming.sse import (
 )
 from symposia.streaming.stream_slots import Release, StreamSlots
 from symposia.streaming.websocket import OpenSockets
+from symposia.tools.approvals import Approvals
+from symposia.tools.config import load_servers
+from symposia.tools.servers import ToolServers
 
 # OpenAI-compatible servers on a private network often need no key; the SDK wants one.
 KEYLESS = "not-needed"
@@ -95,6 +100,8 @@ class Container:
     idempotency: IdempotencyKeys
     hosts: HostPolicy
     stream_slots: StreamSlots
+    tools: ToolServers
+    approvals: Approvals
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -150,6 +157,7 @@ class Container:
                 provider.close()
             elif isinstance(provider, OpenAIAdapter | AnthropicAdapter):
                 await provider.close()
+        await self.tools.aclose()
         await self.limiter.close()
         await self.log.aclose()
         await self.engine.dispose()
@@ -246,7 +254,23 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     metrics = Metrics()
     models = Models(providers, policy, timeouts, metrics)
     prices = PriceTable.load(settings.prices_file, providers.price_key)
-    turns = TurnRunner(repository, log, models, settings.context_budget_tokens, prices)
+    tools = ToolServers.of(
+        load_servers(Path(settings.mcp_servers_file) if settings.mcp_servers_file else None),
+        call_timeout=settings.mcp_call_timeout_seconds,
+        max_result_chars=settings.mcp_max_result_chars,
+        max_argument_chars=settings.mcp_max_argument_chars,
+    )
+    approvals = Approvals(SqlApprovals(sessions), settings.human_timeout_seconds)
+    turns = TurnRunner(
+        repository,
+        log,
+        models,
+        settings.context_budget_tokens,
+        prices,
+        tools=tools,
+        max_tool_steps=settings.max_tool_steps,
+        approvals=approvals,
+    )
     # A turn writes at most its tokens (a delta is at least one) and its end.
     loop = RunLoop(
         repository,
@@ -288,6 +312,9 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         models,
         settings.event_log_on_redis,
         titles=settings.chat_titles,
+        tools=tools,
+        max_tool_steps=settings.max_tool_steps,
+        approvals=approvals,
     )
     reply_leases = ReplyLeases(reply_tasks, reply_repository, log, settings.run_lease_seconds)
     conversations = ConversationService(
@@ -348,4 +375,6 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         IdempotencyKeys(SqlIdempotencyKeys(sessions)),
         HostPolicy(settings),
         StreamSlots(settings.max_streams_per_principal),
+        tools,
+        approvals,
     )

@@ -145,6 +145,14 @@ class Settings(BaseSettings):
     compat_supervisor_chat: bool = True
     compat_openrouter_routes: bool = True
 
+    # Tools from MCP servers (docs/tools.md): the operator's servers file, and the limits
+    # of every call (a server's own `timeout_seconds` overrides the timeout).
+    mcp_servers_file: str | None = None
+    mcp_call_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    mcp_max_result_chars: int = Field(default=100_000, ge=100, le=10_000_000)
+    mcp_max_argument_chars: int = Field(default=100_000, ge=100, le=10_000_000)
+    max_tool_steps: int = Field(default=8, ge=1, le=32)
+
     # Runs and streaming
     run_max_turns: int = Field(default=20, ge=1, le=10_000)
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)

@@ -29,11 +29,13 @@ from symposia.api.schemas import (
     PageLimit,
     PageOffset,
     RegenerateBody,
+    tool_body,
 )
 from symposia.api.views import conversation_view
 from symposia.domain.models import ReplyRecord
 from symposia.errors import InvalidInputError
 from symposia.security.principals import Principal
+from symposia.services.agent_tools import conversation_tools
 from symposia.services.conversations import ConversationService
 from symposia.services.idempotency import Outcome
 from symposia.streaming.sse import (
@@ -54,18 +56,23 @@ router = APIRouter(
 
 @router.post("", status_code=201, responses=api_errors(400, 413))
 async def create_conversation(
-    body: ConversationCreate, conversations: ConversationsDep, principal: PrincipalDep
+    body: ConversationCreate,
+    conversations: ConversationsDep,
+    principal: PrincipalDep,
+    container: ContainerDep,
 ) -> dict[str, Any]:
     """With a `panel`, each user message is routed by the supervisor (`default_model`) to
     one of its agents, or answered by the supervisor; the reply's stream starts with a
     `routing` event saying who answers and why."""
+    panel = body.panel.to_panel() if body.panel is not None else None
+    conversation_tools(container.tools, container.providers, principal, body.tools, panel)
     conversation = await conversations.create(
         body.title,
         body.default_model,
         body.system_prompt,
         owner=principal.id,
-        panel=body.panel.to_panel() if body.panel is not None else None,
-        tools=[t.model_dump(exclude_none=True) for t in body.tools] if body.tools else None,
+        panel=panel,
+        tools=[tool_body(t) for t in body.tools] if body.tools else None,
     )
     return conversation_view(conversation)
 
@@ -103,8 +110,12 @@ async def update_conversation(
     body: ConversationPatch,
     conversations: ConversationsDep,
     principal: PrincipalDep,
+    container: ContainerDep,
 ) -> dict[str, Any]:
     changes = body.changes()
+    conversation_tools(
+        container.tools, container.providers, principal, changes.get("tools"), changes.get("panel")
+    )
     if not changes:
         raise InvalidInputError(
             "nothing to change: send title, default_model, system_prompt, panel or tools",

@@ -47,6 +47,8 @@ async def health(container: ContainerDep) -> JSONResponse:
         "active_runs": container.runs.active_count,
         "active_streams": container.streams.count,
     }
+    if container.tools.servers:
+        body["mcp_servers"] = container.tools.health()
     if container.settings.version:
         body["server_version"] = __version__  # what runs, beside the VERSION an operator set
     if container.settings.environment:

@@ -3,6 +3,7 @@ imports: api.exports)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -32,12 +33,14 @@ from symposia.api.schemas import (
     RunCreate,
     RunSay,
 )
+from symposia.container import Container
 from symposia.domain.models import BotConfig
 from symposia.errors import InvalidInputError
 from symposia.export import run_summary
 from symposia.orchestration.policies import policy_named
 from symposia.orchestration.presets import preset_named
 from symposia.security.principals import Principal
+from symposia.services.agent_tools import agent_tools
 from symposia.services.idempotency import Outcome
 from symposia.services.runs import RunService, default_bots
 from symposia.settings import Settings
@@ -74,6 +77,7 @@ def _bot_config(bot: BotIn, index: int, settings: Settings) -> BotConfig:
         max_tokens=bot.max_tokens or settings.default_max_tokens,
         fallbacks=tuple(bot.fallbacks),
         description=bot.description,
+        tools=tuple(bot.tools),
     )
 
 
@@ -113,7 +117,7 @@ async def create_run(
     MAX_CONCURRENT_RUNS_PER_PRINCIPAL say, nor a retry answered from its key)."""
 
     async def start() -> Outcome:
-        started = await _start_run(body, runs, settings, principal)
+        started = await _start_run(body, runs, settings, principal, container)
         await admission.count()
         return 201, started
 
@@ -125,7 +129,11 @@ async def create_run(
 
 
 async def _start_run(
-    body: RunCreate, runs: RunService, settings: Settings, principal: Principal
+    body: RunCreate,
+    runs: RunService,
+    settings: Settings,
+    principal: Principal,
+    container: Container,
 ) -> dict[str, Any]:
     turns_chosen = "max_turns" in body.model_fields_set
     if body.preset is not None:
@@ -138,6 +146,20 @@ async def _start_run(
         bots = [_bot_config(bot, index, settings) for index, bot in enumerate(body.bots)]
     if turns_chosen:
         _check_turns(body, bots)
+    for index, bot in enumerate(bots):
+        if bot.tools:
+            bots[index] = replace(
+                bot,
+                tools=agent_tools(
+                    container.tools,
+                    container.providers,
+                    principal,
+                    bot.tools,
+                    bot.model,
+                    f"bots.{index}",
+                    bot.name,
+                ),
+            )
     run = await runs.create(
         body.topic,
         bots,

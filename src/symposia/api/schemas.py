@@ -57,6 +57,13 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# An MCP server the operator configured (`time`), or one of its tools (`time.now`).
+McpToolRef = Annotated[
+    Text, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+(\.[^\s]+)?$")
+]
+McpToolRefs = Annotated[list[McpToolRef], Field(max_length=32)]
+
+
 class BotIn(_Body):
     """A bot as a client describes it. `prompt` is an alias of `system_prompt`; a bare
     `model` may come with a separate `provider`."""
@@ -81,11 +88,17 @@ class BotIn(_Body):
             "POST /api/run/{id}/messages); they take no model settings."
         ),
     )
+    tools: McpToolRefs = Field(
+        default_factory=list,
+        description="MCP servers (`time`) or tools (`time.get_current_time`) it may call.",
+    )
 
     @model_validator(mode="after")
     def _human_has_no_model(self) -> BotIn:
-        if self.kind == "human" and (self.model or self.provider or self.fallbacks):
-            raise ValueError("an agent of kind `human` takes no model, provider or fallbacks")
+        if self.kind == "human" and (self.model or self.provider or self.fallbacks or self.tools):
+            raise ValueError(
+                "an agent of kind `human` takes no model, provider, fallbacks or tools"
+            )
         return self
 
     @model_validator(mode="after")
@@ -227,6 +240,10 @@ class PanelAgentIn(_Body):
     temperature: float | None = Field(
         default=None, ge=0.0, le=2.0, description="Unset: the conversation default (0.7)."
     )
+    tools: McpToolRefs = Field(
+        default_factory=list,
+        description="MCP servers or `server.tool`s this agent may call (docs/tools.md).",
+    )
 
 
 PANEL_EXAMPLE: dict[str, Any] = {
@@ -274,7 +291,9 @@ class PanelIn(_Body):
     def to_panel(self) -> Panel:
         return Panel(
             agents=tuple(
-                PanelAgent(a.name, a.description, a.model, a.system_prompt, a.temperature)
+                PanelAgent(
+                    a.name, a.description, a.model, a.system_prompt, a.temperature, tuple(a.tools)
+                )
                 for a in self.agents
             ),
             prompt=self.prompt,
@@ -300,14 +319,22 @@ class ToolDef(_Body):
     function: FunctionDef
 
 
-def _distinct_tools(tools: list[ToolDef] | None) -> list[ToolDef] | None:
-    names = [tool.function.name for tool in tools or ()]
+def tool_body(tool: ToolDef | str) -> dict[str, Any] | str:
+    """A conversation's tool as stored: a function's definition, or an MCP reference."""
+    return tool if isinstance(tool, str) else tool.model_dump(exclude_none=True)
+
+
+def _distinct_tools(
+    tools: list[ToolDef | str] | None,
+) -> list[ToolDef | str] | None:
+    names = [tool if isinstance(tool, str) else tool.function.name for tool in tools or ()]
     if len(names) != len(set(names)):
         raise ValueError("two tools have the same name")
     return tools
 
 
-Tools = Annotated[list[ToolDef], Field(max_length=64), AfterValidator(_distinct_tools)]
+# A client's function (run by the client), or an MCP server or tool (run by Symposia).
+Tools = Annotated[list[ToolDef | McpToolRef], Field(max_length=64), AfterValidator(_distinct_tools)]
 TOOL_EXAMPLE = {
     "type": "function",
     "function": {
@@ -376,9 +403,7 @@ class ConversationPatch(_Body):
         if "panel" in self.model_fields_set:
             changes["panel"] = self.panel.to_panel() if self.panel is not None else None
         if "tools" in self.model_fields_set:
-            changes["tools"] = (
-                [t.model_dump(exclude_none=True) for t in self.tools] if self.tools else None
-            )
+            changes["tools"] = [tool_body(t) for t in self.tools] if self.tools else None
         return changes
 
 

@@ -23,8 +23,10 @@ from fastapi import APIRouter, WebSocket
 from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from symposia.api import approvals as approvals_api
 from symposia.api import conversations as conversations_api
 from symposia.api import runs as runs_api
+from symposia.api.approvals import Decision
 from symposia.api.deps import container_from, count_request, get_principal, stream_slot
 from symposia.api.errors import _field_name
 from symposia.api.json_bodies import BoundedJsonRoute, check_json
@@ -243,12 +245,32 @@ async def _add_message(socket: Socket, message: dict[str, Any]) -> dict[str, Any
     )
 
 
+async def _approve_in_run(socket: Socket, message: dict[str, Any]) -> dict[str, Any]:
+    """Like POST /api/run/{id}/approvals/{call_id}: `call_id` and `approve`."""
+    call_id = _validated(str, message.get("call_id"), "call_id")
+    body = _validated(Decision, {"approve": message.get("approve")}, "")
+    container = socket.container
+    return await approvals_api.decide_run_call(
+        socket.subject, call_id, body, container.runs, socket.principal, container
+    )
+
+
+async def _approve_in_conversation(socket: Socket, message: dict[str, Any]) -> dict[str, Any]:
+    call_id = _validated(str, message.get("call_id"), "call_id")
+    body = _validated(Decision, {"approve": message.get("approve")}, "")
+    container = socket.container
+    return await approvals_api.decide_conversation_call(
+        socket.subject, call_id, body, container.conversations, socket.principal, container
+    )
+
+
 RUN_COMMANDS: dict[str, Command] = {
     "auth": _auth,
     "subscribe": _subscribe_run,
     "stop": _stop_run,
     "edit_bot": _edit_bot,
     "say": _say_in_run,
+    "approve": _approve_in_run,
 }
 
 
@@ -264,6 +286,7 @@ CONVERSATION_COMMANDS: dict[str, Command] = {
     "subscribe": _subscribe_reply,
     "message": _add_message,
     "stop": _stop_reply,
+    "approve": _approve_in_conversation,
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from symposia.cli.approvals import decide_call
 from symposia.cli.client import (
     Api,
     ApiError,
@@ -88,6 +89,9 @@ class Chat:
             for event in stream.events():
                 view.show(event)
                 self.conversation_id = event.data.get("conversation_id") or self.conversation_id
+                if event.type == "awaiting_input" and self.conversation_id is not None:
+                    owner = f"/api/conversations/{self.conversation_id}"
+                    decide_call(self.api, owner, event.data, _ask)
         except KeyboardInterrupt:
             view.out.print()
             self.out.print(note("(stopped watching; the reply goes on on the server)"))
@@ -137,6 +141,14 @@ class Chat:
             raise CliError(f"unknown command /{name}: /help lists them")
         actions[name](argument.strip())
         return True
+
+
+def _ask(label: str) -> str | None:
+    """A one-line answer (a tool call's approval) asked in the middle of a reply."""
+    try:
+        return input(label)
+    except EOFError:
+        return None
 
 
 def _lines() -> Iterator[str]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from symposia.cli.approvals import decide_call
 from symposia.cli.client import Api, ApiError, CliError, client_parser, connect
 from symposia.cli.exit_codes import INTERRUPTED
 from symposia.cli.output import console, note
@@ -48,6 +49,10 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
         body["preset"] = args.preset
     if args.bot:
         body["bots"] = args.bot
+        if args.tools:
+            for bot in body["bots"]:
+                if bot.get("kind") != "human":
+                    bot["tools"] = list(args.tools)
     if args.turns is not None:
         body["max_turns"] = args.turns
     return body
@@ -134,7 +139,9 @@ def debate_command(args: argparse.Namespace) -> int:
         try:
             for event in stream.events():
                 view.show(event)
-                if event.type == "awaiting_input":
+                if event.type == "awaiting_input" and "call" in event.data:
+                    decide_call(api, f"/api/run/{run_id}", event.data, read)
+                elif event.type == "awaiting_input":
                     answer_for_person(api, run_id, event.data, read)
         except KeyboardInterrupt:
             _stop(api, run_id, view)
@@ -167,6 +174,13 @@ def register(commands: Commands) -> None:
         type=parse_human,
         metavar="NAME",
         help="an agent played by you: its turns are typed here (in order among the --bot)",
+    )
+    parser.add_argument(
+        "--tools",
+        type=lambda text: [t for t in text.split(",") if t],
+        default=None,
+        metavar="SERVER[,SERVER.TOOL...]",
+        help="MCP servers or tools every bot may call (GET /api/tools lists them)",
     )
     parser.add_argument(
         "--turns",

@@ -148,7 +148,16 @@ class EventView:
         self._promote()
 
     def _on_tool_call(self, data: dict[str, Any]) -> None:
-        self._line(note(f"  tool call {data['function']}({data['arguments']})"))
+        if data.get("server"):  # an MCP tool, run by the server
+            name = f"{data['server']}.{data['tool']}"
+            self._line(note(f"  tool {name}({_short(data['arguments'])}) [{data['id']}]"))
+        else:
+            self._line(note(f"  tool call {data['function']}({data['arguments']})"))
+
+    def _on_tool_result(self, data: dict[str, Any]) -> None:
+        what = "error" if data.get("is_error") else "result"
+        took = f"{float(data.get('duration_ms') or 0):.0f} ms"
+        self._line(note(f"  ← {what} [{data['id']}] ({took}): {_short(data['content'])}"))
 
     def _on_routing(self, data: dict[str, Any]) -> None:
         how = " (fallback)" if data.get("fallback") else ""
@@ -181,6 +190,11 @@ class EventView:
         until = str(data.get("until") or "")
         with contextlib.suppress(ValueError):
             until = datetime.fromisoformat(until).strftime("%H:%M:%S %Z").strip()
+        call = data.get("call")
+        if call:
+            asked = f"{call['server']}.{call['tool']}({_short(call['arguments'])})"
+            self._line(note(f"{data['name']} asks to call {asked}: approve? (until {until})"))
+            return
         self._line(note(f"waiting for {data['name']} (until {until})"))
 
     def _on_interrupted(self, data: dict[str, Any]) -> None:
@@ -210,3 +224,12 @@ class EventView:
             if self.final.get(name)
         ]
         return f"{status} ({'; '.join(why)})" if why else status
+
+
+SHOWN_CHARS = 200  # of a tool's arguments or result, on one line
+
+
+def _short(text: str) -> str:
+    """`text` on one line, cut to SHOWN_CHARS."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= SHOWN_CHARS else f"{line[:SHOWN_CHARS]}…"

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from symposia.domain.event_types import (
+    ApprovalAwaited,
     AwaitingInput,
     BotTurn,
     BotUpdated,
@@ -36,6 +37,7 @@ from symposia.domain.event_types import (
     StreamError,
     Token,
     ToolCalled,
+    ToolResulted,
     TurnComplete,
     TurnStart,
     Verdict,
@@ -153,7 +155,19 @@ _READERS: dict[str, Callable[[Event], Payload]] = {
     "turn_start": lambda e: TurnStart(_speaker(e.data), e.data.get("model")),
     "token": _token,
     "tool_call": lambda e: ToolCalled(
-        _speaker(e.data), e.data["id"], e.data["function"], e.data["arguments"]
+        _speaker(e.data),
+        e.data["id"],
+        e.data["function"],
+        e.data["arguments"],
+        e.data.get("server"),
+        e.data.get("tool"),
+    ),
+    "tool_result": lambda e: ToolResulted(
+        _speaker(e.data),
+        e.data["id"],
+        e.data["content"],
+        bool(e.data["is_error"]),
+        float(e.data["duration_ms"]),
     ),
     "turn_complete": _turn_complete,
     "error": lambda e: StreamError(dict(e.data)),
@@ -162,8 +176,12 @@ _READERS: dict[str, Callable[[Event], Payload]] = {
     "bot_updated": _fields(BotUpdated, "bot", "name", "changes", "turn"),
     "speaker_selected": _fields(SpeakerSelected, "bot", "name", "answer", "attempts", "fallback"),
     "routing": lambda e: Routed(dict(e.data)),
-    "awaiting_input": lambda e: AwaitingInput(
-        e.data["bot"], e.data["name"], datetime.fromisoformat(e.data["until"])
+    "awaiting_input": lambda e: (
+        ApprovalAwaited(
+            _speaker(e.data), dict(e.data["call"]), datetime.fromisoformat(e.data["until"])
+        )
+        if "call" in e.data
+        else AwaitingInput(e.data["bot"], e.data["name"], datetime.fromisoformat(e.data["until"]))
     ),
     "verdict": _fields(Verdict, "method", "answer", "votes", "reason", "winner"),
     "interrupted": _fields(Interrupted, "reason", "turn"),

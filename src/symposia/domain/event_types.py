@@ -132,21 +132,51 @@ class TurnComplete:
 
 @dataclass(frozen=True, slots=True)
 class ToolCalled:
-    """The model asked for a tool call (whole, once its arguments are complete): the
-    client runs it and sends the result as a `tool` message."""
+    """The model asked for a tool call (whole, once its arguments are complete). A call of
+    a client's function: the client runs it and sends the result as a `tool` message. A
+    call of an MCP server's tool (`server` and `tool` set): Symposia runs it, and its
+    `tool_result` follows."""
 
     type: ClassVar[Literal["tool_call"]] = "tool_call"
     speaker: Speaker
     id: str
     function: str
     arguments: str
+    server: str | None = None
+    tool: str | None = None
+
+    def data(self) -> dict[str, Any]:
+        data = {
+            **self.speaker.token_fields(),
+            "id": self.id,
+            "function": self.function,
+            "arguments": self.arguments,
+        }
+        if self.server is not None:
+            data["server"], data["tool"] = self.server, self.tool
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResulted:
+    """What an MCP tool call (`id`, of the `tool_call` before it) gave: its text for the
+    model (capped), whether it is an error (the tool's, a timeout, a crash, a denial), and
+    how long it took."""
+
+    type: ClassVar[Literal["tool_result"]] = "tool_result"
+    speaker: Speaker
+    id: str
+    content: str
+    is_error: bool
+    duration_ms: float
 
     def data(self) -> dict[str, Any]:
         return {
             **self.speaker.token_fields(),
             "id": self.id,
-            "function": self.function,
-            "arguments": self.arguments,
+            "content": self.content,
+            "is_error": self.is_error,
+            "duration_ms": self.duration_ms,
         }
 
 
@@ -284,6 +314,24 @@ class AwaitingInput:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalAwaited:
+    """The turn of `speaker` waits until `until` for its owner to approve or deny the MCP
+    tool call `call` (`id`, `server`, `tool`, `arguments`): `POST .../approvals/{id}`."""
+
+    type: ClassVar[Literal["awaiting_input"]] = "awaiting_input"
+    speaker: Speaker
+    call: dict[str, str]
+    until: datetime
+
+    def data(self) -> dict[str, Any]:
+        return {
+            **self.speaker.token_fields(),
+            "call": dict(self.call),
+            "until": self.until.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The run's final answer: by `vote` (`votes`: each answer, normalised, with its count),
     a `judge` or the `moderator` (`reason`: what they said; `winner`: the side that won, in
@@ -369,6 +417,7 @@ Payload = (
     | TurnStart
     | Token
     | ToolCalled
+    | ToolResulted
     | TurnComplete
     | StreamError
     | RunDone
@@ -378,6 +427,7 @@ Payload = (
     | SpeakerSelected
     | Routed
     | AwaitingInput
+    | ApprovalAwaited
     | Verdict
     | Interrupted
     | Resumed

@@ -11,6 +11,7 @@ EventType = Literal[
     "turn_start",
     "token",
     "tool_call",
+    "tool_result",
     "turn_complete",
     "error",
     "done",

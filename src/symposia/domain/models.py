@@ -68,6 +68,8 @@ class BotConfig:
     # tells a supervisor what the agent is for.
     kind: AgentKind = "bot"
     description: str = ""
+    # MCP servers (`time`) or single tools (`time.get_current_time`) the bot may call.
+    tools: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class BotConfig:
             "fallbacks": list(self.fallbacks),
             "kind": self.kind,
             "description": self.description,
+            **({"tools": list(self.tools)} if self.tools else {}),
         }
 
 
@@ -136,6 +139,9 @@ class Message:
     # On a regenerated question: its earlier answers (as `to_dict` gives them), oldest
     # first; the answer that follows it is the one chosen (`POST .../regenerate`).
     alternatives: list[dict[str, Any]] | None = None
+    # The MCP tool calls Symposia ran during the turn: `id`, `server`, `tool`,
+    # `arguments`, `content`, `is_error`, `duration_ms`, and their events' ids.
+    tool_steps: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """`routing` only where there was one (a panel conversation's answers)."""
@@ -162,6 +168,11 @@ class Message:
             view["tool_call_id"] = self.tool_call_id
         if self.alternatives:
             view["alternatives"] = self.alternatives
+        if self.tool_steps:
+            view["tool_steps"] = [
+                {k: v for k, v in step.items() if not k.endswith("_event")}
+                for step in self.tool_steps
+            ]
         return view
 
 
@@ -287,6 +298,7 @@ class PanelAgent:
     model: str
     system_prompt: str = ""
     temperature: float | None = None
+    tools: tuple[str, ...] = ()  # MCP servers or `server.tool`s it may call
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,6 +307,7 @@ class PanelAgent:
             "model": self.model,
             "system_prompt": self.system_prompt,
             "temperature": self.temperature,
+            **({"tools": list(self.tools)} if self.tools else {}),
         }
 
 
@@ -324,7 +337,10 @@ class Panel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Panel:
         return cls(
-            agents=tuple(PanelAgent(**agent) for agent in data["agents"]),
+            agents=tuple(
+                PanelAgent(**{**agent, "tools": tuple(agent.get("tools") or ())})
+                for agent in data["agents"]
+            ),
             prompt=data.get("prompt"),
             max_attempts=int(data.get("max_attempts", 3)),
             fallback=str(data.get("fallback", SUPERVISOR)),
@@ -341,8 +357,9 @@ class Conversation:
     system_prompt: str | None = None
     owner: str | None = None
     panel: Panel | None = None
-    # Function tools its models may call (OpenAI's chat format); the client runs them.
-    tools: list[dict[str, Any]] | None = None
+    # Function tools its models may call (OpenAI's chat format), which the client runs,
+    # and MCP servers or `server.tool`s (strings), which Symposia runs (docs/tools.md).
+    tools: list[dict[str, Any] | str] | None = None
     id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)

@@ -24,11 +24,13 @@ import asyncio
 import bisect
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from symposia.domain.event_read import MalformedEventError, payload_of
 from symposia.domain.event_types import (
     HANDOVER,
+    ApprovalAwaited,
     BotTurn,
     BotUpdated,
     Interrupted,
@@ -44,6 +46,7 @@ from symposia.domain.event_types import (
     StreamError,
     Token,
     ToolCalled,
+    ToolResulted,
     TurnComplete,
     TurnStart,
     event,
@@ -115,10 +118,16 @@ class _Placement:
         could not be placed, numbered on."""
         placed: dict[int, Payload] = dict(self.known)
         covered = 0
+        carried: set[str] = set()  # a turn cut by tool events: its text in one snapshot
         for seq in sorted(self.known):
             if seq > covered + 1:
                 first, last = covered + 1, seq - 1
-                texts = tuple(m for start, end, m in self.turns if start < first and last < end)
+                texts = tuple(
+                    m
+                    for start, end, m in self.turns
+                    if start < first and last < end and m.id not in carried
+                )
+                carried.update(m.id for m in texts if m.tool_steps)
                 placed[last] = Snapshot(((first, last),), texts)
             covered = seq
         events = [event(seq, placed[seq]) for seq in sorted(placed)]
@@ -192,11 +201,37 @@ def _place_turn(stream: _Placement, message: Message) -> None:
     if first is not None and last is not None and first < last and stream.free(first, last):
         stream.known[first], stream.known[last] = start, complete
         stream.turns.append((first, last, message))
+        for seq, payload in tool_events(speaker, message):
+            stream.place(seq, payload)
         return
     stream.unplaced.append(start)
     if message.content:
         stream.unplaced.append(Token(speaker.token_fields(), message.content))
     stream.unplaced.append(complete)
+
+
+def tool_events(speaker: BotTurn | Reply, message: Message) -> list[tuple[int | None, Payload]]:
+    """The `tool_call` and `tool_result` of each MCP tool call the turn ran, at their ids."""
+    events: list[tuple[int | None, Payload]] = []
+    for step in message.tool_steps or ():
+        called = ToolCalled(
+            speaker,
+            step["id"],
+            step.get("function", ""),
+            step["arguments"],
+            step["server"],
+            step["tool"],
+        )
+        result = ToolResulted(
+            speaker, step["id"], step["content"], bool(step["is_error"]), step["duration_ms"]
+        )
+        events.append((step.get("call_event"), called))
+        if step.get("approval_event") is not None:
+            asked = {k: step[k] for k in ("id", "server", "tool", "arguments")}
+            until = datetime.fromisoformat(step["approval_until"])
+            events.append((step["approval_event"], ApprovalAwaited(speaker, asked, until)))
+        events.append((step.get("result_event"), result))
+    return events
 
 
 def rebuild(run: Run) -> StoredStream:
@@ -291,8 +326,16 @@ def rebuild_reply(reply: ReplyRecord) -> StoredStream:
             for i, call in enumerate(calls):  # sent right before `turn_complete`
                 stream.known[end - len(calls) + i] = call
             stream.turns.append((start, end, message))
+            for seq, payload in tool_events(speaker, message):
+                stream.place(seq, payload)
         else:
-            stream.unplaced += [Token(speaker.token_fields(), message.content), *calls, complete]
+            ran = [payload for _, payload in tool_events(speaker, message)]
+            stream.unplaced += [
+                Token(speaker.token_fields(), message.content),
+                *ran,
+                *calls,
+                complete,
+            ]
     if reply.error is not None:
         stream.place(reply.error_event, StreamError(reply.error))
     if reply.status is not ReplyStatus.RUNNING:

@@ -108,7 +108,16 @@ def _message(number: int, entry: Entry) -> list[str]:
     # Paragraphs, not a list: a message that starts with a list must not join it.
     for call in outline.tool_calls(entry):
         lines += [f"*tool call: {escape(call)}*", ""]
+    lines += _tool_steps(entry)
     return [*lines, body(entry.content), ""]
+
+
+def _tool_steps(entry: Entry) -> list[str]:
+    """Each MCP tool call the turn ran: its line, then its result, fenced (it is data)."""
+    lines: list[str] = []
+    for line, result in outline.tool_steps(entry):
+        lines += [f"*tool: {escape(line)}*", "", fence(result), ""]
+    return lines
 
 
 def render_markdown(transcript: AnyTranscript) -> str:

@@ -288,3 +288,22 @@ def tool_calls(entry: Entry) -> list[str]:
     """The calls a message asked for, one line each."""
     calls = entry.tool_calls or []
     return [f"{c.get('name')}({c.get('arguments', '')}) [{c.get('id')}]" for c in calls]
+
+
+# How much of a tool's result an export shows (the transcript's JSON keeps it whole).
+TOOL_RESULT_SHOWN = 2000
+
+
+def tool_steps(entry: Entry) -> list[tuple[str, str]]:
+    """The MCP tool calls the turn ran, each as (its line, its result as shown)."""
+    steps: list[tuple[str, str]] = []
+    for step in entry.tool_steps or ():
+        line = f"{step.server}.{step.tool}({step.arguments}) [{step.id}]"
+        if step.approval:
+            line += f" {step.approval}"
+        line += f" · {'error' if step.is_error else 'result'} in {step.duration_ms:.0f} ms"
+        shown = step.content[:TOOL_RESULT_SHOWN]
+        if len(step.content) > TOOL_RESULT_SHOWN:
+            shown += f"\n[{len(step.content) - TOOL_RESULT_SHOWN} more characters]"
+        steps.append((line, shown))
+    return steps

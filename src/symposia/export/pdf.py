@@ -222,7 +222,14 @@ def _message(pdf: FPDF, number: int, entry: Entry) -> None:
     for call in outline.tool_calls(entry):
         _paragraph(pdf, f"tool call: {call}", 8.5, "I", 4.5)
     pdf.set_text_color(0, 0, 0)
+    _tool_steps(pdf, entry)
     _content(pdf, entry.content)
+
+
+def _tool_steps(pdf: FPDF, entry: Entry) -> None:
+    """Each MCP tool call the turn ran: its line, then its result verbatim."""
+    for line, result in outline.tool_steps(entry):
+        _verbatim(pdf, f"tool: {line}", result)
 
 
 def render_pdf(transcript: AnyTranscript) -> bytes:

@@ -63,6 +63,22 @@ class Usage(_Strict):
     total_ms: float | None = None
 
 
+class ToolStep(_Strict):
+    """An MCP tool call Symposia ran during the turn, with its result (docs/tools.md);
+    `approval` when a person had to decide."""
+
+    id: str
+    server: str
+    tool: str
+    function: str = ""
+    arguments: str
+    content: str
+    is_error: bool
+    duration_ms: float
+    approval: Literal["approved", "denied"] | None = _left_out_when_none()
+    approval_until: str | None = _left_out_when_none()
+
+
 class Entry(_Strict):
     """One message: a bot's turn (`bot_index` set), a person's words, the topic or a tool
     result. `cost_usd` is the price table's rate times `usage`."""
@@ -84,6 +100,7 @@ class Entry(_Strict):
     routing: dict[str, Any] | None = _left_out_when_none()
     tool_calls: list[dict[str, str]] | None = _left_out_when_none()
     tool_call_id: str | None = _left_out_when_none()
+    tool_steps: list[ToolStep] | None = _left_out_when_none()
 
 
 class Participant(_Strict):
@@ -100,6 +117,7 @@ class Participant(_Strict):
     fallbacks: list[str] = Field(default_factory=list)
     kind: Literal["bot", "human"] = "bot"
     description: str = ""
+    tools: list[str] | None = _left_out_when_none()  # MCP servers or tools it may call
 
 
 class Edit(_Strict):
@@ -192,7 +210,7 @@ class ConversationTranscript(_Strict):
     default_model: str
     system_prompt: str | None = None
     panel: PanelOut | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any] | str] | None = None
     message_count: Count
     created_at: Time
     updated_at: Time

@@ -41,8 +41,9 @@ def chat_message(message: Message) -> ChatMessage:
     return ChatMessage(message.role, message.content, calls, message.tool_call_id)
 
 
-def tools_of(definitions: list[dict[str, Any]] | None) -> tuple[Tool, ...]:
-    """A conversation's tools (OpenAI's chat format, validated when they were set)."""
+def tools_of(definitions: Sequence[dict[str, Any] | str] | None) -> tuple[Tool, ...]:
+    """A conversation's function tools (OpenAI's chat format, validated when they were
+    set); its MCP references (strings) are `mcp_refs`."""
     return tuple(
         Tool(
             f["name"],
@@ -50,5 +51,10 @@ def tools_of(definitions: list[dict[str, Any]] | None) -> tuple[Tool, ...]:
             f.get("parameters"),
             f.get("strict"),
         )
-        for f in (d["function"] for d in definitions or ())
+        for f in (d["function"] for d in definitions or () if not isinstance(d, str))
     )
+
+
+def mcp_refs(definitions: Sequence[dict[str, Any] | str] | None) -> tuple[str, ...]:
+    """A conversation's MCP servers and tools (`time`, `time.get_current_time`)."""
+    return tuple(d for d in definitions or () if isinstance(d, str))

@@ -28,6 +28,9 @@ from symposia.orchestration.perspective import messages_for
 from symposia.providers.base import ChatMessage
 from symposia.providers.pricing import PriceTable
 from symposia.storage.repositories import RunRepository
+from symposia.tools.approvals import Approvals
+from symposia.tools.servers import ToolServers
+from symposia.tools.toolbox import DEFAULT_MAX_TOOL_STEPS, Toolbox
 
 DEFAULT_CONTEXT_BUDGET = 8000
 # What a bot is shown of the run: by default `messages_for`; a policy may show less.
@@ -41,6 +44,9 @@ class TurnRunner:
     models: Models
     context_budget: int = DEFAULT_CONTEXT_BUDGET
     prices: PriceTable | None = None
+    tools: ToolServers | None = None
+    max_tool_steps: int = DEFAULT_MAX_TOOL_STEPS
+    approvals: Approvals | None = None
 
     async def take_turn(
         self,
@@ -106,10 +112,18 @@ class TurnRunner:
             started = await emit(self.log, run.id, TurnStart(speaker, bot.model), epoch)
         message.start_event = started.seq
         generation = Generation(self.models, writer or self.log, run.id, speaker, epoch)
+        generation.approvals, generation.subject = self.approvals, f"run:{run.id}"
         status = MessageStatus.PARTIAL
         try:
+            toolbox = None
+            if bot.tools and self.tools is not None:
+                toolbox = await Toolbox.of(self.tools, bot.tools, self.max_tool_steps)
             await generation.stream(
-                [bot.model, *bot.fallbacks], messages, bot.temperature, bot.max_tokens
+                [bot.model, *bot.fallbacks],
+                messages,
+                bot.temperature,
+                bot.max_tokens,
+                toolbox=toolbox,
             )
             status = MessageStatus.COMPLETE
         finally:

@@ -151,7 +151,7 @@ class ConversationService:
         *,
         owner: str | None,
         panel: Panel | None = None,
-        tools: list[dict[str, Any]] | None = None,
+        tools: list[dict[str, Any] | str] | None = None,
         conversation_id: str | None = None,
     ) -> Conversation:
         """`conversation_id`: the id a client chose (the supervisor chat names its own);

@@ -40,7 +40,7 @@ from symposia.domain.models import (
 from symposia.errors import FencedOutError
 from symposia.events.emit import emit
 from symposia.events.log import EventLog
-from symposia.orchestration.context import chat_message, fit, tools_of
+from symposia.orchestration.context import chat_message, fit, mcp_refs, tools_of
 from symposia.orchestration.generation import (
     Generation,
     GenerationFailedError,
@@ -53,6 +53,9 @@ from symposia.providers.base import ChatMessage
 from symposia.storage.failures import log_failure, summary
 from symposia.storage.sql_conversations import SqlConversationRepository
 from symposia.storage.sql_replies import SqlReplyRepository
+from symposia.tools.approvals import Approvals
+from symposia.tools.servers import ToolServers
+from symposia.tools.toolbox import DEFAULT_MAX_TOOL_STEPS, Toolbox
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,10 @@ class ReplyTasks:
     shared_log: bool = False
     # Whether a new chat is titled from its first exchange (CHAT_TITLES).
     titles: bool = True
+    # The MCP servers a conversation's (or a panel agent's) `tools` may name.
+    tools: ToolServers | None = None
+    max_tool_steps: int = DEFAULT_MAX_TOOL_STEPS
+    approvals: Approvals | None = None
     # By conversation: a conversation has at most one reply running anywhere.
     _tasks: dict[str, _Task] = field(default_factory=dict)
     # Looks for stops asked on other processes while this one generates replies.
@@ -200,6 +207,15 @@ class ReplyTasks:
         messages += [chat_message(m) for m in past if m.content or m.tool_calls]
         return fit(messages, limits.context_budget - limits.max_tokens)
 
+    async def _toolbox(
+        self, conversation: Conversation, agent: PanelAgent | None
+    ) -> Toolbox | None:
+        """The MCP tools of the answer: the conversation's, and the panel agent's own."""
+        refs = (*mcp_refs(conversation.tools), *(agent.tools if agent is not None else ()))
+        if not refs or self.tools is None:
+            return None
+        return await Toolbox.of(self.tools, refs, self.max_tool_steps)
+
     async def _route(
         self, conversation: Conversation, panel: Panel, reply: ReplyRecord, past: list[Message]
     ) -> PanelAgent | None:
@@ -225,6 +241,8 @@ class ReplyTasks:
         speaker = Reply(conversation.id, reply.id, message.author)
         stream_id, epoch = reply.stream_id, reply.epoch
         generation = Generation(self.models, self.log, stream_id, speaker, epoch)
+        generation.approvals = self.approvals
+        generation.subject = f"conversation:{conversation.id}"
         status, outcome = MessageStatus.PARTIAL, "cancelled"
         failure: Event | None = None
         history: list[ChatMessage] = []
@@ -245,7 +263,10 @@ class ReplyTasks:
             if agent is not None and agent.temperature is not None:
                 temperature = agent.temperature
             tools = tools_of(conversation.tools)
-            await generation.stream([reply.model], history, temperature, limits.max_tokens, tools)
+            toolbox = await self._toolbox(conversation, agent)
+            await generation.stream(
+                [reply.model], history, temperature, limits.max_tokens, tools, toolbox
+            )
             status, outcome = MessageStatus.COMPLETE, "completed"
         except GenerationFailedError as exc:
             outcome = "error"

@@ -58,6 +58,7 @@ def message_row(
         tool_calls=message.tool_calls,
         tool_call_id=message.tool_call_id,
         alternatives=message.alternatives,
+        tool_steps=message.tool_steps,
     )
 
 
@@ -93,6 +94,7 @@ def message_of(row: MessageRow) -> Message:
         tool_calls=row.tool_calls,
         tool_call_id=row.tool_call_id,
         alternatives=row.alternatives,
+        tool_steps=row.tool_steps,
     )
 
 
@@ -113,6 +115,7 @@ def bot_row(
         kind=bot.kind,
         description=bot.description,
         start=start.to_dict() if start is not None else None,
+        tools=list(bot.tools) or None,
     )
 
 
@@ -131,6 +134,7 @@ def bot_of(row: RunBotRow) -> BotConfig:
         fallbacks=tuple(row.fallbacks or ()),
         kind=row.kind,  # type: ignore[arg-type]
         description=row.description or "",
+        tools=tuple(row.tools or ()),
     )
 
 

@@ -107,6 +107,8 @@ class RunBotRow(Base):
     # The bot's settings when the run started (`BotConfig.to_dict`), never edited after;
     # None for a run stored before they were kept.
     start: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    # The MCP servers or `server.tool`s the bot may call.
+    tools: Mapped[list[str] | None] = mapped_column(StorableJSON())
 
 
 class RunTurnRow(Base):
@@ -183,6 +185,8 @@ class MessageRow(Base):
     tool_call_id: Mapped[str | None] = mapped_column(StorableString(128))
     # On a regenerated question: its earlier answers (messages as dicts), oldest first.
     alternatives: Mapped[list[Any] | None] = mapped_column(StorableJSON())
+    # The MCP tool calls Symposia ran during the turn, with their results and event ids.
+    tool_steps: Mapped[list[Any] | None] = mapped_column(StorableJSON())
 
 
 class ReplyRow(Base):
@@ -285,3 +289,25 @@ class SessionRow(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # The absolute cap; the idle end is last_seen + SESSION_MAX_AGE_SECONDS.
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ToolApprovalRow(Base):
+    """An MCP tool call waiting for (or given) its owner's decision: `subject` is the run
+    (`run:{id}`) or conversation (`conversation:{id}`) whose turn asked it; `status` is
+    `pending`, `approved` or `denied`. Stored, so any process can take the decision and
+    the pending call outlives the process that asked."""
+
+    __tablename__ = "tool_approvals"
+
+    subject: Mapped[str] = mapped_column(StorableString(80), primary_key=True)
+    call_id: Mapped[str] = mapped_column(StorableString(128), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(StorableString(80))
+    agent: Mapped[str] = mapped_column(StorableString(200))
+    server: Mapped[str] = mapped_column(StorableString(64))
+    tool: Mapped[str] = mapped_column(StorableString(200))
+    arguments: Mapped[str] = mapped_column(StorableText())
+    status: Mapped[str] = mapped_column(StorableString(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(StorableString(200))

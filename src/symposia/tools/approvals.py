@@ -1,0 +1,81 @@
+"""A person approving an MCP tool call before it runs.
+
+The call is stored (so it outlives this process and any process can take the decision),
+then announced (`awaiting_input` with the pending call), then the turn waits: for the
+decision taken here (at once) or in another process (seen within `POLL_SECONDS`), or for
+HUMAN_TIMEOUT_SECONDS, after which the call is denied. A denial is a tool result saying
+so; the turn goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from symposia.domain.models import utcnow
+from symposia.errors import ConflictError, NotFoundError
+from symposia.storage.sql_approvals import APPROVED, PENDING, ApprovalRecord, SqlApprovals
+from symposia.tools.toolbox import PendingCall
+
+POLL_SECONDS = 0.5
+TIMED_OUT = "timeout"
+
+# Says the call is waiting (an `awaiting_input` event), given when the wait ends.
+Announce = Callable[[PendingCall, datetime], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Approvals:
+    store: SqlApprovals
+    timeout: float
+    _waiting: dict[tuple[str, str], asyncio.Future[bool]] = field(default_factory=dict)
+
+    async def ask(
+        self, subject: str, stream_id: str, agent: str, call: PendingCall, announce: Announce
+    ) -> bool:
+        """Whether the owner approved `call` of `subject`'s turn (False on timeout)."""
+        until = utcnow() + timedelta(seconds=self.timeout)
+        record = ApprovalRecord(
+            subject, call.id, stream_id, agent, call.server, call.tool, call.arguments,
+            PENDING, until,
+        )  # fmt: skip
+        await self.store.add(record)
+        key = (subject, call.id)
+        decided = self._waiting[key] = asyncio.get_running_loop().create_future()
+        try:
+            await announce(call, until)
+            return await self._wait(subject, call.id, decided, time.monotonic() + self.timeout)
+        finally:
+            self._waiting.pop(key, None)
+
+    async def _wait(
+        self, subject: str, call_id: str, decided: asyncio.Future[bool], deadline: float
+    ) -> bool:
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(decided), min(POLL_SECONDS, left))
+            stored = await self.store.get(subject, call_id)
+            if stored is not None and stored.status != PENDING:
+                return stored.status == APPROVED  # decided in another process
+        if await self.store.decide(subject, call_id, False, TIMED_OUT):
+            return False
+        stored = await self.store.get(subject, call_id)  # decided just as time ran out
+        return stored is not None and stored.status == APPROVED
+
+    async def decide(self, subject: str, call_id: str, approved: bool, by: str) -> None:
+        """The owner's decision: 404 for no such call, 409 for one already decided."""
+        if not await self.store.decide(subject, call_id, approved, by):
+            stored = await self.store.get(subject, call_id)
+            if stored is None:
+                raise NotFoundError(f"no tool call {call_id!r} waits for approval here")
+            raise ConflictError(f"tool call {call_id!r} was already {stored.status}")
+        waiting = self._waiting.get((subject, call_id))
+        if waiting is not None and not waiting.done():
+            waiting.set_result(approved)
+
+    async def pending(self, subject: str) -> list[ApprovalRecord]:
+        return await self.store.pending(subject)
