@@ -10,6 +10,11 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from symposia.events.select import ManagedEventLog, build_event_log
+from symposia.governance.budgets import BudgetStore
+from symposia.governance.key_store import KeyLimitStore
+from symposia.governance.ledger import UsageLedger
+from symposia.governance.meter import Meter
+from symposia.governance.rates import KeyRates
 from symposia.observability.metrics import Metrics
 from symposia.orchestration.generation import Models
 from symposia.orchestration.run_loop import RunLoop
@@ -94,6 +99,8 @@ class Container:
     idempotency: IdempotencyKeys
     hosts: HostPolicy
     stream_slots: StreamSlots
+    meter: Meter
+    budget_liveness: Heartbeat
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -104,6 +111,7 @@ class Container:
         await self.runs.start()
         await self.liveness.start()
         await self.reply_liveness.start()
+        await self.budget_liveness.start()
         self.metrics.loop_lag.start()
         self.request_scopes.start()
 
@@ -149,6 +157,8 @@ class Container:
                 provider.close()
             elif isinstance(provider, OpenAIAdapter | AnthropicAdapter):
                 await provider.close()
+        await self.budget_liveness.close()
+        await self.meter.close()  # the ledger's last rows and settlements are written
         await self.limiter.close()
         await self.log.aclose()
         await self.engine.dispose()
@@ -243,8 +253,19 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     )
     timeouts = Timeouts(settings.llm_timeout, settings.llm_idle_timeout)
     metrics = Metrics()
-    models = Models(providers, policy, timeouts, metrics)
     prices = PriceTable.load(settings.prices_file, providers.price_key)
+    meter = Meter(
+        KeyLimitStore(sessions),
+        BudgetStore(sessions, repository.instance_id, settings.run_lease_seconds),
+        KeyRates(settings.redis_url, settings.run_lease_seconds),
+        UsageLedger(sessions),
+        prices,
+        providers,
+        settings.max_tokens_limit,
+        on_spend=lambda key, model, usd: metrics.spend.labels(key, model).inc(usd),
+        on_refuse=lambda reason: metrics.budget_refusals.labels(reason).inc(),
+    )
+    models = Models(providers, policy, timeouts, metrics, meter)
     turns = TurnRunner(repository, log, models, settings.context_budget_tokens, prices)
     # A turn writes at most its tokens (a delta is at least one) and its end.
     loop = RunLoop(
@@ -341,4 +362,6 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         IdempotencyKeys(SqlIdempotencyKeys(sessions)),
         HostPolicy(settings),
         StreamSlots(settings.max_streams_per_principal),
+        meter,
+        Heartbeat("budget", settings.run_heartbeat_seconds, meter.renew, meter.sweep),
     )

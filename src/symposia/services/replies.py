@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from symposia.aio import complete
 from symposia.domain.event_types import (
@@ -40,6 +40,7 @@ from symposia.domain.models import (
 from symposia.errors import FencedOutError
 from symposia.events.emit import emit
 from symposia.events.log import EventLog
+from symposia.governance.call_context import CallContext, calling
 from symposia.orchestration.context import chat_message, fit, tools_of
 from symposia.orchestration.generation import (
     Generation,
@@ -183,11 +184,13 @@ class ReplyTasks:
         failure: Event | None = None
         history: list[ChatMessage] = []
         fenced = False
+        call = CallContext(conversation.owner, "chat", conversation_id=conversation.id)
         try:
             past = await self.conversations.messages(conversation.id)
             agent = None
             if conversation.panel is not None:
-                agent = await self._route(conversation, conversation.panel, reply, past)
+                with calling(replace(call, surface="chat.supervisor")):
+                    agent = await self._route(conversation, conversation.panel, reply, past)
                 speaker = generation.speaker = Reply(conversation.id, reply.id, reply.author)
                 message.author, message.model = reply.author, reply.model
                 message.routing = reply.routing
@@ -198,7 +201,10 @@ class ReplyTasks:
             if agent is not None and agent.temperature is not None:
                 temperature = agent.temperature
             tools = tools_of(conversation.tools)
-            await generation.stream([reply.model], history, temperature, limits.max_tokens, tools)
+            with calling(call):
+                await generation.stream(
+                    [reply.model], history, temperature, limits.max_tokens, tools
+                )
             status, outcome = MessageStatus.COMPLETE, "completed"
         except GenerationFailedError as exc:
             outcome = "error"
