@@ -330,6 +330,17 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         on_fallback=metrics.redis_fallbacks.inc,
     )
     completions = CompletionService(models, conversations, settings.max_tokens_limit)
+    service.meter = meter  # a run naming a model its owner's key may not use is refused
+    auth = Authenticator(
+        settings,
+        api_keys,
+        SessionStore(
+            sessions,
+            settings.session_max_age_seconds,
+            settings.session_absolute_max_age_seconds,
+        ),
+    )
+    auth.key_limits = meter.keys  # an expired key is a 401
     return Container(
         settings,
         providers,
@@ -342,15 +353,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         conversations,
         metrics,
         api_keys,
-        Authenticator(
-            settings,
-            api_keys,
-            SessionStore(
-                sessions,
-                settings.session_max_age_seconds,
-                settings.session_absolute_max_age_seconds,
-            ),
-        ),
+        auth,
         limiter,
         parse_networks(settings.trusted_proxies),
         completions,

@@ -15,6 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,12 +50,12 @@ class Settlement:
     at: datetime
 
 
-def _spent_in(current: int) -> object:
+def _spent_in(current: int) -> Any:
     """The key's spend in period `current`: zero if its counters are of an earlier one."""
     return case((KeyLimitRow.period_index >= current, KeyLimitRow.spent_nanos), else_=0)
 
 
-def _period_now(current: int) -> object:
+def _period_now(current: int) -> Any:
     return case((KeyLimitRow.period_index >= current, KeyLimitRow.period_index), else_=current)
 
 
@@ -79,7 +80,7 @@ class BudgetStore:
                 .where(
                     KeyLimitRow.key_id == key_id,
                     KeyLimitRow.max_budget_nanos.is_not(None),
-                    spent + KeyLimitRow.reserved_nanos + amount <= KeyLimitRow.max_budget_nanos,  # type: ignore[operator]
+                    spent + KeyLimitRow.reserved_nanos + amount <= KeyLimitRow.max_budget_nanos,
                 )
                 .values(
                     reserved_nanos=KeyLimitRow.reserved_nanos + amount,
@@ -128,7 +129,7 @@ class BudgetStore:
             .where(KeyLimitRow.key_id == settlement.key_id)
             .values(
                 reserved_nanos=KeyLimitRow.reserved_nanos - released,
-                spent_nanos=_spent_in(current) + settlement.actual_nanos,  # type: ignore[operator]
+                spent_nanos=_spent_in(current) + settlement.actual_nanos,
                 period_index=_period_now(current),
             )
             .execution_options(synchronize_session=False)
@@ -160,20 +161,15 @@ class BudgetStore:
         return len(lapsed)
 
 
-async def _take(
-    session: AsyncSession, reservation_id: str, lapsed_before: float | None = None
-) -> int:
-    """Delete a reservation; its amount, or 0 if it was gone (or not lapsed)."""
-    condition = [KeyReservationRow.id == reservation_id]
-    if lapsed_before is not None:
-        condition.append(KeyReservationRow.lease_until < lapsed_before)
+async def _take(session: AsyncSession, reservation_id: str) -> int:
+    """Delete a reservation; its amount, or 0 if it was gone (released by a sweep)."""
     found = await session.execute(
         delete(KeyReservationRow)
-        .where(*condition)
-        .returning(KeyReservationRow.key_id, KeyReservationRow.amount_nanos)
+        .where(KeyReservationRow.id == reservation_id)
+        .returning(KeyReservationRow.amount_nanos)
     )
-    row = found.first()
-    return int(row[1]) if row is not None else 0
+    amount = found.scalar()
+    return int(amount) if amount is not None else 0
 
 
 async def _release(
@@ -183,11 +179,7 @@ async def _release(
         delete(KeyReservationRow)
         .where(
             KeyReservationRow.id == reservation_id,
-            *(
-                [KeyReservationRow.lease_until < lapsed_before]
-                if lapsed_before is not None
-                else []
-            ),
+            *([KeyReservationRow.lease_until < lapsed_before] if lapsed_before is not None else []),
         )
         .returning(KeyReservationRow.key_id, KeyReservationRow.amount_nanos)
     )

@@ -44,6 +44,11 @@ class UsageLedger:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """The database the ledger lives in (its reports read it)."""
+        return self._sessions
+
     def add(self, entry: UsageEntry) -> None:
         """Queue a call's row; written soon, with the others queued meanwhile."""
         self._pending.append(entry)

@@ -103,10 +103,7 @@ class Meter:
         route = self.registry.route_of(model)
         if route is not None:
             names += [route.target, *route.fallbacks]
-        try:
-            names.append(self.registry.canonical(model))
-        except Exception:  # an unknown name is the call's own error to report
-            pass
+        names.append(self.registry.canonical(model))  # itself when it does not resolve
         return list(dict.fromkeys(names))
 
     def check_model(self, limits: KeyLimits | None, model: str, what: str = "") -> None:

@@ -45,7 +45,8 @@ if tpm >= 0 and tonumber(redis.call('GET', KEYS[3]) or '0') >= tpm then
 end
 if rpm >= 0 then redis.call('ZADD', KEYS[1], now, member); redis.call('EXPIRE', KEYS[1], 61) end
 if par >= 0 then
-  redis.call('ZADD', KEYS[2], now + lease, member); redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 60)
+  redis.call('ZADD', KEYS[2], now + lease, member)
+  redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 60)
 end
 return {0, '0'}
 """
@@ -132,7 +133,7 @@ class KeyRates:
         key = limits.key_id
         minute = int(now // WINDOW)
         keys = [f"{PREFIX}{key}:rpm", f"{PREFIX}{key}:open", f"{PREFIX}{key}:tpm:{minute}"]
-        args = [
+        args: list[str | int] = [
             repr(now),
             _arg(limits.rpm),
             _arg(limits.max_parallel),
