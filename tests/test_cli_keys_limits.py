@@ -40,17 +40,22 @@ def test_keys_carry_their_limits_from_the_command_line(tmp_path: Path) -> None:
     assert parsed is not None
     key_id, secret = parsed
     listed = _cli(tmp_path, "list").stdout
-    assert key_id in listed and "$0.0000/$5.00 month" in listed and "admin" in listed
+    assert key_id in listed
+    assert "$0.0000/$5.00 month" in listed
+    assert "admin" in listed
     assert secret not in listed
     shown = _cli(tmp_path, "show", key_id).stdout
     assert 'models: ["openai/*", "local/*"]' in shown
-    assert "rpm: 10" in shown and "max_budget_usd: 5.0" in shown
+    assert "rpm: 10" in shown
+    assert "max_budget_usd: 5.0" in shown
     updated = _cli(tmp_path, "update", key_id, "--clear", "rpm", "--tpm", "1000", "--no-admin")
     assert updated.returncode == 0, updated.stderr
-    assert "rpm: null" in updated.stdout and "tpm: 1000" in updated.stdout
+    assert "rpm: null" in updated.stdout
+    assert "tpm: 1000" in updated.stdout
     assert "admin: false" in updated.stdout
     bad = _cli(tmp_path, "update", key_id, "--expires", "soon")
-    assert bad.returncode == 2 and "expires 'soon'" in bad.stderr
+    assert bad.returncode == 2
+    assert "expires 'soon'" in bad.stderr
     assert _cli(tmp_path, "update", "nosuchkey00", "--rpm", "1").returncode == 1
     assert _cli(tmp_path, "revoke", key_id).returncode == 0
     assert "revoked" in _cli(tmp_path, "list").stdout

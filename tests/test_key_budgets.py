@@ -109,14 +109,12 @@ async def counters(container: Container, key_id: str) -> tuple[int, int, int]:
         row = await session.get(KeyLimitRow, key_id)
         assert row is not None
         ledger = await session.scalar(
-            select(func.coalesce(func.sum(UsageRow.cost_nanos), 0)).where(
-                UsageRow.key_id == key_id
-            )
+            select(func.coalesce(func.sum(UsageRow.cost_nanos), 0)).where(UsageRow.key_id == key_id)
         )
         held = await session.scalar(
-            select(func.count()).select_from(KeyReservationRow).where(
-                KeyReservationRow.key_id == key_id
-            )
+            select(func.count())
+            .select_from(KeyReservationRow)
+            .where(KeyReservationRow.key_id == key_id)
         )
     assert held == 0 or row.reserved_nanos > 0
     return row.spent_nanos, row.reserved_nanos, int(ledger or 0)
@@ -154,7 +152,8 @@ async def test_concurrent_streams_never_exceed_the_budget(
     assert 1 <= len(admitted) <= int(budget / WORST), len(admitted)
     assert refused, "a budget 4x too small refused nothing"
     error = refused[0]["error"]
-    assert error["type"] == "insufficient_quota" and error["code"] == "budget_exceeded"
+    assert error["type"] == "insufficient_quota"
+    assert error["code"] == "budget_exceeded"
     assert "max_tokens that would fit" in error["message"]
     actual = sum(
         to_nanos(u["prompt_tokens"] * INPUT + u["completion_tokens"] * OUTPUT)
@@ -177,10 +176,12 @@ async def test_usage_reports_and_admin_only(
     assert done.status_code == 200, done.text
     await container_of(keyed_app).meter.ledger.flush()
     mine = (await http.get("/api/usage", headers=bearer(key))).json()
-    assert mine["key"] == key_id and mine["budget_period"] == "month"
+    assert mine["key"] == key_id
+    assert mine["budget_period"] == "month"
     assert mine["spent_usd"] == pytest.approx(ACTUAL)
     assert mine["remaining_usd"] == pytest.approx(1.0 - ACTUAL)
-    assert mine["by_model"][0]["model"] == MODEL and mine["by_model"][0]["calls"] == 1
+    assert mine["by_model"][0]["model"] == MODEL
+    assert mine["by_model"][0]["calls"] == 1
     assert len(mine["by_day"]) == 1
     # A key that is not an admin sees no admin routes at all.
     assert (await http.get("/api/admin/keys", headers=bearer(key))).status_code == 404
@@ -225,7 +226,8 @@ async def test_model_not_allowed_expired_and_rate_limited(
         },
         headers=bearer(key),
     )
-    assert run.status_code == 403 and "bot Ada" in run.text
+    assert run.status_code == 403
+    assert "bot Ada" in run.text
 
     expired_id, expired = await new_key(http)
     changed = await http.patch(
@@ -233,7 +235,8 @@ async def test_model_not_allowed_expired_and_rate_limited(
         json={"expires_at": "2000-01-01T00:00:00Z"},
         headers=ADMIN,
     )
-    assert changed.status_code == 200 and changed.json()["active"] is False
+    assert changed.status_code == 200
+    assert changed.json()["active"] is False
     gone = await http.post("/v1/chat/completions", json=chat_body(False), headers=bearer(expired))
     assert gone.status_code == 401
 
@@ -277,4 +280,5 @@ async def test_a_run_ends_when_its_key_budget_cannot_hold_a_turn(
     assert run["status"] == "completed", run
     assert run["ended_by"] == "key_budget"
     spent, reserved, ledger = await counters(container_of(keyed_app), key_id)
-    assert reserved == 0 and spent == ledger <= to_nanos(0.02)
+    assert reserved == 0
+    assert spent == ledger <= to_nanos(0.02)

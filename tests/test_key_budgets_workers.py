@@ -166,7 +166,7 @@ async def test_two_workers_hold_one_budget(
         to_nanos(u["prompt_tokens"] * INPUT + u["completion_tokens"] * OUTPUT) for u in admitted
     )
     found = await _settled(database, key_id, len(admitted))
-    assert found["reserved"] == 0 and found["held"] == 0, found
+    assert (found["reserved"], found["held"]) == (0, 0), found
     assert found["rows"] == len(admitted)
     assert found["ledger"] == found["spent"] == actual == len(admitted) * to_nanos(ACTUAL)
     assert found["spent"] <= found["budget"] == to_nanos(budget)
@@ -182,12 +182,10 @@ async def test_a_killed_workers_reservations_are_released_after_their_lease(
     budget = 50 * WORST / 4
     key_id, key = await _new_key(one, budget)
     async with httpx.AsyncClient(timeout=60) as client:
-        calls = [
-            asyncio.create_task(_stream(client, (one, two)[i % 2], key)) for i in range(50)
-        ]
+        calls = [asyncio.create_task(_stream(client, (one, two)[i % 2], key)) for i in range(50)]
         await asyncio.sleep(2.0)  # admitted ones are mid-stream (4 s each)
         during = await _counters(database, key_id)
-        assert during["reserved"] > 0 and during["held"] > 0, during
+        assert min(during["reserved"], during["held"]) > 0, during
         two.kill()
         results = await asyncio.gather(*calls)
     survived = [usage for status, usage in results if status == 200]
@@ -195,6 +193,6 @@ async def test_a_killed_workers_reservations_are_released_after_their_lease(
     assert cut, "the killed worker's streams were not cut"
     # Worker one's calls settle at once; worker two's reservations wait out their lease.
     found = await _settled(database, key_id, len(survived), within=LEASE_SECONDS * 5)
-    assert found["reserved"] == 0 and found["held"] == 0, (found, cluster.logs())
+    assert (found["reserved"], found["held"]) == (0, 0), (found, cluster.logs())
     assert found["spent"] == found["ledger"]
     assert found["spent"] <= found["budget"]

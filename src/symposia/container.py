@@ -254,11 +254,12 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     timeouts = Timeouts(settings.llm_timeout, settings.llm_idle_timeout)
     metrics = Metrics()
     prices = PriceTable.load(settings.prices_file, providers.price_key)
+    budgets = BudgetStore(sessions, repository.instance_id, settings.run_lease_seconds)
     meter = Meter(
         KeyLimitStore(sessions),
-        BudgetStore(sessions, repository.instance_id, settings.run_lease_seconds),
+        budgets,
         KeyRates(settings.redis_url, settings.run_lease_seconds),
-        UsageLedger(sessions),
+        UsageLedger(sessions, budgets),
         prices,
         providers,
         settings.max_tokens_limit,

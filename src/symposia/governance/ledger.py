@@ -1,10 +1,15 @@
 """The usage ledger: a row per provider call, written by group commit with the call's
-budget settlement.
+budget settlement, and the budget reservations of the calls starting.
 
-`add` only queues (the hot path waits for nothing); one writer task takes everything
-queued, settles the reservations and inserts the rows in one transaction, and takes
-what arrived meanwhile in the next (as stored responses are written). A write that
-fails is tried again with backoff; `flush` waits until what was queued is written.
+`add` only queues (the hot path waits for nothing); `reserve` waits for its transaction.
+One writer task per process takes everything queued: settles the finished calls (which
+frees budget), inserts their rows, then makes the new reservations (each its own
+conditional UPDATE, so the budget holds whatever the batch), all in one transaction, and
+takes what arrived meanwhile in the next (as stored responses are written). One writer
+means one commit for many calls and no two transactions of this process contending for
+SQLite's write lock. A failed write fails the reservations waiting on it (their requests
+are refused with the error) and is tried again with backoff for the rows; `flush` waits
+until what was queued is written.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from symposia.governance.budgets import BudgetStore, Settlement
+from symposia.governance.budgets import BudgetStore, Refused, Settlement
 from symposia.storage.failures import summary
 from symposia.storage.tables import UsageRow
 
@@ -26,6 +31,17 @@ logger = logging.getLogger(__name__)
 
 LEDGER: Table = UsageRow.__table__  # type: ignore[assignment]
 RETRY_DELAYS = (0.05, 0.2, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveOp:
+    """A reservation to make in the next transaction; `done` gets its outcome."""
+
+    key_id: str
+    amount: int
+    period: str | None
+    at: datetime
+    done: asyncio.Future[str | Refused]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +53,12 @@ class UsageEntry:
 
 
 class UsageLedger:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], budgets: BudgetStore | None = None
+    ) -> None:
         self._sessions = sessions
-        self._pending: list[UsageEntry] = []
+        self._budgets = budgets
+        self._pending: list[UsageEntry | ReserveOp] = []
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -51,7 +70,18 @@ class UsageLedger:
 
     def add(self, entry: UsageEntry) -> None:
         """Queue a call's row; written soon, with the others queued meanwhile."""
-        self._pending.append(entry)
+        self._queue(entry)
+
+    async def reserve(
+        self, key_id: str, amount: int, period: str | None, at: datetime
+    ) -> str | Refused:
+        """A reservation made in the next group commit (`BudgetStore.reserve_in`)."""
+        done: asyncio.Future[str | Refused] = asyncio.get_running_loop().create_future()
+        self._queue(ReserveOp(key_id, amount, period, at, done))
+        return await done
+
+    def _queue(self, item: UsageEntry | ReserveOp) -> None:
+        self._pending.append(item)
         self._idle.clear()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(
@@ -69,18 +99,64 @@ class UsageLedger:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                await self._commit(batch)
+                entries = [item for item in batch if isinstance(item, UsageEntry)]
+                reserving = [item for item in batch if isinstance(item, ReserveOp)]
+                if reserving:
+                    entries = await self._together(entries, reserving)
+                if entries:
+                    await self._commit(entries)
         finally:
             self._idle.set()
+
+    async def _together(
+        self, entries: list[UsageEntry], reserving: list[ReserveOp]
+    ) -> list[UsageEntry]:
+        """Settlements, rows and reservations in one transaction (settled first: they
+        free budget); the entries still to write if it failed (the reservations then
+        fail with its error)."""
+        budgets = self._budgets
+        assert budgets is not None
+        by_key: dict[str, list[ReserveOp]] = {}
+        for op in reserving:
+            by_key.setdefault(op.key_id, []).append(op)
+        outcomes: list[tuple[ReserveOp, str | Refused]] = []
+        try:
+            async with self._sessions.begin() as session:
+                await self._settle_and_insert(session, entries)
+                for key_id, ops in by_key.items():
+                    found = await budgets.reserve_in(
+                        session,
+                        key_id,
+                        [op.amount for op in ops],
+                        ops[-1].period,
+                        max(op.at for op in ops),
+                    )
+                    outcomes += zip(ops, found, strict=True)
+        except Exception as exc:
+            for op in reserving:
+                if not op.done.done():
+                    op.done.set_exception(exc)
+            return entries
+        for op, outcome in outcomes:
+            if not op.done.done():
+                op.done.set_result(outcome)
+            elif isinstance(outcome, str):  # its caller left: give it back
+                await budgets.release(outcome)
+        return []
+
+    @staticmethod
+    async def _settle_and_insert(session: AsyncSession, entries: list[UsageEntry]) -> None:
+        settlements = [e.settlement for e in entries if e.settlement is not None]
+        if settlements:
+            await BudgetStore.settle(session, settlements)
+        if entries:
+            await session.execute(LEDGER.insert(), [entry.row for entry in entries])
 
     async def _commit(self, batch: list[UsageEntry]) -> None:
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
             try:
                 async with self._sessions.begin() as session:
-                    for entry in batch:
-                        if entry.settlement is not None:
-                            await BudgetStore.settle(session, entry.settlement)
-                    await session.execute(LEDGER.insert(), [entry.row for entry in batch])
+                    await self._settle_and_insert(session, batch)
                 return
             except Exception as exc:
                 if delay is None:

@@ -166,7 +166,7 @@ class Meter:
             call.request = replace(call.request, max_tokens=max_tokens)
         prompt = prompt_tokens_at_most(_request_chars(call))
         worst = max(to_nanos(price.of(prompt, max_tokens)) for _, price in prices)
-        found = await self.budgets.reserve(limits.key_id, worst, limits.budget_period, utcnow())
+        found = await self.ledger.reserve(limits.key_id, worst, limits.budget_period, utcnow())
         if isinstance(found, Refused):
             self._refused("budget")
             raise self._over_budget(limits, found, worst, prompt, max_tokens, prices)
