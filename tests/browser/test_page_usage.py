@@ -11,6 +11,7 @@ from playwright.async_api import Page, expect
 
 from symposia.app import container_of
 from symposia.domain.models import utcnow
+from symposia.governance.budgets import Settlement
 from symposia.governance.ledger import UsageEntry, row_of
 from symposia.governance.limits import to_nanos
 from symposia.security.auth import static_key_id
@@ -62,7 +63,9 @@ async def test_usage_view_draws_spend_per_day_with_the_budget_line(
                 ttft_ms=2.0,
                 status="ok",
             )
-            container.meter.ledger.add(UsageEntry(row, None))
+            # Today's are counted in the key's spend this day too.
+            owed = Settlement(key_id, None, to_nanos(usd), "day", now) if not days_ago else None
+            container.meter.ledger.add(UsageEntry(row, owed))
     await container.meter.ledger.flush()
     await page.context.set_extra_http_headers({"Authorization": f"Bearer {KEY}"})
     await open_page(page, live.base_url, "/usage")
@@ -76,4 +79,6 @@ async def test_usage_view_draws_spend_per_day_with_the_budget_line(
     )
     await expect(page.locator(".usage-table tbody tr")).to_have_count(4)
     await expect(page.locator("[data-field=budget]")).to_have_text("$0.0500")
+    await expect(page.locator("[data-field=spent]")).to_have_text("$0.0300")
+    await expect(page.locator("[data-field=remaining]")).to_have_text("$0.0200")
     await screenshot(page, "usage")

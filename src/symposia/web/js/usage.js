@@ -71,7 +71,10 @@ function chart(usage) {
   const legend = h(
     "ul",
     { class: "legend" },
-    models.map((model, m) => h("li", {}, h("span", { class: "swatch", style: `background:${COLOURS[m % COLOURS.length]}` }), model)),
+    // An SVG swatch: the page's content security policy allows no inline style.
+    models.map((model, m) =>
+      h("li", {}, svg("svg", { class: "swatch", viewBox: "0 0 10 10", "aria-hidden": "true" }, svg("rect", { width: 10, height: 10, fill: COLOURS[m % COLOURS.length] })), model),
+    ),
   );
   const figure = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": "Spend per day by model", class: "usage-chart" }, ...parts);
   return h("figure", {}, figure, legend);
