@@ -14,7 +14,7 @@ from symposia.api.responses import api_errors
 from symposia.container import Container
 from symposia.domain.models import utcnow
 from symposia.errors import ConflictError, NotFoundError
-from symposia.governance.key_changes import changes_of
+from symposia.governance.key_changes import MAX_BUDGET_USD, MAX_LIMIT, MAX_MODELS, changes_of
 from symposia.governance.limits import KeyLimits
 from symposia.security.admin import require_admin
 from symposia.security.principals import Principal
@@ -27,12 +27,12 @@ class KeyFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_budget_usd: float | None = Field(default=None, ge=0)
+    max_budget_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD)
     budget_period: Literal["day", "week", "month", "none"] | None = None
-    models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    max_parallel: int | None = Field(default=None, ge=1)
+    models: list[str] | None = Field(default=None, min_length=1, max_length=MAX_MODELS)
+    rpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    max_parallel: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
     expires_at: str | None = Field(
         default=None, description="an ISO 8601 time, or a duration from now: 30d, 12h, 2w"
     )

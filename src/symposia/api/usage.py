@@ -34,7 +34,7 @@ def _time(value: str | None, field: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-@router.get("/api/usage")
+@router.get("/api/usage", responses=api_errors(422))
 async def my_usage(
     request: Request,
     principal: PrincipalDep,

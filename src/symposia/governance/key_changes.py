@@ -20,13 +20,15 @@ FIELDS = (
     "admin",
 )
 MAX_MODELS = 100
+MAX_BUDGET_USD = 1e9  # nano-dollars of this fit a 64-bit integer many times over
+MAX_LIMIT = 1_000_000_000  # a 32-bit column holds it
 
 
 def _positive(name: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{name} must be a whole number above 0", name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+        raise InvalidInputError(f"{name} must be a whole number from 1 to {MAX_LIMIT}", name)
     return value
 
 
@@ -38,9 +40,13 @@ def changes_of(given: dict[str, Any], now: datetime) -> dict[str, Any]:
             raise InvalidInputError(f"unknown key field {name!r}", name)
         if name == "max_budget_usd":
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value <= MAX_BUDGET_USD
             ):
-                raise InvalidInputError("max_budget_usd must be a number of 0 or more", name)
+                raise InvalidInputError(
+                    f"max_budget_usd must be a number from 0 to {MAX_BUDGET_USD:g}", name
+                )
             changes["max_budget_nanos"] = None if value is None else to_nanos(float(value))
         elif name == "budget_period":
             if value is not None and value not in PERIODS:

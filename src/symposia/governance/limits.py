@@ -17,7 +17,7 @@ from symposia.errors import InvalidInputError
 Period = Literal["day", "week", "month", "none"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month", "none")
 NANOS_PER_USD = 1_000_000_000
-_DURATION = re.compile(r"^(\d+)([hdw])$")
+_DURATION = re.compile(r"^(\d{1,5})([hdw])$")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
