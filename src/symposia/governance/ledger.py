@@ -15,6 +15,7 @@ until what was queued is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,8 +61,7 @@ class UsageLedger:
         self._budgets = budgets
         self._pending: list[UsageEntry | ReserveOp] = []
         self._writer: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._reserving = asyncio.Event()  # a reservation arrived during a pause
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -78,44 +78,67 @@ class UsageLedger:
         """A reservation made in the next group commit (`BudgetStore.reserve_in`)."""
         done: asyncio.Future[str | Refused] = asyncio.get_running_loop().create_future()
         self._queue(ReserveOp(key_id, amount, period, at, done))
+        self._reserving.set()
         return await done
 
     def _queue(self, item: UsageEntry | ReserveOp) -> None:
         self._pending.append(item)
-        self._idle.clear()
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(
-                self._write(), name="usage-ledger-writer"
-            )
+            self._start()
+
+    def _start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(
+            self._write(), name="usage-ledger-writer"
+        )
 
     async def flush(self) -> None:
         """Wait until every row queued so far is written (or given up on)."""
-        while self._pending or (self._writer is not None and not self._writer.done()):
-            await self._idle.wait()
-            if self._writer is not None and not self._writer.done():
-                await asyncio.shield(self._writer)
+        while True:
+            writer = self._writer
+            if writer is None or writer.done():
+                if not self._pending:
+                    return
+                self._start()
+                continue
+            with contextlib.suppress(Exception):  # its failures are logged by itself
+                await asyncio.shield(writer)
 
     async def _write(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                entries = [item for item in batch if isinstance(item, UsageEntry)]
-                reserving = [item for item in batch if isinstance(item, ReserveOp)]
-                if reserving:
-                    entries = await self._together(entries, reserving)
-                if entries:
-                    await self._commit(entries)
-        finally:
-            self._idle.set()
+        failures = 0
+        while self._pending:
+            batch, self._pending = self._pending, []
+            entries = [item for item in batch if isinstance(item, UsageEntry)]
+            reserving = [item for item in batch if isinstance(item, ReserveOp)]
+            try:
+                await self._together(entries, reserving)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                if failures > len(RETRY_DELAYS):
+                    logger.error(
+                        "usage ledger: %d rows not written after %d tries: %s",
+                        len(entries),
+                        failures,
+                        summary(exc),
+                    )
+                    failures = 0
+                    continue
+                logger.warning("usage ledger: write failed, trying again: %s", summary(exc))
+                self._pending[:0] = entries
+                await self._pause(RETRY_DELAYS[failures - 1])
 
-    async def _together(
-        self, entries: list[UsageEntry], reserving: list[ReserveOp]
-    ) -> list[UsageEntry]:
+    async def _pause(self, seconds: float) -> None:
+        """Wait before trying the rows again, unless a reservation arrives: it is tried
+        at once (and fails at once if the database is still down), never held."""
+        self._reserving.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reserving.wait(), seconds)
+
+    async def _together(self, entries: list[UsageEntry], reserving: list[ReserveOp]) -> None:
         """Settlements, rows and reservations in one transaction (settled first: they
-        free budget); the entries still to write if it failed (the reservations then
-        fail with its error)."""
+        free budget). If it fails, the reservations fail with its error and it raises
+        (the entries are tried again)."""
         budgets = self._budgets
-        assert budgets is not None
         by_key: dict[str, list[ReserveOp]] = {}
         for op in reserving:
             by_key.setdefault(op.key_id, []).append(op)
@@ -124,6 +147,7 @@ class UsageLedger:
             async with self._sessions.begin() as session:
                 await self._settle_and_insert(session, entries)
                 for key_id, ops in by_key.items():
+                    assert budgets is not None
                     found = await budgets.reserve_in(
                         session,
                         key_id,
@@ -136,13 +160,12 @@ class UsageLedger:
             for op in reserving:
                 if not op.done.done():
                     op.done.set_exception(exc)
-            return entries
+            raise
         for op, outcome in outcomes:
             if not op.done.done():
                 op.done.set_result(outcome)
-            elif isinstance(outcome, str):  # its caller left: give it back
+            elif isinstance(outcome, str) and budgets is not None:  # its caller left
                 await budgets.release(outcome)
-        return []
 
     @staticmethod
     async def _settle_and_insert(session: AsyncSession, entries: list[UsageEntry]) -> None:
@@ -151,24 +174,6 @@ class UsageLedger:
             await BudgetStore.settle(session, settlements)
         if entries:
             await session.execute(LEDGER.insert(), [entry.row for entry in entries])
-
-    async def _commit(self, batch: list[UsageEntry]) -> None:
-        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
-            try:
-                async with self._sessions.begin() as session:
-                    await self._settle_and_insert(session, batch)
-                return
-            except Exception as exc:
-                if delay is None:
-                    logger.error(
-                        "usage ledger: %d rows not written after %d tries: %s",
-                        len(batch),
-                        attempt + 1,
-                        summary(exc),
-                    )
-                    return
-                logger.warning("usage ledger: write failed, trying again: %s", summary(exc))
-                await asyncio.sleep(delay)
 
 
 def row_of(

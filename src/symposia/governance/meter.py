@@ -11,6 +11,8 @@ ended: it frees the rate-limit slot and queues the ledger row with the settlemen
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import secrets
 import time
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from symposia.providers.resilience import ModelCall
 
 NO_CONTEXT = CallContext(None, "internal")
+CLOSE_GRACE_SECONDS = 5.0
+logger = logging.getLogger(__name__)
 # (key id or "-", model, US dollars): the spend metric.
 SpendObserver = Callable[[str, str, float], None]
 
@@ -257,6 +261,11 @@ class Meter:
     async def sweep(self) -> int:
         return await self.budgets.sweep()
 
-    async def close(self) -> None:
-        await self.ledger.flush()
+    async def close(self, grace: float = CLOSE_GRACE_SECONDS) -> None:
+        """Write what the ledger holds (for at most `grace` seconds: a database that is
+        down must not hold the shutdown), then close the rate counters."""
+        try:
+            await asyncio.wait_for(self.ledger.flush(), grace)
+        except TimeoutError:
+            logger.warning("usage ledger: rows still queued at shutdown are not written")
         await self.rates.close()
