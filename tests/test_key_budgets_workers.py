@@ -133,6 +133,14 @@ async def _settled(database: str, key_id: str, rows: int, within: float = 20.0) 
         await asyncio.sleep(0.2)
 
 
+async def _upstream_calls(fake: FakeProviderServer, count: int, within: float = 30.0) -> None:
+    """Wait until the upstream has received `count` completion calls."""
+    deadline = asyncio.get_running_loop().time() + within
+    while sum(1 for r in fake.requests if r.path == "/v1/chat/completions") < count:
+        assert asyncio.get_running_loop().time() < deadline, "the upstream was not called"
+        await asyncio.sleep(0.05)
+
+
 async def _new_key(worker: Worker, budget: float) -> tuple[str, str]:
     async with httpx.AsyncClient(timeout=30) as client:
         made = await client.post(
@@ -182,8 +190,11 @@ async def test_a_killed_workers_reservations_are_released_after_their_lease(
     budget = 50 * WORST / 4
     key_id, key = await _new_key(one, budget)
     async with httpx.AsyncClient(timeout=60) as client:
-        calls = [asyncio.create_task(_stream(client, (one, two)[i % 2], key)) for i in range(50)]
-        await asyncio.sleep(2.0)  # admitted ones are mid-stream (4 s each)
+        # Worker two holds some of the budget for sure: its streams start first.
+        calls = [asyncio.create_task(_stream(client, two, key)) for _ in range(6)]
+        await _upstream_calls(fake_provider, 6)
+        calls += [asyncio.create_task(_stream(client, (one, two)[i % 2], key)) for i in range(44)]
+        await asyncio.sleep(1.0)  # every admission decided; the admitted mid-stream
         during = await _counters(database, key_id)
         assert min(during["reserved"], during["held"]) > 0, during
         two.kill()
