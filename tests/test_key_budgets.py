@@ -282,3 +282,31 @@ async def test_a_run_ends_when_its_key_budget_cannot_hold_a_turn(
     spent, reserved, ledger = await counters(container_of(keyed_app), key_id)
     assert reserved == 0
     assert spent == ledger <= to_nanos(0.02)
+
+
+async def test_chat_replies_are_metered_and_refused_past_the_budget(
+    http: httpx.AsyncClient, keyed_app: FastAPI, fake_provider: FakeProviderServer
+) -> None:
+    """A chat reply is a ledger row of surface `chat`; past the budget, the reply ends
+    with an error event saying `budget_exceeded`, and the upstream is not called."""
+    # A reply may take DEFAULT_MAX_TOKENS (256): its worst case is $0.011 + $0.512; the
+    # budget holds one, not a second after the first's actual $0.019.
+    worst = 11 * INPUT + 256 * OUTPUT
+    key_id, key = await new_key(http, max_budget_usd=worst + 0.01)
+    body = {"message": PROMPT, "model": MODEL}
+    first = await http.post("/api/chat/stream", json=body, headers=bearer(key))
+    assert first.status_code == 200, first.text
+    assert "event: done" in first.text
+    assert "budget_exceeded" not in first.text
+    called = completions(fake_provider)
+    second = await http.post("/api/chat/stream", json=body, headers=bearer(key))
+    assert "budget_exceeded" in second.text
+    assert completions(fake_provider) == called
+    container = container_of(keyed_app)
+    spent, reserved, ledger = await counters(container, key_id)
+    assert reserved == 0
+    assert spent == ledger > 0
+    async with container.meter.ledger.sessions() as session:
+        rows = list(await session.scalars(select(UsageRow).where(UsageRow.key_id == key_id)))
+    assert [(r.surface, r.status) for r in rows] == [("chat", "ok")]
+    assert rows[0].conversation_id is not None
