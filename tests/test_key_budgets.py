@@ -310,3 +310,30 @@ async def test_chat_replies_are_metered_and_refused_past_the_budget(
         rows = list(await session.scalars(select(UsageRow).where(UsageRow.key_id == key_id)))
     assert [(r.surface, r.status) for r in rows] == [("chat", "ok")]
     assert rows[0].conversation_id is not None
+
+
+async def test_a_selectors_choice_past_the_budget_ends_the_run(
+    http: httpx.AsyncClient, fake_provider: FakeProviderServer
+) -> None:
+    """The selector's own call is metered too: refused, the run ends `key_budget`."""
+    _, key = await new_key(http, max_budget_usd=0.001)
+    made = await http.post(
+        "/api/run",
+        json={
+            "topic": "tea",
+            "bots": [{"name": "Ada", "model": MODEL}, {"name": "Bo", "model": MODEL}],
+            "max_turns": 4,
+            "policy": "selector",
+            "policy_config": {"model": MODEL},
+        },
+        headers=bearer(key),
+    )
+    assert made.status_code in (200, 201), made.text
+    run_id = made.json()["id"]
+    for _ in range(200):
+        run = (await http.get(f"/api/run/{run_id}", headers=bearer(key))).json()
+        if run["status"] not in ("pending", "running"):
+            break
+        await asyncio.sleep(0.05)
+    assert (run["status"], run["ended_by"]) == ("completed", "key_budget"), run
+    assert completions(fake_provider) == 0
