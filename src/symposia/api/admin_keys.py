@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from symposia.api.deps import PrincipalDep, container_from
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.container import Container
 from symposia.domain.models import utcnow
@@ -19,7 +20,12 @@ from symposia.governance.limits import KeyLimits
 from symposia.security.admin import require_admin
 from symposia.security.principals import Principal
 
-router = APIRouter(prefix="/api/admin/keys", tags=["admin"], responses=api_errors(401, 404))
+router = APIRouter(
+    prefix="/api/admin/keys",
+    tags=["admin"],
+    responses=api_errors(401, 404, 503),
+    route_class=BoundedJsonRoute,  # a body's JSON depth is bounded before it is read
+)
 
 
 class KeyFields(BaseModel):
@@ -93,7 +99,7 @@ async def list_keys(request: Request, principal: PrincipalDep) -> dict[str, Any]
     return {"items": await _all(await _admin(request, principal))}
 
 
-@router.post("", status_code=201, responses=api_errors(422))
+@router.post("", status_code=201, responses=api_errors(400, 413, 422))
 async def create_key(body: NewKey, request: Request, principal: PrincipalDep) -> dict[str, Any]:
     """A new key with its limits; `key` is its secret, shown only in this answer."""
     container = await _admin(request, principal)
@@ -107,12 +113,12 @@ async def create_key(body: NewKey, request: Request, principal: PrincipalDep) ->
     return view
 
 
-@router.get("/{key_id}")
+@router.get("/{key_id}", responses=api_errors(422))
 async def show_key(key_id: str, request: Request, principal: PrincipalDep) -> dict[str, Any]:
     return await _one(await _admin(request, principal), key_id)
 
 
-@router.patch("/{key_id}", responses=api_errors(422))
+@router.patch("/{key_id}", responses=api_errors(400, 413, 422))
 async def update_key(
     key_id: str, body: KeyFields, request: Request, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -125,7 +131,7 @@ async def update_key(
     return await _one(container, key_id)
 
 
-@router.delete("/{key_id}", status_code=204, responses=api_errors(409))
+@router.delete("/{key_id}", status_code=204, responses=api_errors(409, 422))
 async def revoke_key(key_id: str, request: Request, principal: PrincipalDep) -> Response:
     """Revoke a key: its requests are refused (401) within seconds, on every server."""
     container = await _admin(request, principal)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from symposia.api.deps import PrincipalDep, container_from
+from symposia.api.json_bodies import BoundedJsonRoute
 from symposia.api.responses import api_errors
 from symposia.domain.models import utcnow
 from symposia.errors import InvalidInputError
@@ -19,7 +20,7 @@ from symposia.governance.limits import KeyLimits, period_start
 from symposia.governance.usage_report import GROUPS, totals
 from symposia.security.admin import require_admin
 
-router = APIRouter(tags=["usage"], responses=api_errors(401))
+router = APIRouter(tags=["usage"], responses=api_errors(401, 503), route_class=BoundedJsonRoute)
 
 DEFAULT_DAYS = 30
 
