@@ -24,9 +24,12 @@ class Served:
 
 
 @asynccontextmanager
-async def served(settings: dict[str, str], key_name: str) -> AsyncIterator[Served]:
+async def served(
+    settings: dict[str, str], key_name: str, key_options: tuple[str, ...] = ()
+) -> AsyncIterator[Served]:
     """The server on a free port with a fresh SQLite file, `settings` as its environment
-    on top of this one's; stopped with SIGTERM at the end."""
+    on top of this one's; stopped with SIGTERM at the end. `key_options` go to `symposia
+    keys create` (a budget, limits)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -38,6 +41,7 @@ async def served(settings: dict[str, str], key_name: str) -> AsyncIterator[Serve
         }
         creating = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "symposia", "keys", "create", "--name", key_name),
+            *key_options,
             env=env,
             stdout=asyncio.subprocess.PIPE,
         )

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from symposia.api import (
+    admin_keys,
     approvals,
     chat,
     conversations,
@@ -24,6 +25,7 @@ from symposia.api import (
     signin,
     tools,
     ui,
+    usage,
     ws,
 )
 from symposia.api.errors import install_error_handlers
@@ -124,6 +126,8 @@ def create_app(
     app.mount(ui.STATIC_PATH, ui.static_files(), name="static")
     app.include_router(signin.router)
     app.include_router(sessions.router)
+    app.include_router(admin_keys.router)
+    app.include_router(usage.router)
     if settings.compat_openrouter_routes:  # after ours: its paths are the root's
         app.include_router(openrouter_conversations.router)
     openai_without_422(app)

@@ -11,6 +11,11 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from symposia.events.select import ManagedEventLog, build_event_log
+from symposia.governance.budgets import BudgetStore
+from symposia.governance.key_store import KeyLimitStore
+from symposia.governance.ledger import UsageLedger
+from symposia.governance.meter import Meter
+from symposia.governance.rates import KeyRates
 from symposia.observability.metrics import Metrics
 from symposia.orchestration.generation import Models
 from symposia.orchestration.run_loop import RunLoop
@@ -102,6 +107,8 @@ class Container:
     stream_slots: StreamSlots
     tools: ToolServers
     approvals: Approvals
+    meter: Meter
+    budget_liveness: Heartbeat
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -112,6 +119,7 @@ class Container:
         await self.runs.start()
         await self.liveness.start()
         await self.reply_liveness.start()
+        await self.budget_liveness.start()
         self.metrics.loop_lag.start()
         self.request_scopes.start()
 
@@ -158,6 +166,8 @@ class Container:
             elif isinstance(provider, OpenAIAdapter | AnthropicAdapter):
                 await provider.close()
         await self.tools.aclose()
+        await self.budget_liveness.close()
+        await self.meter.close()  # the ledger's last rows and settlements are written
         await self.limiter.close()
         await self.log.aclose()
         await self.engine.dispose()
@@ -252,8 +262,20 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
     )
     timeouts = Timeouts(settings.llm_timeout, settings.llm_idle_timeout)
     metrics = Metrics()
-    models = Models(providers, policy, timeouts, metrics)
     prices = PriceTable.load(settings.prices_file, providers.price_key)
+    budgets = BudgetStore(sessions, repository.instance_id, settings.run_lease_seconds)
+    meter = Meter(
+        KeyLimitStore(sessions),
+        budgets,
+        KeyRates(settings.redis_url, settings.run_lease_seconds),
+        UsageLedger(sessions, budgets),
+        prices,
+        providers,
+        settings.max_tokens_limit,
+        on_spend=lambda key, model, usd: metrics.spend.labels(key, model).inc(usd),
+        on_refuse=lambda reason: metrics.budget_refusals.labels(reason).inc(),
+    )
+    models = Models(providers, policy, timeouts, metrics, meter)
     tools = ToolServers.of(
         load_servers(Path(settings.mcp_servers_file) if settings.mcp_servers_file else None),
         call_timeout=settings.mcp_call_timeout_seconds,
@@ -343,6 +365,17 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         on_fallback=metrics.redis_fallbacks.inc,
     )
     completions = CompletionService(models, conversations, settings.max_tokens_limit)
+    service.meter = meter  # a run naming a model its owner's key may not use is refused
+    auth = Authenticator(
+        settings,
+        api_keys,
+        SessionStore(
+            sessions,
+            settings.session_max_age_seconds,
+            settings.session_absolute_max_age_seconds,
+        ),
+    )
+    auth.key_limits = meter.keys  # an expired key is a 401
     return Container(
         settings,
         providers,
@@ -355,15 +388,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         conversations,
         metrics,
         api_keys,
-        Authenticator(
-            settings,
-            api_keys,
-            SessionStore(
-                sessions,
-                settings.session_max_age_seconds,
-                settings.session_absolute_max_age_seconds,
-            ),
-        ),
+        auth,
         limiter,
         parse_networks(settings.trusted_proxies),
         completions,
@@ -377,4 +402,6 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         StreamSlots(settings.max_streams_per_principal),
         tools,
         approvals,
+        meter,
+        Heartbeat("budget", settings.run_heartbeat_seconds, meter.renew, meter.sweep),
     )

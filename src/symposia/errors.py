@@ -4,6 +4,7 @@ SymposiaError
 ├── BadRequestError            400  malformed protocol input (e.g. Last-Event-ID)
 ├── UnauthorizedError          401  no valid credentials
 ├── ForbiddenError             403  a session's request without its CSRF token
+│   └── ModelNotAllowedError         a key's `models` patterns do not match the model
 ├── NotFoundError              404  unknown run, conversation, message, bot index
 │   └── ModelNotFoundError           no such model here (GET /v1/models/{model})
 ├── ConflictError              409  the object is in a state that forbids the change
@@ -16,6 +17,7 @@ SymposiaError
 │   ├── AmbiguousModelError     400  a bare name more than one provider offers
 │   └── ProviderNotConfiguredError   the provider has no credentials here
 ├── RateLimitedError           429  over a rate or concurrency limit; Retry-After says when
+│   └── BudgetExceededError          a key's remaining budget cannot hold the worst case
 ├── ProviderError              502  a model call failed; carries the user-facing shape
 └── UnavailableError           503  a dependency (the database) is down
     ├── ShuttingDownError            the server is stopping; a request in flight ends
@@ -72,6 +74,20 @@ class ForbiddenError(SymposiaError):
 class RateLimitedError(SymposiaError):
     status_code = 429
     code = "rate_limited"
+
+
+class BudgetExceededError(RateLimitedError):
+    """A key's remaining budget cannot hold the request's worst case: OpenAI's
+    `insufficient_quota`, refused before any upstream call."""
+
+    code = "budget_exceeded"
+    openai_type = "insufficient_quota"
+
+
+class ModelNotAllowedError(ForbiddenError):
+    """The key may not use this model (its `models` patterns do not match)."""
+
+    code = "model_not_allowed"
 
 
 class NotFoundError(SymposiaError):

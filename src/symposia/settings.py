@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     oidc_client_id: str | None = None
     oidc_client_secret: SecretStr | None = None
     oidc_scopes: str = "openid email profile"
+    # OIDC users (by the name they sign in with: their email, else name) who may manage
+    # keys and read everyone's usage under /api/admin (the Basic user always may).
+    admin_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
     oidc_name: str | None = None  # the button reads "Sign in with <OIDC_NAME>"
     # The redirect URI registered with the provider; unset, built from the request (behind
     # a TLS-terminating proxy that is http://..., so set it there).
@@ -230,7 +233,9 @@ class Settings(BaseSettings):
     # The version /health and GET / report (the package version when unset).
     version: str | None = None
 
-    @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", "api_keys", mode="before")
+    @field_validator(
+        "cors_origins", "trusted_proxies", "allowed_hosts", "api_keys", "admin_users", mode="before"
+    )
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -22,6 +22,10 @@ PG_PORT = int(os.environ.get("SYMPOSIA_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("SYMPOSIA_TEST_PG_USER", "postgres")
 PG_ADMIN_DB = "test"
 TABLES = (
+    "tool_approvals",
+    "usage_ledger",
+    "key_reservations",
+    "key_limits",
     "idempotency_keys",
     "replies",
     "messages",

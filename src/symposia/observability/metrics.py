@@ -132,6 +132,19 @@ class Metrics:
             ["provider", "code"],
             registry=r,
         )
+        self.spend = Counter(
+            "symposia_spend_usd",
+            "US dollars spent on provider calls (the usage ledger's costs), by API key "
+            "(`-` for other principals) and model",
+            ["key", "model"],
+            registry=r,
+        )
+        self.budget_refusals = Counter(
+            "symposia_key_refusals",
+            "Provider calls refused by a key's limits, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "symposia_rate_limit_rejections",
             "Requests refused by a rate limit",

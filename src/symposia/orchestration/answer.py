@@ -10,13 +10,15 @@ chunks on a socket, a plain string.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from symposia.aio import complete
 from symposia.domain.models import TurnUsage
+from symposia.errors import ProviderError
 from symposia.observability.metrics import Metrics
 from symposia.providers.base import (
     ChatMessage,
@@ -31,6 +33,9 @@ from symposia.providers.registry import ProviderRegistry
 from symposia.providers.resilience import ModelCall, RetryPolicy, Timeouts
 from symposia.providers.stop import StopFilter
 
+if TYPE_CHECKING:
+    from symposia.governance.meter import Meter
+
 CHARS_PER_TOKEN_ESTIMATE = 4
 # OpenAI's finish reasons; a provider's other reasons read as "stop".
 FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
@@ -38,12 +43,14 @@ FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
 
 @dataclass(frozen=True, slots=True)
 class Models:
-    """How model calls are made: the registry, the retry policy and the timeouts."""
+    """How model calls are made: the registry, the retry policy, the timeouts, and the
+    meter every call passes (keys' limits and budgets, the usage ledger)."""
 
     registry: ProviderRegistry
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     metrics: Metrics | None = None
+    meter: Meter | None = None
 
     def call(self, candidates: Sequence[str], request: CompletionRequest) -> ModelCall:
         """The call of `request` to the first of `candidates` that answers (the others
@@ -126,9 +133,13 @@ class Answer:
         ]
 
     async def __aiter__(self) -> AsyncGenerator[Delta]:
+        meter = self.models.meter
+        # The key's limits and budget, before any upstream call (a refusal raises here).
+        ticket = await meter.admit(self.call) if meter is not None else None
         stops = self.call.request.stop
         stop = StopFilter(stops) if stops else None
         parts = self.parts
+        status = "error"
         try:
             async for delta in self.call:
                 if type(delta) is TextDelta:
@@ -155,10 +166,20 @@ class Answer:
             self.finish = self._finish_reason(stop)
             self.complete = True
             usage = self.usage()
+            status = "ok"
             yield StreamEnd(self.finish, usage.prompt_tokens, usage.completion_tokens)
+        except ProviderError as exc:
+            status = exc.failure.code
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            status = "cancelled"
+            raise
         finally:
             if self.streamed:
                 self.models.count_tokens(self.model, len(parts))
+            if ticket is not None and meter is not None:
+                requested = self.call.models[0] if self.call.models else self.model
+                await complete(meter.finish(ticket, requested, self.model, self.used(), status))
             if self.on_close is not None:
                 await complete(self.on_close(self))
 
@@ -180,6 +201,13 @@ class Answer:
         if self._calls and reason != "length":
             return "tool_calls"
         return reason if reason in FINISH_REASONS else "stop"
+
+    def used(self) -> TurnUsage:
+        """What the call cost in tokens: its usage once the provider answered; nothing
+        when it failed or was cut before any (a call refused upstream is not billed)."""
+        if self.end is None and self.first is None:
+            return TurnUsage(prompt_tokens=0, completion_tokens=0, estimated=True)
+        return self.usage()
 
     def usage(self, prompt: int | None = None) -> TurnUsage:
         """Tokens and timing so far: the provider's counts, or estimated from the text

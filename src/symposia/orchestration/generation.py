@@ -321,4 +321,16 @@ async def answer_of(
             pass
     except ProviderError as exc:
         raise GenerationFailedError(exc.failure) from exc
+    except (FencedOutError, UnavailableError):
+        raise
+    except SymposiaError as exc:  # refused before the call: the caller's key's limits
+        raise GenerationFailedError(
+            ProviderFailure(
+                code=exc.code,
+                message=exc.message,
+                provider=model.partition("/")[0],
+                model=model,
+                status=exc.status_code,
+            )
+        ) from exc
     return answer.text

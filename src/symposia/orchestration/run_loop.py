@@ -33,7 +33,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -50,10 +50,11 @@ from symposia.domain.event_types import (
 )
 from symposia.domain.events import Event
 from symposia.domain.models import Message, MessageStatus, Run, RunStatus, TurnRecord, utcnow
-from symposia.errors import FencedOutError
+from symposia.errors import BudgetExceededError, FencedOutError
 from symposia.events.emit import emit
 from symposia.events.log import EventLog, SerialAppender
 from symposia.events.replay import resumable
+from symposia.governance.call_context import CallContext, calling
 from symposia.observability.genai_spans import describe_run
 from symposia.orchestration import termination
 from symposia.orchestration.control import HANDOVER, RunControl
@@ -88,6 +89,8 @@ class _WaitingError(Exception):
 
 
 HUMAN_TIMEOUT = "human_timeout"
+# `ended_by` of a run whose next turn its owner key's budget could not hold.
+KEY_BUDGET = "key_budget"
 # `ended_by` of a run ended because its database or event log stayed unreachable.
 DEPENDENCY_LOST = "dependency_unavailable"
 
@@ -390,6 +393,12 @@ class RunLoop:
                 _lost(run_id, exc)
             raise
         except GenerationFailedError as exc:
+            if exc.failure.code == BudgetExceededError.code:
+                # The key's budget cannot hold another turn: the run ends, as a
+                # termination condition ends it, saying why.
+                reason = exc.failure.message
+                await self._finish(run_id, epoch, RunStatus.COMPLETED, reason, KEY_BUDGET)
+                return
             try:
                 failure = exc.failure.to_dict()
                 await emit(self.log, run_id, StreamError(failure), epoch)
@@ -457,13 +466,16 @@ class RunLoop:
             ended_by = termination.met(run.termination, run, utcnow(), next_cost)
             if ended_by is not None:
                 return Finish(ended_by)
-            decision = await policy_named(run.strategy).decide(run, context)
+            call = CallContext(run.owner, "run", run_id=run.id)  # for the meter
+            with calling(replace(call, surface="run.choice")):
+                decision = await policy_named(run.strategy).decide(run, context)
             if isinstance(decision, Finish):
                 return decision
             if isinstance(decision, AwaitHuman):
                 await self._wait(run, decision.agent, epoch)
                 raise _WaitingError
-            await self._speak(run, decision, epoch)
+            with calling(call):
+                await self._speak(run, decision, epoch)
 
     async def _speak(self, run: Run, decision: Speak, epoch: int) -> None:
         """The turns the policy asked for: one, or several at once (each its own turn

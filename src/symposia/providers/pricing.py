@@ -90,9 +90,19 @@ class PriceTable:
             price = self.price(bot.model)
             if bot.kind == "human" or price is None:
                 continue
-            prompt = (chars + len(bot.system_prompt)) // CHARS_PER_TOKEN + 1
-            most = max(most, price.of(prompt, bot.max_tokens))
+            most = max(most, call_at_most(price, chars + len(bot.system_prompt), bot.max_tokens))
         return most
+
+
+def prompt_tokens_at_most(prompt_chars: int) -> int:
+    """The prompt's tokens as a budget counts them: the usage estimate's rule, plus one."""
+    return prompt_chars // CHARS_PER_TOKEN + 1
+
+
+def call_at_most(price: Price, prompt_chars: int, max_tokens: int) -> float:
+    """The most one call may cost: all its prompt, and all its `max_tokens` answered
+    (what a run's cost budget and a key's budget reserve)."""
+    return price.of(prompt_tokens_at_most(prompt_chars), max_tokens)
 
 
 def _parse(data: object, source: str) -> dict[str, Price]:

@@ -20,7 +20,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from symposia.domain.models import utcnow
 from symposia.errors import UnauthorizedError
+from symposia.governance.key_store import KeyLimitStore
 from symposia.security.api_keys import ApiKeyStore, parse_key
 from symposia.security.csrf import check_csrf
 from symposia.security.passwords import verify_password
@@ -99,12 +101,19 @@ class Authenticator:
             settings.basic_auth_pw_hash.get_secret_value() if settings.basic_auth_pw_hash else None
         )
         self._verified: dict[bytes, float] = {}
+        # Keys' limits (their expiry), when the server meters keys (`governance`).
+        self.key_limits: KeyLimitStore | None = None
         self._open_checked = (0.0, False)
         # API_KEY/API_KEYS, by the digest they are compared on and the id they own under.
         self._static = {
             hashlib.sha256(key.encode("utf-8")).digest(): static_key_id(key)
             for key in settings.static_api_keys
         }
+
+    @property
+    def static_key_ids(self) -> list[str]:
+        """The ids of the API_KEY/API_KEYS entries (what their limits are set by)."""
+        return list(self._static.values())
 
     async def principal(
         self,
@@ -158,6 +167,10 @@ class Authenticator:
         key_id = self._static_key(presented) or await self._keys.verify(presented)
         if key_id is None:
             raise self.unauthorized("invalid API key")
+        if self.key_limits is not None:
+            limits = await self.key_limits.cached(key_id)
+            if limits is not None and limits.expired(utcnow()):
+                raise self.unauthorized(f"API key {key_id} expired")
         return Principal(f"key:{key_id}", "api_key", key_id)
 
     def _static_key(self, presented: str) -> str | None:

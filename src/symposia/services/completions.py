@@ -21,6 +21,7 @@ from symposia.errors import (
     NotFoundError,
     UnsupportedParameterError,
 )
+from symposia.governance.call_context import CallContext, calling
 from symposia.orchestration.answer import Answer, Models
 from symposia.providers.base import CompletionRequest, Delta, ToolCall, features_of
 from symposia.providers.request_fields import refused_option
@@ -40,6 +41,17 @@ class CompletionCall:
     request: CompletionRequest
     owner: str | None
     conversation_id: str | None = None
+    surface: str = "/v1/chat/completions"  # what the usage ledger says it came from
+    response_id: str | None = None
+
+    def context(self) -> CallContext:
+        """Whose call this is, for the meter (`governance.call_context`)."""
+        return CallContext(
+            self.owner,
+            self.surface,
+            conversation_id=self.conversation_id,
+            response_id=self.response_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +165,8 @@ class CompletionService:
         after the first delta is raised by the rest, after the reply was kept."""
         deltas = self._answer(call).__aiter__()
         try:
-            first = await anext(deltas)
+            with calling(call.context()):
+                first = await anext(deltas)
         except BaseException:
             await deltas.aclose()
             raise
@@ -162,8 +175,9 @@ class CompletionService:
     async def complete(self, call: CompletionCall) -> Completion:
         """The whole answer."""
         answer = self._answer(call)
-        async for _ in answer:
-            pass
+        with calling(call.context()):
+            async for _ in answer:
+                pass
         logprobs = answer.logprobs if call.request.logprobs else None
         return Completion(answer.text, answer.tool_calls, answer.finish, answer.usage(), logprobs)
 

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from symposia.aio import complete, stopped_within
 from symposia.domain.event_types import (
@@ -40,6 +40,7 @@ from symposia.domain.models import (
 from symposia.errors import FencedOutError
 from symposia.events.emit import emit
 from symposia.events.log import EventLog
+from symposia.governance.call_context import CallContext, calling
 from symposia.orchestration.context import chat_message, fit, mcp_refs, tools_of
 from symposia.orchestration.generation import (
     Generation,
@@ -248,11 +249,13 @@ class ReplyTasks:
         history: list[ChatMessage] = []
         past: list[Message] = []
         fenced = False
+        call = CallContext(conversation.owner, "chat", conversation_id=conversation.id)
         try:
             past = await self.conversations.messages(conversation.id)
             agent = None
             if conversation.panel is not None:
-                agent = await self._route(conversation, conversation.panel, reply, past)
+                with calling(replace(call, surface="chat.supervisor")):
+                    agent = await self._route(conversation, conversation.panel, reply, past)
                 speaker = generation.speaker = Reply(conversation.id, reply.id, reply.author)
                 message.author, message.model = reply.author, reply.model
                 message.routing = reply.routing
@@ -264,9 +267,10 @@ class ReplyTasks:
                 temperature = agent.temperature
             tools = tools_of(conversation.tools)
             toolbox = await self._toolbox(conversation, agent)
-            await generation.stream(
-                [reply.model], history, temperature, limits.max_tokens, tools, toolbox
-            )
+            with calling(call):
+                await generation.stream(
+                    [reply.model], history, temperature, limits.max_tokens, tools, toolbox
+                )
             status, outcome = MessageStatus.COMPLETE, "completed"
         except GenerationFailedError as exc:
             outcome = "error"

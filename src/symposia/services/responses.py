@@ -183,7 +183,9 @@ class ResponseService:
             raise UnsupportedParameterError(
                 exc.message.replace(str(exc.field), str(name), 1), name
             ) from None
-        return ResponseCall(body, items, completion, owner)
+        made = ResponseCall(body, items, completion, owner)
+        completion.surface, completion.response_id = "/v1/responses", made.id
+        return made
 
     def _check_lengths(
         self, instructions: str | None, items: list[dict[str, Any]], text: bool

@@ -33,6 +33,7 @@ from symposia.errors import (
 )
 from symposia.events.log import EventLog
 from symposia.events.replay import StoredStream
+from symposia.governance.meter import Meter
 from symposia.orchestration import termination
 from symposia.orchestration.default_debate import default_bots
 from symposia.orchestration.policies import policy_named
@@ -67,6 +68,7 @@ class RunService:
     resume: bool = True
     prices: PriceTable | None = None
     max_message_chars: int = 100_000
+    meter: Meter | None = None  # its owner key's `models`, checked at creation
     tasks: RunTasks = field(init=False)
     leases: RunLeases = field(init=False)
     streams: RunStreams = field(init=False)
@@ -109,6 +111,7 @@ class RunService:
         run.termination = termination.validate(ending) if ending is not None else None
         if termination.uses(run.termination, "max_cost_usd"):
             self._check_prices(run)
+        await self._check_key(run)
         for index, bot in enumerate(run.bots):
             if bot.kind == "human":
                 continue  # a person: no model to check
@@ -148,6 +151,23 @@ class RunService:
                 self.lease_seconds,
                 functools.partial(self.log.create, run.id),
             )
+
+    async def _check_key(self, run: Run) -> None:
+        """A run whose owner's key may not use one of its bots' models (or the policy's
+        router) is refused now, naming the bot: 403 model_not_allowed."""
+        if self.meter is None:
+            return
+        limits = await self.meter.limits_of(run.owner)
+        if limits is None or limits.models is None:
+            return
+        for bot in run.bots:
+            if bot.kind == "human":
+                continue
+            for model in (bot.model, *bot.fallbacks):
+                self.meter.check_model(limits, model, f"bot {bot.name}")
+        for name, value in (run.policy_config or {}).items():  # a selector's, a judge's
+            if name.endswith("model") and isinstance(value, str):
+                self.meter.check_model(limits, value, f"the {run.strategy} policy's {name}")
 
     def _check_prices(self, run: Run) -> None:
         """A cost budget is kept only if every bot's cost is known."""

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -311,3 +312,66 @@ class ToolApprovalRow(Base):
     until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(StorableString(200))
+
+
+class KeyLimitRow(Base):
+    """What a key may spend and use, and its budget's counters (database keys and the
+    static keys of API_KEYS alike, by key id). Money is in nano-dollars (integers), so a
+    reservation and its settlement add up exactly."""
+
+    __tablename__ = "key_limits"
+
+    key_id: Mapped[str] = mapped_column(StorableString(32), primary_key=True)
+    max_budget_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    budget_period: Mapped[str | None] = mapped_column(StorableString(10))
+    models: Mapped[list[str] | None] = mapped_column(StorableJSON())
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(Integer)
+    max_parallel: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    meta: Mapped[dict[str, Any] | None] = mapped_column(StorableJSON())
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The period the counters belong to (`governance.limits.period_index`): a reservation
+    # in a later one starts `spent` from zero.
+    period_index: Mapped[int] = mapped_column(Integer, default=0)
+    spent_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class KeyReservationRow(Base):
+    """A worst case held against a key's budget while its call runs; `lease_until` (Unix
+    seconds) is renewed by the process holding it, and a lapsed one is released."""
+
+    __tablename__ = "key_reservations"
+
+    id: Mapped[str] = mapped_column(StorableString(32), primary_key=True)
+    key_id: Mapped[str] = mapped_column(StorableString(32), index=True)
+    amount_nanos: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(StorableString(64), index=True)
+    lease_until: Mapped[float] = mapped_column(Float, index=True)
+
+
+class UsageRow(Base):
+    """One provider call: who, which model, where from, what it used and cost."""
+
+    __tablename__ = "usage_ledger"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    principal: Mapped[str | None] = mapped_column(StorableString(200), index=True)
+    key_id: Mapped[str | None] = mapped_column(StorableString(32), index=True)
+    model: Mapped[str] = mapped_column(StorableString(200))
+    provider_model: Mapped[str | None] = mapped_column(StorableString(200))
+    surface: Mapped[str] = mapped_column(StorableString(40))
+    run_id: Mapped[str | None] = mapped_column(StorableString(32))
+    conversation_id: Mapped[str | None] = mapped_column(StorableString(32))
+    response_id: Mapped[str | None] = mapped_column(StorableString(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    estimated: Mapped[bool] = mapped_column(Boolean)
+    cost_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(StorableString(40))

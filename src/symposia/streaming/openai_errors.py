@@ -71,5 +71,6 @@ def openai_error(exc: SymposiaError) -> tuple[int, dict[str, Any], dict[str, str
             code = "invalid_api_key"
         if isinstance(exc, NotFoundError) and "model" in message:
             code = "model_not_found"
-    body = {"message": message, "type": _kind(status), "param": param, "code": code}
+    kind = getattr(exc, "openai_type", None) or _kind(status)
+    body = {"message": message, "type": kind, "param": param, "code": code}
     return status, body, headers

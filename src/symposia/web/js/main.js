@@ -4,6 +4,7 @@ import { loadSession, signOut } from "./api.js";
 import { chatView, chatsView } from "./chats.js";
 import { h, showError } from "./dom.js";
 import { newRunView, runView, runsView } from "./debates.js";
+import { usageView } from "./usage.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
@@ -21,7 +22,8 @@ async function route() {
   const { parts, params } = parse();
   const [section, id] = parts;
   for (const link of document.querySelectorAll("[data-nav]")) {
-    const current = link.dataset.nav === (section === "chats" || section === "chat" ? "chats" : "debates");
+    const named = section === "chats" || section === "chat" ? "chats" : section === "usage" ? "usage" : "debates";
+    const current = link.dataset.nav === named;
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -30,6 +32,7 @@ async function route() {
     else if (section === "run" && id) cleanup = await runView(main, id);
     else if (section === "chats") await chatsView(main);
     else if (section === "chat" && id) cleanup = await chatView(main, id);
+    else if (section === "usage") await usageView(main);
     else await runsView(main, params);
   } catch (error) {
     if (error.status === 401) return; // on the way to the sign-in page

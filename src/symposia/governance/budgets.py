@@ -1,0 +1,229 @@
+"""Reservations against a key's budget, atomic in the database.
+
+`reserve_in` locks the key's row with its first statement (an UPDATE: PostgreSQL's row
+lock, SQLite's write lock), decides which of the reservations queued for it fit, and
+adds them with one conditional UPDATE and their rows, in one transaction, so no
+interleaving of requests, workers or machines can admit more than the budget holds.
+`settle` (in the ledger's group commit) swaps reservations for their actual costs; the
+holding process renews its reservations' leases and any process releases those whose
+lease lapsed (their process died).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, case, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from symposia.governance.limits import period_index
+from symposia.storage.tables import KeyLimitRow, KeyReservationRow
+
+SWEEP_BATCH = 200
+RESERVATIONS: Table = KeyReservationRow.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The reservation did not fit: what was left of the budget when it was asked."""
+
+    budget_nanos: int
+    spent_nanos: int
+    reserved_nanos: int
+
+    @property
+    def remaining_nanos(self) -> int:
+        return max(0, self.budget_nanos - self.spent_nanos - self.reserved_nanos)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What a finished call owes: its reservation (if it held one) becomes `actual`."""
+
+    key_id: str
+    reservation_id: str | None
+    actual_nanos: int
+    period: str | None
+    at: datetime
+
+
+def _spent_in(current: int) -> Any:
+    """The key's spend in period `current`: zero if its counters are of an earlier one."""
+    return case((KeyLimitRow.period_index >= current, KeyLimitRow.spent_nanos), else_=0)
+
+
+def _period_now(current: int) -> Any:
+    return case((KeyLimitRow.period_index >= current, KeyLimitRow.period_index), else_=current)
+
+
+class BudgetStore:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], holder: str, lease_seconds: float
+    ) -> None:
+        self._sessions = sessions
+        self.holder = holder
+        self.lease_seconds = lease_seconds
+
+    async def reserve(
+        self, key_id: str, amount: int, period: str | None, now: datetime
+    ) -> str | Refused:
+        """The new reservation's id, or what was left when `amount` did not fit."""
+        async with self._sessions.begin() as session:
+            (found,) = await self.reserve_in(session, key_id, [amount], period, now)
+            return found
+
+    async def reserve_in(
+        self,
+        session: AsyncSession,
+        key_id: str,
+        amounts: list[int],
+        period: str | None,
+        now: datetime,
+    ) -> list[str | Refused]:
+        """Reservations of `amounts` (in order) against one key, in the caller's
+        transaction (the ledger's group commit): a reservation id for each that fits
+        after those before it, else what was left.
+
+        The first statement locks the key's row (PostgreSQL's row lock, SQLite's write
+        lock) while it rolls the counters into the current period and reads them; the
+        last adds what fitted, on the condition that it still fits (it must: the row
+        is held), so no other transaction can interleave between reading and adding."""
+        current = period_index(period, now)
+        read = (
+            await session.execute(
+                update(KeyLimitRow)
+                .where(KeyLimitRow.key_id == key_id)
+                .values(spent_nanos=_spent_in(current), period_index=_period_now(current))
+                .returning(
+                    KeyLimitRow.spent_nanos,
+                    KeyLimitRow.reserved_nanos,
+                    KeyLimitRow.max_budget_nanos,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        if read is None or read[2] is None:
+            return [Refused(0, 0, 0) for _ in amounts]
+        spent, reserved, budget = int(read[0]), int(read[1]), int(read[2])
+        outcomes: list[str | Refused] = []
+        rows: list[dict[str, object]] = []
+        total = 0
+        lease = time.time() + self.lease_seconds
+        for amount in amounts:
+            if spent + reserved + total + amount > budget:
+                outcomes.append(Refused(budget, spent, reserved + total))
+                continue
+            total += amount
+            reservation = secrets.token_hex(16)
+            outcomes.append(reservation)
+            rows.append(
+                {
+                    "id": reservation,
+                    "key_id": key_id,
+                    "amount_nanos": amount,
+                    "holder": self.holder,
+                    "lease_until": lease,
+                }
+            )
+        if rows:
+            added = await session.execute(
+                update(KeyLimitRow)
+                .where(
+                    KeyLimitRow.key_id == key_id,
+                    KeyLimitRow.spent_nanos + KeyLimitRow.reserved_nanos + total
+                    <= KeyLimitRow.max_budget_nanos,
+                )
+                .values(reserved_nanos=KeyLimitRow.reserved_nanos + total)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(added, "rowcount", 0) != 1:  # cannot happen while the row is held
+                raise RuntimeError(f"key {key_id}: its budget changed under a held row")
+            await session.execute(RESERVATIONS.insert(), rows)
+        return outcomes
+
+    async def release(self, reservation_id: str) -> None:
+        """Give a reservation back whole (its call never reached the provider)."""
+        async with self._sessions.begin() as session:
+            await _release(session, reservation_id)
+
+    @staticmethod
+    async def settle(session: AsyncSession, settlements: list[Settlement]) -> None:
+        """In the caller's transaction: drop the reservations and count the actual costs,
+        one statement for the reservations and one per key (a reservation already
+        released by a sweep was taken off `reserved` then, so it is not again)."""
+        held = [s.reservation_id for s in settlements if s.reservation_id is not None]
+        released: dict[str, int] = {}
+        if held:
+            found = await session.execute(
+                delete(KeyReservationRow)
+                .where(KeyReservationRow.id.in_(held))
+                .returning(KeyReservationRow.key_id, KeyReservationRow.amount_nanos)
+            )
+            for key_id, amount in found.all():
+                released[key_id] = released.get(key_id, 0) + int(amount)
+        owed: dict[tuple[str, int], int] = {}
+        for settlement in settlements:
+            group = (settlement.key_id, period_index(settlement.period, settlement.at))
+            owed[group] = owed.get(group, 0) + settlement.actual_nanos
+        for (key_id, current), actual in owed.items():
+            await session.execute(
+                update(KeyLimitRow)
+                .where(KeyLimitRow.key_id == key_id)
+                .values(
+                    reserved_nanos=KeyLimitRow.reserved_nanos - released.pop(key_id, 0),
+                    spent_nanos=_spent_in(current) + actual,
+                    period_index=_period_now(current),
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    async def renew(self) -> int:
+        """Extend the leases of this process's reservations (its calls are alive)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(KeyReservationRow)
+                .where(KeyReservationRow.holder == self.holder)
+                .values(lease_until=time.time() + self.lease_seconds)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def sweep(self) -> int:
+        """Release the reservations whose lease lapsed: their process is gone."""
+        now = time.time()
+        async with self._sessions.begin() as session:
+            lapsed = list(
+                await session.scalars(
+                    select(KeyReservationRow.id)
+                    .where(KeyReservationRow.lease_until < now)
+                    .limit(SWEEP_BATCH)
+                )
+            )
+            for reservation_id in lapsed:
+                await _release(session, reservation_id, lapsed_before=now)
+        return len(lapsed)
+
+
+async def _release(
+    session: AsyncSession, reservation_id: str, lapsed_before: float | None = None
+) -> None:
+    found = await session.execute(
+        delete(KeyReservationRow)
+        .where(
+            KeyReservationRow.id == reservation_id,
+            *([KeyReservationRow.lease_until < lapsed_before] if lapsed_before is not None else []),
+        )
+        .returning(KeyReservationRow.key_id, KeyReservationRow.amount_nanos)
+    )
+    row = found.first()
+    if row is None:
+        return
+    await session.execute(
+        update(KeyLimitRow)
+        .where(KeyLimitRow.key_id == row[0])
+        .values(reserved_nanos=KeyLimitRow.reserved_nanos - int(row[1]))
+        .execution_options(synchronize_session=False)
+    )
