@@ -307,7 +307,7 @@ class RunLoop:
             if status is RunStatus.ERROR and run.error_message is None:
                 message = "the run's stream ended before its status could be stored"
             ended_by = done.data.get("ended_by")
-            await self._expire_calls(run.id, status)
+            await self._expire_calls(run.id, epoch, status)
             await self.runs.set_status(
                 run.id, status, epoch=epoch, error_message=message, ended_by=ended_by
             )
@@ -642,7 +642,7 @@ class RunLoop:
     async def _end(
         self, run_id: str, epoch: int, status: RunStatus, ended_by: str | None = None
     ) -> None:
-        await self._expire_calls(run_id, status)
+        await self._expire_calls(run_id, epoch, status)
         done = await emit(self.log, run_id, RunDone(status, ended_by), epoch)
         fenced = False
         try:  # what lets a stream rebuilt from storage end at the same id
@@ -656,12 +656,16 @@ class RunLoop:
             if not fenced:
                 await self.log.close(run_id)
 
-    async def _expire_calls(self, run_id: str, status: RunStatus) -> None:
+    async def _expire_calls(self, run_id: str, epoch: int, status: RunStatus) -> None:
         """The run ends: a tool call still waiting for approval is denied, never left
-        pending (`decided_by` says why: `run_completed`, `run_cancelled`, ...)."""
+        pending (`decided_by` says why: `run_completed`, `run_cancelled`, ...). Only by
+        the run's owner: a stale one must not deny the call its successor waits on."""
         if self.turns.approvals is None:
             return
         try:
+            lease = await self.runs.lease_of(run_id)
+            if lease is not None and lease[0] != epoch:
+                return
             await self.turns.approvals.expire(f"run:{run_id}", f"run_{status.value}")
         except Exception as exc:  # the run ends all the same
             log_failure(logger, f"run {run_id}: could not expire its pending calls", exc)
