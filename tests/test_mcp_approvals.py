@@ -117,6 +117,44 @@ async def test_a_call_nobody_decides_is_denied_at_the_timeout(
     assert "denied" in late.json()["message"]
 
 
+async def test_a_run_stopped_while_a_call_waits_leaves_nothing_pending(
+    app: FastAPI, client: httpx.AsyncClient, fake_provider: FakeProviderServer
+) -> None:
+    asked: list[object] = []
+    answer = tool_caller(TOKYO)
+    fake_provider.responder = lambda request: asked.append(request) or answer(request)
+    bots = [
+        {"name": "Ann", "model": OPENAI, "tools": ["guarded.convert_time"]},
+        {"name": "Bob", "model": OPENAI},
+    ]
+    created = await client.post("/api/run", json={"topic": "Noon?", "bots": bots})
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    pending = await _pending(client, f"/api/run/{run_id}")
+    stopped = await client.post(f"/api/run/{run_id}/stop")
+    assert stopped.status_code == 200, stopped.text
+    events = await wait_done(container_of(app), run_id, timeout=30)
+    assert events[-1].data["status"] == "cancelled"
+    assert not [e for e in events if e.type == "tool_result"]  # never run
+    listed = await client.get(f"/api/run/{run_id}/approvals")
+    assert listed.json()["items"] == []
+    late = await client.post(
+        f"/api/run/{run_id}/approvals/{pending['call_id']}", json={"approve": True}
+    )
+    assert late.status_code == 409
+    assert "denied" in late.json()["message"]
+    run = (await client.get(f"/api/run/{run_id}")).json()
+    assert run["status"] == "cancelled"
+    stored = await container_of(app).approvals.store.get(f"run:{run_id}", pending["call_id"])
+    assert stored is not None
+    assert stored.decided_by == "run_cancelled"
+    stored_run = await container_of(app).run_repository.get(run_id)
+    assert stored_run is not None
+    assert [(m.author, m.status.value) for m in stored_run.messages] == [("Ann", "partial")]
+    assert len([e for e in events if e.type == "turn_complete"]) == 1
+    assert len(asked) == 1  # the model was asked once
+
+
 async def test_a_run_waits_for_approval(
     app: FastAPI, client: httpx.AsyncClient, fake_provider: FakeProviderServer
 ) -> None:

@@ -20,6 +20,15 @@ def echo(text: str) -> str:
 
 
 @server.tool()
+def tally(text: str) -> str:
+    """Count this call in the file TALLY_FILE names: how a test sees a tool ran once."""
+    with open(os.environ["TALLY_FILE"], "a") as tallies:
+        tallies.write(text + "\n")
+    with open(os.environ["TALLY_FILE"]) as tallies:
+        return f"tallied {len(tallies.read().splitlines())}"
+
+
+@server.tool()
 async def slow(seconds: float) -> str:
     """Answer after `seconds`, saying when it started and ended (epoch seconds)."""
     started = time.time()

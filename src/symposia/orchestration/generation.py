@@ -93,6 +93,9 @@ class Generation:
     # (`run:{id}`, `conversation:{id}`); without, such calls are denied.
     approvals: Approvals | None = None
     subject: str = ""
+    # Cancelled while a call waited for approval: the turn is left open for whoever goes
+    # on with the run (a new owner waits on the stored call; a stop closes it).
+    cut_while_waiting: bool = False
     _asked: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     async def stream(
@@ -191,9 +194,13 @@ class Generation:
                 "approval_until": until.isoformat(),
             }
 
-        approved = await self.approvals.ask(
-            self.subject, self.stream_id, self.speaker.name, call, announce
-        )
+        try:
+            approved = await self.approvals.ask(
+                self.subject, self.stream_id, self.speaker.name, call, announce
+            )
+        except asyncio.CancelledError:
+            self.cut_while_waiting = True
+            raise
         self._asked.setdefault(call.id, {})["approval"] = "approved" if approved else "denied"
         return approved
 

@@ -58,6 +58,7 @@ from symposia.governance.call_context import CallContext, calling
 from symposia.observability.genai_spans import describe_run
 from symposia.orchestration import termination
 from symposia.orchestration.control import HANDOVER, RunControl
+from symposia.orchestration.cut_calls import resume_pending_calls
 from symposia.orchestration.cut_turns import CutTurn, Save, close_cut_turn, surviving_text
 from symposia.orchestration.generation import GenerationFailedError
 from symposia.orchestration.outages import is_outage, until_reachable, which
@@ -155,7 +156,7 @@ class RunLoop:
                 await self.log.fence(run_id, epoch)
                 if await self._already_ended(run, epoch):
                     return
-                run = await self._close_cut_turn(run, epoch, reason)
+                run = await self._close_cut_turn(run, epoch, reason, resume_calls=True)
             except FencedOutError:
                 raise
             except Exception as exc:  # a bug must still end the run and its stream
@@ -309,6 +310,7 @@ class RunLoop:
             if status is RunStatus.ERROR and run.error_message is None:
                 message = "the run's stream ended before its status could be stored"
             ended_by = done.data.get("ended_by")
+            await self._expire_calls(run.id, epoch, status)
             await self.runs.set_status(
                 run.id, status, epoch=epoch, error_message=message, ended_by=ended_by
             )
@@ -335,11 +337,30 @@ class RunLoop:
         open_turns = await self.runs.turn_records(run.id, open_only=True)
         await self.log.restore(run.id, resumable(run, self.turn_events_max, open_turns))
 
-    async def _close_cut_turn(self, run: Run, epoch: int, reason: str = OWNER_LOST) -> Run:
+    async def _close_cut_turn(
+        self, run: Run, epoch: int, reason: str = OWNER_LOST, resume_calls: bool = False
+    ) -> Run:
         """Close every turn the last owner claimed and did not finish (its turn records say
         which, whatever the log kept) as `partial`, with the text the log still has of it,
         at its own turn number and round; announce a decision the log lost; and say the run
-        was interrupted (for `reason`) if that was not said."""
+        was interrupted (for `reason`) if that was not said. With `resume_calls`, a turn's
+        MCP calls stored as waiting for approval are waited for (and run) first
+        (`cut_calls`)."""
+        cut_records, events = await self._close_open_turns(run, epoch, resume_calls)
+        if cut_records:
+            run = await self._run(run.id)
+        await announce_lost_decisions(
+            run, PolicyContext(self.runs, self.log, self.turns.models, epoch)
+        )
+        if not cut_records and _interruption_said(events, run.last_event):
+            return run
+        await emit(self.log, run.id, Interrupted(reason, run.turn_count), epoch)
+        return run
+
+    async def _close_open_turns(
+        self, run: Run, epoch: int, resume_calls: bool = False
+    ) -> tuple[list[TurnRecord], list[Event]]:
+        """`_close_cut_turn`'s closing: the open turn records, and the events read."""
         cut_records = await self.runs.turn_records(run.id, open_only=True)
         closed = max((m.complete_event or 0 for m in run.messages), default=0)
         starts = [r.start_event - 1 for r in cut_records if r.start_event is not None]
@@ -347,6 +368,18 @@ class RunLoop:
         for record in cut_records:
             speaker = BotTurn(record.turn, record.bot, run.bots[record.bot].name, record.round)
             cut = CutTurn(speaker, record.model, record.start_event, record.prompt_chars or 0)
+            steps: list[dict[str, Any]] = []
+            if resume_calls and self.turns.approvals is not None:
+                steps = await resume_pending_calls(
+                    self.turns.approvals,
+                    self.turns.tools,
+                    run.bots[record.bot].tools,
+                    self.log,
+                    run.id,
+                    speaker,
+                    events,
+                    epoch,
+                )
             await close_cut_turn(
                 self.log,
                 run.id,
@@ -358,16 +391,9 @@ class RunLoop:
                 bot_index=record.bot,
                 turn=record.turn,
                 round=record.round,
+                tool_steps=steps or None,
             )
-        if cut_records:
-            run = await self._run(run.id)
-        await announce_lost_decisions(
-            run, PolicyContext(self.runs, self.log, self.turns.models, epoch)
-        )
-        if not cut_records and _interruption_said(events, run.last_event):
-            return run
-        await emit(self.log, run.id, Interrupted(reason, run.turn_count), epoch)
-        return run
+        return cut_records, events
 
     async def _drive(
         self, run_id: str, epoch: int, control: RunControl, begin: bool = False
@@ -425,8 +451,13 @@ class RunLoop:
             await self._finish(run_id, epoch, RunStatus.COMPLETED, finish.reason, finish.ended_by)
 
     async def _stopped(self, run_id: str, epoch: int, reason: str) -> None:
-        """Record a stop; if the store or log is down, as soon as they answer."""
+        """Record a stop; if the store or log is down, as soon as they answer. A turn
+        stopped while a call of it waited for approval was left open (`TurnRunner`): it
+        is closed here, as partial."""
         try:
+            approvals = self.turns.approvals
+            if approvals is not None and await approvals.pending(f"run:{run_id}"):
+                await self._close_open_turns(await self._run(run_id), epoch)
             await self._finish(run_id, epoch, RunStatus.CANCELLED, reason, "stop")
         except Exception as exc:
             if not is_outage(exc):
@@ -623,6 +654,7 @@ class RunLoop:
     async def _end(
         self, run_id: str, epoch: int, status: RunStatus, ended_by: str | None = None
     ) -> None:
+        await self._expire_calls(run_id, epoch, status)
         done = await emit(self.log, run_id, RunDone(status, ended_by), epoch)
         fenced = False
         try:  # what lets a stream rebuilt from storage end at the same id
@@ -635,6 +667,20 @@ class RunLoop:
         finally:  # last: when viewers see the end, the run's work is done
             if not fenced:
                 await self.log.close(run_id)
+
+    async def _expire_calls(self, run_id: str, epoch: int, status: RunStatus) -> None:
+        """The run ends: a tool call still waiting for approval is denied, never left
+        pending (`decided_by` says why: `run_completed`, `run_cancelled`, ...). Only by
+        the run's owner: a stale one must not deny the call its successor waits on."""
+        if self.turns.approvals is None:
+            return
+        try:
+            lease = await self.runs.lease_of(run_id)
+            if lease is not None and lease[0] != epoch:
+                return
+            await self.turns.approvals.expire(f"run:{run_id}", f"run_{status.value}")
+        except Exception as exc:  # the run ends all the same
+            log_failure(logger, f"run {run_id}: could not expire its pending calls", exc)
 
 
 def _saver(runs: RunRepository, run_id: str, epoch: int, prices: PriceTable | None) -> Save:

@@ -127,11 +127,14 @@ class TurnRunner:
             )
             status = MessageStatus.COMPLETE
         finally:
-            generation.finish(message, status, prompt_chars(messages))
-            if self.prices is not None:
-                message.cost_usd = self.prices.cost(message.model, message.usage)
-            # A stop arriving now must not lose text the model already produced.
-            await complete(self._record(run, speaker, message, epoch, writer))
+            # Cut while a call waited for approval, a leased turn stays open: the next
+            # owner waits on the stored call, then closes it (`cut_calls`); a stop closes it.
+            if not (generation.cut_while_waiting and epoch is not None):
+                generation.finish(message, status, prompt_chars(messages))
+                if self.prices is not None:
+                    message.cost_usd = self.prices.cost(message.model, message.usage)
+                # A stop arriving now must not lose text the model already produced.
+                await complete(self._record(run, speaker, message, epoch, writer))
         return message
 
     async def _record(

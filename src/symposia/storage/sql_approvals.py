@@ -108,3 +108,13 @@ class SqlApprovals:
                 .values(status=APPROVED if approved else DENIED, decided_at=utcnow(), decided_by=by)
             )
             return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    async def expire(self, subject: str, by: str) -> int:
+        """Deny every call of `subject` still pending (its run ended): none waits forever."""
+        async with self._sessions.begin() as session:
+            done = await session.execute(
+                update(ToolApprovalRow)
+                .where(ToolApprovalRow.subject == subject, ToolApprovalRow.status == PENDING)
+                .values(status=DENIED, decided_at=utcnow(), decided_by=by)
+            )
+            return int(done.rowcount)  # type: ignore[attr-defined]

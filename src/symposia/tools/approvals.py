@@ -5,6 +5,10 @@ then announced (`awaiting_input` with the pending call), then the turn waits: fo
 decision taken here (at once) or in another process (seen within `POLL_SECONDS`), or for
 HUMAN_TIMEOUT_SECONDS, after which the call is denied. A denial is a tool result saying
 so; the turn goes on.
+
+A process that takes the run over finds the stored call and waits on (`resume`: the same
+call id, announced again, the same deadline). When the run ends, whatever is still pending
+is denied (`expire`): nothing is left waiting for a turn that is gone.
 """
 
 from __future__ import annotations
@@ -44,13 +48,28 @@ class Approvals:
             PENDING, until,
         )  # fmt: skip
         await self.store.add(record)
-        key = (subject, call.id)
+        return await self._await(record, call, announce)
+
+    async def resume(self, record: ApprovalRecord, announce: Announce) -> bool:
+        """Wait on for a call stored pending by a turn whose writer was cut off (this
+        process took the run over): announced again, decided by its stored deadline."""
+        call = PendingCall(record.call_id, record.server, record.tool, record.arguments)
+        return await self._await(record, call, announce)
+
+    async def _await(self, record: ApprovalRecord, call: PendingCall, announce: Announce) -> bool:
+        key = (record.subject, record.call_id)
         decided = self._waiting[key] = asyncio.get_running_loop().create_future()
+        left = (record.until - utcnow()).total_seconds()
         try:
-            await announce(call, until)
-            return await self._wait(subject, call.id, decided, time.monotonic() + self.timeout)
+            await announce(call, record.until)
+            deadline = time.monotonic() + max(left, 0.0)
+            return await self._wait(record.subject, record.call_id, decided, deadline)
         finally:
             self._waiting.pop(key, None)
+
+    async def expire(self, subject: str, by: str) -> int:
+        """Deny whatever of `subject` is still pending (its run or reply ended)."""
+        return await self.store.expire(subject, by)
 
     async def _wait(
         self, subject: str, call_id: str, decided: asyncio.Future[bool], deadline: float
