@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from symposia.governance.limits import period_index
 from symposia.storage.tables import KeyLimitRow, KeyReservationRow
@@ -117,7 +117,7 @@ class BudgetStore:
 
     async def reserve_in(
         self,
-        session: AsyncSession,
+        session: AsyncSession | AsyncConnection,
         key_id: str,
         amounts: list[int],
         period: str | None,
@@ -169,7 +169,9 @@ class BudgetStore:
             await _release(session, reservation_id)
 
     @staticmethod
-    async def settle(session: AsyncSession, settlements: list[Settlement]) -> None:
+    async def settle(
+        session: AsyncSession | AsyncConnection, settlements: list[Settlement]
+    ) -> None:
         """In the caller's transaction: drop the reservations and count the actual costs,
         one statement for the reservations and one per key (a reservation already
         released by a sweep was taken off `reserved` then, so it is not again)."""
