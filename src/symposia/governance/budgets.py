@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, case, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Table, bindparam, case, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from symposia.governance.limits import period_index
 from symposia.storage.tables import KeyLimitRow, KeyReservationRow
 
 SWEEP_BATCH = 200
 RESERVATIONS: Table = KeyReservationRow.__table__  # type: ignore[assignment]
+KEYS: Table = KeyLimitRow.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +52,51 @@ class Settlement:
     at: datetime
 
 
-def _spent_in(current: int) -> Any:
+def _spent_in(current: Any) -> Any:
     """The key's spend in period `current`: zero if its counters are of an earlier one."""
-    return case((KeyLimitRow.period_index >= current, KeyLimitRow.spent_nanos), else_=0)
+    return case((KEYS.c.period_index >= current, KEYS.c.spent_nanos), else_=0)
 
 
-def _period_now(current: int) -> Any:
-    return case((KeyLimitRow.period_index >= current, KeyLimitRow.period_index), else_=current)
+def _period_now(current: Any) -> Any:
+    return case((KEYS.c.period_index >= current, KEYS.c.period_index), else_=current)
+
+
+# The group commit's statements, built once: Core statements on the tables with bound
+# parameters (no ORM bulk path, no statement built and cache-keyed per call), as each
+# runs for every batch of every process.
+_CURRENT = bindparam("current", type_=KEYS.c.period_index.type)
+_READ = (
+    update(KEYS)
+    .where(KEYS.c.key_id == bindparam("key"))
+    .values(spent_nanos=_spent_in(_CURRENT), period_index=_period_now(_CURRENT))
+    .returning(KEYS.c.spent_nanos, KEYS.c.reserved_nanos, KEYS.c.max_budget_nanos)
+)
+_ADD = (
+    update(KEYS)
+    .where(
+        KEYS.c.key_id == bindparam("key"),
+        KEYS.c.spent_nanos
+        + KEYS.c.reserved_nanos
+        + bindparam("total", type_=KEYS.c.spent_nanos.type)
+        <= KEYS.c.max_budget_nanos,
+    )
+    .values(reserved_nanos=KEYS.c.reserved_nanos + bindparam("total"))
+)
+_DROP = (
+    delete(RESERVATIONS)
+    .where(RESERVATIONS.c.id.in_(bindparam("ids", expanding=True)))
+    .returning(RESERVATIONS.c.key_id, RESERVATIONS.c.amount_nanos)
+)
+_SETTLE = (
+    update(KEYS)
+    .where(KEYS.c.key_id == bindparam("key"))
+    .values(
+        reserved_nanos=KEYS.c.reserved_nanos
+        - bindparam("released", type_=KEYS.c.reserved_nanos.type),
+        spent_nanos=_spent_in(_CURRENT) + bindparam("actual", type_=KEYS.c.spent_nanos.type),
+        period_index=_period_now(_CURRENT),
+    )
+)
 
 
 class BudgetStore:
@@ -78,7 +117,7 @@ class BudgetStore:
 
     async def reserve_in(
         self,
-        session: AsyncSession,
+        session: AsyncSession | AsyncConnection,
         key_id: str,
         amounts: list[int],
         period: str | None,
@@ -93,19 +132,7 @@ class BudgetStore:
         last adds what fitted, on the condition that it still fits (it must: the row
         is held), so no other transaction can interleave between reading and adding."""
         current = period_index(period, now)
-        read = (
-            await session.execute(
-                update(KeyLimitRow)
-                .where(KeyLimitRow.key_id == key_id)
-                .values(spent_nanos=_spent_in(current), period_index=_period_now(current))
-                .returning(
-                    KeyLimitRow.spent_nanos,
-                    KeyLimitRow.reserved_nanos,
-                    KeyLimitRow.max_budget_nanos,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        ).first()
+        read = (await session.execute(_READ, {"key": key_id, "current": current})).first()
         if read is None or read[2] is None:
             return [Refused(0, 0, 0) for _ in amounts]
         spent, reserved, budget = int(read[0]), int(read[1]), int(read[2])
@@ -130,16 +157,7 @@ class BudgetStore:
                 }
             )
         if rows:
-            added = await session.execute(
-                update(KeyLimitRow)
-                .where(
-                    KeyLimitRow.key_id == key_id,
-                    KeyLimitRow.spent_nanos + KeyLimitRow.reserved_nanos + total
-                    <= KeyLimitRow.max_budget_nanos,
-                )
-                .values(reserved_nanos=KeyLimitRow.reserved_nanos + total)
-                .execution_options(synchronize_session=False)
-            )
+            added = await session.execute(_ADD, {"key": key_id, "total": total})
             if getattr(added, "rowcount", 0) != 1:  # cannot happen while the row is held
                 raise RuntimeError(f"key {key_id}: its budget changed under a held row")
             await session.execute(RESERVATIONS.insert(), rows)
@@ -151,18 +169,16 @@ class BudgetStore:
             await _release(session, reservation_id)
 
     @staticmethod
-    async def settle(session: AsyncSession, settlements: list[Settlement]) -> None:
+    async def settle(
+        session: AsyncSession | AsyncConnection, settlements: list[Settlement]
+    ) -> None:
         """In the caller's transaction: drop the reservations and count the actual costs,
         one statement for the reservations and one per key (a reservation already
         released by a sweep was taken off `reserved` then, so it is not again)."""
         held = [s.reservation_id for s in settlements if s.reservation_id is not None]
         released: dict[str, int] = {}
         if held:
-            found = await session.execute(
-                delete(KeyReservationRow)
-                .where(KeyReservationRow.id.in_(held))
-                .returning(KeyReservationRow.key_id, KeyReservationRow.amount_nanos)
-            )
+            found = await session.execute(_DROP, {"ids": held})
             for key_id, amount in found.all():
                 released[key_id] = released.get(key_id, 0) + int(amount)
         owed: dict[tuple[str, int], int] = {}
@@ -171,14 +187,13 @@ class BudgetStore:
             owed[group] = owed.get(group, 0) + settlement.actual_nanos
         for (key_id, current), actual in owed.items():
             await session.execute(
-                update(KeyLimitRow)
-                .where(KeyLimitRow.key_id == key_id)
-                .values(
-                    reserved_nanos=KeyLimitRow.reserved_nanos - released.pop(key_id, 0),
-                    spent_nanos=_spent_in(current) + actual,
-                    period_index=_period_now(current),
-                )
-                .execution_options(synchronize_session=False)
+                _SETTLE,
+                {
+                    "key": key_id,
+                    "current": current,
+                    "released": released.pop(key_id, 0),
+                    "actual": actual,
+                },
             )
 
     async def renew(self) -> int:
