@@ -162,10 +162,10 @@ async def test_a_malformed_body_is_named_as_the_body(client: httpx.AsyncClient) 
 
 UNKNOWN: list[tuple[str, str, dict[str, Any], str]] = [
     (
-        "bot tools",
+        "bot",
         "/api/run",
-        {"topic": "t", "bots": [{**BOTS[0], "tools": []}, BOTS[1]]},
-        "bots.0.tools",
+        {"topic": "t", "bots": [{**BOTS[0], "toolbox": []}, BOTS[1]]},
+        "bots.0.toolbox",
     ),
     (
         "max_rounds beside policy",
@@ -179,10 +179,12 @@ UNKNOWN: list[tuple[str, str, dict[str, Any], str]] = [
         "/api/conversations",
         {
             "panel": {
-                "agents": [{"name": "a", "description": "d", "model": "scripted/echo", "tools": []}]
+                "agents": [
+                    {"name": "a", "description": "d", "model": "scripted/echo", "toolbox": []}
+                ]
             }
         },
-        "panel.agents.0.tools",
+        "panel.agents.0.toolbox",
     ),
     ("chat", "/api/chat/stream", {"message": "hi", "temperature": 0.2}, "temperature"),
 ]

@@ -192,7 +192,10 @@ class TestUnderTheSeedsEnv:
     @pytest.fixture
     def settings(self, database_url: str, fake_provider: FakeProviderServer) -> Settings:
         fake_provider.openai_models = OPENROUTER_MODELS
-        return settings_from_dotenv(seed_dotenv(fake_provider), database_url=database_url)
+        # CHAT_TITLES off, as docs/seeds.md advises for the seed's one call per message.
+        return settings_from_dotenv(
+            seed_dotenv(fake_provider), database_url=database_url, chat_titles=False
+        )
 
     async def test_the_documents_curls_with_its_model_ids(
         self, client: httpx.AsyncClient, fake_provider: FakeProviderServer

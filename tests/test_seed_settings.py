@@ -391,6 +391,7 @@ async def test_a_bare_default_model_starts_and_reaches_openai(
         "OPENAI_BASE_URL": fake_provider.openai_base_url,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}",
         "DEV_MODE": "true",
+        "CHAT_TITLES": "false",  # one model call per message, to count them
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
