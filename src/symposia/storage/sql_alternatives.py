@@ -16,7 +16,7 @@ from symposia.domain.models import Message
 from symposia.errors import ConflictError, NotFoundError
 from symposia.storage.cancel_safe import cancel_safe
 from symposia.storage.convert import message_of, message_of_dict, message_row
-from symposia.storage.sql_replies import _insert_message, _lock, _refuse_if_running
+from symposia.storage.sql_replies import insert_message, lock_conversation, refuse_if_running
 from symposia.storage.tables import MessageRow
 
 NOT_AN_EXCHANGE = (
@@ -54,8 +54,8 @@ class SqlAlternatives:
         """Put the last question back as a new message carrying its answers so far; its
         reply is then generated as any question's (by `model`, else as first asked)."""
         async with self._sessions.begin() as session:
-            await _lock(session, conversation_id)
-            await _refuse_if_running(session, conversation_id)
+            await lock_conversation(session, conversation_id)
+            await refuse_if_running(session, conversation_id)
             question_row, answer_row = await _last_exchange(session, conversation_id)
             question = message_of(question_row)
             kept = list(question.alternatives or [])
@@ -71,15 +71,15 @@ class SqlAlternatives:
                 model=model or question.model,
                 alternatives=kept or None,
             )
-            await _insert_message(session, conversation_id, again)
+            await insert_message(session, conversation_id, again)
             return again
 
     async def choose(self, conversation_id: str, answer_id: str) -> Message:
         """Show the stored alternative `answer_id` as the last question's answer; the one
         shown until now becomes an alternative. The answer now shown."""
         async with self._sessions.begin() as session:
-            await _lock(session, conversation_id)
-            await _refuse_if_running(session, conversation_id)
+            await lock_conversation(session, conversation_id)
+            await refuse_if_running(session, conversation_id)
             question_row, answer_row = await _last_exchange(session, conversation_id)
             kept = list(question_row.alternatives or [])
             chosen = next((a for a in kept if a.get("id") == answer_id), None)

@@ -39,7 +39,7 @@ def _rows(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def _lock(session: AsyncSession, conversation_id: str) -> None:
+async def lock_conversation(session: AsyncSession, conversation_id: str) -> None:
     """Touch the conversation's row: this transaction now holds it (see the module doc)."""
     result = await session.execute(
         update(ConversationRow)
@@ -50,7 +50,7 @@ async def _lock(session: AsyncSession, conversation_id: str) -> None:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
 
 
-async def _refuse_if_running(session: AsyncSession, conversation_id: str) -> None:
+async def refuse_if_running(session: AsyncSession, conversation_id: str) -> None:
     running = await session.scalar(
         select(ReplyRow.id).where(ReplyRow.conversation_id == conversation_id, IS_RUNNING)
     )
@@ -58,7 +58,7 @@ async def _refuse_if_running(session: AsyncSession, conversation_id: str) -> Non
         raise ReplyInProgressError(conversation_id)
 
 
-async def _insert_message(session: AsyncSession, conversation_id: str, message: Message) -> None:
+async def insert_message(session: AsyncSession, conversation_id: str, message: Message) -> None:
     seq = await next_seq(session, MessageRow.conversation_id, conversation_id)
     session.add(message_row(message, seq, conversation_id=conversation_id))
 
@@ -85,9 +85,9 @@ class SqlReplyRepository:
         `reply_model`, start its reply in the same transaction (`/api/chat/stream`)."""
         try:
             async with self._sessions.begin() as session:
-                await _lock(session, conversation_id)
-                await _refuse_if_running(session, conversation_id)
-                await _insert_message(session, conversation_id, message)
+                await lock_conversation(session, conversation_id)
+                await refuse_if_running(session, conversation_id)
+                await insert_message(session, conversation_id, message)
                 if reply_model is None:
                     return None
                 reply = self._new(conversation_id, message.id, reply_model)
@@ -115,7 +115,7 @@ class SqlReplyRepository:
         self, conversation_id: str, question_id: str, model: str
     ) -> tuple[ReplyRecord, bool] | None:
         async with self._sessions.begin() as session:
-            await _lock(session, conversation_id)
+            await lock_conversation(session, conversation_id)
             existing = await session.scalar(select(ReplyRow).where(ReplyRow.id == question_id))
             if existing is not None:
                 return reply_of(existing), False
@@ -129,7 +129,7 @@ class SqlReplyRepository:
             ).first()
             if last is None or last.id != question_id or last.role not in ("user", "tool"):
                 return None
-            await _refuse_if_running(session, conversation_id)
+            await refuse_if_running(session, conversation_id)
             reply = self._new(conversation_id, question_id, model)
             session.add(reply_row(reply))
             await session.flush()
@@ -202,8 +202,8 @@ class SqlReplyRepository:
                     f"reply {reply.id} is held at epoch {held} or ended, not at {reply.epoch}"
                 )
             if message is not None:
-                await _lock(session, reply.conversation_id)
-                await _insert_message(session, reply.conversation_id, message)
+                await lock_conversation(session, reply.conversation_id)
+                await insert_message(session, reply.conversation_id, message)
             return True
 
     async def renew(self, reply_ids: list[str]) -> set[str]:
