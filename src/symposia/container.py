@@ -35,6 +35,7 @@ from symposia.security.api_keys import ApiKeyStore
 from symposia.security.auth import Authenticator, check_exposure
 from symposia.security.client_address import Network, parse_networks
 from symposia.security.hosts import HostPolicy
+from symposia.security.outbound_urls import parse_prefixes
 from symposia.security.rate_limit import RateLimiter
 from symposia.security.redact import remember_secrets
 from symposia.security.session_store import SessionStore
@@ -395,7 +396,13 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         RequestScopes(),
         Heartbeat("run", settings.run_heartbeat_seconds, service.renew, service.sweep),
         Heartbeat("reply", settings.run_heartbeat_seconds, reply_leases.renew, reply_leases.sweep),
-        ResponseService(completions, SqlResponseRepository(sessions)),
+        ResponseService(
+            completions,
+            SqlResponseRepository(sessions),
+            tools,
+            parse_prefixes(",".join(settings.mcp_allowed_urls)),
+            settings.max_tool_steps,
+        ),
         sockets,
         IdempotencyKeys(SqlIdempotencyKeys(sessions)),
         HostPolicy(settings),

@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     mcp_max_result_chars: int = Field(default=100_000, ge=100, le=10_000_000)
     mcp_max_argument_chars: int = Field(default=100_000, ge=100, le=10_000_000)
     max_tool_steps: int = Field(default=8, ge=1, le=32)
+    # The Responses API's `mcp` tool: the URL prefixes a client's `server_url` may start
+    # with (empty: none, only the servers of MCP_SERVERS_FILE); `https://` alone is any
+    # public host, never loopback or private addresses unless a prefix names the host.
+    mcp_allowed_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Runs and streaming
     run_max_turns: int = Field(default=20, ge=1, le=10_000)
@@ -234,7 +238,13 @@ class Settings(BaseSettings):
     version: str | None = None
 
     @field_validator(
-        "cors_origins", "trusted_proxies", "allowed_hosts", "api_keys", "admin_users", mode="before"
+        "cors_origins",
+        "trusted_proxies",
+        "allowed_hosts",
+        "api_keys",
+        "admin_users",
+        "mcp_allowed_urls",
+        mode="before",
     )
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -261,6 +271,15 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("mcp_allowed_urls")
+    @classmethod
+    def _url_prefixes(cls, value: list[str]) -> list[str]:
+        from symposia.security.outbound_urls import UrlPrefix
+
+        for item in value:
+            UrlPrefix.parse(item)  # a ValueError says which
         return value
 
     @field_validator("allowed_hosts")

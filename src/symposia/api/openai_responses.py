@@ -52,7 +52,7 @@ def _router(prefix: str) -> APIRouter:
         service, keys = caller.container.responses, caller.container.idempotency
         principal, route = caller.principal.id, http.url.path
         given = body.model_dump(mode="json", exclude_unset=True)
-        call = await service.prepare(body.to_request(), principal)
+        call = await service.prepare(body.to_request(), principal, caller.principal)
         scope, relay, streams = request_scope(http, caller.container), None, []
 
         async def ended(kind: str | None, response: dict[str, Any] | None) -> None:

@@ -51,7 +51,7 @@ class ResponseFailed(_ResponseState):
 
 @dataclass(frozen=True, slots=True)
 class _ItemEvent:
-    """An output item (a message, or a function call) as it opens or closes."""
+    """An output item (a message, a function call, an MCP item) as it opens or closes."""
 
     output_index: int
     item: Json
@@ -161,6 +161,79 @@ class FunctionCallArgumentsDone:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _McpStep:
+    """A step of an MCP item (listing a server's tools, running a call) as it goes."""
+
+    item_id: str
+    output_index: int
+
+    def fields(self) -> Json:
+        return {"item_id": self.item_id, "output_index": self.output_index}
+
+
+@dataclass(frozen=True, slots=True)
+class McpListToolsInProgress(_McpStep):
+    type: ClassVar[Literal["response.mcp_list_tools.in_progress"]] = (
+        "response.mcp_list_tools.in_progress"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class McpListToolsCompleted(_McpStep):
+    type: ClassVar[Literal["response.mcp_list_tools.completed"]] = (
+        "response.mcp_list_tools.completed"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class McpListToolsFailed(_McpStep):
+    type: ClassVar[Literal["response.mcp_list_tools.failed"]] = "response.mcp_list_tools.failed"
+
+
+@dataclass(frozen=True, slots=True)
+class McpCallInProgress(_McpStep):
+    type: ClassVar[Literal["response.mcp_call.in_progress"]] = "response.mcp_call.in_progress"
+
+
+@dataclass(frozen=True, slots=True)
+class McpCallCompleted(_McpStep):
+    type: ClassVar[Literal["response.mcp_call.completed"]] = "response.mcp_call.completed"
+
+
+@dataclass(frozen=True, slots=True)
+class McpCallFailed(_McpStep):
+    type: ClassVar[Literal["response.mcp_call.failed"]] = "response.mcp_call.failed"
+
+
+@dataclass(frozen=True, slots=True)
+class McpCallArgumentsDelta:
+    type: ClassVar[Literal["response.mcp_call_arguments.delta"]] = (
+        "response.mcp_call_arguments.delta"
+    )
+    item_id: str
+    output_index: int
+    delta: str
+
+    def fields(self) -> Json:
+        return {"item_id": self.item_id, "output_index": self.output_index, "delta": self.delta}
+
+
+@dataclass(frozen=True, slots=True)
+class McpCallArgumentsDone:
+    type: ClassVar[Literal["response.mcp_call_arguments.done"]] = "response.mcp_call_arguments.done"
+    item_id: str
+    output_index: int
+    arguments: str
+
+    def fields(self) -> Json:
+        return {
+            "item_id": self.item_id,
+            "output_index": self.output_index,
+            "arguments": self.arguments,
+        }
+
+
 ResponseEnding = ResponseCompleted | ResponseIncomplete | ResponseFailed
 ResponseEvent = (
     ResponseCreated
@@ -174,6 +247,14 @@ ResponseEvent = (
     | OutputTextDone
     | FunctionCallArgumentsDelta
     | FunctionCallArgumentsDone
+    | McpListToolsInProgress
+    | McpListToolsCompleted
+    | McpListToolsFailed
+    | McpCallInProgress
+    | McpCallCompleted
+    | McpCallFailed
+    | McpCallArgumentsDelta
+    | McpCallArgumentsDone
 )
 # A streamed Response's last event, by type: what an idempotent retry replays.
 ENDINGS: dict[str, type[ResponseEnding]] = {

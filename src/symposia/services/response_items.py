@@ -3,8 +3,12 @@
 Input items are messages (`{"role", "content"}`, `type: "message"` optional, content a
 string or `input_text` / `output_text` parts), `function_call` items (a call the model
 made, sent back as history) and `function_call_output` items (its result). Function tools
-are `{"type": "function", "name", "description", "parameters", "strict"}`. Anything else
-is refused with a 400 naming the item: clients trust what they send to arrive.
+are `{"type": "function", "name", "description", "parameters", "strict"}`; `mcp` tools are
+`tools.hosted`'s. The MCP items a client sends back (store false, or a whole conversation
+as openai-agents does) are history too: an `mcp_call` is the model's call and its result;
+`mcp_list_tools`, `mcp_approval_request` and `mcp_approval_response` say nothing to the
+model (an approved request becomes an `mcp_call`). Anything else is refused with a 400
+naming the item: clients trust what they send to arrive.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 
 from symposia.errors import InvalidInputError
 from symposia.providers.base import ChatMessage, ResponseFormat, Tool, ToolCall, ToolChoice
+from symposia.tools.servers import ServerTool
+from symposia.tools.toolbox import function_name
 
 ROLES: dict[str, Any] = {
     "system": "system",
@@ -23,6 +29,7 @@ ROLES: dict[str, Any] = {
 }
 TEXT_PARTS = {"input_text", "output_text", "text"}
 CHOICES = {"auto", "none", "required"}
+SILENT_ITEMS = {"mcp_list_tools", "mcp_approval_request", "mcp_approval_response"}
 
 
 def new_id(prefix: str) -> str:
@@ -67,18 +74,59 @@ def to_messages(items: list[dict[str, Any]], field: str = "input") -> list[ChatM
             output = item.get("output")
             text = output if isinstance(output, str) else _text(output, f"{where}.output")
             messages.append(ChatMessage("tool", text, tool_call_id=_string(item, "call_id", where)))
+        elif kind == "mcp_call":
+            label, name = _string(item, "server_label", where), _string(item, "name", where)
+            call = ToolCall(
+                _string(item, "id", where),
+                function_name(ServerTool(label, name, "", {})),
+                _string(item, "arguments", where),
+            )
+            error = item.get("error")
+            said = f"Error: {error_text(error)}" if error else str(item.get("output") or "")
+            add_tool_step(messages, call, said)
+        elif kind in SILENT_ITEMS:
+            continue
         else:
             raise InvalidInputError(f"input items of type {kind!r} are not supported", where)
     return messages
 
 
+def add_tool_step(messages: list[ChatMessage], call: ToolCall, result: str) -> None:
+    """`call` and its result at the end of `messages`: the call joins the assistant message
+    whose results end them (calls made at once stay one message), else opens one."""
+    at = len(messages)
+    while at and messages[at - 1].role == "tool":
+        at -= 1
+    last = messages[at - 1] if at else None
+    if last is not None and last.role == "assistant":
+        messages[at - 1] = ChatMessage("assistant", last.content, (*last.tool_calls, call))
+    else:
+        messages.insert(at, ChatMessage("assistant", "", (call,)))
+    messages.append(ChatMessage("tool", result, tool_call_id=call.id))
+
+
+def error_text(error: Any) -> str:
+    """What an `mcp_call`'s `error` says (OpenAI's error object, or a plain string)."""
+    if isinstance(error, dict):
+        if isinstance(error.get("message"), str):
+            return str(error["message"])
+        content = error.get("content")
+        if isinstance(content, list):
+            return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return str(content)
+    return str(error)
+
+
 def tools_of(tools: list[dict[str, Any]] | None) -> tuple[Tool, ...]:
-    """Function tools; another kind (web search, file search...) is refused."""
+    """Function tools (`mcp` tools are `tools.hosted`'s); another kind (web search, file
+    search...) is refused."""
     out = []
     for i, tool in enumerate(tools or ()):
+        if tool.get("type") == "mcp":
+            continue
         if tool.get("type") != "function":
             raise InvalidInputError(
-                f"tools of type {tool.get('type')!r} are not supported; only functions",
+                f"tools of type {tool.get('type')!r} are not supported; only functions and mcp",
                 f"tools.{i}.type",
             )
         name = tool.get("name")
@@ -190,3 +238,85 @@ def format_of(text: dict[str, Any] | None) -> ResponseFormat | None:
     raise InvalidInputError(
         "text.format.type must be text, json_object or json_schema", "text.format.type"
     )
+
+
+def list_tools_item(
+    item_id: str, label: str, tools: list[ServerTool], error: str | None = None
+) -> dict[str, Any]:
+    """An `mcp_list_tools` item: the tools `label`'s server offers (or why it could not)."""
+    item: dict[str, Any] = {
+        "id": item_id,
+        "type": "mcp_list_tools",
+        "server_label": label,
+        "tools": [
+            {
+                "name": t.name,
+                "description": t.description or None,
+                "input_schema": t.input_schema or {"type": "object"},
+                "annotations": t.annotations,
+            }
+            for t in tools
+        ],
+    }
+    if error is not None:
+        item["error"] = error
+    return item
+
+
+def listed_tools(item: dict[str, Any]) -> list[ServerTool]:
+    """The tools of an `mcp_list_tools` item (sent back, or kept in the chain)."""
+    label = str(item.get("server_label"))
+    tools = []
+    for tool in item.get("tools") or ():
+        if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+            schema = tool.get("input_schema")
+            annotations = tool.get("annotations")
+            tools.append(
+                ServerTool(
+                    label,
+                    tool["name"],
+                    str(tool.get("description") or ""),
+                    schema if isinstance(schema, dict) else {},
+                    annotations if isinstance(annotations, dict) else None,
+                )
+            )
+    return tools
+
+
+def mcp_call_item(
+    item_id: str,
+    label: str,
+    name: str,
+    arguments: str,
+    status: str,
+    output: str | None = None,
+    error: str | None = None,
+    approval_request_id: str | None = None,
+) -> dict[str, Any]:
+    """An `mcp_call` item; an error is OpenAI's `mcp_tool_execution_error`."""
+    item: dict[str, Any] = {
+        "id": item_id,
+        "type": "mcp_call",
+        "status": status,
+        "server_label": label,
+        "name": name,
+        "arguments": arguments,
+        "output": output,
+        "error": None
+        if error is None
+        else {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": error}]},
+    }
+    if approval_request_id is not None:
+        item["approval_request_id"] = approval_request_id
+    return item
+
+
+def approval_request_item(item_id: str, label: str, name: str, arguments: str) -> dict[str, Any]:
+    """An `mcp_approval_request` item: a call that waits for the client's approval."""
+    return {
+        "id": item_id,
+        "type": "mcp_approval_request",
+        "server_label": label,
+        "name": name,
+        "arguments": arguments,
+    }

@@ -9,10 +9,18 @@ nothing, so such a response can be neither retrieved nor continued.
 The service takes a `ResponsesRequest` and streams typed events
 (`domain.response_events`), a batch per model delta; the wire format is
 `streaming.responses_events`'s.
+
+With `mcp` tools (`tools.hosted`) the response is a loop: each server's tools are listed
+(an `mcp_list_tools` item, unless the chain or the input already holds one), the model
+is called, each of its calls that needs no approval runs here (an `mcp_call` item) and
+the model is called again with the results, up to MAX_TOOL_STEPS model calls. A call
+that needs approval ends the response with an `mcp_approval_request` item; the client's
+`mcp_approval_response` (in a request continuing it) runs or denies it first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -24,6 +32,14 @@ from symposia.domain.response_events import (
     ContentPartDone,
     FunctionCallArgumentsDelta,
     FunctionCallArgumentsDone,
+    McpCallArgumentsDelta,
+    McpCallArgumentsDone,
+    McpCallCompleted,
+    McpCallFailed,
+    McpCallInProgress,
+    McpListToolsCompleted,
+    McpListToolsFailed,
+    McpListToolsInProgress,
     OutputItemAdded,
     OutputItemDone,
     OutputTextDelta,
@@ -37,7 +53,12 @@ from symposia.domain.response_events import (
     ResponseInProgress,
 )
 from symposia.domain.response_request import CHAT_NAMES, ResponsesRequest
-from symposia.errors import NotFoundError, SymposiaError, UnsupportedParameterError
+from symposia.errors import (
+    InvalidInputError,
+    NotFoundError,
+    SymposiaError,
+    UnsupportedParameterError,
+)
 from symposia.providers.base import (
     ChatMessage,
     CompletionRequest,
@@ -47,11 +68,18 @@ from symposia.providers.base import (
     ToolCall,
     ToolCallDelta,
 )
+from symposia.security.outbound_urls import UrlPrefix
+from symposia.security.principals import Principal
 from symposia.services.completions import CompletionCall, CompletionService
 from symposia.services.response_items import (
+    add_tool_step,
+    approval_request_item,
     call_item,
     format_of,
     input_items,
+    list_tools_item,
+    listed_tools,
+    mcp_call_item,
     message_item,
     new_id,
     text_part,
@@ -61,8 +89,20 @@ from symposia.services.response_items import (
 )
 from symposia.storage.sql_responses import SqlResponseRepository
 from symposia.streaming.openai_errors import openai_error
+from symposia.tools.hosted import HostedTools, hosted_tools
+from symposia.tools.servers import ServerTool, ToolServerError, ToolServers
+from symposia.tools.toolbox import DEFAULT_MAX_TOOL_STEPS, DENIED, function_name
 
 Events = list[ResponseEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A client's answer (`mcp_approval_response`) to an `mcp_approval_request` item."""
+
+    request: dict[str, Any]
+    approve: bool
+    reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -78,8 +118,15 @@ class ResponseCall:
     output: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, Any] | None = None
     status: str = "completed"
+    hosted: HostedTools | None = None  # its `mcp` tools
+    earlier: list[dict[str, Any]] = field(default_factory=list)  # the chain's items, then its
+    approvals: list[Approval] = field(default_factory=list)
 
     def set_usage(self, prompt: int, completion: int) -> None:
+        """Count a model call's tokens (a tool loop makes several)."""
+        if self.usage is not None:
+            prompt += self.usage["input_tokens"]
+            completion += self.usage["output_tokens"]
         self.usage = {
             "input_tokens": prompt,
             "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
@@ -117,14 +164,18 @@ class ResponseCall:
             "text": body.text or {"format": {"type": "text"}},
             "tool_choice": body.tool_choice or "auto",
             "tools": [
-                {
-                    "type": "function",
-                    "name": tool.name,
-                    "description": tool.description,
-                    "parameters": tool.parameters,
-                    "strict": tool.strict,
-                }
-                for tool in self.completion.request.tools
+                *(
+                    {
+                        "type": "function",
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": tool.parameters,
+                        "strict": tool.strict,
+                    }
+                    for tool in self.completion.request.tools
+                    if self.hosted is None or not self.hosted.owns(tool.name)
+                ),
+                *(hosted.echo for hosted in (self.hosted.servers if self.hosted else ())),
             ],
             "top_p": body.top_p,
             "truncation": "disabled",
@@ -152,15 +203,23 @@ class ResponseCall:
 class ResponseService:
     completions: CompletionService
     repo: SqlResponseRepository
+    tools: ToolServers = field(default_factory=ToolServers)  # the operator's MCP servers
+    allowed_urls: tuple[UrlPrefix, ...] = ()  # MCP_ALLOWED_URLS
+    max_tool_steps: int = DEFAULT_MAX_TOOL_STEPS
 
-    async def prepare(self, body: ResponsesRequest, owner: str | None) -> ResponseCall:
-        """Validate everything (the chain included) before any model is called."""
+    async def prepare(
+        self, body: ResponsesRequest, owner: str | None, principal: Principal | None = None
+    ) -> ResponseCall:
+        """Validate everything (the chain and the `mcp` tools included) before any model
+        is called or any MCP server connected."""
         items = input_items(body.input)
         asked = to_messages(items)
         self._check_lengths(body.instructions, items, isinstance(body.input, str))
         history: list[ChatMessage] = []
+        earlier: list[dict[str, Any]] = []
         if body.previous_response_id is not None:
-            history = await self._history(body.previous_response_id, owner)
+            history, earlier = await self._history(body.previous_response_id, owner)
+        hosted = await hosted_tools(body.tools, self.tools, self.allowed_urls, principal)
         system = [ChatMessage("system", body.instructions)] if body.instructions else []
         request = CompletionRequest(
             "",
@@ -183,7 +242,17 @@ class ResponseService:
             raise UnsupportedParameterError(
                 exc.message.replace(str(exc.field), str(name), 1), name
             ) from None
-        made = ResponseCall(body, items, completion, owner)
+        if hosted is not None:
+            provider, _ = self.completions.models.registry.resolve(body.model)
+            if "tools" not in provider.features:
+                raise UnsupportedParameterError(
+                    f"tools is not supported by the {provider.name} provider (model "
+                    f"{body.model}); choose a model of a provider that supports it",
+                    "tools",
+                )
+        made = ResponseCall(body, items, completion, owner, hosted=hosted)
+        made.earlier = [*earlier, *items]
+        made.approvals = _approvals(items, made.earlier, hosted)
         completion.surface, completion.response_id = "/v1/responses", made.id
         return made
 
@@ -200,20 +269,31 @@ class ResponseService:
             for message in to_messages([item]):
                 check(message.content, "input" if text else f"input.{index}")
 
-    async def _history(self, previous_id: str, owner: str | None) -> list[ChatMessage]:
-        """The chain `previous_id` ends, as messages: each response's input, then its
-        output (its messages and function calls)."""
+    async def _history(
+        self, previous_id: str, owner: str | None
+    ) -> tuple[list[ChatMessage], list[dict[str, Any]]]:
+        """The chain `previous_id` ends, as messages (each response's input, then its
+        output: its messages, function and MCP calls) and as items."""
         chain = await self.repo.chain(previous_id)
         if not chain or chain[-1].id != previous_id or not _visible(chain[-1].owner, owner):
             raise NotFoundError(f"previous response {previous_id!r} not found")
         history: list[ChatMessage] = []
+        items: list[dict[str, Any]] = []
         for stored in chain:
+            output = stored.body.get("output", [])
             history += to_messages(stored.input)
-            history += to_messages(stored.body.get("output", []), "previous_response_id")
-        return history
+            history += to_messages(output, "previous_response_id")
+            items += [*stored.input, *output]
+        return history, items
 
     async def create(self, call: ResponseCall) -> dict[str, Any]:
         """The whole answer as one Response object; stored first when asked to."""
+        if call.hosted is not None:  # a tool loop: the stream's, read to its end
+            batches, last = await self.start(call), None
+            async for batch in batches:
+                last = batch[-1]
+            assert isinstance(last, ResponseEnding)  # a stream ends with its ending
+            return last.response
         answer = await self.completions.complete(call.completion)
         if answer.text:
             call.output.append(message_item(new_id("msg"), answer.text, "completed"))
@@ -232,8 +312,106 @@ class ResponseService:
         ends with the Response's ending. `on_end` is told how it ended (its last event's
         type and Response object), or (None, None) if it was cut off before its end. A
         stream the server cuts (its shutdown) ends with `call.failed(error)`."""
-        started = await self.completions.start(call.completion)
-        return self._events(call, started.first, started.rest, on_end)
+        if call.hosted is None:
+            started = await self.completions.start(call.completion)
+            return self._events(call, started.first, started.rest, on_end)
+        try:
+            ready = await self._ready_tools(call, call.hosted)
+            started = await self.completions.start(call.completion)
+        except BaseException:
+            await complete(call.hosted.aclose())
+            raise
+        return self._events(call, started.first, started.rest, on_end, ready)
+
+    async def _ready_tools(self, call: ResponseCall, hosted: HostedTools) -> Events:
+        """List the servers' tools (or take an earlier list), run or deny the calls the
+        client answered, and give the model call the tools and those results."""
+        events: Events = []
+        lists = {
+            item.get("server_label"): item
+            for item in call.earlier
+            if item.get("type") == "mcp_list_tools" and not item.get("error")
+        }
+        for server in hosted.servers:
+            earlier = lists.get(server.label)
+            if earlier is not None:
+                hosted.offer(server, listed_tools(earlier))
+                continue
+            item_id, index = new_id("mcpl"), len(call.output)
+            events += [
+                OutputItemAdded(index, list_tools_item(item_id, server.label, [])),
+                McpListToolsInProgress(item_id, index),
+            ]
+            try:
+                offered = hosted.offer(server, await server.server.tools())
+                item = list_tools_item(item_id, server.label, offered)
+                events.append(McpListToolsCompleted(item_id, index))
+            except ToolServerError as exc:
+                item = list_tools_item(item_id, server.label, [], str(exc))
+                events.append(McpListToolsFailed(item_id, index))
+            call.output.append(item)
+            events.append(OutputItemDone(index, item))
+        request = call.completion.request
+        messages = list(request.messages)
+        for approval in call.approvals:
+            events += await self._answered(call, hosted, approval, messages)
+        functions = tuple(t for t in request.tools if not hosted.owns(t.name))
+        call.completion.request = dataclasses.replace(
+            request, messages=messages, tools=(*functions, *hosted.definitions())
+        )
+        return events
+
+    async def _answered(
+        self,
+        call: ResponseCall,
+        hosted: HostedTools,
+        approval: Approval,
+        messages: list[ChatMessage],
+    ) -> Events:
+        """An answered approval request as an `mcp_call` item: run when approved."""
+        asked = approval.request
+        label, tool, arguments = asked["server_label"], asked["name"], asked["arguments"]
+        item_id, index = new_id("mcp"), len(call.output)
+        name = hosted.named(label, tool) or function_name(ServerTool(label, tool, "", {}))
+        opened = mcp_call_item(
+            item_id, label, tool, arguments, "in_progress", approval_request_id=asked["id"]
+        )
+        events: Events = [OutputItemAdded(index, opened)]
+        tool_call = ToolCall(item_id, name, arguments)
+        if not approval.approve:
+            said, failed = DENIED + (f" Reason: {approval.reason}" if approval.reason else ""), True
+        elif not hosted.owns(name):
+            said, failed = f"The tool {tool!r} of {label!r} is not offered.", True
+        else:
+            events.append(McpCallInProgress(item_id, index))
+            outcome = await hosted.run(tool_call)
+            said, failed = outcome.content, outcome.is_error
+        item = _finished(opened, said, failed)
+        call.output.append(item)
+        add_tool_step(messages, tool_call, f"Error: {said}" if failed else said)
+        ending = McpCallFailed if failed else McpCallCompleted
+        return [*events, ending(item_id, index), OutputItemDone(index, item)]
+
+    async def _run_calls(self, call: ResponseCall, stream: _Stream) -> AsyncIterator[Events]:
+        """Run the step's MCP calls, one after another; the next model call gets the
+        step's answer and their results."""
+        hosted = call.hosted
+        assert hosted is not None
+        request = call.completion.request
+        results: list[ChatMessage] = []
+        for index, item_id, tool_call in stream.runnable:
+            yield [McpCallInProgress(item_id, index)]
+            outcome = await hosted.run(tool_call)
+            item = _finished(call.output[index], outcome.content, outcome.is_error)
+            call.output[index] = item
+            said = f"Error: {outcome.content}" if outcome.is_error else outcome.content
+            results.append(ChatMessage("tool", said, tool_call_id=tool_call.id))
+            ending = McpCallFailed if outcome.is_error else McpCallCompleted
+            yield [ending(item_id, index), OutputItemDone(index, item)]
+        answer = ChatMessage("assistant", "".join(stream.said), tuple(stream.calls))
+        call.completion.request = dataclasses.replace(
+            request, messages=[*request.messages, answer, *results]
+        )
 
     async def _events(
         self,
@@ -241,19 +419,35 @@ class ResponseService:
         first: Delta,
         rest: AsyncIterator[Delta],
         on_end: StreamEnded | None = None,
+        ready: Events | None = None,
     ) -> AsyncIterator[Events]:
         stream = _Stream(call)
         started = call.object("in_progress")  # the same object, in both events
-        head: Events = [ResponseCreated(started), ResponseInProgress(started)]
+        head: Events = [ResponseCreated(started), ResponseInProgress(started), *(ready or ())]
         try:
-            delta: Delta | None = first
-            while delta is not None:
-                head += stream.take(delta)
-                if head and type(delta) is not StreamEnd:
-                    yield head
-                    head = []
-                delta = await anext(rest, None)
-            head += stream.close()
+            steps = 0
+            while True:
+                delta: Delta | None = first
+                while delta is not None:
+                    head += stream.take(delta)
+                    if head and type(delta) is not StreamEnd:
+                        yield head
+                        head = []
+                    delta = await anext(rest, None)
+                head += stream.close()
+                if not stream.runnable:
+                    break
+                yield head
+                head = []
+                async for batch in self._run_calls(call, stream):
+                    yield batch
+                steps += 1
+                if stream.stops or steps >= self.max_tool_steps:
+                    break
+                stream.next_step()
+                await _aclose(rest)
+                started_again = await self.completions.start(call.completion)
+                first, rest = started_again.first, started_again.rest
             last: ResponseEnding = call.ending()
             await complete(self._store(call, last.response))  # retrievable before it is seen
         except SymposiaError as exc:  # after output began: the response failed
@@ -264,9 +458,9 @@ class ResponseService:
                 await complete(on_end(None, None))
             raise
         finally:
-            aclose = getattr(rest, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _aclose(rest)
+            if call.hosted is not None:
+                await complete(call.hosted.aclose())
         if on_end is not None:
             await complete(on_end(last.type, last.response))
         yield [*head, last]  # it leaves with the end of the body
@@ -296,18 +490,30 @@ StreamEnded = Callable[[str | None, dict[str, Any] | None], Coroutine[Any, Any, 
 @dataclass(slots=True)
 class _Stream:
     """The output items of a streamed response, opened and closed as deltas arrive: a
-    message item for text, a function-call item for each tool call, one after another."""
+    message item for text, an item for each tool call, one after another. A call of an
+    `mcp` tool opens an `mcp_call` item, left open to run once the model call ends
+    (`runnable`), or an `mcp_approval_request` item when it needs approval (`stops`)."""
 
     call: ResponseCall
     item_id: str = ""
     text: list[str] = field(default_factory=list)
-    tool: int | None = None  # the tool call's index, when a function-call item is open
+    tool: int | None = None  # the tool call's index, when a call's item is open
     tool_call: ToolCall | None = None
+    kind: str = "function"  # the open call's item: function, mcp or approval
     arguments: list[str] = field(default_factory=list)
+    # This model call's: its text, its calls, the MCP calls to run (output index, item
+    # id, call), and whether the response ends after it (a call waits for the client).
+    said: list[str] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    runnable: list[tuple[int, str, ToolCall]] = field(default_factory=list)
+    stops: bool = False
 
     @property
     def _index(self) -> int:
         return len(self.call.output)
+
+    def next_step(self) -> None:
+        self.said, self.calls, self.runnable, self.stops = [], [], [], False
 
     def take(self, delta: Delta) -> Events:
         if type(delta) is TextDelta:
@@ -315,6 +521,7 @@ class _Stream:
             if not self.item_id or self.tool is not None:
                 out = self.close() + self._open_message()
             self.text.append(delta.text)
+            self.said.append(delta.text)
             out.append(OutputTextDelta(self.item_id, self._index, delta.text))
             return out
         if type(delta) is ToolCallDelta:
@@ -323,7 +530,12 @@ class _Stream:
                 out = self.close() + self._open_call(delta)
             if delta.arguments:
                 self.arguments.append(delta.arguments)
-                out.append(FunctionCallArgumentsDelta(self.item_id, self._index, delta.arguments))
+                if self.kind == "function":
+                    out.append(
+                        FunctionCallArgumentsDelta(self.item_id, self._index, delta.arguments)
+                    )
+                elif self.kind == "mcp":
+                    out.append(McpCallArgumentsDelta(self.item_id, self._index, delta.arguments))
             return out
         if isinstance(delta, StreamEnd):
             self.call.end(delta.finish_reason)
@@ -340,13 +552,25 @@ class _Stream:
         ]
 
     def _open_call(self, delta: ToolCallDelta) -> Events:
-        self.item_id, self.tool = new_id("fc"), delta.index
+        self.tool = delta.index
         self.tool_call = ToolCall(delta.id or new_id("call"), delta.name or "", "")
-        item = call_item(self.item_id, self.tool_call, "in_progress")
+        hosted = self.call.hosted
+        if hosted is None or not hosted.owns(self.tool_call.name):
+            self.item_id, self.kind = new_id("fc"), "function"
+            item = call_item(self.item_id, self.tool_call, "in_progress")
+            return [OutputItemAdded(self._index, item)]
+        server, tool = hosted.offered[self.tool_call.name]
+        if hosted.needs_approval(self.tool_call.name):
+            self.item_id, self.kind = new_id("mcpr"), "approval"
+            item = approval_request_item(self.item_id, server.label, tool.name, "")
+        else:
+            self.item_id, self.kind = new_id("mcp"), "mcp"
+            item = mcp_call_item(self.item_id, server.label, tool.name, "", "in_progress")
         return [OutputItemAdded(self._index, item)]
 
     def close(self) -> Events:
-        """Close the open item, if any: its `done` events; it joins the output."""
+        """Close the open item, if any: its `done` events; it joins the output (an MCP
+        call to run joins it open: `runnable`)."""
         if not self.item_id:
             return []
         item_id, index = self.item_id, self._index
@@ -354,8 +578,27 @@ class _Stream:
         out: Events
         if self.tool_call is not None:
             call = ToolCall(self.tool_call.id, self.tool_call.name, "".join(self.arguments))
-            item = call_item(item_id, call, status)
-            out = [FunctionCallArgumentsDone(item_id, index, call.name, call.arguments)]
+            self.calls.append(call)
+            if self.kind == "function":
+                item = call_item(item_id, call, status)
+                out = [FunctionCallArgumentsDone(item_id, index, call.name, call.arguments)]
+                self.stops = True  # the client runs it
+            else:
+                hosted = self.call.hosted
+                assert hosted is not None
+                server, tool = hosted.offered[call.name]
+                if self.kind == "approval":
+                    item = approval_request_item(item_id, server.label, tool.name, call.arguments)
+                    out = []
+                    self.stops = True
+                else:
+                    item = mcp_call_item(
+                        item_id, server.label, tool.name, call.arguments, "calling"
+                    )
+                    self.call.output.append(item)
+                    self.runnable.append((index, item_id, call))
+                    self._reset()
+                    return [McpCallArgumentsDone(item_id, index, call.arguments)]
         else:
             text = "".join(self.text)
             item = message_item(item_id, text, status)
@@ -365,8 +608,70 @@ class _Stream:
             ]
         out.append(OutputItemDone(index, item))
         self.call.output.append(item)
-        self.item_id, self.text, self.tool, self.tool_call, self.arguments = "", [], None, None, []
+        self._reset()
         return out
+
+    def _reset(self) -> None:
+        self.item_id, self.text, self.tool, self.tool_call, self.arguments = "", [], None, None, []
+        self.kind = "function"
+
+
+def _finished(opened: dict[str, Any], said: str, failed: bool) -> dict[str, Any]:
+    """An `mcp_call` item once run: its output, or its error."""
+    return mcp_call_item(
+        opened["id"],
+        opened["server_label"],
+        opened["name"],
+        opened["arguments"],
+        "failed" if failed else "completed",
+        output=None if failed else said,
+        error=said if failed else None,
+        approval_request_id=opened.get("approval_request_id"),
+    )
+
+
+def _approvals(
+    items: list[dict[str, Any]], earlier: list[dict[str, Any]], hosted: HostedTools | None
+) -> list[Approval]:
+    """The input's `mcp_approval_response` items, each with the request it answers (in
+    the chain or the input; a 400 naming it otherwise)."""
+    requests = {i.get("id"): i for i in earlier if i.get("type") == "mcp_approval_request"}
+    answered = {i.get("approval_request_id") for i in earlier if i.get("type") == "mcp_call"}
+    approvals: list[Approval] = []
+    for index, item in enumerate(items):
+        if item.get("type") != "mcp_approval_response":
+            continue
+        where = f"input.{index}"
+        asked = requests.get(item.get("approval_request_id"))
+        if asked is None:
+            raise InvalidInputError(
+                "no mcp_approval_request of that id in this response's chain or input",
+                f"{where}.approval_request_id",
+            )
+        if not isinstance(item.get("approve"), bool):
+            raise InvalidInputError("approve must be true or false", f"{where}.approve")
+        if hosted is None or hosted.by_label(str(asked.get("server_label"))) is None:
+            raise InvalidInputError(
+                f"the request's server {asked.get('server_label')!r} is not among this "
+                "request's mcp tools",
+                f"{where}.approval_request_id",
+            )
+        if asked["id"] in answered or any(a.request is asked for a in approvals):
+            continue  # already answered: run once
+        for key in ("server_label", "name", "arguments"):
+            if not isinstance(asked.get(key), str):
+                raise InvalidInputError(f"the approval request needs its `{key}`", where)
+        reason = item.get("reason")
+        approvals.append(
+            Approval(asked, item["approve"], reason if isinstance(reason, str) else None)
+        )
+    return approvals
+
+
+async def _aclose(rest: AsyncIterator[Delta]) -> None:
+    aclose = getattr(rest, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def response_error(error: dict[str, Any]) -> dict[str, str]:

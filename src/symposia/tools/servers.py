@@ -62,6 +62,8 @@ class ServerTool:
     name: str
     description: str
     input_schema: dict[str, Any]
+    # MCP's hints (`readOnlyHint`...), as the server sent them; None when it sent none.
+    annotations: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,7 +135,15 @@ class McpServer:
                 f"MCP server {self.name!r} could not list its tools"
             ) from exc
         tools = tuple(
-            ServerTool(self.name, t.name, t.description or "", dict(t.input_schema or {}))
+            ServerTool(
+                self.name,
+                t.name,
+                t.description or "",
+                dict(t.input_schema or {}),
+                t.annotations.model_dump(by_alias=True, exclude_none=True)
+                if t.annotations is not None
+                else None,
+            )
             for t in listed
         )
         if self._client is client:
