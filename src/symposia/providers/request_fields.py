@@ -233,9 +233,9 @@ RESPONSES: Final[Mapping[str, Row]] = {
     ),
     "tool_choice": CHAT_COMPLETIONS["tool_choice"],
     "tools": _row(
-        "tools (function tools; others refused)",
-        "tools (function tools; others refused)",
-        "toolConfig.tools (function tools; others refused)",
+        "tools (function tools; mcp tools run by Symposia; others refused)",
+        "tools (function tools; mcp tools run by Symposia; others refused)",
+        "toolConfig.tools (function tools; mcp tools run by Symposia; others refused)",
         REFUSE,
         "tools",
     ),
