@@ -309,13 +309,16 @@ async def test_allowed_tools_filter_what_is_listed_and_offered(
                 require_approval={"never": {"tool_names": ["convert_time"]}},
             )
         ],  # type: ignore[list-item]
+        tool_choice={"type": "mcp", "server_label": "time", "name": "convert_time"},
     )
     listed, _, call, _ = _check_items(response)
     assert [t["name"] for t in listed["tools"]] == ["convert_time"]
     assert call["name"] == "convert_time"
     assert "Asia/Tokyo" in call["output"]
-    (first, _) = _asked(fake_provider)
+    (first, second) = _asked(fake_provider)
+    assert second.get("tool_choice") in (None, "auto")  # forced once, then free to answer
     assert [t["function"]["name"] for t in first["tools"]] == ["time__convert_time"]
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "time__convert_time"}}
 
 
 async def test_a_failing_tool_is_an_mcp_call_with_its_error(

@@ -155,8 +155,15 @@ def tool_choice_of(choice: str | dict[str, Any] | None) -> ToolChoice | None:
         name = choice.get("name")
         if isinstance(name, str) and name:
             return name
+    if isinstance(choice, dict) and choice.get("type") == "mcp":
+        label, name = choice.get("server_label"), choice.get("name")
+        if isinstance(label, str) and label:
+            if isinstance(name, str) and name:  # that tool, by the name the model sees
+                return function_name(ServerTool(label, name, "", {}))
+            return "required"  # some tool: no provider can be held to one server
     raise InvalidInputError(
-        'tool_choice must be auto, none, required or {"type": "function", "name": ...}',
+        'tool_choice must be auto, none, required, {"type": "function", "name": ...} or '
+        '{"type": "mcp", "server_label": ..., "name": ...}',
         "tool_choice",
     )
 

@@ -315,13 +315,27 @@ class ResponseService:
         if call.hosted is None:
             started = await self.completions.start(call.completion)
             return self._events(call, started.first, started.rest, on_end)
+        # Primed: its servers are connected inside a started generator, which its close
+        # (or, abandoned, the loop's finalizer) always runs to its end, closing them.
+        events = self._hosted_events(call, call.hosted, on_end)
+        first = await anext(events)  # a failure now raises, and the generator is done
+        return _primed(first, events)
+
+    async def _hosted_events(
+        self, call: ResponseCall, hosted: HostedTools, on_end: StreamEnded | None
+    ) -> AsyncIterator[Events]:
         try:
-            ready = await self._ready_tools(call, call.hosted)
+            ready = await self._ready_tools(call, hosted)
             started = await self.completions.start(call.completion)
         except BaseException:
-            await complete(call.hosted.aclose())
+            await complete(hosted.aclose())
             raise
-        return self._events(call, started.first, started.rest, on_end, ready)
+        events = self._events(call, started.first, started.rest, on_end, ready)
+        try:
+            async for batch in events:
+                yield batch
+        finally:
+            await _aclose(events)
 
     async def _ready_tools(self, call: ResponseCall, hosted: HostedTools) -> Events:
         """List the servers' tools (or take an earlier list), run or deny the calls the
@@ -409,8 +423,10 @@ class ResponseService:
             ending = McpCallFailed if outcome.is_error else McpCallCompleted
             yield [ending(item_id, index), OutputItemDone(index, item)]
         answer = ChatMessage("assistant", "".join(stream.said), tuple(stream.calls))
+        # A forced tool choice was for the first call: kept, the model could never answer.
+        choice = request.tool_choice if request.tool_choice in (None, "auto", "none") else None
         call.completion.request = dataclasses.replace(
-            request, messages=[*request.messages, answer, *results]
+            request, messages=[*request.messages, answer, *results], tool_choice=choice
         )
 
     async def _events(
@@ -668,7 +684,16 @@ def _approvals(
     return approvals
 
 
-async def _aclose(rest: AsyncIterator[Delta]) -> None:
+async def _primed(first: Events, rest: AsyncIterator[Events]) -> AsyncIterator[Events]:
+    try:
+        yield first
+        async for batch in rest:
+            yield batch
+    finally:
+        await _aclose(rest)
+
+
+async def _aclose(rest: AsyncIterator[Any]) -> None:
     aclose = getattr(rest, "aclose", None)
     if aclose is not None:
         await aclose()

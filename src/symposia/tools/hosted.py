@@ -26,7 +26,7 @@ from symposia.tools.toolbox import Toolbox, ToolOutcome, function_name
 
 MAX_HOSTED = 16
 HEADERS_MAX = 32
-REFUSED_KEYS = ("connector_id", "tunnel_id")
+REFUSED_KEYS = ("connector_id", "tunnel_id", "defer_loading")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,7 @@ async def _hosted(
             "server_label must be 1-32 letters, digits, '_' or '-'", f"{where}.server_label"
         )
     for key in REFUSED_KEYS:
-        if spec.get(key) is not None:
+        if spec.get(key) not in (None, False):
             raise InvalidInputError(f"`{key}` is not supported by this server", f"{where}.{key}")
     headers = _headers(spec, where)
     url = spec.get("server_url")
