@@ -488,3 +488,36 @@ async def test_openai_agents_hosted_mcp_tool_with_approvals(
     assert "mcp_approval_request_item" in kinds
     assert "mcp_approval_response_item" in kinds
     await sdk.close()
+
+
+async def test_an_approval_asked_on_openai_is_run_on_anthropic(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer
+) -> None:
+    """The chain is Symposia's: the call an OpenAI model asked for, approved, goes to an
+    Anthropic model as its tool_use and tool_result."""
+    fake_provider.responder = tool_caller(UTC)
+    tools: Any = [_time(allowed_tools=["get_current_time"])]
+    asked = await client.responses.create(model=MODEL, input="Time in UTC?", tools=tools)
+    request = _check_items(asked)[-1]
+    answered = await client.responses.create(
+        model="anthropic/claude-haiku-4-5",
+        previous_response_id=asked.id,
+        tools=tools,
+        input=[
+            {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": True}
+        ],
+    )
+    call, message = _check_items(answered)
+    assert call["status"] == "completed"
+    assert "I found: {" in message["content"][0]["text"]
+    (sent,) = fake_provider.requests_to("anthropic")
+    roles = [m["role"] for m in sent.body["messages"]]
+    assert roles == ["user", "assistant", "user"]
+    use = sent.body["messages"][1]["content"][-1]
+    assert (use["type"], use["name"], use["id"]) == (
+        "tool_use",
+        "time__get_current_time",
+        call["id"],
+    )
+    assert sent.body["messages"][2]["content"][0]["tool_use_id"] == call["id"]
+    assert [t["name"] for t in sent.body["tools"]] == ["time__get_current_time"]
