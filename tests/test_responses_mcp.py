@@ -521,3 +521,48 @@ async def test_an_approval_asked_on_openai_is_run_on_anthropic(
     )
     assert sent.body["messages"][2]["content"][0]["tool_use_id"] == call["id"]
     assert [t["name"] for t in sent.body["tools"]] == ["time__get_current_time"]
+
+
+async def test_a_server_that_cannot_be_reached_lists_an_error_and_the_model_goes_on(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer, everything_url: str
+) -> None:
+    fake_provider.responder = tool_caller(plain="No tools today.")
+    tool: Any = {"type": "mcp", "server_label": "down", "server_url": everything_url}
+    stream = await client.responses.create(
+        model=MODEL, input="Anything?", tools=[tool], stream=True
+    )
+    events = [event async for event in stream]
+    kinds = [e.type for e in events]
+    assert kinds[2:6] == [
+        "response.output_item.added",
+        "response.mcp_list_tools.in_progress",
+        "response.mcp_list_tools.failed",
+        "response.output_item.done",
+    ]
+    final = events[-1]
+    assert final.type == "response.completed"
+    listed, message = _check_items(final.response)
+    assert (listed["tools"], "could not" in listed["error"]) == ([], True)
+    assert message["content"][0]["text"] == "No tools today."
+    assert "tools" not in _asked(fake_provider)[0]  # nothing to offer
+
+
+async def test_a_streamed_approval_request(
+    client: openai.AsyncOpenAI, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.responder = tool_caller(UTC)
+    tools: Any = [_time(require_approval={"always": {"tool_names": ["get_current_time"]}})]
+    stream = await client.responses.create(
+        model=MODEL, input="Time in UTC?", tools=tools, stream=True
+    )
+    events = [event async for event in stream]
+    for event in events:
+        EVENTS.validate_python(event.model_dump(mode="json", exclude_unset=True))
+    opened = [e for e in events if e.type == "response.output_item.added"]
+    closed = [e for e in events if e.type == "response.output_item.done"]
+    assert [e.item.type for e in closed] == ["mcp_list_tools", "message", "mcp_approval_request"]
+    assert opened[-1].item.type == "mcp_approval_request"
+    assert json.loads(closed[-1].item.arguments) == UTC  # type: ignore[union-attr]
+    assert not [k for k in (e.type for e in events) if k.startswith("response.mcp_call")]
+    assert events[-1].type == "response.completed"
+    _check_items(events[-1].response)
