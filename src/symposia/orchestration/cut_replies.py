@@ -60,6 +60,11 @@ class CutReply:
     def text(self) -> str:
         return "".join(r.text for r in self.rounds)
 
+    @property
+    def tool_rounds(self) -> int:
+        """How many rounds of MCP calls it ran: they count toward `max_tool_steps`."""
+        return sum(1 for r in self.rounds if r.calls)
+
     @classmethod
     def of(cls, events: Sequence[Event], speaker: Speaker) -> CutReply:
         fields = speaker.token_fields()

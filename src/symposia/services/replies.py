@@ -326,7 +326,13 @@ class ReplyTasks:
             with calling(call):
                 if cut is None or not cut.client_calls:
                     await generation.stream(
-                        [reply.model], history, temperature, limits.max_tokens, tools, toolbox
+                        [reply.model],
+                        history,
+                        temperature,
+                        limits.max_tokens,
+                        tools,
+                        toolbox,
+                        cut.tool_rounds if cut is not None else 0,
                     )
             status, outcome = MessageStatus.COMPLETE, "completed"
         except GenerationFailedError as exc:
