@@ -338,6 +338,7 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         tools=tools,
         max_tool_steps=settings.max_tool_steps,
         approvals=approvals,
+        limits=limits,
     )
     reply_leases = ReplyLeases(reply_tasks, reply_repository, log, settings.run_lease_seconds)
     conversations = ConversationService(

@@ -36,8 +36,8 @@ class Decision(BaseModel):
 async def _decide(
     container: ContainerDep, subject: str, call_id: str, body: Decision, who: str
 ) -> dict[str, Any]:
-    await container.approvals.decide(subject, call_id, body.approve, who)
-    return {"call_id": call_id, "status": "approved" if body.approve else "denied"}
+    status = await container.approvals.decide(subject, call_id, body.approve, who)
+    return {"call_id": call_id, "status": status}
 
 
 @router.get("/run/{run_id}/approvals")

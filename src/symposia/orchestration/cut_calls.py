@@ -1,5 +1,5 @@
 """The MCP tool calls a cut turn left waiting for approval (issue 27), taken up by whoever
-takes the run over.
+takes the run (or the conversation's reply: `cut_replies`) over.
 
 The pending call is stored, so it outlives the process that asked: the new owner announces
 it again (`awaiting_input`, the same call id, the same deadline), waits for the decision
@@ -30,20 +30,24 @@ async def resume_pending_calls(
     servers: ToolServers | None,
     refs: Sequence[str],
     log: EventLog,
-    run_id: str,
+    subject: str,
+    stream_id: str,
     speaker: Speaker,
     events: Sequence[Event],
     epoch: int,
 ) -> list[dict[str, Any]]:
-    """Wait on for `speaker`'s stored pending calls of run `run_id`, run each approved one;
-    the steps to keep in the closed turn's message (as `Generation` keeps them)."""
+    """Wait on for `speaker`'s calls of `subject` (`run:{id}`, `conversation:{id}`) stored
+    pending by the turn of `stream_id`, run each approved one; the steps to keep in the
+    closed turn's message (as `Generation` keeps them)."""
     fields = speaker.token_fields()
     mine = [e for e in events if all(e.data.get(k) == v for k, v in fields.items())]
     answered = {e.data.get("id") for e in mine if e.type == "tool_result"}
     called = {e.data.get("id"): e for e in mine if e.type == "tool_call"}
     steps: list[dict[str, Any]] = []
-    for record in await approvals.pending(f"run:{run_id}"):
-        if record.agent != speaker.name or record.call_id in answered:
+    for record in await approvals.pending(subject):
+        if record.stream_id != stream_id or record.agent != speaker.name:
+            continue
+        if record.call_id in answered:
             continue
         asked: dict[str, Any] = {}
 
@@ -52,7 +56,7 @@ async def resume_pending_calls(
         ) -> None:
             shown = {"id": call.id, "server": call.server, "tool": call.tool}
             waiting = ApprovalAwaited(speaker, {**shown, "arguments": call.arguments}, until)
-            sent = await emit(log, run_id, waiting, epoch)
+            sent = await emit(log, stream_id, waiting, epoch)
             asked.update(approval_event=sent.seq, approval_until=until.isoformat())
 
         approved = await approvals.resume(record, announce)
@@ -61,7 +65,7 @@ async def resume_pending_calls(
         result = ToolResulted(
             speaker, call.id, outcome.content, outcome.is_error, outcome.duration_ms
         )
-        sent = await emit(log, run_id, result, epoch)
+        sent = await emit(log, stream_id, result, epoch)
         asked_by = called.get(call.id)  # None when the log that had it was lost
         if asked_by is not None:
             asked.update(function=asked_by.data.get("function"), call_event=asked_by.seq)

@@ -106,12 +106,13 @@ class Generation:
         max_tokens: int | None,
         tools: tuple[Tool, ...] = (),
         toolbox: Toolbox | None = None,
+        rounds: int = 0,
     ) -> None:
         """Stream the answer as `token` events; the client's tool calls it asked for, each
-        whole, as `tool_call` events once it ended; MCP tool calls as above."""
+        whole, as `tool_call` events once it ended; MCP tool calls as above. `rounds`: those
+        of calls already run (by a writer this turn was taken over from)."""
         offered = tools + (toolbox.definitions() if toolbox is not None else ())
         history = list(messages)
-        rounds = 0
         while True:
             answer = await self._one(candidates, history, temperature, max_tokens, offered)
             calls = answer.tool_calls

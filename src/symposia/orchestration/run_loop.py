@@ -375,6 +375,7 @@ class RunLoop:
                     self.turns.tools,
                     run.bots[record.bot].tools,
                     self.log,
+                    f"run:{run.id}",
                     run.id,
                     speaker,
                     events,

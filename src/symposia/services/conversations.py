@@ -224,6 +224,7 @@ class ConversationService:
         await self.get(conversation_id, owner=owner)
         await self.tasks.cancel_for_delete(conversation_id)
         await self.repo.delete(conversation_id)
+        await self.tasks.expire_calls(conversation_id, "conversation_deleted")
 
     async def add_user_message(
         self,

@@ -42,6 +42,7 @@ from symposia.events.emit import emit
 from symposia.events.log import EventLog
 from symposia.governance.call_context import CallContext, calling
 from symposia.orchestration.context import chat_message, fit, mcp_refs, tools_of
+from symposia.orchestration.cut_replies import CutReply
 from symposia.orchestration.generation import (
     Generation,
     GenerationFailedError,
@@ -100,6 +101,8 @@ class ReplyTasks:
     tools: ToolServers | None = None
     max_tool_steps: int = DEFAULT_MAX_TOOL_STEPS
     approvals: Approvals | None = None
+    # What a reply taken over from another process is generated with (`resume`).
+    limits: ChatLimits | None = None
     # By conversation: a conversation has at most one reply running anywhere.
     _tasks: dict[str, _Task] = field(default_factory=dict)
     # Looks for stops asked on other processes while this one generates replies.
@@ -107,15 +110,25 @@ class ReplyTasks:
     _leaving: asyncio.Event = field(default_factory=asyncio.Event)
     # Titles being made for new chats (kept so they are not collected mid-way).
     _titling: set[asyncio.Task[None]] = field(default_factory=set)
+    # Shutting down with a shared log: a reply cut while a call waits for approval is
+    # left running, for the process that takes it over to go on with (`resume`).
+    _handing_over: bool = False
 
     @property
     def count(self) -> int:
         return len(self._tasks)
 
-    def start(self, conversation: Conversation, reply: ReplyRecord, limits: ChatLimits) -> None:
-        """Generate `reply` (begun by this process, its stream created) in a task."""
+    def start(
+        self,
+        conversation: Conversation,
+        reply: ReplyRecord,
+        limits: ChatLimits,
+        cut: CutReply | None = None,
+    ) -> None:
+        """Generate `reply` (begun by this process, its stream created; or taken over,
+        going on from `cut`) in a task."""
         task = asyncio.create_task(
-            self._reply(conversation, reply, limits), name=f"reply-{conversation.id}"
+            self._reply(conversation, reply, limits, cut), name=f"reply-{conversation.id}"
         )
         self._tasks[conversation.id] = _Task(task, reply)
         task.add_done_callback(functools.partial(self._forget, conversation.id))
@@ -141,6 +154,38 @@ class ReplyTasks:
             if entry.reply.id in gone:
                 logger.warning("reply %s is no longer held here; stopping it", entry.reply.id)
                 entry.task.cancel()
+
+    async def resume(self, reply: ReplyRecord) -> bool:
+        """Go on with `reply`, just taken over (at its new epoch), if its writer was cut
+        while one of its MCP calls waited for approval (`cut_replies`); False otherwise,
+        when it is to be ended as interrupted."""
+        if self.approvals is None or self.limits is None:
+            return False
+        subject = f"conversation:{reply.conversation_id}"
+        waiting = await self.approvals.pending(subject)
+        if not any(p.stream_id == reply.stream_id for p in waiting):
+            return False
+        conversation = await self.conversations.get(reply.conversation_id)
+        if conversation is None or not await self.log.exists(reply.stream_id):
+            return False
+        await self.log.fence(reply.stream_id, reply.epoch)  # its old writer is done
+        events = await self.log.read(reply.stream_id)
+        if any(e.type in ("turn_complete", "done") for e in events):
+            return False  # cut past its turn: nothing to go on with
+        speaker = Reply(conversation.id, reply.id, reply.author)
+        logger.warning("reply %s was cut while a tool call waited: going on", reply.id)
+        self.start(conversation, reply, self.limits, CutReply.of(events, speaker))
+        return True
+
+    async def expire_calls(self, conversation_id: str, why: str) -> None:
+        """The conversation's reply ended (`why`): a tool call still waiting for approval
+        is denied, never left pending."""
+        if self.approvals is None:
+            return
+        try:
+            await self.approvals.expire(f"conversation:{conversation_id}", why)
+        except Exception as exc:  # the reply ended all the same
+            log_failure(logger, f"conversation {conversation_id}: could not expire calls", exc)
 
     async def stop(self, conversation_id: str) -> bool:
         """Stop the reply generated here in the conversation, as a stop of a run does: the
@@ -181,6 +226,7 @@ class ReplyTasks:
     async def shutdown(self, grace: float) -> None:
         """Cancel every reply: each keeps its text as a partial message and ends cleanly."""
         tasks = [entry.task for entry in self._tasks.values()]
+        self._handing_over = self.shared_log  # another process may go on with them
         for task in tasks:
             task.cancel()
         if tasks:
@@ -212,7 +258,7 @@ class ReplyTasks:
         self, conversation: Conversation, agent: PanelAgent | None
     ) -> Toolbox | None:
         """The MCP tools of the answer: the conversation's, and the panel agent's own."""
-        refs = (*mcp_refs(conversation.tools), *(agent.tools if agent is not None else ()))
+        refs = _refs(conversation, agent)
         if not refs or self.tools is None:
             return None
         return await Toolbox.of(self.tools, refs, self.max_tool_steps)
@@ -235,7 +281,11 @@ class ReplyTasks:
         return agent
 
     async def _reply(
-        self, conversation: Conversation, reply: ReplyRecord, limits: ChatLimits
+        self,
+        conversation: Conversation,
+        reply: ReplyRecord,
+        limits: ChatLimits,
+        cut: CutReply | None = None,
     ) -> None:
         outcome: ReplyOutcome
         message = Message(role="assistant", author=reply.author, content="", model=reply.model)
@@ -253,24 +303,37 @@ class ReplyTasks:
         try:
             past = await self.conversations.messages(conversation.id)
             agent = None
-            if conversation.panel is not None:
+            if cut is not None:  # routed, and started, by the process it is taken from
+                agent = _routed(conversation, reply)
+                message.routing = reply.routing
+            elif conversation.panel is not None:
                 with calling(replace(call, surface="chat.supervisor")):
                     agent = await self._route(conversation, conversation.panel, reply, past)
                 speaker = generation.speaker = Reply(conversation.id, reply.id, reply.author)
                 message.author, message.model = reply.author, reply.model
                 message.routing = reply.routing
-            started = await emit(self.log, stream_id, TurnStart(speaker, reply.model), epoch)
-            message.start_event = started.seq
+            if cut is None:
+                started = await emit(self.log, stream_id, TurnStart(speaker, reply.model), epoch)
+                message.start_event = started.seq
             history = self._history(conversation, past, limits, agent)
             temperature = DEFAULT_TEMPERATURE
             if agent is not None and agent.temperature is not None:
                 temperature = agent.temperature
             tools = tools_of(conversation.tools)
             toolbox = await self._toolbox(conversation, agent)
+            if cut is not None:
+                history += await self._go_on(cut, generation, _refs(conversation, agent))
             with calling(call):
-                await generation.stream(
-                    [reply.model], history, temperature, limits.max_tokens, tools, toolbox
-                )
+                if cut is None or not cut.client_calls:
+                    await generation.stream(
+                        [reply.model],
+                        history,
+                        temperature,
+                        limits.max_tokens,
+                        tools,
+                        toolbox,
+                        cut.tool_rounds if cut is not None else 0,
+                    )
             status, outcome = MessageStatus.COMPLETE, "completed"
         except GenerationFailedError as exc:
             outcome = "error"
@@ -279,12 +342,35 @@ class ReplyTasks:
             fenced = True
             logger.warning("reply %s was taken over by another process: %s", reply.id, exc)
         finally:
-            if not fenced:
+            if not fenced and not (self._handing_over and generation.cut_while_waiting):
                 generation.finish(message, status, prompt_chars(history))
+                if cut is not None:
+                    cut.fill(message, generation.answer is not None)
                 await complete(self._record(speaker, reply, message, outcome, failure))
                 untitled = self.titles and conversation.title is None
                 if untitled and message.content and _first_exchange(past):
                     self._title_later(conversation, past[-1].content, message.content)
+
+    async def _go_on(
+        self, cut: CutReply, generation: Generation, refs: tuple[str, ...]
+    ) -> list[ChatMessage]:
+        """Wait on the cut reply's pending calls (`CutReply.go_on`); its steps become the
+        generation's, so the message keeps them."""
+        assert self.approvals is not None  # `resume` goes on only with approvals
+        generation.steps = cut.steps
+        try:
+            return await cut.go_on(
+                self.approvals,
+                self.tools,
+                refs,
+                self.log,
+                generation.subject,
+                generation.stream_id,
+                generation.epoch or 0,
+            )
+        except asyncio.CancelledError:
+            generation.cut_while_waiting = True
+            raise
 
     def _title_later(self, conversation: Conversation, question: str, answer: str) -> None:
         """Title a new chat from its first exchange, in the background (`titles`)."""
@@ -331,6 +417,8 @@ class ReplyTasks:
                 done_event=complete_seq + 1,
             )
             saved = written and to_save is not None
+            if written:
+                await self.expire_calls(reply.conversation_id, f"reply_{outcome}")
             # Its row went with the conversation, deleted under it (not through this
             # process, which would have said so): the text has nowhere to go.
             unsaved = not written and to_save is not None
@@ -351,6 +439,18 @@ class ReplyTasks:
             self.log, stream_id, ReplyDone(reply.conversation_id, outcome, message_id), epoch
         )
         await self.log.close(stream_id)
+
+
+def _refs(conversation: Conversation, agent: PanelAgent | None) -> tuple[str, ...]:
+    """The MCP references of an answer: the conversation's, and the panel agent's own."""
+    return (*mcp_refs(conversation.tools), *(agent.tools if agent is not None else ()))
+
+
+def _routed(conversation: Conversation, reply: ReplyRecord) -> PanelAgent | None:
+    """The panel agent `reply` was routed to (None: the supervisor, or no panel)."""
+    if conversation.panel is None or not reply.routing:
+        return None
+    return conversation.panel.agent(str(reply.routing["agent"]))
 
 
 def _first_exchange(past: list[Message]) -> bool:

@@ -6,8 +6,10 @@ The same idea as the runs' leases (`services/heartbeat.py` drives both), with th
 replies whose heartbeat is older than `RUN_LEASE_SECONDS`. It takes each over at a new
 epoch, which fences its old writer out of the database and the event log, and ends its
 stream: the text the log has is kept as a `partial` message, then `turn_complete`, an
-`error` (`reply_interrupted`) and `done` (`interrupted`). A reply is not generated again:
-that would bill the model call twice.
+`error` (`reply_interrupted`) and `done` (`interrupted`), and a tool call of it still
+waiting for approval is denied. A reply is not generated again: that would bill the model
+call twice. Except where its writer was cut while a call waited for approval: then the call
+is waited on, and the reply goes on from there (`ReplyTasks.resume`, `cut_replies`).
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ class ReplyLeases:
             if reply is None:
                 continue  # renewed meanwhile, or another process took it
             try:
+                if await self.tasks.resume(reply):
+                    continue
                 await end_interrupted(self.log, self.repo, reply)
+                await self.tasks.expire_calls(reply.conversation_id, "reply_interrupted")
                 ended += 1
             except Exception as exc:  # it goes stale again and is retried
                 logger.error("could not end interrupted reply %s: %s", reply.id, summary(exc))

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from symposia.domain.models import utcnow
 from symposia.errors import ConflictError, NotFoundError
-from symposia.storage.sql_approvals import APPROVED, PENDING, ApprovalRecord, SqlApprovals
+from symposia.storage.sql_approvals import APPROVED, DENIED, PENDING, ApprovalRecord, SqlApprovals
 from symposia.tools.toolbox import PendingCall
 
 POLL_SECONDS = 0.5
@@ -85,8 +85,9 @@ class Approvals:
         stored = await self.store.get(subject, call_id)  # decided just as time ran out
         return stored is not None and stored.status == APPROVED
 
-    async def decide(self, subject: str, call_id: str, approved: bool, by: str) -> None:
-        """The owner's decision: 404 for no such call, 409 for one already decided."""
+    async def decide(self, subject: str, call_id: str, approved: bool, by: str) -> str:
+        """The owner's decision, as stored (`approved` or `denied`): 404 for no such call,
+        409 for one already decided."""
         if not await self.store.decide(subject, call_id, approved, by):
             stored = await self.store.get(subject, call_id)
             if stored is None:
@@ -95,6 +96,7 @@ class Approvals:
         waiting = self._waiting.get((subject, call_id))
         if waiting is not None and not waiting.done():
             waiting.set_result(approved)
+        return APPROVED if approved else DENIED
 
     async def pending(self, subject: str) -> list[ApprovalRecord]:
         return await self.store.pending(subject)
