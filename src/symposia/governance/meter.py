@@ -4,9 +4,10 @@ its cost and its ledger row after.
 `admit` runs before the first upstream byte (in `Answer`, the one generation path):
 expiry, the key's `models`, its rate limits, then the worst case reserved atomically
 against its budget (a budgeted key's request without `max_tokens` is sent the most its
-reservation covers, so the answer cannot outgrow it). `finish` runs however the call
-ended: it frees the rate-limit slot and queues the ledger row with the settlement
-(group commit), so the hot path waits for neither.
+reservation covers, so the answer cannot outgrow it), in memory against this process's
+slice of the budget (`governance.slices`). `finish` runs however the call ended: it
+frees the rate-limit slot and queues the ledger row with the settlement (group
+commit), so the hot path waits for neither.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from symposia.errors import (
     ModelNotAllowedError,
     UnauthorizedError,
 )
-from symposia.governance.budgets import BudgetStore, Refused, Settlement
+from symposia.governance.budgets import BudgetStore, Refused, Settlement, is_slice
 from symposia.governance.call_context import CallContext, current
 from symposia.governance.key_store import KeyLimitStore
-from symposia.governance.ledger import UsageEntry, UsageLedger, row_of
+from symposia.governance.ledger import UsageEntry, UsageLedger
 from symposia.governance.limits import KeyLimits, model_allowed, to_nanos, to_usd
 from symposia.governance.rates import KeyRates
+from symposia.governance.slices import BudgetBook
+from symposia.governance.usage_rows import row_of
 from symposia.providers.pricing import (
     Price,
     PriceTable,
@@ -88,6 +91,7 @@ class Meter:
         self.budgets = budgets
         self.rates = rates
         self.ledger = ledger
+        self.book = BudgetBook(ledger)
         self.prices = prices
         self.registry = registry
         self.max_tokens_limit = max_tokens_limit
@@ -170,7 +174,7 @@ class Meter:
             call.request = replace(call.request, max_tokens=max_tokens)
         prompt = prompt_tokens_at_most(_request_chars(call))
         worst = max(to_nanos(price.of(prompt, max_tokens)) for _, price in prices)
-        found = await self.ledger.reserve(limits.key_id, worst, limits.budget_period, utcnow())
+        found = await self.book.take(limits.key_id, worst, limits.budget_period, utcnow())
         if isinstance(found, Refused):
             self._refused("budget")
             raise self._over_budget(limits, found, worst, prompt, max_tokens, prices)
@@ -220,8 +224,19 @@ class Meter:
         now = utcnow()
         settlement = None
         if limits is not None:
+            returned = 0
+            if is_slice(ticket.reservation):
+                assert ticket.reservation is not None
+                returned = self.book.settle(
+                    limits.key_id, ticket.reservation, ticket.reserved_nanos, cost_nanos or 0
+                )
             settlement = Settlement(
-                limits.key_id, ticket.reservation, cost_nanos or 0, limits.budget_period, now
+                limits.key_id,
+                ticket.reservation,
+                cost_nanos or 0,
+                limits.budget_period,
+                now,
+                returned,
             )
         row = row_of(
             at=now,
@@ -249,8 +264,23 @@ class Meter:
         """The call never started (cancelled before its first upstream byte)."""
         if ticket.limits is not None:
             await self.rates.uncount(ticket.limits, ticket.rate_ticket)
-        if ticket.reservation is not None:
-            await self.budgets.release(ticket.reservation)
+        if ticket.reservation is not None and ticket.limits is not None:
+            returned = self.book.settle(
+                ticket.limits.key_id, ticket.reservation, ticket.reserved_nanos, 0
+            )
+            self.ledger.add(
+                UsageEntry(
+                    None,
+                    Settlement(
+                        ticket.limits.key_id,
+                        ticket.reservation,
+                        0,
+                        ticket.limits.budget_period,
+                        utcnow(),
+                        returned,
+                    ),
+                )
+            )
 
     async def renew(self) -> int:
         """Keep this process's reservations and open calls leased (its heartbeat)."""
@@ -262,8 +292,9 @@ class Meter:
         return await self.budgets.sweep()
 
     async def close(self, grace: float = CLOSE_GRACE_SECONDS) -> None:
-        """Write what the ledger holds (for at most `grace` seconds: a database that is
-        down must not hold the shutdown), then close the rate counters."""
+        """Write what the ledger holds and give back the slices (for at most `grace`
+        seconds: a database that is down must not hold the shutdown), then close the
+        rate counters."""
         try:
             await asyncio.wait_for(self.ledger.flush(), grace)
         except TimeoutError:
