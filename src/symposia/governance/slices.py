@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -83,14 +82,13 @@ class BudgetBook:
         while True:
             if held.id is not None and held.open + worst <= held.size:
                 return self._admit(held, worst)
-            if held.growing is not None:  # another call is growing it: share that
+            if held.growing is not None and not held.growing.done():  # share that grow
                 with contextlib.suppress(Exception):
                     await asyncio.shield(held.growing)
                 continue
             need = held.open + worst - (held.size if held.id is not None else 0)
             task = loop.create_task(self._grow(key_id, held, need, period, at))
             held.growing = task
-            task.add_done_callback(functools.partial(_done_growing, held))
             found = await asyncio.shield(task)
             if isinstance(found, Grown):
                 continue
@@ -117,7 +115,10 @@ class BudgetBook:
         self, key_id: str, held: _Slice, need: int, period: str | None, at: datetime
     ) -> Grown | Refused:
         cap = HEADROOM_CALLS * held.worst
-        found = await self._ledger.grow(key_id, held.id, need, cap, period, at)
+        try:
+            found = await self._ledger.grow(key_id, held.id, need, cap, period, at)
+        finally:
+            held.growing = None  # before the task is done: its waiters look again
         if isinstance(found, Grown):
             if found.slice_id == held.id:
                 held.size += found.granted
@@ -169,8 +170,3 @@ class BudgetBook:
                 held.idle.cancel()
             self._give_back(key_id)
 
-
-def _done_growing(held: _Slice, task: asyncio.Task[Grown | Refused]) -> None:
-    """The grow is over: the next call that does not fit starts another."""
-    if held.growing is task:
-        held.growing = None
