@@ -155,7 +155,34 @@ class Meter:
                 raise
         return ticket
 
+    async def affords(self, call: ModelCall) -> None:
+        """BudgetExceededError if the caller's key could not hold `call`'s worst case
+        now: asked before a run's turn is recorded, so a turn its key cannot pay for
+        leaves no empty message (the call's own admission still decides)."""
+        context = current() or NO_CONTEXT
+        limits = await self.limits_of(context.owner)
+        if limits is None or not limits.budgeted:
+            return
+        worst, prompt, max_tokens, prices = self._worst(call, limits)
+        found = await self.book.take(limits.key_id, worst, limits.budget_period, utcnow())
+        if isinstance(found, Refused):
+            self._refused("budget")
+            raise self._over_budget(limits, found, worst, prompt, max_tokens, prices)
+        self.book.untake(limits.key_id, worst)
+
     async def _reserve(self, call: ModelCall, limits: KeyLimits, ticket: Ticket) -> None:
+        worst, prompt, max_tokens, prices = self._worst(call, limits)
+        found = await self.book.take(limits.key_id, worst, limits.budget_period, utcnow())
+        if isinstance(found, Refused):
+            self._refused("budget")
+            raise self._over_budget(limits, found, worst, prompt, max_tokens, prices)
+        ticket.reservation, ticket.reserved_nanos = found, worst
+
+    def _worst(
+        self, call: ModelCall, limits: KeyLimits
+    ) -> tuple[int, int, int, list[tuple[str, Price]]]:
+        """The call's worst case in nano-dollars (and the prompt, max_tokens and prices
+        it is made of); an unpriced model is refused."""
         prices: list[tuple[str, Price]] = []
         for model in call.models:
             for name in self.names_of(model):
@@ -174,11 +201,7 @@ class Meter:
             call.request = replace(call.request, max_tokens=max_tokens)
         prompt = prompt_tokens_at_most(_request_chars(call))
         worst = max(to_nanos(price.of(prompt, max_tokens)) for _, price in prices)
-        found = await self.book.take(limits.key_id, worst, limits.budget_period, utcnow())
-        if isinstance(found, Refused):
-            self._refused("budget")
-            raise self._over_budget(limits, found, worst, prompt, max_tokens, prices)
-        ticket.reservation, ticket.reserved_nanos = found, worst
+        return worst, prompt, max_tokens, prices
 
     def _over_budget(
         self,

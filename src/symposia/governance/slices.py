@@ -144,6 +144,15 @@ class BudgetBook:
         self._idle_later(key_id, held)
         return returned
 
+    def untake(self, key_id: str, worst: int) -> None:
+        """Undo a `take` whose call is not made (a check that the budget holds it)."""
+        held = self._slices.get(key_id)
+        if held is None:
+            return
+        held.open = max(0, held.open - worst)
+        held.calls = max(0, held.calls - 1)
+        self._idle_later(key_id, held)
+
     def _idle_later(self, key_id: str, held: _Slice) -> None:
         if held.calls == 0 and held.idle is None and held.id is not None:
             held.idle = asyncio.get_running_loop().call_later(
@@ -169,4 +178,3 @@ class BudgetBook:
             if held.idle is not None:
                 held.idle.cancel()
             self._give_back(key_id)
-
