@@ -9,10 +9,11 @@ it and writes its ledger row). Streaming clients (64-token answers) drive A and 
 alternating rounds; each round reports server CPU per request (from /proc) and time to
 first token. The difference B - A is what the budget check and the ledger cost.
 `--base-budgeted` adds M: the base tree with the budgeted key too (the base's own budget
-check, next to this tree's), in the same alternating rounds.
+check, next to this tree's), and `--self-plain` adds C: this tree with a key without a
+budget (what the budget alone adds here is B - C), in the same alternating rounds.
 
     .venv/bin/python bench/key_budget.py --base /tmp/base/src [--clients 50]
-        [--requests 500] [--rounds 3] [--base-budgeted]
+        [--requests 500] [--rounds 3] [--base-budgeted] [--self-plain]
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ async def main(args: argparse.Namespace) -> None:
             }
             if args.base_budgeted:
                 servers["M"] = await stack.enter_async_context(served(before, "bench", budget))
+            if args.self_plain:
+                servers["C"] = await stack.enter_async_context(served(after, "bench"))
             await asyncio.gather(*(wait_healthy(s.base) for s in servers.values()))
             await measure(args, servers)
     finally:
@@ -126,5 +129,8 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--base-budgeted", action="store_true", help="also the base tree with the budget"
+    )
+    parser.add_argument(
+        "--self-plain", action="store_true", help="also this tree without the budget"
     )
     asyncio.run(main(parser.parse_args()))

@@ -33,6 +33,9 @@ from symposia.storage.failures import summary
 logger = logging.getLogger(__name__)
 
 RETRY_DELAYS = (0.05, 0.2, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Rows and settlements wait this long for others to share their transaction (no call
+# waits for them; a reservation or a slice's growth cuts the wait, as does a flush).
+LINGER_SECONDS = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ class UsageLedger:
         self._before_flush: list[Callable[[], None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._reserving = asyncio.Event()  # a reservation arrived during a pause
+        self.linger_seconds = LINGER_SECONDS
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -142,6 +146,7 @@ class UsageLedger:
         """Wait until every row queued so far is written (or given up on)."""
         for callback in self._before_flush:
             callback()
+        self._reserving.set()  # no lingering: this waits
         while True:
             writer = self._writer
             if writer is None or writer.done():
@@ -155,6 +160,7 @@ class UsageLedger:
     async def _write(self) -> None:
         failures = 0
         while self._pending:
+            await self._linger()
             batch, self._pending = self._pending, []
             entries = [item for item in batch if isinstance(item, UsageEntry | GiveBack)]
             reserving = [item for item in batch if isinstance(item, ReserveOp | GrowOp)]
@@ -175,6 +181,17 @@ class UsageLedger:
                 logger.warning("usage ledger: write failed, trying again: %s", summary(exc))
                 self._pending[:0] = entries
                 await self._pause(RETRY_DELAYS[failures - 1])
+
+    async def _linger(self) -> None:
+        """Let more rows join the transaction, unless a call waits on it: one commit
+        per many calls is what the ledger costs a call."""
+        self._reserving.clear()
+        if not self.linger_seconds or any(
+            isinstance(item, ReserveOp | GrowOp) for item in self._pending
+        ):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reserving.wait(), self.linger_seconds)
 
     async def _pause(self, seconds: float) -> None:
         """Wait before trying the rows again, unless a reservation arrives: it is tried
