@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 
 NO_CONTEXT = CallContext(None, "internal")
 CLOSE_GRACE_SECONDS = 5.0
+# A call's models' prices are looked up again after this long (a provider configured
+# meanwhile may change what a name resolves to); within it, from memory.
+PRICED_SECONDS = 1.0
+PRICED_MAX = 256
 logger = logging.getLogger(__name__)
 # (key id or "-", model, US dollars): the spend metric.
 SpendObserver = Callable[[str, str, float], None]
@@ -97,6 +101,7 @@ class Meter:
         self.max_tokens_limit = max_tokens_limit
         self._on_spend = on_spend
         self._on_refuse = on_refuse
+        self._priced: dict[tuple[str, ...], tuple[float, list[tuple[str, Price]]]] = {}
 
     async def limits_of(self, owner: str | None) -> KeyLimits | None:
         """The limits of the key that `owner` (a principal id) is, if it is one."""
@@ -183,8 +188,24 @@ class Meter:
     ) -> tuple[int, int, int, list[tuple[str, Price]]]:
         """The call's worst case in nano-dollars (and the prompt, max_tokens and prices
         it is made of); an unpriced model is refused."""
+        prices = self._prices_of(call, limits)
+        max_tokens = call.request.max_tokens
+        if max_tokens is None:  # what the reservation covers is what may be answered
+            max_tokens = self.max_tokens_limit
+            call.request = replace(call.request, max_tokens=max_tokens)
+        prompt = prompt_tokens_at_most(_request_chars(call))
+        worst = max(to_nanos(price.of(prompt, max_tokens)) for _, price in prices)
+        return worst, prompt, max_tokens, prices
+
+    def _prices_of(self, call: ModelCall, limits: KeyLimits) -> list[tuple[str, Price]]:
+        """The price of every model the call may reach (remembered `PRICED_SECONDS`)."""
+        models = tuple(call.models)
+        now = time.monotonic()
+        found = self._priced.get(models)
+        if found is not None and found[0] > now:
+            return found[1]
         prices: list[tuple[str, Price]] = []
-        for model in call.models:
+        for model in models:
             for name in self.names_of(model):
                 price = self.prices.price(name)
                 if price is None:
@@ -195,13 +216,10 @@ class Meter:
                         "model",
                     )
                 prices.append((name, price))
-        max_tokens = call.request.max_tokens
-        if max_tokens is None:  # what the reservation covers is what may be answered
-            max_tokens = self.max_tokens_limit
-            call.request = replace(call.request, max_tokens=max_tokens)
-        prompt = prompt_tokens_at_most(_request_chars(call))
-        worst = max(to_nanos(price.of(prompt, max_tokens)) for _, price in prices)
-        return worst, prompt, max_tokens, prices
+        if len(self._priced) >= PRICED_MAX:
+            self._priced.clear()
+        self._priced[models] = (now + PRICED_SECONDS, prices)
+        return prices
 
     def _over_budget(
         self,

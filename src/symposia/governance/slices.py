@@ -10,10 +10,11 @@ its ledger row (group commit, off the request's path).
 
 The slice grows when a call does not fit: one transaction for that request alone,
 shared by the calls that arrive meanwhile; it grows by what is missing and a headroom,
-the smaller of `HEADROOM_CALLS` recent worst cases and the free budget shared by twice
-the processes holding slices of the key (`BudgetStore.grow_in`). What a slice holds
-unused past that headroom is given back with the settlements, and all of it once no
-call is open for `IDLE_SECONDS` (or at shutdown, or on a flush).
+the smaller of (the most calls it had open at once, at least `HEADROOM_CALLS`) recent
+worst cases and the free budget shared by twice the processes holding slices of the key
+(`BudgetStore.grow_in`). What a slice holds unused past that headroom is given back
+with the settlements, and all of it once no call is open for `IDLE_SECONDS` (or at
+shutdown, or on a flush).
 
 Refusal rule: a call is refused only if what it still needs does not fit in the key's
 free budget (budget, minus spent, minus every reservation and slice), and either no
@@ -21,8 +22,9 @@ other process holds a slice of the key or, after waiting up to `WAIT_SECONDS` fo
 to give back what they do not use, it still does not. So a call is refused falsely only
 if the free budget plus the other slices' unused parts would fit it and those processes
 stay busy for `WAIT_SECONDS`; each busy process then holds unused at most its headroom
-(about `HEADROOM_CALLS` of its recent worst cases, and no more than the free budget over
-twice the slice holders when it grew) plus the worst case of one finishing call.
+(its peak of open calls, at least `HEADROOM_CALLS`, times its recent worst case; and at
+its last growth no more than the free budget over twice the slice holders) plus the
+worst case of one finishing call.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class _Slice:
     open: int = 0  # the worst cases of the calls admitted and not finished
     calls: int = 0
     worst: int = 0  # the latest call's worst case: the headroom's unit
+    peak: int = 0  # the most calls open at once since the slice was last given back
     growing: asyncio.Task[Grown | Refused] | None = None
     idle: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -105,6 +108,8 @@ class BudgetBook:
     def _admit(self, held: _Slice, worst: int) -> str:
         held.open += worst
         held.calls += 1
+        if held.calls > held.peak:
+            held.peak = held.calls
         if held.idle is not None:
             held.idle.cancel()
             held.idle = None
@@ -114,7 +119,7 @@ class BudgetBook:
     async def _grow(
         self, key_id: str, held: _Slice, need: int, period: str | None, at: datetime
     ) -> Grown | Refused:
-        cap = HEADROOM_CALLS * held.worst
+        cap = _headroom(held)
         try:
             found = await self._ledger.grow(key_id, held.id, need, cap, period, at)
         finally:
@@ -137,7 +142,7 @@ class BudgetBook:
         returned = 0
         if held.id == slice_id:
             held.size -= min(actual, held.size)
-            keep = held.open + HEADROOM_CALLS * held.worst
+            keep = held.open + _headroom(held)
             if held.size > keep + held.worst:
                 returned = held.size - keep
                 held.size = keep
@@ -170,7 +175,7 @@ class BudgetBook:
             self._idle_later(key_id, held)
             return
         self._ledger.give_back(held.id)
-        held.id, held.size = None, 0
+        held.id, held.size, held.peak = None, 0, 0
 
     def give_back_idle(self) -> None:
         """Give back now every slice with no call open (a flush, the shutdown)."""
@@ -178,3 +183,10 @@ class BudgetBook:
             if held.idle is not None:
                 held.idle.cancel()
             self._give_back(key_id)
+
+
+def _headroom(held: _Slice) -> int:
+    """What a slice may hold past its open calls: as many recent worst cases as the
+    most calls it had open at once (at least `HEADROOM_CALLS`), so a steady load grows
+    it about once, not at every burst (its budget-wide bound is `BudgetStore.grow_in`'s)."""
+    return max(HEADROOM_CALLS, held.peak) * held.worst
