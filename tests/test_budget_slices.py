@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from symposia.governance.budgets import BudgetStore, Refused
+from symposia.governance.budgets import BudgetStore, Refused, Settlement
 from symposia.governance.key_store import KeyLimitStore
 from symposia.governance.ledger import UsageEntry, UsageLedger
 from symposia.governance.slices import BudgetBook
@@ -41,8 +41,6 @@ class _Process:
         self.ledger.grow = counted  # type: ignore[method-assign]
 
     async def settle(self, key_id: str, slice_id: str, worst: int, actual: int) -> None:
-        from symposia.governance.budgets import Settlement
-
         returned = self.book.settle(key_id, slice_id, worst, actual)
         self.ledger.add(UsageEntry(None, Settlement(key_id, slice_id, actual, None, NOW, returned)))
         await asyncio.sleep(0)
