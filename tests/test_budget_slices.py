@@ -149,3 +149,24 @@ async def test_a_lapsed_slice_is_charged_as_a_lost_ledger_row(database_url: str)
         async with b.store._sessions() as session:
             rows = list(await session.execute(select(UsageRow.status, UsageRow.cost_nanos)))
         assert [tuple(r) for r in rows] == [("lost", reserved)]
+
+
+async def test_a_process_whose_slice_lapsed_stops_admitting_against_it(
+    database_url: str,
+) -> None:
+    """Stalled past its lease, a process finds at its next renewal that its slice was
+    charged: it grows a new one against what is left, so it never admits past the
+    budget."""
+    async with _two(database_url, lease=0.2) as (a, b, keys):
+        await keys.set("s5", {"max_budget_nanos": 1000})
+        held = await a.book.take("s5", 100, None, NOW)
+        assert isinstance(held, str)
+        await asyncio.sleep(0.3)
+        assert await b.store.sweep() == 1  # a's slice (500) is spent as lost
+        await a.store.renew()
+        a.book.keep_only(a.store.held)
+        found = await a.book.take("s5", 100, None, NOW)
+        assert isinstance(found, str)
+        assert found != held  # a new slice, from the database
+        spent, reserved, _ = await _counters(a, "s5")
+        assert spent + reserved <= 1000

@@ -171,6 +171,7 @@ class BudgetStore:
         self._sessions = sessions
         self.holder = holder
         self.lease_seconds = lease_seconds
+        self.held: set[str] = set()  # this process's reservations at its last renewal
 
     async def reserve(
         self, key_id: str, amount: int, period: str | None, now: datetime
@@ -330,14 +331,18 @@ class BudgetStore:
             )
 
     async def renew(self) -> int:
-        """Extend the leases of this process's reservations (its calls are alive)."""
+        """Extend the leases of this process's reservations (its calls are alive); the
+        ids of those it still holds are `held` (a slice missing from them was charged as
+        lapsed while this process stalled: it must not admit against it)."""
         async with self._sessions.begin() as session:
             result = await session.execute(
-                update(KeyReservationRow)
-                .where(KeyReservationRow.holder == self.holder)
+                update(RESERVATIONS)
+                .where(RESERVATIONS.c.holder == self.holder)
                 .values(lease_until=time.time() + self.lease_seconds)
+                .returning(RESERVATIONS.c.id)
             )
-        return int(getattr(result, "rowcount", 0) or 0)
+            self.held = {str(found) for found in result.scalars()}
+        return len(self.held)
 
     async def sweep(self) -> int:
         """Release the reservations whose lease lapsed: their process is gone. A lapsed

@@ -326,6 +326,7 @@ class Meter:
     async def renew(self) -> int:
         """Keep this process's reservations and open calls leased (its heartbeat)."""
         renewed = await self.budgets.renew()
+        self.book.keep_only(self.budgets.held)
         await self.rates.renew()
         return renewed
 

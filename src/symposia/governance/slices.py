@@ -177,6 +177,13 @@ class BudgetBook:
         self._ledger.give_back(held.id)
         held.id, held.size, held.peak = None, 0, 0
 
+    def keep_only(self, held: set[str]) -> None:
+        """Forget the slices the database no longer holds for this process (charged as
+        lapsed while it stalled): its next call grows a new one, or is refused."""
+        for found in self._slices.values():
+            if found.id is not None and found.id not in held:
+                found.id, found.size, found.peak = None, 0, 0
+
     def give_back_idle(self) -> None:
         """Give back now every slice with no call open (a flush, the shutdown)."""
         for key_id, held in list(self._slices.items()):
