@@ -10,7 +10,10 @@ benchmarks, over loopback), runs 50 concurrent 64-token streams, and prints:
 - CPU time per request in this process (as noisy as any CPU time; take the minimum).
 
     .venv/bin/python bench/request_cost.py [chat|tools|responses|responses-no-store] ...
-        [--requests 2000] [--rounds 5] [--no-profile]
+        [--requests 2000] [--rounds 5] [--no-profile] [--budget] [--top N]
+
+`--budget` gives the key a budget (every request is admitted against it and settled);
+`--top N` prints the profile's N functions of most cumulative time.
 """
 
 from __future__ import annotations
@@ -87,7 +90,9 @@ async def one(app: Asgi, path: str, body: bytes, headers: list[tuple[bytes, byte
     assert status == 200, f"status {status}"
 
 
-async def measure(kind: str, key: str, requests: int, rounds: int, profile: bool) -> None:
+async def measure(
+    kind: str, key: str, requests: int, rounds: int, profile: bool, top: int = 0
+) -> None:
     from symposia.app import create_app
     from symposia.observability.logging import configure_serve_logging
     from symposia.server import tune_garbage_collector
@@ -129,9 +134,14 @@ async def measure(kind: str, key: str, requests: int, rounds: int, profile: bool
             profiler.enable()
             await load(1000 // CLIENTS)
             profiler.disable()
-            stats: Any = pstats.Stats(profiler).stats
+            found = pstats.Stats(profiler)
+            if os.environ.get("PROFILE_TO"):
+                found.dump_stats(os.environ["PROFILE_TO"])
+            stats: Any = found.stats  # type: ignore[attr-defined]
             calls = sum(entry[1] for entry in stats.values())
             print(f"{kind}: python calls per request {calls / 1000:.0f}")
+            if top:
+                found.sort_stats("tottime").print_stats(top)
 
 
 def main() -> None:
@@ -145,6 +155,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-profile", action="store_true", help="skip the call count")
+    parser.add_argument("--budget", action="store_true", help="the key has a budget")
+    parser.add_argument("--top", type=int, default=0, help="print the profile's top N")
     args = parser.parse_args()
     fake = subprocess.Popen(  # it prints its port, then nothing
         [sys.executable, str(Path(__file__).with_name("fake_upstream.py"))],
@@ -166,14 +178,17 @@ def main() -> None:
                 }
             )
             created = subprocess.run(
-                [sys.executable, "-m", "symposia", "keys", "create", "--name", "bench"],
+                [sys.executable, "-m", "symposia", "keys", "create", "--name", "bench"]
+                + (["--budget", "1000000", "--period", "month"] if args.budget else []),
                 capture_output=True,
                 text=True,
                 check=True,
             )
             key = created.stdout.strip().splitlines()[-1]
             for kind in args.kinds:
-                uvloop.run(measure(kind, key, args.requests, args.rounds, not args.no_profile))
+                uvloop.run(
+                    measure(kind, key, args.requests, args.rounds, not args.no_profile, args.top)
+                )
     finally:
         fake.send_signal(signal.SIGTERM)
         fake.wait(timeout=30)

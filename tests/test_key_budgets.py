@@ -337,3 +337,42 @@ async def test_a_selectors_choice_past_the_budget_ends_the_run(
         await asyncio.sleep(0.05)
     assert (run["status"], run["ended_by"]) == ("completed", "key_budget"), run
     assert completions(fake_provider) == 0
+
+
+async def test_a_turn_refused_for_budget_leaves_no_empty_message(
+    http: httpx.AsyncClient, keyed_app: FastAPI, fake_provider: FakeProviderServer
+) -> None:
+    """The turn the key cannot pay for is refused before it is recorded: the transcript
+    holds the turns that were paid for, none empty, and the run's last event says why."""
+    _, key = await new_key(http, max_budget_usd=0.02)
+    made = await http.post(
+        "/api/run",
+        json={
+            "topic": "tea",
+            "bots": [
+                {"name": "Ada", "model": MODEL, "max_tokens": 5},
+                {"name": "Bo", "model": MODEL, "max_tokens": 5},
+            ],
+            "max_turns": 6,
+        },
+        headers=bearer(key),
+    )
+    assert made.status_code in (200, 201), made.text
+    run_id = made.json()["id"]
+    for _ in range(200):
+        run = (await http.get(f"/api/run/{run_id}", headers=bearer(key))).json()
+        if run["status"] not in ("pending", "running"):
+            break
+        await asyncio.sleep(0.05)
+    assert (run["status"], run["ended_by"]) == ("completed", "key_budget"), run
+    exported = await http.get(f"/api/export/{run_id}.json", headers=bearer(key))
+    assert exported.status_code == 200, exported.text
+    messages = [m for m in exported.json()["messages"] if m["role"] == "assistant"]
+    assert messages, exported.json()
+    assert all(m["content"] and m["status"] == "complete" for m in messages), messages
+    events = await container_of(keyed_app).log.read(run_id)
+    starts = [e for e in events if e.type == "turn_start"]
+    assert len(starts) == len(messages)  # no turn started that was not paid for
+    last = events[-1] if events[-1].type == "run_status" else events[-2]
+    assert last.data["ended_by"] == "key_budget"
+    assert "budget" in last.data["reason"]

@@ -7,6 +7,12 @@ interleaving of requests, workers or machines can admit more than the budget hol
 `settle` (in the ledger's group commit) swaps reservations for their actual costs; the
 holding process renews its reservations' leases and any process releases those whose
 lease lapsed (their process died).
+
+A slice (`grow_in`, id prefixed `s:`) is a reservation a process holds for many calls
+(`governance.slices`): it grows by one transaction when it runs short, each settlement
+takes the call's actual cost out of it (and may give back what it holds unused), and a
+slice whose lease lapsed is charged as spent with a `lost` ledger row, as its process
+may have spent any of it before it died.
 """
 
 from __future__ import annotations
@@ -14,16 +20,18 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, delete, select, update
+from sqlalchemy import Table, bindparam, case, delete, distinct, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from symposia.governance.limits import period_index
+from symposia.governance.usage_rows import LEDGER, row_of
 from symposia.storage.tables import KeyLimitRow, KeyReservationRow
 
 SWEEP_BATCH = 200
+SLICE_PREFIX = "s:"  # a slice's reservation id; never a hex digit, so never a call's
 RESERVATIONS: Table = KeyReservationRow.__table__  # type: ignore[assignment]
 KEYS: Table = KeyLimitRow.__table__  # type: ignore[assignment]
 
@@ -35,6 +43,9 @@ class Refused:
     budget_nanos: int
     spent_nanos: int
     reserved_nanos: int
+    # What other processes' slices hold of `reserved_nanos`: some may be unused, and
+    # is given back when they go idle (a request that would fit then waits for it).
+    others_nanos: int = 0
 
     @property
     def remaining_nanos(self) -> int:
@@ -50,6 +61,19 @@ class Settlement:
     actual_nanos: int
     period: str | None
     at: datetime
+    returned_nanos: int = 0  # a slice's: what its holder gives back unused, with it
+
+
+@dataclass(frozen=True, slots=True)
+class Grown:
+    """A slice grown by `granted` (a new slice if `slice_id` is not the one asked for)."""
+
+    slice_id: str
+    granted: int
+
+
+def is_slice(reservation_id: str | None) -> bool:
+    return reservation_id is not None and reservation_id.startswith(SLICE_PREFIX)
 
 
 def _spent_in(current: Any) -> Any:
@@ -97,6 +121,47 @@ _SETTLE = (
         period_index=_period_now(_CURRENT),
     )
 )
+_OTHERS = select(
+    func.coalesce(func.sum(RESERVATIONS.c.amount_nanos), 0),
+    func.count(distinct(RESERVATIONS.c.holder)),
+).where(
+    RESERVATIONS.c.key_id == bindparam("key"),
+    RESERVATIONS.c.holder != bindparam("owner"),
+    RESERVATIONS.c.id.like(SLICE_PREFIX + "%"),
+)
+_GROW = (
+    update(RESERVATIONS)
+    .where(RESERVATIONS.c.id == bindparam("slice"), RESERVATIONS.c.holder == bindparam("owner"))
+    .values(
+        amount_nanos=RESERVATIONS.c.amount_nanos
+        + bindparam("more", type_=RESERVATIONS.c.amount_nanos.type),
+        lease_until=bindparam("lease", type_=RESERVATIONS.c.lease_until.type),
+    )
+)
+_HELD = select(RESERVATIONS.c.key_id, RESERVATIONS.c.amount_nanos).where(
+    RESERVATIONS.c.id == bindparam("slice")
+)
+_SHRINK = (
+    update(RESERVATIONS)
+    .where(RESERVATIONS.c.id == bindparam("slice"))
+    .values(
+        amount_nanos=RESERVATIONS.c.amount_nanos
+        - bindparam("less", type_=RESERVATIONS.c.amount_nanos.type)
+    )
+)
+_GIVE_BACK = (
+    delete(RESERVATIONS)
+    .where(RESERVATIONS.c.id.in_(bindparam("ids", expanding=True)))
+    .returning(RESERVATIONS.c.key_id, RESERVATIONS.c.amount_nanos)
+)
+_UNRESERVE = (
+    update(KEYS)
+    .where(KEYS.c.key_id == bindparam("key"))
+    .values(
+        reserved_nanos=KEYS.c.reserved_nanos
+        - bindparam("released", type_=KEYS.c.reserved_nanos.type)
+    )
+)
 
 
 class BudgetStore:
@@ -106,6 +171,7 @@ class BudgetStore:
         self._sessions = sessions
         self.holder = holder
         self.lease_seconds = lease_seconds
+        self.held: set[str] = set()  # this process's reservations at its last renewal
 
     async def reserve(
         self, key_id: str, amount: int, period: str | None, now: datetime
@@ -163,6 +229,70 @@ class BudgetStore:
             await session.execute(RESERVATIONS.insert(), rows)
         return outcomes
 
+    async def grow_in(
+        self,
+        session: AsyncSession | AsyncConnection,
+        key_id: str,
+        slice_id: str | None,
+        need: int,
+        cap: int,
+        period: str | None,
+        now: datetime,
+    ) -> Grown | Refused:
+        """Grow this process's slice of the key by `need` and some headroom, in the
+        caller's transaction, under the key's row lock as `reserve_in`: the headroom is
+        the smaller of `cap` and the free budget past `need` shared by twice the
+        processes holding slices of it, so one process never holds what the others
+        would need. Refused (with what other slices hold) if `need` does not fit."""
+        current = period_index(period, now)
+        read = (await session.execute(_READ, {"key": key_id, "current": current})).first()
+        if read is None or read[2] is None:
+            return Refused(0, 0, 0)
+        spent, reserved, budget = int(read[0]), int(read[1]), int(read[2])
+        others, holders = (
+            await session.execute(_OTHERS, {"key": key_id, "owner": self.holder})
+        ).one()
+        free = budget - spent - reserved
+        if need > free:
+            return Refused(budget, spent, reserved, int(others))
+        granted = need + max(0, min(cap, (free - need) // (2 * (int(holders) + 1))))
+        added = await session.execute(_ADD, {"key": key_id, "total": granted})
+        if getattr(added, "rowcount", 0) != 1:  # cannot happen while the row is held
+            raise RuntimeError(f"key {key_id}: its budget changed under a held row")
+        lease = time.time() + self.lease_seconds
+        if slice_id is not None:
+            grown = await session.execute(
+                _GROW, {"slice": slice_id, "owner": self.holder, "more": granted, "lease": lease}
+            )
+            if getattr(grown, "rowcount", 0) == 1:
+                return Grown(slice_id, granted)
+        # None yet, or it was released as lapsed (this process stalled): a new one.
+        new_id = SLICE_PREFIX + secrets.token_hex(15)
+        await session.execute(
+            RESERVATIONS.insert(),
+            [
+                {
+                    "id": new_id,
+                    "key_id": key_id,
+                    "amount_nanos": granted,
+                    "holder": self.holder,
+                    "lease_until": lease,
+                }
+            ],
+        )
+        return Grown(new_id, granted)
+
+    @staticmethod
+    async def give_back_in(session: AsyncSession | AsyncConnection, slice_ids: list[str]) -> None:
+        """In the caller's transaction: release whole slices (their process is idle)."""
+        if not slice_ids:
+            return
+        released: dict[str, int] = {}
+        for key_id, amount in (await session.execute(_GIVE_BACK, {"ids": slice_ids})).all():
+            released[key_id] = released.get(key_id, 0) + int(amount)
+        for key_id, amount in released.items():
+            await session.execute(_UNRESERVE, {"key": key_id, "released": amount})
+
     async def release(self, reservation_id: str) -> None:
         """Give a reservation back whole (its call never reached the provider)."""
         async with self._sessions.begin() as session:
@@ -175,8 +305,12 @@ class BudgetStore:
         """In the caller's transaction: drop the reservations and count the actual costs,
         one statement for the reservations and one per key (a reservation already
         released by a sweep was taken off `reserved` then, so it is not again)."""
-        held = [s.reservation_id for s in settlements if s.reservation_id is not None]
-        released: dict[str, int] = {}
+        held = [
+            s.reservation_id
+            for s in settlements
+            if s.reservation_id is not None and not is_slice(s.reservation_id)
+        ]
+        released = await _out_of_slices(session, settlements)
         if held:
             found = await session.execute(_DROP, {"ids": held})
             for key_id, amount in found.all():
@@ -197,17 +331,23 @@ class BudgetStore:
             )
 
     async def renew(self) -> int:
-        """Extend the leases of this process's reservations (its calls are alive)."""
+        """Extend the leases of this process's reservations (its calls are alive); the
+        ids of those it still holds are `held` (a slice missing from them was charged as
+        lapsed while this process stalled: it must not admit against it)."""
         async with self._sessions.begin() as session:
             result = await session.execute(
-                update(KeyReservationRow)
-                .where(KeyReservationRow.holder == self.holder)
+                update(RESERVATIONS)
+                .where(RESERVATIONS.c.holder == self.holder)
                 .values(lease_until=time.time() + self.lease_seconds)
+                .returning(RESERVATIONS.c.id)
             )
-        return int(getattr(result, "rowcount", 0) or 0)
+            self.held = {str(found) for found in result.scalars()}
+        return len(self.held)
 
     async def sweep(self) -> int:
-        """Release the reservations whose lease lapsed: their process is gone."""
+        """Release the reservations whose lease lapsed: their process is gone. A lapsed
+        slice is charged as spent, with a `lost` ledger row: its process may have spent
+        any of it (its calls' rows were queued, or they were cut mid-stream)."""
         now = time.time()
         async with self._sessions.begin() as session:
             lapsed = list(
@@ -218,7 +358,10 @@ class BudgetStore:
                 )
             )
             for reservation_id in lapsed:
-                await _release(session, reservation_id, lapsed_before=now)
+                if is_slice(reservation_id):
+                    await _charge_lost(session, reservation_id, now)
+                else:
+                    await _release(session, reservation_id, lapsed_before=now)
         return len(lapsed)
 
 
@@ -242,3 +385,68 @@ async def _release(
         .values(reserved_nanos=KeyLimitRow.reserved_nanos - int(row[1]))
         .execution_options(synchronize_session=False)
     )
+
+
+async def _out_of_slices(
+    session: AsyncSession | AsyncConnection, settlements: list[Settlement]
+) -> dict[str, int]:
+    """Take the settled calls' costs (and what their holder gives back) out of their
+    slices; what each key's `reserved` loses by it. A slice already charged as lapsed
+    gives nothing (its cost is then counted again, as for a released reservation)."""
+    less: dict[str, int] = {}
+    for settlement in settlements:
+        if is_slice(settlement.reservation_id):
+            assert settlement.reservation_id is not None
+            taken = settlement.actual_nanos + settlement.returned_nanos
+            less[settlement.reservation_id] = less.get(settlement.reservation_id, 0) + taken
+    released: dict[str, int] = {}
+    for slice_id, amount in less.items():
+        row = (await session.execute(_HELD, {"slice": slice_id})).first()
+        if row is None:
+            continue
+        taken = min(amount, int(row[1]))
+        await session.execute(_SHRINK, {"slice": slice_id, "less": taken})
+        released[row[0]] = released.get(row[0], 0) + taken
+    return released
+
+
+async def _charge_lost(session: AsyncSession, slice_id: str, lapsed_before: float) -> None:
+    found = await session.execute(
+        delete(RESERVATIONS)
+        .where(RESERVATIONS.c.id == slice_id, RESERVATIONS.c.lease_until < lapsed_before)
+        .returning(RESERVATIONS.c.key_id, RESERVATIONS.c.amount_nanos)
+    )
+    row = found.first()
+    if row is None:
+        return
+    key_id, amount = str(row[0]), int(row[1])
+    period = await session.scalar(select(KEYS.c.budget_period).where(KEYS.c.key_id == key_id))
+    now = datetime.now(UTC)
+    current = period_index(period, now)
+    await session.execute(
+        _SETTLE, {"key": key_id, "current": current, "released": amount, "actual": amount}
+    )
+    if amount:
+        await session.execute(
+            LEDGER.insert(),
+            [
+                row_of(
+                    at=now,
+                    principal=f"key:{key_id}",
+                    key_id=key_id,
+                    model="-",
+                    provider_model=None,
+                    surface="lapsed",
+                    run_id=None,
+                    conversation_id=None,
+                    response_id=None,
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                    estimated=True,
+                    cost_nanos=amount,
+                    latency_ms=None,
+                    ttft_ms=None,
+                    status="lost",
+                )
+            ],
+        )

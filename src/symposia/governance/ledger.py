@@ -1,5 +1,6 @@
 """The usage ledger: a row per provider call, written by group commit with the call's
-budget settlement, and the budget reservations of the calls starting.
+budget settlement, and the budget reservations and slices (`governance.slices`) of the
+calls starting.
 
 `add` only queues (the hot path waits for nothing); `reserve` waits for its transaction.
 One writer task per process takes everything queued: settles the finished calls (which
@@ -17,21 +18,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from symposia.governance.budgets import BudgetStore, Refused, Settlement
+from symposia.governance.budgets import BudgetStore, Grown, Refused, Settlement
+from symposia.governance.usage_rows import LEDGER
+from symposia.governance.usage_rows import row_of as row_of  # its writers import it here
 from symposia.storage.failures import summary
-from symposia.storage.tables import UsageRow
 
 logger = logging.getLogger(__name__)
 
-LEDGER: Table = UsageRow.__table__  # type: ignore[assignment]
 RETRY_DELAYS = (0.05, 0.2, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Rows and settlements wait this long for others to share their transaction (no call
+# waits for them; a reservation or a slice's growth cuts the wait, as does a flush).
+LINGER_SECONDS = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +50,31 @@ class ReserveOp:
 
 
 @dataclass(frozen=True, slots=True)
-class UsageEntry:
-    """One provider call's row (the `usage_ledger` columns), and what it settles."""
+class GrowOp:
+    """A slice to grow in the next transaction (`BudgetStore.grow_in`)."""
 
-    row: dict[str, Any]
+    key_id: str
+    slice_id: str | None
+    need: int
+    cap: int
+    period: str | None
+    at: datetime
+    done: asyncio.Future[Grown | Refused]
+
+
+@dataclass(frozen=True, slots=True)
+class GiveBack:
+    """A slice its idle holder gives back (after the settlements queued before it)."""
+
+    slice_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """One provider call's row (the `usage_ledger` columns; none for a call that never
+    started), and what it settles."""
+
+    row: dict[str, Any] | None
     settlement: Settlement | None
 
 
@@ -60,9 +85,11 @@ class UsageLedger:
         self._sessions = sessions
         self._engine: AsyncEngine = sessions.kw["bind"]
         self._budgets = budgets
-        self._pending: list[UsageEntry | ReserveOp] = []
+        self._pending: list[UsageEntry | ReserveOp | GrowOp | GiveBack] = []
+        self._before_flush: list[Callable[[], None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._reserving = asyncio.Event()  # a reservation arrived during a pause
+        self.linger_seconds = LINGER_SECONDS
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -82,7 +109,30 @@ class UsageLedger:
         self._reserving.set()
         return await done
 
-    def _queue(self, item: UsageEntry | ReserveOp) -> None:
+    async def grow(
+        self,
+        key_id: str,
+        slice_id: str | None,
+        need: int,
+        cap: int,
+        period: str | None,
+        at: datetime,
+    ) -> Grown | Refused:
+        """A slice grown in the next group commit (`BudgetStore.grow_in`)."""
+        done: asyncio.Future[Grown | Refused] = asyncio.get_running_loop().create_future()
+        self._queue(GrowOp(key_id, slice_id, need, cap, period, at, done))
+        self._reserving.set()
+        return await done
+
+    def give_back(self, slice_id: str) -> None:
+        """Queue a whole slice's release, after the settlements queued before it."""
+        self._queue(GiveBack(slice_id))
+
+    def before_flush(self, callback: Callable[[], None]) -> None:
+        """`callback` runs first in every `flush` (the slices give back what is idle)."""
+        self._before_flush.append(callback)
+
+    def _queue(self, item: UsageEntry | ReserveOp | GrowOp | GiveBack) -> None:
         self._pending.append(item)
         if self._writer is None or self._writer.done():
             self._start()
@@ -94,6 +144,9 @@ class UsageLedger:
 
     async def flush(self) -> None:
         """Wait until every row queued so far is written (or given up on)."""
+        for callback in self._before_flush:
+            callback()
+        self._reserving.set()  # no lingering: this waits
         while True:
             writer = self._writer
             if writer is None or writer.done():
@@ -107,9 +160,10 @@ class UsageLedger:
     async def _write(self) -> None:
         failures = 0
         while self._pending:
+            await self._linger()
             batch, self._pending = self._pending, []
-            entries = [item for item in batch if isinstance(item, UsageEntry)]
-            reserving = [item for item in batch if isinstance(item, ReserveOp)]
+            entries = [item for item in batch if isinstance(item, UsageEntry | GiveBack)]
+            reserving = [item for item in batch if isinstance(item, ReserveOp | GrowOp)]
             try:
                 await self._together(entries, reserving)
                 failures = 0
@@ -128,6 +182,17 @@ class UsageLedger:
                 self._pending[:0] = entries
                 await self._pause(RETRY_DELAYS[failures - 1])
 
+    async def _linger(self) -> None:
+        """Let more rows join the transaction, unless a call waits on it: one commit
+        per many calls is what the ledger costs a call."""
+        self._reserving.clear()
+        if not self.linger_seconds or any(
+            isinstance(item, ReserveOp | GrowOp) for item in self._pending
+        ):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reserving.wait(), self.linger_seconds)
+
     async def _pause(self, seconds: float) -> None:
         """Wait before trying the rows again, unless a reservation arrives: it is tried
         at once (and fails at once if the database is still down), never held."""
@@ -135,20 +200,48 @@ class UsageLedger:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._reserving.wait(), seconds)
 
-    async def _together(self, entries: list[UsageEntry], reserving: list[ReserveOp]) -> None:
-        """Settlements, rows and reservations in one transaction (settled first: they
-        free budget). If it fails, the reservations fail with its error and it raises
-        (the entries are tried again)."""
+    async def _together(
+        self, entries: list[UsageEntry | GiveBack], reserving: list[ReserveOp | GrowOp]
+    ) -> None:
+        """Settlements, rows, slices given back, then reservations and slices grown, in
+        one transaction (settled first: they free budget). If it fails, the reservations
+        fail with its error and it raises (the entries are tried again)."""
         budgets = self._budgets
         by_key: dict[str, list[ReserveOp]] = {}
+        grows: list[GrowOp] = []
         for op in reserving:
-            by_key.setdefault(op.key_id, []).append(op)
+            if isinstance(op, GrowOp):
+                grows.append(op)
+            else:
+                by_key.setdefault(op.key_id, []).append(op)
         outcomes: list[tuple[ReserveOp, str | Refused]] = []
+        grown: list[tuple[GrowOp, Grown | Refused]] = []
         try:
             # A connection, not a session: the statements are Core ones, and the ORM
             # session's bookkeeping per statement is CPU for nothing.
             async with self._engine.begin() as session:
-                await self._settle_and_insert(session, entries)
+                await self._settle_and_insert(
+                    session, [e for e in entries if isinstance(e, UsageEntry)]
+                )
+                await BudgetStore.give_back_in(
+                    session, [e.slice_id for e in entries if isinstance(e, GiveBack)]
+                )
+                for grow in grows:
+                    assert budgets is not None
+                    grown.append(
+                        (
+                            grow,
+                            await budgets.grow_in(
+                                session,
+                                grow.key_id,
+                                grow.slice_id,
+                                grow.need,
+                                grow.cap,
+                                grow.period,
+                                grow.at,
+                            ),
+                        )
+                    )
                 for key_id, ops in by_key.items():
                     assert budgets is not None
                     found = await budgets.reserve_in(
@@ -164,6 +257,9 @@ class UsageLedger:
                 if not op.done.done():
                     op.done.set_exception(exc)
             raise
+        for grow, result in grown:
+            if not grow.done.done():  # its waiter is shielded: it always is there
+                grow.done.set_result(result)
         for op, outcome in outcomes:
             if not op.done.done():
                 op.done.set_result(outcome)
@@ -177,45 +273,6 @@ class UsageLedger:
         settlements = [e.settlement for e in entries if e.settlement is not None]
         if settlements:
             await BudgetStore.settle(session, settlements)
-        if entries:
-            await session.execute(LEDGER.insert(), [entry.row for entry in entries])
-
-
-def row_of(
-    *,
-    at: datetime,
-    principal: str | None,
-    key_id: str | None,
-    model: str,
-    provider_model: str | None,
-    surface: str,
-    run_id: str | None,
-    conversation_id: str | None,
-    response_id: str | None,
-    prompt_tokens: int,
-    completion_tokens: int,
-    estimated: bool,
-    cost_nanos: int | None,
-    latency_ms: float | None,
-    ttft_ms: float | None,
-    status: str,
-) -> dict[str, Any]:
-    """A ledger row, every column named (the insert is a Core executemany)."""
-    return {
-        "at": at,
-        "principal": principal,
-        "key_id": key_id,
-        "model": model,
-        "provider_model": provider_model,
-        "surface": surface,
-        "run_id": run_id,
-        "conversation_id": conversation_id,
-        "response_id": response_id,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "estimated": estimated,
-        "cost_nanos": cost_nanos,
-        "latency_ms": latency_ms,
-        "ttft_ms": ttft_ms,
-        "status": status,
-    }
+        rows = [entry.row for entry in entries if entry.row is not None]
+        if rows:
+            await session.execute(LEDGER.insert(), rows)

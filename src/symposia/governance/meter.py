@@ -4,9 +4,10 @@ its cost and its ledger row after.
 `admit` runs before the first upstream byte (in `Answer`, the one generation path):
 expiry, the key's `models`, its rate limits, then the worst case reserved atomically
 against its budget (a budgeted key's request without `max_tokens` is sent the most its
-reservation covers, so the answer cannot outgrow it). `finish` runs however the call
-ended: it frees the rate-limit slot and queues the ledger row with the settlement
-(group commit), so the hot path waits for neither.
+reservation covers, so the answer cannot outgrow it), in memory against this process's
+slice of the budget (`governance.slices`). `finish` runs however the call ended: it
+frees the rate-limit slot and queues the ledger row with the settlement (group
+commit), so the hot path waits for neither.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from symposia.errors import (
     ModelNotAllowedError,
     UnauthorizedError,
 )
-from symposia.governance.budgets import BudgetStore, Refused, Settlement
+from symposia.governance.budgets import BudgetStore, Refused, Settlement, is_slice
 from symposia.governance.call_context import CallContext, current
 from symposia.governance.key_store import KeyLimitStore
-from symposia.governance.ledger import UsageEntry, UsageLedger, row_of
+from symposia.governance.ledger import UsageEntry, UsageLedger
 from symposia.governance.limits import KeyLimits, model_allowed, to_nanos, to_usd
 from symposia.governance.rates import KeyRates
+from symposia.governance.slices import BudgetBook
+from symposia.governance.usage_rows import row_of
 from symposia.providers.pricing import (
     Price,
     PriceTable,
@@ -45,6 +48,10 @@ if TYPE_CHECKING:
 
 NO_CONTEXT = CallContext(None, "internal")
 CLOSE_GRACE_SECONDS = 5.0
+# A call's models' prices are looked up again after this long (a provider configured
+# meanwhile may change what a name resolves to); within it, from memory.
+PRICED_SECONDS = 1.0
+PRICED_MAX = 256
 logger = logging.getLogger(__name__)
 # (key id or "-", model, US dollars): the spend metric.
 SpendObserver = Callable[[str, str, float], None]
@@ -88,11 +95,13 @@ class Meter:
         self.budgets = budgets
         self.rates = rates
         self.ledger = ledger
+        self.book = BudgetBook(ledger)
         self.prices = prices
         self.registry = registry
         self.max_tokens_limit = max_tokens_limit
         self._on_spend = on_spend
         self._on_refuse = on_refuse
+        self._priced: dict[tuple[str, ...], tuple[float, list[tuple[str, Price]]]] = {}
 
     async def limits_of(self, owner: str | None) -> KeyLimits | None:
         """The limits of the key that `owner` (a principal id) is, if it is one."""
@@ -151,9 +160,52 @@ class Meter:
                 raise
         return ticket
 
+    async def affords(self, call: ModelCall) -> None:
+        """BudgetExceededError if the caller's key could not hold `call`'s worst case
+        now: asked before a run's turn is recorded, so a turn its key cannot pay for
+        leaves no empty message (the call's own admission still decides)."""
+        context = current() or NO_CONTEXT
+        limits = await self.limits_of(context.owner)
+        if limits is None or not limits.budgeted:
+            return
+        worst, prompt, max_tokens, prices = self._worst(call, limits)
+        found = await self.book.take(limits.key_id, worst, limits.budget_period, utcnow())
+        if isinstance(found, Refused):
+            self._refused("budget")
+            raise self._over_budget(limits, found, worst, prompt, max_tokens, prices)
+        self.book.untake(limits.key_id, worst)
+
     async def _reserve(self, call: ModelCall, limits: KeyLimits, ticket: Ticket) -> None:
+        worst, prompt, max_tokens, prices = self._worst(call, limits)
+        found = await self.book.take(limits.key_id, worst, limits.budget_period, utcnow())
+        if isinstance(found, Refused):
+            self._refused("budget")
+            raise self._over_budget(limits, found, worst, prompt, max_tokens, prices)
+        ticket.reservation, ticket.reserved_nanos = found, worst
+
+    def _worst(
+        self, call: ModelCall, limits: KeyLimits
+    ) -> tuple[int, int, int, list[tuple[str, Price]]]:
+        """The call's worst case in nano-dollars (and the prompt, max_tokens and prices
+        it is made of); an unpriced model is refused."""
+        prices = self._prices_of(call, limits)
+        max_tokens = call.request.max_tokens
+        if max_tokens is None:  # what the reservation covers is what may be answered
+            max_tokens = self.max_tokens_limit
+            call.request = replace(call.request, max_tokens=max_tokens)
+        prompt = prompt_tokens_at_most(_request_chars(call))
+        worst = max(to_nanos(price.of(prompt, max_tokens)) for _, price in prices)
+        return worst, prompt, max_tokens, prices
+
+    def _prices_of(self, call: ModelCall, limits: KeyLimits) -> list[tuple[str, Price]]:
+        """The price of every model the call may reach (remembered `PRICED_SECONDS`)."""
+        models = tuple(call.models)
+        now = time.monotonic()
+        found = self._priced.get(models)
+        if found is not None and found[0] > now:
+            return found[1]
         prices: list[tuple[str, Price]] = []
-        for model in call.models:
+        for model in models:
             for name in self.names_of(model):
                 price = self.prices.price(name)
                 if price is None:
@@ -164,17 +216,10 @@ class Meter:
                         "model",
                     )
                 prices.append((name, price))
-        max_tokens = call.request.max_tokens
-        if max_tokens is None:  # what the reservation covers is what may be answered
-            max_tokens = self.max_tokens_limit
-            call.request = replace(call.request, max_tokens=max_tokens)
-        prompt = prompt_tokens_at_most(_request_chars(call))
-        worst = max(to_nanos(price.of(prompt, max_tokens)) for _, price in prices)
-        found = await self.ledger.reserve(limits.key_id, worst, limits.budget_period, utcnow())
-        if isinstance(found, Refused):
-            self._refused("budget")
-            raise self._over_budget(limits, found, worst, prompt, max_tokens, prices)
-        ticket.reservation, ticket.reserved_nanos = found, worst
+        if len(self._priced) >= PRICED_MAX:
+            self._priced.clear()
+        self._priced[models] = (now + PRICED_SECONDS, prices)
+        return prices
 
     def _over_budget(
         self,
@@ -220,8 +265,19 @@ class Meter:
         now = utcnow()
         settlement = None
         if limits is not None:
+            returned = 0
+            if is_slice(ticket.reservation):
+                assert ticket.reservation is not None
+                returned = self.book.settle(
+                    limits.key_id, ticket.reservation, ticket.reserved_nanos, cost_nanos or 0
+                )
             settlement = Settlement(
-                limits.key_id, ticket.reservation, cost_nanos or 0, limits.budget_period, now
+                limits.key_id,
+                ticket.reservation,
+                cost_nanos or 0,
+                limits.budget_period,
+                now,
+                returned,
             )
         row = row_of(
             at=now,
@@ -249,12 +305,28 @@ class Meter:
         """The call never started (cancelled before its first upstream byte)."""
         if ticket.limits is not None:
             await self.rates.uncount(ticket.limits, ticket.rate_ticket)
-        if ticket.reservation is not None:
-            await self.budgets.release(ticket.reservation)
+        if ticket.reservation is not None and ticket.limits is not None:
+            returned = self.book.settle(
+                ticket.limits.key_id, ticket.reservation, ticket.reserved_nanos, 0
+            )
+            self.ledger.add(
+                UsageEntry(
+                    None,
+                    Settlement(
+                        ticket.limits.key_id,
+                        ticket.reservation,
+                        0,
+                        ticket.limits.budget_period,
+                        utcnow(),
+                        returned,
+                    ),
+                )
+            )
 
     async def renew(self) -> int:
         """Keep this process's reservations and open calls leased (its heartbeat)."""
         renewed = await self.budgets.renew()
+        self.book.keep_only(self.budgets.held)
         await self.rates.renew()
         return renewed
 
@@ -262,8 +334,9 @@ class Meter:
         return await self.budgets.sweep()
 
     async def close(self, grace: float = CLOSE_GRACE_SECONDS) -> None:
-        """Write what the ledger holds (for at most `grace` seconds: a database that is
-        down must not hold the shutdown), then close the rate counters."""
+        """Write what the ledger holds and give back the slices (for at most `grace`
+        seconds: a database that is down must not hold the shutdown), then close the
+        rate counters."""
         try:
             await asyncio.wait_for(self.ledger.flush(), grace)
         except TimeoutError:

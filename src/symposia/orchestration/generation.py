@@ -56,6 +56,7 @@ __all__ = [
     "GenerationFailedError",
     "Models",
     "answer_of",
+    "check_budget",
     "prompt_chars",
 ]
 
@@ -297,6 +298,34 @@ def object_format(name: str, properties: dict[str, Any]) -> ResponseFormat:
             "additionalProperties": False,
         },
     )
+
+
+async def check_budget(
+    models: Models,
+    candidates: Sequence[str],
+    messages: Sequence[ChatMessage],
+    max_tokens: int | None,
+) -> None:
+    """GenerationFailedError (`budget_exceeded`) if the caller's key could not pay for
+    this call now: asked before a run's turn is recorded, so a refused turn leaves no
+    empty message behind (the call's own admission, later, still decides)."""
+    meter = models.meter
+    if meter is None:
+        return
+    request = CompletionRequest("", messages, max_tokens=max_tokens, truncation="auto")
+    try:
+        await meter.affords(models.call(candidates, request))
+    except SymposiaError as exc:
+        model = candidates[0]
+        raise GenerationFailedError(
+            ProviderFailure(
+                code=exc.code,
+                message=exc.message,
+                provider=model.partition("/")[0],
+                model=model,
+                status=exc.status_code,
+            )
+        ) from exc
 
 
 async def answer_of(

@@ -22,6 +22,7 @@ from symposia.orchestration.generation import (
     Generation,
     GenerationFailedError,
     Models,
+    check_budget,
     prompt_chars,
 )
 from symposia.orchestration.perspective import messages_for
@@ -93,6 +94,8 @@ class TurnRunner:
         )
         speaker = BotTurn(turn, bot_index, bot.name, round)
         messages = fit(perspective(run, bot_index), self.context_budget - bot.max_tokens)
+        # A turn its key cannot pay for is refused before it is recorded: no message.
+        await check_budget(self.models, [bot.model, *bot.fallbacks], messages, bot.max_tokens)
         async with _alone(writer):
             if epoch is not None:
                 # Recorded first, so a new owner knows where the turn's events began even
