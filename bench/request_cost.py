@@ -10,7 +10,7 @@ benchmarks, over loopback), runs 50 concurrent 64-token streams, and prints:
 - CPU time per request in this process (as noisy as any CPU time; take the minimum).
 
     .venv/bin/python bench/request_cost.py [chat|tools|responses|responses-no-store] ...
-        [--requests 2000] [--rounds 5] [--no-profile]
+        [--requests 2000] [--rounds 5] [--no-profile] [--dump PATH]
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ async def one(app: Asgi, path: str, body: bytes, headers: list[tuple[bytes, byte
     assert status == 200, f"status {status}"
 
 
-async def measure(kind: str, key: str, requests: int, rounds: int, profile: bool) -> None:
+async def measure(
+    kind: str, key: str, requests: int, rounds: int, profile: bool, dump: str | None = None
+) -> None:
     from symposia.app import create_app
     from symposia.observability.logging import configure_serve_logging
     from symposia.server import tune_garbage_collector
@@ -129,6 +131,8 @@ async def measure(kind: str, key: str, requests: int, rounds: int, profile: bool
             profiler.enable()
             await load(1000 // CLIENTS)
             profiler.disable()
+            if dump:
+                profiler.dump_stats(f"{dump}.{kind}")
             stats: Any = pstats.Stats(profiler).stats
             calls = sum(entry[1] for entry in stats.values())
             print(f"{kind}: python calls per request {calls / 1000:.0f}")
@@ -145,6 +149,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-profile", action="store_true", help="skip the call count")
+    parser.add_argument("--dump", help="write the profile (pstats) to DUMP.<kind>")
     args = parser.parse_args()
     fake = subprocess.Popen(  # it prints its port, then nothing
         [sys.executable, str(Path(__file__).with_name("fake_upstream.py"))],
@@ -173,7 +178,9 @@ def main() -> None:
             )
             key = created.stdout.strip().splitlines()[-1]
             for kind in args.kinds:
-                uvloop.run(measure(kind, key, args.requests, args.rounds, not args.no_profile))
+                uvloop.run(
+                    measure(kind, key, args.requests, args.rounds, not args.no_profile, args.dump)
+                )
     finally:
         fake.send_signal(signal.SIGTERM)
         fake.wait(timeout=30)

@@ -30,6 +30,7 @@ from symposia.providers.base import (
     Tool,
     ToolCallDelta,
 )
+from symposia.providers.body_reads import available_chunks
 from symposia.providers.config import ProviderConfig
 from symposia.providers.failures import (
     connection_failure,
@@ -209,7 +210,7 @@ class OpenAIAdapter:
                     raise ProviderError(await self._status_failure(response, request.model))
                 # Read eagerly: aiohttp raises a failure ahead of the data it still holds,
                 # so text that arrived while we were busy would be lost to a cut after it.
-                async with aclosing(read_ahead(response.content.iter_any())) as chunks:
+                async with aclosing(read_ahead(available_chunks(response.content))) as chunks:
                     batches = sse_batches(chunks)
                     async for batch in batches:
                         text = self._read(batch, request.model, tail)
