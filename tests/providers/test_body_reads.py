@@ -77,3 +77,20 @@ async def test_a_partly_read_buffer_and_a_failure_read_as_aiohttp_reads_them() -
 async def test_another_reader_is_read_by_iter_any() -> None:
     empty = aiohttp.streams.EmptyStreamReader()
     assert await _all(empty) == []
+
+
+async def test_the_data_before_a_failure_comes_before_the_failure() -> None:
+    reader = _reader([b"data: 1\n\n"])
+    reader.set_exception(aiohttp.ClientPayloadError("cut"))
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await reader.readany()  # aiohttp's own read loses the data
+    steps = available_chunks(_failed_after(b"data: 1\n\n"))
+    assert await anext(steps) == b"data: 1\n\n"
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await anext(steps)
+
+
+def _failed_after(data: bytes) -> aiohttp.StreamReader:
+    reader = _reader([data])
+    reader.set_exception(aiohttp.ClientPayloadError("cut"))
+    return reader

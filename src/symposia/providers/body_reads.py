@@ -5,6 +5,9 @@ chunk at a time, and after each chunk asks the connection to resume reading, whi
 the HTTP parser again on nothing. An upstream that streams one SSE event per HTTP chunk
 (OpenAI and every compatible server) cost the relay that chain per token: about a seventh
 of its CPU. `available_chunks` takes the whole buffer at once and resumes reading once.
+And where aiohttp raises a failure (a cut) ahead of the data it still holds, this hands
+over that data first: text that arrived while the relay was busy is not lost to the cut
+after it, without a task reading ahead (`aio.read_ahead`) to save it.
 
 It reads the reader's private state, as aiohttp 3.14 keeps it (the pinned version; a test
 checks the two reads agree); any other reader (an empty body's, a test's) is read by
@@ -13,25 +16,27 @@ checks the two reads agree); any other reader (an empty body's, a test's) is rea
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import aiohttp
 
 
-async def available_chunks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """What `content.iter_any()` yields, each step joined: all that is buffered."""
+async def available_chunks(content: aiohttp.StreamReader) -> AsyncGenerator[bytes, None]:
+    """What `content.iter_any()` yields, each step all that is buffered, and the data
+    before a failure ahead of it."""
     if type(content) is not aiohttp.StreamReader:
         async for chunk in content.iter_any():
             yield chunk
         return
     while True:
-        if content._exception is not None:
-            raise content._exception
-        while not content._buffer and not content._eof:
+        if content._buffer:
+            yield _take_buffer(content)
+        elif content._exception is not None:
+            raise content._exception  # after the data that came before it
+        elif content._eof:
+            return
+        else:
             await content._wait("readany")
-        if not content._buffer:
-            return  # the end of the body
-        yield _take_buffer(content)
 
 
 def _take_buffer(content: aiohttp.StreamReader) -> bytes:

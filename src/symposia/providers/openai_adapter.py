@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import orjson
 
-from symposia.aio import read_ahead
 from symposia.errors import ProviderError, ProviderFailure
 from symposia.observability.tracing import outgoing_headers
 from symposia.providers.base import (
@@ -209,9 +208,8 @@ class OpenAIAdapter:
                 answering = True
                 if response.status >= 400:
                     raise ProviderError(await self._status_failure(response, request.model))
-                # Read eagerly: aiohttp raises a failure ahead of the data it still holds,
-                # so text that arrived while we were busy would be lost to a cut after it.
-                async with aclosing(read_ahead(available_chunks(response.content))) as chunks:
+                # All that arrived at each step, and the data before a cut ahead of the cut.
+                async with aclosing(available_chunks(response.content)) as chunks:
                     batches = sse_batches(chunks, TextTemplate().parse)
                     async for batch in batches:
                         text = self._read(batch, request.model, tail)
