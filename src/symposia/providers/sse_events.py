@@ -18,9 +18,10 @@ DONE = b"[DONE]"
 
 class SseBatches:
     """The (event name, parsed data) pairs that each chunk completed, as one list per
-    chunk: fed by `aio.read_ahead`, a consumer relays all that arrived at once. Iteration
-    stops at `data: [DONE]`, or when the body ends; `done` then says which (a stream cut
-    short by a proxy or a dying upstream ends cleanly at the HTTP level, without it).
+    chunk: fed by `body_reads.available_chunks`, a consumer relays all that arrived at
+    once. Iteration stops at `data: [DONE]`, or when the body ends; `done` then says which
+    (a stream cut short by a proxy or a dying upstream ends cleanly at the HTTP level,
+    without it).
 
     Raises `orjson.JSONDecodeError` for a data line that is not JSON. `parse` reads each
     data payload (a `TextTemplate.parse` reads a plain chunk as its text).
