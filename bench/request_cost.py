@@ -10,10 +10,11 @@ benchmarks, over loopback), runs 50 concurrent 64-token streams, and prints:
 - CPU time per request in this process (as noisy as any CPU time; take the minimum).
 
     .venv/bin/python bench/request_cost.py [chat|tools|responses|responses-no-store] ...
-        [--requests 2000] [--rounds 5] [--no-profile] [--budget] [--top N]
+        [--requests 2000] [--rounds 5] [--no-profile] [--budget] [--top N] [--dump PATH]
 
 `--budget` gives the key a budget (every request is admitted against it and settled);
-`--top N` prints the profile's N functions of most cumulative time.
+`--top N` prints the profile's N functions of most cumulative time; `--dump PATH` writes
+the profile (pstats) to PATH.<kind>.
 """
 
 from __future__ import annotations
@@ -91,7 +92,13 @@ async def one(app: Asgi, path: str, body: bytes, headers: list[tuple[bytes, byte
 
 
 async def measure(
-    kind: str, key: str, requests: int, rounds: int, profile: bool, top: int = 0
+    kind: str,
+    key: str,
+    requests: int,
+    rounds: int,
+    profile: bool,
+    top: int = 0,
+    dump: str | None = None,
 ) -> None:
     from symposia.app import create_app
     from symposia.observability.logging import configure_serve_logging
@@ -137,6 +144,8 @@ async def measure(
             found = pstats.Stats(profiler)
             if os.environ.get("PROFILE_TO"):
                 found.dump_stats(os.environ["PROFILE_TO"])
+            if dump:
+                found.dump_stats(f"{dump}.{kind}")
             stats: Any = found.stats  # type: ignore[attr-defined]
             calls = sum(entry[1] for entry in stats.values())
             print(f"{kind}: python calls per request {calls / 1000:.0f}")
@@ -157,6 +166,7 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true", help="skip the call count")
     parser.add_argument("--budget", action="store_true", help="the key has a budget")
     parser.add_argument("--top", type=int, default=0, help="print the profile's top N")
+    parser.add_argument("--dump", help="write the profile (pstats) to DUMP.<kind>")
     args = parser.parse_args()
     fake = subprocess.Popen(  # it prints its port, then nothing
         [sys.executable, str(Path(__file__).with_name("fake_upstream.py"))],
@@ -187,7 +197,15 @@ def main() -> None:
             key = created.stdout.strip().splitlines()[-1]
             for kind in args.kinds:
                 uvloop.run(
-                    measure(kind, key, args.requests, args.rounds, not args.no_profile, args.top)
+                    measure(
+                        kind,
+                        key,
+                        args.requests,
+                        args.rounds,
+                        not args.no_profile,
+                        args.top,
+                        args.dump,
+                    )
                 )
     finally:
         fake.send_signal(signal.SIGTERM)

@@ -29,6 +29,7 @@ from symposia.api import (
     ws,
 )
 from symposia.api.errors import install_error_handlers
+from symposia.api.hot_path import HotPathApp
 from symposia.api.responses import openai_without_422
 from symposia.api.security_schemes import declare_security
 from symposia.compat import openrouter_conversations
@@ -63,7 +64,10 @@ def create_app(
         await container.shutdown()
         tracing.flush()
 
-    app = FastAPI(
+    app = HotPathApp(
+        # The relay's routes, served ahead of FastAPI's layers (api/hot_path), unless
+        # tracing is on: FastAPI's spans name the route its router selects.
+        hot_routes=openai_compat.hot_routes() if tracer_provider is None else (),
         title="Symposia",
         version=settings.reported_version,
         summary="Streams LLM conversations and multi-agent runs over Server-Sent Events.",

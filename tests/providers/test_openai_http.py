@@ -276,8 +276,8 @@ async def test_text_that_arrived_before_a_cut_is_kept_while_the_consumer_was_bus
     adapter: OpenAIAdapter, fake_provider: FakeProviderServer
 ) -> None:
     """aiohttp raises a stream's failure ahead of the data it still holds: the adapter
-    reads eagerly (`read_ahead`), so what arrived while the relay was busy sending is not
-    lost to the cut that followed it."""
+    takes that data first (`body_reads`), so what arrived while the relay was busy
+    sending is not lost to the cut that followed it."""
     fake_provider.enqueue(
         "openai", Reply(tokens=["one", " two", " three"], cut_after=2, delay=0.05)
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.routing import BaseRoute
 
 from symposia.api.deps import (
     Caller,
@@ -143,3 +144,8 @@ def _router(prefix: str) -> APIRouter:
 
 
 routers = [_router("/v1"), _router("/api/v1")]
+
+
+def hot_routes() -> list[BaseRoute]:
+    """The routes served ahead of the app's full middleware stack (`api/hot_path`)."""
+    return [route for router in routers for route in router.routes if isinstance(route, LeanRoute)]

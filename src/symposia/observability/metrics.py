@@ -78,6 +78,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # Labelled children by their labels, for the per-call counts of the relay.
+        self._provider_timed: dict[str, tuple[Histogram, Histogram]] = {}
+        self._tokens: dict[tuple[str, str], Counter] = {}
         self.http_requests = Counter(
             "symposia_http_requests",
             "HTTP requests by route, method and status",
@@ -168,15 +171,26 @@ class Metrics:
             registry=r,
         )
 
+    def count_tokens(self, provider: str, model: str, deltas: int) -> None:
+        """Count text deltas that reached a consumer, under `provider` and `model`."""
+        counter = self._tokens.get((provider, model))
+        if counter is None:
+            counter = self._tokens[provider, model] = self.tokens.labels(provider, model)
+        counter.inc(deltas)
+
     def watch(self, sse_streams: Callable[[], float], runs_active: Callable[[], float]) -> None:
         """Gauges read at scrape time from the parts that know the numbers."""
         self.sse_streams.set_function(sse_streams)
         self.runs_active.set_function(runs_active)
 
     def provider_call(self, provider: str, status: str, ttft: float | None, total: float) -> None:
+        timed = self._provider_timed.get(provider)
+        if timed is None:  # `labels()` checks and locks on every call: its children kept
+            timed = (self.provider_ttft.labels(provider), self.provider_total.labels(provider))
+            self._provider_timed[provider] = timed
         if ttft is not None:
-            self.provider_ttft.labels(provider).observe(ttft)
-        self.provider_total.labels(provider).observe(total)
+            timed[0].observe(ttft)
+        timed[1].observe(total)
         if status != "ok":
             self.provider_errors.labels(provider, status).inc()
 

@@ -69,7 +69,7 @@ class Models:
         """Count the text deltas that reached a consumer, in the metrics."""
         if self.metrics is not None and deltas and model:
             provider, _, name = self.registry.canonical(model).partition("/")
-            self.metrics.tokens.labels(provider, name).inc(deltas)
+            self.metrics.count_tokens(provider, name, deltas)
 
 
 def prompt_chars(messages: Sequence[ChatMessage]) -> int:

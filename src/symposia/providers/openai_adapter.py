@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import orjson
 
-from symposia.aio import read_ahead
 from symposia.errors import ProviderError, ProviderFailure
 from symposia.observability.tracing import outgoing_headers
 from symposia.providers.base import (
@@ -30,6 +29,7 @@ from symposia.providers.base import (
     Tool,
     ToolCallDelta,
 )
+from symposia.providers.body_reads import available_chunks
 from symposia.providers.config import ProviderConfig
 from symposia.providers.failures import (
     connection_failure,
@@ -49,6 +49,7 @@ from symposia.providers.registry import ensure_configured
 from symposia.providers.request_fields import ProviderKind
 from symposia.providers.sdk_adapter import SDK_TIMEOUT_SECONDS
 from symposia.providers.sse_events import sse_batches
+from symposia.providers.text_chunks import TextTemplate
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 MODELS_PATH = "/models"
@@ -207,10 +208,9 @@ class OpenAIAdapter:
                 answering = True
                 if response.status >= 400:
                     raise ProviderError(await self._status_failure(response, request.model))
-                # Read eagerly: aiohttp raises a failure ahead of the data it still holds,
-                # so text that arrived while we were busy would be lost to a cut after it.
-                async with aclosing(read_ahead(response.content.iter_any())) as chunks:
-                    batches = sse_batches(chunks)
+                # All that arrived at each step, and the data before a cut ahead of the cut.
+                async with aclosing(available_chunks(response.content)) as chunks:
+                    batches = sse_batches(chunks, TextTemplate().parse)
                     async for batch in batches:
                         text = self._read(batch, request.model, tail)
                         if text:  # all that arrived since the last step, as one delta
@@ -257,10 +257,15 @@ class OpenAIAdapter:
         )
 
     def _read(self, batch: list[tuple[bytes, Any]], model: str, tail: _Tail) -> str:
-        """The text of a batch of chunks; finish reason, usage and an in-stream error are
-        noted in `tail` (the text before an error is still the user's)."""
+        """The text of a batch of chunks (parsed, or a plain one's text: a `str`); finish
+        reason, usage and an in-stream error are noted in `tail` (the text before an error
+        is still the user's)."""
         texts: list[str] = []
         for _, chunk in batch:
+            if type(chunk) is str:  # a plain chunk's text (`TextTemplate`)
+                if chunk:
+                    texts.append(chunk)
+                continue
             if "error" in chunk:
                 tail.error = body_failure(chunk, self.name, model, self.config.key_env)
                 break

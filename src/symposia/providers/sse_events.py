@@ -8,7 +8,7 @@ split is on bytes), join `data:` lines, parse with orjson.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -18,17 +18,22 @@ DONE = b"[DONE]"
 
 class SseBatches:
     """The (event name, parsed data) pairs that each chunk completed, as one list per
-    chunk: fed by `aio.read_ahead`, a consumer relays all that arrived at once. Iteration
-    stops at `data: [DONE]`, or when the body ends; `done` then says which (a stream cut
-    short by a proxy or a dying upstream ends cleanly at the HTTP level, without it).
+    chunk: fed by `body_reads.available_chunks`, a consumer relays all that arrived at
+    once. Iteration stops at `data: [DONE]`, or when the body ends; `done` then says which
+    (a stream cut short by a proxy or a dying upstream ends cleanly at the HTTP level,
+    without it).
 
-    Raises `orjson.JSONDecodeError` for a data line that is not JSON.
+    Raises `orjson.JSONDecodeError` for a data line that is not JSON. `parse` reads each
+    data payload (a `TextTemplate.parse` reads a plain chunk as its text).
     """
 
-    __slots__ = ("_chunks", "done")
+    __slots__ = ("_chunks", "_parse", "done")
 
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[bytes], parse: Callable[[bytes], Any] = orjson.loads
+    ) -> None:
         self._chunks = chunks
+        self._parse = parse
         self.done = False
 
     def __aiter__(self) -> AsyncIterator[list[tuple[bytes, Any]]]:
@@ -36,6 +41,7 @@ class SseBatches:
 
     async def _batches(self) -> AsyncIterator[list[tuple[bytes, Any]]]:
         buffer = b""
+        parse = self._parse
         async for chunk in self._chunks:
             buffer = buffer + chunk if buffer else chunk
             if b"\r" in buffer:
@@ -58,14 +64,16 @@ class SseBatches:
                     if batch:
                         yield batch
                     return
-                batch.append((event, orjson.loads(payload)))
+                batch.append((event, parse(payload)))
             if batch:
                 yield batch
 
 
-def sse_batches(chunks: AsyncIterator[bytes]) -> SseBatches:
+def sse_batches(
+    chunks: AsyncIterator[bytes], parse: Callable[[bytes], Any] = orjson.loads
+) -> SseBatches:
     """`chunks` read as SSE batches (see `SseBatches`)."""
-    return SseBatches(chunks)
+    return SseBatches(chunks, parse)
 
 
 def _fields(raw: bytes) -> tuple[bytes, bytes | None]:

@@ -60,7 +60,7 @@ def shared_secret(settings: Settings) -> Settings:
     return settings.model_copy(update={"session_secret": SecretStr(secrets.token_urlsafe(32))})
 
 
-def _has_cookie(headers: list[tuple[bytes, bytes]]) -> bool:
+def has_session_cookie(headers: list[tuple[bytes, bytes]]) -> bool:
     # A plain loop: any() over a generator takes half as long again, on every request.
     for name, value in headers:  # noqa: SIM110
         if name == b"cookie" and _COOKIE_MARK in value:
@@ -85,7 +85,7 @@ class Sessions:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan" and (
-            scope["path"].startswith(SESSION_PATHS) or _has_cookie(scope["headers"])
+            scope["path"].startswith(SESSION_PATHS) or has_session_cookie(scope["headers"])
         ):
             await self._sessions(scope, receive, send)
         else:
