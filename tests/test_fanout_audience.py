@@ -147,3 +147,32 @@ async def test_silent_viewers_do_not_slow_the_run_and_slow_readers_miss_nothing(
             assert ids == list(range(1, len(ids) + 1)), ids[:20]  # once each, in order
             assert len(ids) == len(seen[0])
         assert len(seen[0]) > 2 * TOKENS
+
+
+async def test_a_caught_up_viewer_gets_pings_and_is_let_go_when_it_leaves(
+    tmp_path: Path,
+) -> None:
+    """Written to by its stream's pump, an idle viewer still gets the heartbeat (framed as
+    a valid chunk: httpx decodes it), and its stream is counted closed once it leaves."""
+    port = free_port()
+    env = {**_env(port, tmp_path), "SSE_HEARTBEAT_SECONDS": "0.3"}
+    with serve_without_traceback(env, tmp_path) as process:
+        base = f"http://127.0.0.1:{port}"
+        await wait_until_healthy(base, process)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            run_id = await _run_waiting(http)
+            async with http.stream("GET", f"/api/stream/{run_id}") as stream:
+                received = ""
+                async for text in stream.aiter_text():
+                    received += text
+                    if received.count(": ping") >= 2:
+                        # Asked here: leaving the loop lets httpx close the stream.
+                        health = (await http.get("/health")).json()
+                        assert health["active_streams"] == 1, health
+                        break
+            for _ in range(100):
+                if (await http.get("/health")).json()["active_streams"] == 0:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the stream was still counted open after its viewer left")

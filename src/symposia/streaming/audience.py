@@ -40,7 +40,8 @@ PASS_CHUNK = 256
 REST_AFTER_SECONDS = 0.002
 MAX_REST_SECONDS = 0.25
 DIRECT_KEY = "symposia.direct"  # the scope extension holding the connection (a weakref)
-PING_CHUNK = b"b\r\n: ping\n\n\r\n"  # `sse.PING` framed as one HTTP chunk
+PING = b": ping\n\n"  # an SSE comment: keeps proxies from closing an idle stream
+PING_CHUNK = b"%x\r\n%b\r\n" % (len(PING), PING)  # framed as one HTTP/1.1 chunk
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["end", "behind", "gone", "timeout"]

@@ -22,6 +22,7 @@ from symposia.errors import BadRequestError
 from symposia.events.log import EventLog, ResumeGoneError, StreamNotFoundError
 from symposia.events.replay import StoredStream
 from symposia.streaming.audience import (
+    PING,
     Audiences,
     Cycle,
     Direct,
@@ -38,7 +39,6 @@ SEP = "\n"
 # browser, but some readers (httpx-sse) make an empty event of it.
 RETRY_MILLISECONDS = 3000
 RETRY_FIELD = f"retry: {RETRY_MILLISECONDS}{SEP}".encode()
-PING = f": ping{SEP}{SEP}".encode()  # a comment: keeps proxies from closing an idle stream
 logger = logging.getLogger(__name__)
 
 
