@@ -31,9 +31,11 @@ from typing import Any, Literal, Protocol
 from symposia.domain.events import Event
 from symposia.events.log import ResumeGoneError
 
-# Viewers written to per turn of the event loop: about a millisecond at 3-10 us a write
-# (the system call: on loopback it runs the reader's side of TCP too).
-PASS_CHUNK = 256
+# Viewers written to per turn of the event loop: under a millisecond at 3-16 us a write
+# (the system call: on loopback it runs the reader's side of TCP too). At 256, a run
+# watched by 10,000 took 2-3x its time alone on a busy machine (its every token waited
+# for a chunk); at 64, 1.5-1.7x.
+PASS_CHUNK = 64
 # A pass longer than this is followed by a rest as long as itself: delivery then takes at
 # most about half of the event loop, and what the run writes meanwhile leaves in one write
 # per viewer (a large audience gets coalesced events; the run is not slowed).
