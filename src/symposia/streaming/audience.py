@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Se
 from typing import Any, Literal, Protocol
 
 from symposia.domain.events import Event
-from symposia.events.log import ResumeGoneError
+from symposia.events.log import ResumeGoneError, StreamNotFoundError
 
 # Viewers written to per turn of the event loop: under a millisecond at 3-16 us a write
 # (the system call: on loopback it runs the reader's side of TCP too). At 256, a run
@@ -187,8 +187,10 @@ class Audience:
                 outcome = "end"
             finally:
                 await aclose(batches)
-        except ResumeGoneError:
-            pass
+        except (ResumeGoneError, StreamNotFoundError):
+            pass  # each viewer, reading on by itself, meets it and says so
+        except Exception:  # the log failed (Redis): the viewers' own reads report it
+            logger.warning("a stream's audience stopped; its viewers read on", exc_info=True)
         finally:
             self._end(outcome)
 
