@@ -22,7 +22,8 @@ them while connections are open.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -30,6 +31,7 @@ from uvicorn.server import ServerState
 
 from symposia.coalesced_writes import CoalescedWrites
 from symposia.header_limits import BoundedHttpToolsProtocol
+from symposia.streaming.audience import mark_direct
 
 TIMED_OUT = b"request not received in time\n"
 BUSY = b"server busy: too many open connections; try again shortly\n"
@@ -54,6 +56,7 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self._deadline = 0.0  # loop time by which the head or body must be in; 0: none
         self._idle_since = 0.0  # when it last started waiting for a request
+        self.on_lost: Callable[[], None] | None = None  # see `streaming.audience`
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # A turn's writes as one system call (the head of a response with its first chunk).
@@ -73,6 +76,13 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._deadline = self.loop.time() + self.body_timeout
         super().on_headers_complete()
+        if self.scope["method"] == "GET":  # an event stream's viewers write to it directly
+            mark_direct(cast("dict[str, Any]", self.scope), self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            self.on_lost()  # a stream's audience lets the viewer go at once
 
     def on_message_complete(self) -> None:
         self._deadline = 0.0

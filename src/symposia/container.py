@@ -59,6 +59,7 @@ from symposia.storage.sql_idempotency import SqlIdempotencyKeys
 from symposia.storage.sql_replies import SqlReplyRepository
 from symposia.storage.sql_responses import SqlResponseRepository
 from symposia.storage.sql_runs import SqlRunRepository
+from symposia.streaming.audience import Audiences
 from symposia.streaming.request_scope import RequestScopes
 from symposia.streaming.sse import (
     ActiveStreams,
@@ -110,6 +111,7 @@ class Container:
     approvals: Approvals
     meter: Meter
     budget_liveness: Heartbeat
+    audiences: Audiences
 
     async def start(self) -> None:
         """Bring the schema up to date, refuse to serve unauthenticated beyond loopback,
@@ -145,6 +147,7 @@ class Container:
             send_timeout=self.settings.sse_send_timeout,
             on_close=release,
             encoder=encoder,
+            audiences=self.audiences if source is None else None,
         )
 
     async def shutdown(self) -> None:
@@ -412,4 +415,5 @@ def build_container(settings: Settings, providers: ProviderRegistry | None = Non
         approvals,
         meter,
         Heartbeat("budget", settings.run_heartbeat_seconds, meter.renew, meter.sweep),
+        Audiences(log.batches),
     )

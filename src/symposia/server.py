@@ -95,11 +95,13 @@ def tune_garbage_collector() -> None:
 
     The startup objects live as long as the process, and each full collection under load
     walked them all again (a fifth of the server's CPU in the relay benchmark, every full
-    collection a pause of about 90 ms)."""
+    collection a pause of about 90 ms). `symposia serve` imports with the collector off
+    (see `symposia.__main__`): this one collection is start-up's only one, and turns it on."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    gc.enable()
 
 
 def build_server(settings: Settings) -> GracefulServer:

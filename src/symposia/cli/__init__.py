@@ -8,6 +8,7 @@ to a running server: `debate`, `chat`, `runs list|show|export` (docs/cli.md).
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from symposia.cli import chat, db, debate, keys, passwords, runs, serve, sessions
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "enables_gc_itself", False):
+        gc.enable()  # off while `python -m symposia` imported (see `__main__`)
     given = [name for name in ("server", "api_key") if getattr(args, name, None) is not None]
     if given and not getattr(args, "talks_to_server", False):
         option = "--" + given[0].replace("_", "-")

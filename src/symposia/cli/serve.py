@@ -34,4 +34,6 @@ def register(commands: Commands) -> None:
         "needs REDIS_URL (the shared event log) and a DATABASE_URL they share: PostgreSQL, "
         "or the SQLite file for workers on one machine.",
     )
-    serve_parser.set_defaults(handler=_serve)
+    # The collector stays off through the server's imports: `tune_garbage_collector`
+    # collects once and turns it on when the server has started.
+    serve_parser.set_defaults(handler=_serve, enables_gc_itself=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 
@@ -58,6 +59,7 @@ def serve(args: argparse.Namespace) -> int:
         except (OSError, SQLAlchemyError) as exc:
             print(f"symposia: the database could not be migrated: {exc}", file=sys.stderr)
             return STARTUP_FAILURE  # what a single process exits with when it cannot start
+        gc.enable()  # the supervisor serves nothing: each worker tunes its own collector
         supervisor = Supervisor(SupervisorConfig(settings, args.workers))
         supervisor.run()
         return supervisor.exit_status

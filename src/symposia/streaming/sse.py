@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import orjson
 from sse_starlette import ServerSentEvent
@@ -20,6 +21,15 @@ from symposia.domain.events import Event
 from symposia.errors import BadRequestError
 from symposia.events.log import EventLog, ResumeGoneError, StreamNotFoundError
 from symposia.events.replay import StoredStream
+from symposia.streaming.audience import (
+    PING,
+    Audiences,
+    Cycle,
+    Direct,
+    Viewer,
+    aclose,
+    direct_cycle,
+)
 
 MAX_EVENT_ID_DIGITS = 18
 SEP = "\n"
@@ -29,7 +39,6 @@ SEP = "\n"
 # browser, but some readers (httpx-sse) make an empty event of it.
 RETRY_MILLISECONDS = 3000
 RETRY_FIELD = f"retry: {RETRY_MILLISECONDS}{SEP}".encode()
-PING = f": ping{SEP}{SEP}".encode()  # a comment: keeps proxies from closing an idle stream
 logger = logging.getLogger(__name__)
 
 
@@ -166,6 +175,18 @@ async def frames(
         active.count -= 1
 
 
+@dataclass(frozen=True, slots=True)
+class Live:
+    """What a viewer of the live log needs to join its stream's audience."""
+
+    audiences: Audiences
+    log: EventLog
+    stream_id: str
+    after_seq: int
+    encoder: Encoder
+    active: ActiveStreams
+
+
 class EventStreamResponse(Response):
     """An SSE response that costs each viewer as little as it can per event: the frames
     (encoded once per event, for every viewer) go to `send` as they are, one write per
@@ -190,8 +211,10 @@ class EventStreamResponse(Response):
         heartbeat: float,
         send_timeout: float,
         on_close: Callable[[], None] | None = None,
+        live: Live | None = None,
     ) -> None:
         self.status_code = 200
+        self.live = live
         self.background = None
         self.body_iterator = body
         self.heartbeat = heartbeat
@@ -215,6 +238,11 @@ class EventStreamResponse(Response):
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        direct = direct_cycle(scope) if self.live is not None else None
+        if direct is not None and self.live is not None:
+            await self.body_iterator.aclose()  # not started: the audience writes instead
+            await self._respond_direct(self.live, *direct, send)
+            return
         loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         self._last_write = loop.time()
@@ -235,6 +263,80 @@ class EventStreamResponse(Response):
             self._finished = True
             watcher.cancel()
             await self.body_iterator.aclose()
+
+    async def _respond_direct(
+        self, live: Live, connection: Direct, cycle: Cycle, send: Send
+    ) -> None:
+        """Caught up, the viewer waits in its stream's audience (`streaming.audience`),
+        whose pump writes to its socket; sent back when its socket fell behind, it takes
+        what came meanwhile from the log through `send` (which waits for the socket to
+        drain), a batch at a time, until it can join again."""
+        live.active.count += 1
+        position, retry = live.after_seq, RETRY_FIELD
+        try:
+            while True:
+                viewer = Viewer(connection, cycle, position, live.encoder, retry)
+                joined = live.audiences.join(
+                    live.stream_id,
+                    viewer,
+                    heartbeat=self.heartbeat,
+                    send_timeout=self.send_timeout,
+                )
+                if joined:
+                    try:
+                        outcome = await viewer.outcome
+                    finally:
+                        viewer.finish("gone")  # cancelled (the server's): out of the pass
+                    position, retry = viewer.position, viewer.retry
+                    if outcome == "gone":
+                        return
+                    if outcome == "timeout":
+                        logger.warning("dropped an SSE client that stopped reading")
+                        return
+                    if outcome == "end":
+                        break
+                caught_up = await self._catch_up(live, cycle, position, retry, send)
+                if caught_up is None:
+                    return
+                position, retry, more = caught_up
+                if not more:
+                    break
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            live.active.count -= 1
+
+    async def _catch_up(
+        self, live: Live, cycle: Cycle, position: int, retry: bytes, send: Send
+    ) -> tuple[int, bytes, bool] | None:
+        """One batch from the log after `position`, written through `send`: the new
+        position, the retry field still to send, and whether the stream goes on; None when
+        the viewer is gone or stopped reading."""
+        more = True
+        try:
+            batches = live.log.batches(live.stream_id, position)
+            try:
+                batch = await anext(batches, None)
+            finally:
+                await aclose(batches)
+            if batch is None:
+                more, wire = False, b""
+            else:
+                position = batch[-1].seq
+                wire = b"".join([event.encoded(live.encoder) for event in batch])
+        except ResumeGoneError as exc:
+            data = orjson.dumps(exc.to_dict()).decode()
+            more, wire = False, ServerSentEvent(data=data, event="error", sep=SEP).encode()
+        if wire:
+            wire, retry = retry + wire, b""
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await send({"type": "http.response.body", "body": wire, "more_body": True})
+            except TimeoutError:
+                logger.warning("dropped an SSE client that stopped reading")
+                return None
+        if cycle.disconnected:
+            return None
+        return position, retry, more
 
     def _end(self, why: str) -> None:
         if self._ending is None and not self._finished and self._task is not None:
@@ -280,10 +382,17 @@ def event_stream_response(
     send_timeout: float,
     on_close: Callable[[], None] | None = None,
     encoder: Encoder = encode,
+    audiences: Audiences | None = None,
 ) -> EventStreamResponse:
+    """`audiences`: the live log's, when `log` is that log: a viewer on a connection that
+    allows it joins its stream's audience once caught up (`streaming.audience`)."""
+    live = None
+    if audiences is not None:
+        live = Live(audiences, cast(EventLog, log), stream_id, after_seq, encoder, active)
     return EventStreamResponse(
         frames(log, stream_id, after_seq, active, encoder),
         heartbeat=heartbeat,
         send_timeout=send_timeout,
         on_close=on_close,
+        live=live,
     )
