@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,36 @@ def _guarded_connect(self: socket.socket, address: Any) -> Any:
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+def _sqlite_driver_threads() -> set[threading.Thread]:
+    """aiosqlite's worker threads: one per open connection, ending when it is closed."""
+    return {
+        thread
+        for thread in threading.enumerate()
+        if thread.name.endswith("(_connection_worker_thread)")
+    }
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_connections_closed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test that leaves a SQLite connection open (an engine not disposed, a
+    connection still checked out by a task its shutdown did not wait for): its driver
+    thread would answer the test's closed loop later, during whichever test runs then.
+    A test on a module's loop (and its module's engine) is not checked."""
+    marker = request.node.get_closest_marker("asyncio")
+    if marker is not None and marker.kwargs.get("loop_scope", "function") != "function":
+        yield
+        return
+    before = _sqlite_driver_threads()
+    yield
+    left = []
+    for thread in _sqlite_driver_threads() - before:
+        thread.join(0.5)  # a closed connection's thread ends just after its close
+        if thread.is_alive():
+            left.append(thread.name)
+    if left:
+        pytest.fail(f"SQLite connections left open by this test: {left}", pytrace=False)
 
 
 # Settings a developer's environment may hold that no test may inherit.

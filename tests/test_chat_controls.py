@@ -15,6 +15,7 @@ from symposia.orchestration.titles import clean_title
 from symposia.providers.base import CompletionRequest
 from symposia.providers.scripted import Script, ScriptedProvider
 from symposia.settings import Settings
+from symposia.storage.cancel_safe import finish_before_cancel
 from tests.conftest import make_settings
 from tests.fakes.live import LiveServer
 from tests.helpers import eventually
@@ -278,6 +279,37 @@ async def test_a_titled_chat_keeps_its_title(
     await asyncio.sleep(0.2)
     assert (await client.get(f"/api/conversations/{conversation_id}")).json()["title"] == "Given"
     assert not [r for r in scripted.requests if "short title" in r.messages[-1].content]
+
+
+async def test_shutdown_waits_for_a_title_being_written(
+    client: httpx.AsyncClient,
+    container: Container,
+    scripted: ScriptedProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A title's write still under way is waited for, not only cancelled: on SQLite a write
+    runs to its end past a cancel, and one left running past the engine's disposal and the
+    loop's end had the driver's thread answer a closed loop."""
+    scripted.add_script("titled", Script(respond=_titling))
+    tasks = container.conversations.tasks
+    real = tasks.conversations.set_title_if_none
+    writing, written = asyncio.Event(), []
+
+    async def write(conversation_id: str, title: str) -> None:
+        await asyncio.sleep(0.3)
+        written.append(await real(conversation_id, title))
+
+    async def slow(conversation_id: str, title: str) -> None:
+        writing.set()
+        await finish_before_cancel(write(conversation_id, title))
+
+    monkeypatch.setattr(tasks.conversations, "set_title_if_none", slow)
+    conversation_id = await _conversation(client, default_model="scripted/titled")
+    await _say(client, conversation_id, "Which river is longest?")
+    await collect(client, f"/api/conversations/{conversation_id}/stream")
+    await asyncio.wait_for(writing.wait(), 10)
+    await tasks.shutdown(2)
+    assert written == [True]
 
 
 def test_titles_are_cleaned_of_what_models_add() -> None:

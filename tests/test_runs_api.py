@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from symposia.container import Container
+from symposia.events.replay import rebuild
 from symposia.providers.scripted import Script, ScriptedProvider
 from tests.helpers import tokens_of, wait_done, wait_for_event
 from tests.sse import collect
@@ -363,6 +364,11 @@ async def test_a_turn_that_reached_its_length_keeps_whole_sentences(
     assert tokens_of(events, 0) == "".join(chunks)  # streamed as the model wrote it
     export = (await client.get(f"/api/export/{run_id}.json")).json()
     assert export["messages"][0]["content"] == "Cars pollute. They kill."
+    # The stream rebuilt from storage (its live log gone) tells the same.
+    stored = await container.run_repository.get(run_id)
+    assert stored is not None
+    rebuilt = [e.data for e in rebuild(stored).events if e.type == "turn_complete"]
+    assert rebuilt == ended
 
 
 async def test_runs_listed_by_the_start_of_their_id(client: httpx.AsyncClient) -> None:

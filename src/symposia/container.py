@@ -160,6 +160,7 @@ class Container:
             self.conversations.shutdown(self.settings.shutdown_grace_seconds),
             self.request_scopes.shutdown(self.settings.shutdown_grace_seconds),
         )
+        await self.api_keys.settle(self.settings.shutdown_grace_seconds)
         # Viewers here get what the runs wrote as they left (the end, or `interrupted`) and
         # their responses end cleanly; they reconnect elsewhere with Last-Event-ID.
         self.log.stop_readers()

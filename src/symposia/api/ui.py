@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from symposia.api.deps import ContainerDep, get_principal
 from symposia.api.json_bodies import BoundedJsonRoute
@@ -32,12 +33,29 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 
+# A static file is taken as its declared type only (a script is never sniffed from a
+# text file), and one opened on its own (an SVG, an HTML file) is held to the page's rules.
+STATIC_HEADERS = {
+    "Content-Security-Policy": PAGE_POLICY,
+    "X-Content-Type-Options": "nosniff",
+}
+
 router = APIRouter(route_class=BoundedJsonRoute, tags=["ui"])
+
+
+class _StaticFiles(StaticFiles):
+    """Starlette's static files, each answer (GET or HEAD, 200 or 304) with
+    `STATIC_HEADERS`."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(STATIC_HEADERS)
+        return response
 
 
 def static_files() -> StaticFiles:
     """The page's HTML, JavaScript modules and CSS: no build step, nothing from a CDN."""
-    return StaticFiles(directory=WEB)
+    return _StaticFiles(directory=WEB)
 
 
 def _quality(accept: str, media_type: str) -> float:

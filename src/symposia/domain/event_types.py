@@ -125,7 +125,7 @@ class TurnComplete:
             # The price table's cost of `usage` (0 for a free model); left out unpriced.
             **({"cost_usd": message.cost_usd} if message.cost_usd is not None else {}),
             # Only `length` (a turn that reached its max_tokens) is told: the rest is what
-            # `status` says, and a stream rebuilt from storage tells neither.
+            # `status` says. Stored with the message, so a rebuilt stream tells it too.
             **({"finish_reason": "length"} if message.finish_reason == "length" else {}),
         }
 

@@ -127,8 +127,8 @@ class Message:
     # The policy's round this turn belongs to (`rounds`, `moderated`), and what it cost.
     round: int | None = None
     cost_usd: float | None = None
-    # Why the model stopped (`stop`, `length`, `tool_calls`), told live in `turn_complete`
-    # (not stored: a transcript read later does not have it).
+    # Why the model stopped (`stop`, `length`, `tool_calls`), told in `turn_complete`, live
+    # and in a stream rebuilt from storage alike (None for turns stored before 0019).
     finish_reason: str | None = None
     # In a panel conversation, how the supervisor routed the question this answers.
     routing: dict[str, Any] | None = None

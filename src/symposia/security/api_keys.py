@@ -132,6 +132,12 @@ class ApiKeyStore:
         # Shielded: one waiter cancelled (its client left) does not fail the others.
         return await asyncio.shield(lookup)
 
+    async def settle(self, grace: float) -> None:
+        """Wait for the lookups under way (shielded: one whose callers all left still
+        reads storage), so none outlives the engine and the loop."""
+        if self._lookups:
+            await asyncio.wait(set(self._lookups.values()), timeout=grace)
+
     async def _lookup(self, key_id: str) -> str | None:
         try:
             return await self._query(key_id)

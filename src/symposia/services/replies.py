@@ -232,8 +232,14 @@ class ReplyTasks:
         if tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait(tasks, timeout=grace)
-        for titling in list(self._titling):
-            titling.cancel()
+        # Cancelled and waited for: a title being written (on SQLite, a write runs to its
+        # end past a cancel) must not outlive the engine's disposal and the loop, whose
+        # closing the driver's thread would then answer.
+        titling = list(self._titling)
+        for task in titling:
+            task.cancel()
+        if titling:
+            await asyncio.wait(titling, timeout=grace)
         self._leaving.set()
         if self._poller is not None:  # not cancelled: a query cut off mid-way would leave
             # the driver's thread answering a loop that is gone; it ends at once otherwise

@@ -107,6 +107,13 @@ class RunStreams:
                 del self._stored[next(iter(self._stored))]
         return stored
 
+    async def settle(self, grace: float) -> None:
+        """Wait for the rebuilds under way: one whose joiners all left still reads storage,
+        and must end before the engine is disposed and the loop closed (the driver's
+        thread would answer a closed loop)."""
+        if self._replays:
+            await asyncio.wait(set(self._replays.values()), timeout=grace)
+
     def _replayed(self, run_id: str, task: asyncio.Task[StoredStream]) -> None:
         self._replays.pop(run_id, None)
         if not task.cancelled():

@@ -399,3 +399,4 @@ class RunService:
         """Stop taking stops and runs over, then hand every active run over (`RunTasks`)."""
         await self.leases.stop()
         await self.tasks.shutdown(grace, self.resume)
+        await self.streams.settle(grace)

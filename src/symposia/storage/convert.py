@@ -59,6 +59,7 @@ def message_row(
         tool_call_id=message.tool_call_id,
         alternatives=message.alternatives,
         tool_steps=message.tool_steps,
+        finish_reason=message.finish_reason,
     )
 
 
@@ -95,6 +96,7 @@ def message_of(row: MessageRow) -> Message:
         tool_call_id=row.tool_call_id,
         alternatives=row.alternatives,
         tool_steps=row.tool_steps,
+        finish_reason=row.finish_reason,
     )
 
 

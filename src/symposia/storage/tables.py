@@ -188,6 +188,8 @@ class MessageRow(Base):
     alternatives: Mapped[list[Any] | None] = mapped_column(StorableJSON())
     # The MCP tool calls Symposia ran during the turn, with their results and event ids.
     tool_steps: Mapped[list[Any] | None] = mapped_column(StorableJSON())
+    # Why the model stopped (`stop`, `length`, `tool_calls`): a rebuilt stream tells it.
+    finish_reason: Mapped[str | None] = mapped_column(StorableString(40))
 
 
 class ReplyRow(Base):
