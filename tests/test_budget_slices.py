@@ -170,3 +170,24 @@ async def test_a_process_whose_slice_lapsed_stops_admitting_against_it(
         assert found != held  # a new slice, from the database
         spent, reserved, _ = await _counters(a, "s5")
         assert spent + reserved <= 1000
+
+
+async def test_a_steady_crowd_grows_its_slice_a_few_times_not_per_call(
+    database_url: str,
+) -> None:
+    """50 calls at once, again and again: the calls waiting for a growth count in its
+    headroom, so the slice soon holds all of them and stays (once it only counted the
+    calls already in, never passed the first few, and grew in nearly every round)."""
+    async with _two(database_url) as (a, _, keys):
+        await keys.set("s9", {"max_budget_nanos": 10**12})
+
+        async def client() -> None:
+            for _ in range(10):
+                slice_id = await a.book.take("s9", 100, None, NOW)
+                assert isinstance(slice_id, str), slice_id
+                await a.settle("s9", slice_id, 100, 40)
+
+        await asyncio.gather(*(client() for _ in range(50)))
+        assert a.grows <= 10, a.grows
+        a.book.give_back_idle()
+        assert await _counters(a, "s9") == (500 * 40, 0, 0)

@@ -22,7 +22,7 @@ other process holds a slice of the key or, after waiting up to `WAIT_SECONDS` fo
 to give back what they do not use, it still does not. So a call is refused falsely only
 if the free budget plus the other slices' unused parts would fit it and those processes
 stay busy for `WAIT_SECONDS`; each busy process then holds unused at most its headroom
-(its peak of open calls, at least `HEADROOM_CALLS`, times its recent worst case; and at
+(its peak of open and waiting calls, at least `HEADROOM_CALLS`, times its recent worst case; and at
 its last growth no more than the free budget over twice the slice holders) plus the
 worst case of one finishing call.
 """
@@ -51,6 +51,7 @@ class _Slice:
     calls: int = 0
     worst: int = 0  # the latest call's worst case: the headroom's unit
     peak: int = 0  # the most calls open at once since the slice was last given back
+    waiting: int = 0  # calls that did not fit and wait for a growth
     growing: asyncio.Task[Grown | Refused] | None = None
     idle: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -80,6 +81,15 @@ class BudgetBook:
         held.worst = worst
         if held.id is not None and held.open + worst <= held.size:  # the hot path
             return self._admit(held, worst)
+        held.waiting += 1  # counted in the headroom: a growth is for the calls queued too
+        try:
+            return await self._take_slow(key_id, held, worst, period, at)
+        finally:
+            held.waiting -= 1
+
+    async def _take_slow(
+        self, key_id: str, held: _Slice, worst: int, period: str | None, at: datetime
+    ) -> str | Refused:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_seconds
         while True:
@@ -194,6 +204,9 @@ class BudgetBook:
 
 def _headroom(held: _Slice) -> int:
     """What a slice may hold past its open calls: as many recent worst cases as the
-    most calls it had open at once (at least `HEADROOM_CALLS`), so a steady load grows
-    it about once, not at every burst (its budget-wide bound is `BudgetStore.grow_in`'s)."""
+    most calls it had open or waiting at once (at least `HEADROOM_CALLS`), so a steady
+    load grows it about once, not at every burst (its budget-wide bound is
+    `BudgetStore.grow_in`'s). Waiting calls count: without them the peak could never pass
+    what the slice already held, and each growth went back with the next settlements."""
+    held.peak = max(held.peak, held.calls + held.waiting)
     return max(HEADROOM_CALLS, held.peak) * held.worst
