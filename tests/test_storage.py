@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import httpx
@@ -138,3 +139,15 @@ async def test_an_unreachable_database_is_503_with_a_clear_message(url: str) -> 
                 assert response.json()["code"] == "database_unavailable"
     finally:
         await container_of(app).shutdown()
+        await _failed_connects_stopped()
+
+
+async def _failed_connects_stopped() -> None:
+    """A connect that failed stops its aiosqlite thread with a last item answered to this
+    loop: let it land while the loop still runs, not after the test closed it."""
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            for _ in range(100):
+                if not thread.is_alive():
+                    break
+                await asyncio.sleep(0.01)
